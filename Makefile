@@ -1,0 +1,41 @@
+# carbon_ledger — PGXS build.  `make demo`, `make test`, `make bench` set up
+# everything they need themselves (see README.md).
+
+EXTENSION    = carbon_ledger
+EXTVERSION   = 0.1
+MODULE_big   = carbon_ledger
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is built from the parts in src/sql/, in name order.
+SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
+DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN  = results regression.diffs regression.out test/isolation/output_iso
+
+PG_CPPFLAGS  = -I$(srcdir)/src
+PG_CFLAGS    = -Wall -Wextra -Werror
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all:
+	@echo "PGXS not found: run 'make test' or 'make demo', which install postgresql-server-dev-15" >&2; exit 1
+endif
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+$(OBJS): $(wildcard src/*.h)
+
+.PHONY: demo test bench lint
+demo:
+	bash test/harness/demo.sh
+test:
+	bash test/harness/run_tests.sh
+bench:
+	bash bench/run_bench.sh
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr -I src src

@@ -1,0 +1,41 @@
+# bench/lib.sh — timing and reporting helpers for `make bench`.
+# Every workload is measured beside its baseline in the same run; we report
+# medians of alternating repetitions, never one run.
+
+BENCH_ROWS=()
+
+# now_ms: wall clock in milliseconds
+now_ms() { date +%s%3N; }
+
+# time_sql DB SQL → elapsed ms of one psql run of SQL
+time_sql() {
+  local t0 t1
+  t0=$(now_ms)
+  psql -X -q -d "$1" -c "$2" >/dev/null
+  t1=$(now_ms)
+  echo $((t1 - t0))
+}
+
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# bench_row ID WORKLOAD VALUE BASELINE RATIO GOAL
+bench_row() { BENCH_ROWS+=("$1|$2|$3|$4|$5|$6"); }
+
+bench_print() {
+  local out=$ROOT/bench/results/latest.md
+  mkdir -p "$(dirname "$out")"
+  {
+    echo "| id | workload | measured | baseline | ratio | goal |"
+    echo "|---|---|---|---|---|---|"
+    for r in "${BENCH_ROWS[@]}"; do echo "| ${r//|/ | } |"; done
+    echo
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), BENCH_SCALE=${BENCH_SCALE:-1}; medians of ${BENCH_REPEAT:-5} alternating runs."
+  } >"$out"
+  printf '%-4s %-52s %-18s %-18s %-8s %s\n' id workload measured baseline ratio goal
+  for r in "${BENCH_ROWS[@]}"; do
+    IFS='|' read -r a b c d e f <<<"$r"
+    printf '%-4s %-52s %-18s %-18s %-8s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
+  done
+  echo "(written to bench/results/latest.md)"
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench`: a throwaway cluster with fsync on, every workload of
+# ../shared/spec/quality.md beside its baseline, one table of ratios.
+# BENCH_SCALE (default 1) scales data sizes; BENCH_REPEAT repetitions.
+source "$(dirname "$0")/../test/harness/lib.sh"
+source "$ROOT/bench/lib.sh"
+for w in "$ROOT"/bench/b*_*.sh; do source "$w"; done
+
+ensure_deps
+build_install
+start_cluster on "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
+"$PGBIN/createdb" bench
+psql -X -q -d bench -c 'CREATE EXTENSION carbon_ledger'
+
+for b in ${BENCH_ONLY:-b6}; do "$b"; done
+
+stop_cluster
+bench_print
