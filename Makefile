@@ -11,10 +11,12 @@ SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
 EXTRA_CLEAN  = results regression.diffs regression.out test/isolation/output_iso
 
-PG_CPPFLAGS  = -I$(srcdir)/src
-PG_CFLAGS    = -Wall -Wextra -Werror
-
 PG_CONFIG   ?= pg_config
+
+# -Wall -Wextra -Werror on our code; the server headers are included as
+# system headers so that their unused parameters do not count against us.
+PG_CPPFLAGS  = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server 2>/dev/null)
+PG_CFLAGS    = -Wall -Wextra -Werror
 PGXS        := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 ifneq ($(wildcard $(PGXS)),)

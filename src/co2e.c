@@ -19,8 +19,6 @@
 
 #include "co2e.h"
 
-PG_MODULE_MAGIC;
-
 /* The units accepted on input, with their power of ten in grams. */
 typedef struct Co2eUnit
 {

@@ -1,0 +1,505 @@
+/*
+ * accounts.c — accounts in tiers, keyed hashes of external references,
+ * status, balances, and assets.
+ *
+ * External references (ID-card numbers, credit codes) are stored only as
+ * HMAC-SHA-256 under a per-database key (carbon.ref_secret), computed here
+ * with PostgreSQL's own HMAC (common/hmac.h), so no pgcrypto is needed.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "catalog/pg_type.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
+#include "utils/builtins.h"
+
+#include "ledger.h"
+
+static const char *const ledger_tiers[] = {
+	"personal", "enterprise", "government", "merchant", "verifier", "platform"
+};
+
+#define TIERS_HINT "Tiers are personal, enterprise, government, merchant, verifier and platform."
+
+bool
+ledger_valid_tier(const char *tier)
+{
+	for (size_t i = 0; i < lengthof(ledger_tiers); i++)
+		if (strcmp(tier, ledger_tiers[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+require_tier(const char *tier)
+{
+	if (!ledger_valid_tier(tier))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown tier \"%s\"", tier),
+				 errhint(TIERS_HINT)));
+}
+
+static void
+require_region(const char *region)
+{
+	bool		ok = strlen(region) == 6;
+
+	for (int i = 0; ok && i < 6; i++)
+		ok = isdigit((unsigned char) region[i]);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed region \"%s\"", region),
+				 errdetail("A region is a 6-digit administrative division code, such as 620700 (Zhangye) or 320100 (Nanjing).")));
+}
+
+static void
+copy_name(char *dst, const char *src)
+{
+	strlcpy(dst, src ? src : "", LEDGER_NAME_LEN);
+}
+
+/* Look an account up; false if there is none.  Needs an SPI connection. */
+bool
+ledger_get_account(int64 id, LedgerAccount *acc)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	ledger_plan(&plan, "SELECT kind, tier, region, status FROM carbon.account WHERE id = $1",
+				1, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "account lookup failed");
+	if (SPI_processed == 0)
+		return false;
+	acc->id = id;
+	copy_name(acc->kind, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	copy_name(acc->tier, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	strlcpy(acc->region, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
+			sizeof(acc->region));
+	copy_name(acc->status, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
+	acc->participant = strcmp(acc->kind, "participant") == 0;
+	return true;
+}
+
+void
+ledger_require_account(int64 id, LedgerAccount *acc)
+{
+	if (!ledger_get_account(id, acc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " does not exist", id)));
+}
+
+void
+ledger_require_active(const LedgerAccount *acc)
+{
+	if (strcmp(acc->status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_ACCOUNT_STATUS),
+				 errmsg("account " INT64_FORMAT " is %s", acc->id, acc->status),
+				 errhint("A frozen account can be reactivated with carbon.set_account_status(); a closed one cannot.")));
+}
+
+/* Asset code → id, or 22023.  Needs an SPI connection. */
+int16
+ledger_asset_id(const char *code)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(code)};
+	bool		isnull;
+
+	ledger_plan(&plan, "SELECT id FROM carbon.asset WHERE code = $1", 1, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "asset lookup failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown asset \"%s\"", code),
+				 errhint("Built-in assets are POINT, RED, CER and CNY; others come from carbon.define_asset().")));
+	return DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * The per-database HMAC key; created on first use (not at CREATE EXTENSION),
+ * so that restoring a dump brings back the original key.
+ */
+static bytea *
+ref_key(bool create)
+{
+	static SPIPlanPtr select_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	bool		isnull;
+
+	ledger_plan(&select_plan, "SELECT hmac_key FROM carbon.ref_secret", 0, NULL);
+	if (SPI_execute_plan(select_plan, NULL, NULL, !create, 1) != SPI_OK_SELECT)
+		elog(ERROR, "key lookup failed");
+	if (SPI_processed == 0)
+	{
+		Oid			types[1] = {BYTEAOID};
+		Datum		values[1];
+		bytea	   *key;
+
+		if (!create)
+			return NULL;
+		key = palloc(VARHDRSZ + 32);
+		SET_VARSIZE(key, VARHDRSZ + 32);
+		if (!pg_strong_random(VARDATA(key), 32))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random key")));
+		values[0] = PointerGetDatum(key);
+		ledger_plan(&insert_plan,
+					"INSERT INTO carbon.ref_secret (hmac_key) VALUES ($1) ON CONFLICT DO NOTHING",
+					1, types);
+		if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "key creation failed");
+		if (SPI_execute_plan(select_plan, NULL, NULL, false, 1) != SPI_OK_SELECT ||
+			SPI_processed == 0)
+			elog(ERROR, "key lookup failed");
+	}
+	return DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* HMAC-SHA-256(key, tier || 0x00 || reference) */
+static bytea *
+ref_hash(bytea *key, const char *reference)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	bytea	   *result = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, (uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) reference, strlen(reference)) < 0 ||
+		pg_hmac_final(ctx, (uint8 *) VARDATA(result), PG_SHA256_DIGEST_LENGTH) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute HMAC: %s", ctx ? pg_hmac_error(ctx) : "out of memory")));
+	pg_hmac_free(ctx);
+	SET_VARSIZE(result, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	return result;
+}
+
+static void
+require_reference(const char *reference)
+{
+	if (reference[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("external_ref must not be empty")));
+}
+
+/* The id of the participant account (tier, hash), or 0. */
+static int64
+find_participant(const char *tier, bytea *hash)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {TEXTOID, BYTEAOID};
+	Datum		values[2] = {CStringGetTextDatum(tier), PointerGetDatum(hash)};
+	bool		isnull;
+
+	ledger_plan(&plan, "SELECT id FROM carbon.account WHERE tier = $1 AND ref_hash = $2",
+				2, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "account lookup failed");
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * open_account(tier, region, external_ref, display_name) → bigint
+ * Idempotent on (tier, external_ref): returns the existing id.
+ */
+PG_FUNCTION_INFO_V1(ledger_open_account);
+Datum
+ledger_open_account(PG_FUNCTION_ARGS)
+{
+	char	   *tier = ledger_arg_text(fcinfo, 0, "tier");
+	char	   *region = ledger_arg_text(fcinfo, 1, "region");
+	char	   *reference = ledger_arg_text(fcinfo, 2, "external_ref");
+	char	   *display_name = ledger_arg_text_or_null(fcinfo, 3);
+	static SPIPlanPtr insert_plan = NULL;
+	Oid			types[4] = {TEXTOID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bytea	   *hash;
+	int64		id;
+
+	require_tier(tier);
+	require_region(region);
+	require_reference(reference);
+
+	ledger_spi_connect();
+	hash = ref_hash(ref_key(true), reference);
+	id = find_participant(tier, hash);
+	if (id == 0)
+	{
+		values[0] = CStringGetTextDatum(tier);
+		values[1] = CStringGetTextDatum(region);
+		values[2] = PointerGetDatum(hash);
+		values[3] = display_name ? CStringGetTextDatum(display_name) : (Datum) 0;
+		nulls[3] = display_name ? ' ' : 'n';
+		ledger_plan(&insert_plan,
+					"INSERT INTO carbon.account (tier, region, ref_hash, display_name) "
+					"VALUES ($1, $2, $3, $4) ON CONFLICT (tier, ref_hash) DO NOTHING RETURNING id",
+					4, types);
+		if (SPI_execute_plan(insert_plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "account insert failed");
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		else
+			id = find_participant(tier, hash);	/* a concurrent open won */
+	}
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/* account_id(tier, external_ref) → bigint, NULL if there is none */
+PG_FUNCTION_INFO_V1(ledger_account_id);
+Datum
+ledger_account_id(PG_FUNCTION_ARGS)
+{
+	char	   *tier = ledger_arg_text(fcinfo, 0, "tier");
+	char	   *reference = ledger_arg_text(fcinfo, 1, "external_ref");
+	bytea	   *key;
+	int64		id = 0;
+
+	require_tier(tier);
+	ledger_spi_connect();
+	key = ref_key(false);
+	if (key != NULL)
+		id = find_participant(tier, ref_hash(key, reference));
+	SPI_finish();
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * set_account_status(account, status, reason): active | frozen | closed.
+ * Closing needs zero balances and is final.  The status is copied into the
+ * account's balance rows, where the posting trigger sees it atomically.
+ */
+PG_FUNCTION_INFO_V1(ledger_set_account_status);
+Datum
+ledger_set_account_status(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	char	   *status = ledger_arg_text(fcinfo, 1, "status");
+	char	   *reason = ledger_arg_text(fcinfo, 2, "reason");
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr nonzero_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char	   *current;
+
+	if (strcmp(status, "active") != 0 && strcmp(status, "frozen") != 0 &&
+		strcmp(status, "closed") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown account status \"%s\"", status),
+				 errhint("An account status is active, frozen or closed.")));
+	if (reason[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reason is required to change an account's status")));
+
+	ledger_spi_connect();
+	values[0] = Int64GetDatum(account);
+	ledger_plan(&lock_plan,
+				"SELECT status FROM carbon.account WHERE id = $1 AND kind = 'participant' FOR UPDATE",
+				1, types);
+	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "account lock failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " does not exist or is a system account", account)));
+	current = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(current, status) == 0)
+	{
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	if (strcmp(current, "closed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("account " INT64_FORMAT " is closed", account),
+				 errdetail("Closing an account is final.")));
+	if (strcmp(status, "closed") == 0)
+	{
+		/* lock the balance rows too, so that no posting slips in */
+		ledger_plan(&nonzero_plan,
+					"SELECT a.code, b.amount FROM carbon.balance b JOIN carbon.asset a ON a.id = b.asset_id "
+					"WHERE b.account = $1 AND b.amount <> 0 ORDER BY a.code FOR UPDATE OF b",
+					1, types);
+		if (SPI_execute_plan(nonzero_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "balance lookup failed");
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CL_LIFECYCLE),
+					 errmsg("account " INT64_FORMAT " still holds value and cannot be closed", account),
+					 errdetail("It holds %s %s.",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("Transfer or redeem the balance first.")));
+	}
+	values[1] = CStringGetTextDatum(status);
+	values[2] = CStringGetTextDatum(reason);
+	ledger_plan(&update_plan,
+				"WITH a AS (UPDATE carbon.account SET status = $2 WHERE id = $1 RETURNING id), "
+				"b AS (UPDATE carbon.balance SET status = $2 WHERE account = $1 RETURNING 1) "
+				"INSERT INTO carbon.account_status_log (account, old_status, new_status, reason) "
+				"SELECT id, (SELECT status FROM carbon.account WHERE id = $1), $2, $3 FROM a",
+				3, types);
+	if (SPI_execute_plan(update_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "status update failed");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * balance(account, asset) → bigint: what the account can spend now.
+ * System accounts are striped, so their balance is the sum of the stripes.
+ */
+PG_FUNCTION_INFO_V1(ledger_balance);
+Datum
+ledger_balance(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	char	   *asset = ledger_arg_text(fcinfo, 1, "asset");
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT8OID, INT2OID};
+	Datum		values[2];
+	bool		isnull;
+	int64		amount;
+
+	ledger_check_acting(account, true);
+	ledger_spi_connect();
+	values[0] = Int64GetDatum(account);
+	values[1] = Int16GetDatum(ledger_asset_id(asset));
+	ledger_plan(&plan,
+				"SELECT sum(amount)::bigint FROM carbon.balance WHERE account = $1 AND asset_id = $2",
+				2, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "balance lookup failed");
+	amount = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+	{
+		LedgerAccount acc;
+
+		ledger_require_account(account, &acc);
+		amount = 0;
+	}
+	SPI_finish();
+	PG_RETURN_INT64(amount);
+}
+
+/* balance_at(account, asset, at) → bigint: the balance as it stood at `at` */
+PG_FUNCTION_INFO_V1(ledger_balance_at);
+Datum
+ledger_balance_at(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	char	   *asset = ledger_arg_text(fcinfo, 1, "asset");
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT2OID, TIMESTAMPTZOID};
+	Datum		values[3];
+	bool		isnull;
+	int64		amount;
+	LedgerAccount acc;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("at must not be null")));
+	ledger_check_acting(account, true);
+	ledger_spi_connect();
+	ledger_require_account(account, &acc);
+	values[0] = Int64GetDatum(account);
+	values[1] = Int16GetDatum(ledger_asset_id(asset));
+	values[2] = PG_GETARG_DATUM(2);
+	ledger_plan(&plan,
+				"SELECT coalesce(sum(amount), 0)::bigint FROM carbon.posting "
+				"WHERE account = $1 AND asset_id = $2 AND at <= $3",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "balance lookup failed");
+	amount = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT64(amount);
+}
+
+/*
+ * define_asset(code, kind, name): a partner currency or points of another
+ * city.  Defining the same asset again is a no-op; a different definition
+ * under an existing code is 23505.
+ */
+PG_FUNCTION_INFO_V1(ledger_define_asset);
+Datum
+ledger_define_asset(PG_FUNCTION_ARGS)
+{
+	char	   *code = ledger_arg_text(fcinfo, 0, "code");
+	char	   *kind = ledger_arg_text(fcinfo, 1, "kind");
+	char	   *name = ledger_arg_text(fcinfo, 2, "name");
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		ok = strlen(code) >= 2 && strlen(code) <= 16 && isupper((unsigned char) code[0]);
+
+	for (const char *p = code; ok && *p; p++)
+		ok = isupper((unsigned char) *p) || isdigit((unsigned char) *p) || *p == '_';
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed asset code \"%s\"", code),
+				 errdetail("An asset code is 2 to 16 upper-case letters, digits or underscores, starting with a letter.")));
+	if (strcmp(kind, "points") != 0 && strcmp(kind, "currency") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown asset kind \"%s\"", kind),
+				 errhint("Partner assets are of kind points (another city's points) or currency (such as 彩虹元).")));
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an asset needs a name")));
+
+	ledger_spi_connect();
+	values[0] = CStringGetTextDatum(code);
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = CStringGetTextDatum(name);
+	ledger_plan(&find_plan, "SELECT kind = $2 AND name = $3 FROM carbon.asset WHERE code = $1",
+				3, types);
+	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "asset lookup failed");
+	if (SPI_processed == 0)
+	{
+		ledger_plan(&insert_plan,
+					"INSERT INTO carbon.asset (code, kind, name) VALUES ($1, $2, $3)", 3, types);
+		if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "asset insert failed");
+	}
+	else
+	{
+		bool		isnull;
+
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("asset \"%s\" is already defined differently", code)));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}

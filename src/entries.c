@@ -1,0 +1,542 @@
+/*
+ * entries.c — writing entries: system accounts, the posting path, request
+ * ids, and the value-moving functions transfer, issue and reverse_entry.
+ *
+ * Every movement is one entry and one multi-row INSERT of its postings; the
+ * statement trigger in invariants.c then checks and applies it.  Each entry
+ * balances per asset and per segment (asset, tier, region): a move between
+ * segments passes through each segment's clearing account, so every tier and
+ * region is a sub-ledger that balances on its own (总量同体量保持平衡).
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "ledger.h"
+
+LedgerWrite ledger_write;
+
+/* ---- system accounts, cached per backend ---- */
+
+typedef struct SystemKey
+{
+	char		kind[LEDGER_NAME_LEN];
+	char		tier[LEDGER_NAME_LEN];
+	char		region[8];
+	int16		asset;
+} SystemKey;
+
+typedef struct SystemEntry
+{
+	SystemKey	key;
+	LedgerAccount account;
+} SystemEntry;
+
+static HTAB *system_cache = NULL;
+static bool system_cache_dirty = false;
+static Oid	account_relid = InvalidOid;
+
+static void
+system_cache_reset(void)
+{
+	if (system_cache)
+		hash_destroy(system_cache);
+	system_cache = NULL;
+	system_cache_dirty = false;
+}
+
+/* DROP EXTENSION and the like invalidate carbon.account: start over. */
+static void
+account_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
+{
+	if (relid == InvalidOid || relid == account_relid)
+	{
+		system_cache_reset();
+		account_relid = InvalidOid;
+	}
+}
+
+void
+ledger_forget_xact_cache(void)
+{
+	if (system_cache_dirty)
+		system_cache_reset();
+}
+
+static void
+system_cache_init(void)
+{
+	static bool callback_registered = false;
+	HASHCTL		ctl;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(account_relcache_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (!OidIsValid(account_relid))
+		account_relid = get_relname_relid("account", get_namespace_oid("carbon", false));
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(SystemKey);
+	ctl.entrysize = sizeof(SystemEntry);
+	ctl.hcxt = TopMemoryContext;
+	system_cache = hash_create("carbon_ledger system accounts", 256, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * The system account `kind` of segment (asset, tier, region), created on
+ * first use.  Needs an SPI connection.
+ */
+static const LedgerAccount *
+system_account(const char *kind, int16 asset, const char *tier, const char *region)
+{
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr create_plan = NULL;
+	Oid			types[4] = {TEXTOID, INT2OID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	SystemKey	key;
+	SystemEntry *entry;
+	bool		found;
+	bool		isnull;
+	bool		created = false;
+
+	if (system_cache == NULL)
+		system_cache_init();
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.kind, kind, sizeof(key.kind));
+	strlcpy(key.tier, tier, sizeof(key.tier));
+	strlcpy(key.region, region, sizeof(key.region));
+	key.asset = asset;
+	entry = hash_search(system_cache, &key, HASH_FIND, NULL);
+	if (entry)
+		return &entry->account;
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = Int16GetDatum(asset);
+	values[2] = CStringGetTextDatum(tier);
+	values[3] = CStringGetTextDatum(region);
+	ledger_plan(&find_plan,
+				"SELECT id FROM carbon.account WHERE kind = $1 AND asset_id = $2 AND tier = $3 AND region = $4",
+				4, types);
+	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "system account lookup failed");
+	if (SPI_processed == 0)
+	{
+		/* first use of this segment: create it (a concurrent creator makes us wait) */
+		ledger_plan(&create_plan,
+					"INSERT INTO carbon.account (kind, asset_id, tier, region) VALUES ($1, $2, $3, $4) "
+					"ON CONFLICT (kind, asset_id, tier, region) DO NOTHING RETURNING id",
+					4, types);
+		if (SPI_execute_plan(create_plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "system account creation failed");
+		created = SPI_processed == 1;
+		if (!created &&
+			(SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1))
+			elog(ERROR, "system account lookup failed");
+	}
+
+	entry = hash_search(system_cache, &key, HASH_ENTER, &found);
+	entry->account.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	entry->account.participant = false;
+	strlcpy(entry->account.kind, kind, LEDGER_NAME_LEN);
+	strlcpy(entry->account.tier, tier, LEDGER_NAME_LEN);
+	strlcpy(entry->account.region, region, sizeof(entry->account.region));
+	strlcpy(entry->account.status, "active", LEDGER_NAME_LEN);
+	if (created)
+		system_cache_dirty = true;	/* forget it if this transaction aborts */
+	return &entry->account;
+}
+
+int64
+ledger_system_account(const char *kind, int16 asset, const char *tier, const char *region)
+{
+	return system_account(kind, asset, tier, region)->id;
+}
+
+/* ---- the posting path ---- */
+
+/*
+ * Write one entry and its postings (one INSERT statement, so that the
+ * statement trigger sees the entry whole).  `accounts[i]` describes the
+ * account of posting i; the trigger uses it and re-checks status atomically.
+ */
+static int64
+post_entry(const char *kind, const char *memo, int64 reverses,
+		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n)
+{
+	static SPIPlanPtr entry_plan = NULL;
+	static SPIPlanPtr posting_plan = NULL;
+	Oid			etypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		evalues[3];
+	char		enulls[3] = {' ', ' ', ' '};
+	Oid			ptypes[5] = {INT8OID, TIMESTAMPTZOID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID};
+	Datum		pvalues[5];
+	Datum	   *acc_datums = palloc(sizeof(Datum) * n);
+	Datum	   *asset_datums = palloc(sizeof(Datum) * n);
+	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
+	bool		isnull;
+	int64		entry_id;
+
+	evalues[0] = CStringGetTextDatum(kind);
+	evalues[1] = memo ? CStringGetTextDatum(memo) : (Datum) 0;
+	enulls[1] = memo ? ' ' : 'n';
+	evalues[2] = Int64GetDatum(reverses);
+	enulls[2] = reverses ? ' ' : 'n';
+	ledger_plan(&entry_plan,
+				"INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) RETURNING id, created_at",
+				3, etypes);
+	if (SPI_execute_plan(entry_plan, evalues, enulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "entry insert failed");
+	entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	pvalues[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+	for (int i = 0; i < n; i++)
+	{
+		acc_datums[i] = Int64GetDatum(accounts[i]->id);
+		asset_datums[i] = Int16GetDatum(assets[i]);
+		amount_datums[i] = Int64GetDatum(amounts[i]);
+	}
+	pvalues[0] = Int64GetDatum(entry_id);
+	pvalues[2] = PointerGetDatum(construct_array(acc_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	pvalues[3] = PointerGetDatum(construct_array(asset_datums, n, INT2OID, 2, true, TYPALIGN_SHORT));
+	pvalues[4] = PointerGetDatum(construct_array(amount_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ledger_plan(&posting_plan,
+				"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
+				"SELECT $1, u.seq, u.account, u.asset, u.amount, $2 "
+				"FROM unnest($3, $4, $5) WITH ORDINALITY AS u(account, asset, amount, seq)",
+				5, ptypes);
+
+	ledger_write.active = true;
+	ledger_write.accounts = accounts;
+	ledger_write.naccounts = n;
+	PG_TRY();
+	{
+		if (SPI_execute_plan(posting_plan, pvalues, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "posting insert failed");
+	}
+	PG_FINALLY();
+	{
+		ledger_write.active = false;
+		ledger_write.accounts = NULL;
+	}
+	PG_END_TRY();
+	return entry_id;
+}
+
+/* ---- request ids: retries move nothing twice ---- */
+
+/*
+ * Claim (account, request_id) for this call.  Returns true, with the first
+ * call's result, when the id was used before with the same arguments; raises
+ * 23505 when it was used with different ones.  A concurrent first call makes
+ * us wait on the unique index until it ends.
+ */
+bool
+ledger_request_begin(int64 account, const char *request_id, const char *fn,
+					 const char *args, int64 *result)
+{
+	static SPIPlanPtr claim_plan = NULL;
+	static SPIPlanPtr find_plan = NULL;
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	bool		isnull;
+
+	if (request_id == NULL)
+		return false;
+	values[0] = Int64GetDatum(account);
+	values[1] = CStringGetTextDatum(request_id);
+	values[2] = CStringGetTextDatum(fn);
+	values[3] = CStringGetTextDatum(args);
+	ledger_plan(&claim_plan,
+				"INSERT INTO carbon.request (account, request_id, fn, args) VALUES ($1, $2, $3, $4) "
+				"ON CONFLICT DO NOTHING",
+				4, types);
+	if (SPI_execute_plan(claim_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "request claim failed");
+	if (SPI_processed == 1)
+		return false;
+
+	ledger_plan(&find_plan,
+				"SELECT fn = $3 AND args = $4, result FROM carbon.request "
+				"WHERE account = $1 AND request_id = $2",
+				4, types);
+	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "request lookup failed");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("request id \"%s\" was already used by account " INT64_FORMAT " with different arguments",
+						request_id, account),
+				 errhint("Use a new request id for a new request.")));
+	*result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return true;
+}
+
+void
+ledger_request_finish(int64 account, const char *request_id, int64 result)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		values[3];
+
+	if (request_id == NULL)
+		return;
+	values[0] = Int64GetDatum(account);
+	values[1] = CStringGetTextDatum(request_id);
+	values[2] = Int64GetDatum(result);
+	ledger_plan(&plan,
+				"UPDATE carbon.request SET result = $3 WHERE account = $1 AND request_id = $2",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "request update failed");
+}
+
+/* ---- moving value between two accounts ---- */
+
+static bool
+same_segment(const LedgerAccount *a, const LedgerAccount *b)
+{
+	return strcmp(a->tier, b->tier) == 0 && strcmp(a->region, b->region) == 0;
+}
+
+/*
+ * Move `amount` of `asset` from `from` to `to`: two postings within a
+ * segment, four across segments (through both segments' clearing accounts).
+ */
+int64
+ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
+			const LedgerAccount *to, int16 asset, int64 amount)
+{
+	const LedgerAccount *accounts[4];
+	int16		assets[4] = {asset, asset, asset, asset};
+	int64		amounts[4];
+	int			n;
+
+	accounts[0] = from;
+	amounts[0] = -amount;
+	if (same_segment(from, to))
+	{
+		accounts[1] = to;
+		amounts[1] = amount;
+		n = 2;
+	}
+	else
+	{
+		accounts[1] = system_account("clearing", asset, from->tier, from->region);
+		amounts[1] = amount;
+		accounts[2] = system_account("clearing", asset, to->tier, to->region);
+		amounts[2] = -amount;
+		accounts[3] = to;
+		amounts[3] = amount;
+		n = 4;
+	}
+	return post_entry(kind, memo, 0, accounts, assets, amounts, n);
+}
+
+static void
+require_participant(const LedgerAccount *acc)
+{
+	if (!acc->participant)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " is a system account", acc->id),
+				 errdetail("Only participant accounts take part in this operation.")));
+}
+
+/*
+ * transfer(from_account, to_account, asset, amount, memo, request_id) → entry id
+ * Checks in the order of api.md: arguments, account status, the flow
+ * matrix, then the balance (the last two in the posting trigger).
+ */
+PG_FUNCTION_INFO_V1(ledger_transfer);
+Datum
+ledger_transfer(PG_FUNCTION_ARGS)
+{
+	int64		from_id = ledger_arg_int64(fcinfo, 0, "from_account");
+	int64		to_id = ledger_arg_int64(fcinfo, 1, "to_account");
+	char	   *asset_code = ledger_arg_text(fcinfo, 2, "asset");
+	int64		amount = ledger_arg_amount(fcinfo, 3, "amount");
+	char	   *memo = ledger_arg_text_or_null(fcinfo, 4);
+	char	   *request_id = ledger_arg_text_or_null(fcinfo, 5);
+	LedgerAccount from,
+				to;
+	int16		asset;
+	int64		entry_id;
+
+	if (from_id == to_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot transfer from account " INT64_FORMAT " to itself", from_id)));
+	ledger_check_acting(from_id, false);
+
+	ledger_spi_connect();
+	asset = ledger_asset_id(asset_code);
+	ledger_require_account(from_id, &from);
+	ledger_require_account(to_id, &to);
+	require_participant(&from);
+	require_participant(&to);
+
+	if (ledger_request_begin(from_id, request_id, "transfer",
+							 psprintf(INT64_FORMAT "|%s|" INT64_FORMAT "|%s", to_id, asset_code,
+									  amount, memo ? memo : ""),
+							 &entry_id))
+	{
+		SPI_finish();
+		PG_RETURN_INT64(entry_id);
+	}
+
+	ledger_require_active(&from);
+	ledger_require_active(&to);
+
+	ledger_write.check_flow = true;
+	ledger_write.from_tier = from.tier;
+	ledger_write.to_tier = to.tier;
+	ledger_write.asset_code = asset_code;
+	PG_TRY();
+	{
+		entry_id = ledger_move("transfer", memo, &from, &to, asset, amount);
+	}
+	PG_FINALLY();
+	{
+		ledger_write.check_flow = false;
+	}
+	PG_END_TRY();
+
+	ledger_request_finish(from_id, request_id, entry_id);
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+/*
+ * issue(account, asset, amount, memo, request_id) → entry id
+ * Administrative issuance from the segment's issuance account (behaviour
+ * credits, deposits and unit issuance use the same path).
+ */
+PG_FUNCTION_INFO_V1(ledger_issue);
+Datum
+ledger_issue(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	char	   *asset_code = ledger_arg_text(fcinfo, 1, "asset");
+	int64		amount = ledger_arg_amount(fcinfo, 2, "amount");
+	char	   *memo = ledger_arg_text_or_null(fcinfo, 3);
+	char	   *request_id = ledger_arg_text_or_null(fcinfo, 4);
+	LedgerAccount acc;
+	const LedgerAccount *issuer;
+	int16		asset;
+	int64		entry_id;
+
+	ledger_spi_connect();
+	asset = ledger_asset_id(asset_code);
+	ledger_require_account(account, &acc);
+	require_participant(&acc);
+	if (ledger_request_begin(account, request_id, "issue",
+							 psprintf("%s|" INT64_FORMAT "|%s", asset_code, amount, memo ? memo : ""),
+							 &entry_id))
+	{
+		SPI_finish();
+		PG_RETURN_INT64(entry_id);
+	}
+	ledger_require_active(&acc);
+	issuer = system_account("issuance", asset, acc.tier, acc.region);
+	entry_id = ledger_move("issuance", memo, issuer, &acc, asset, amount);
+	ledger_request_finish(account, request_id, entry_id);
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+/*
+ * reverse_entry(entry, memo) → entry id: the correction of an entry, posted
+ * as its exact negation (ledger rows are never changed).  An entry is
+ * reversed at most once, and a reversal is not itself reversed.
+ */
+PG_FUNCTION_INFO_V1(ledger_reverse_entry);
+Datum
+ledger_reverse_entry(PG_FUNCTION_ARGS)
+{
+	int64		entry = ledger_arg_int64(fcinfo, 0, "entry");
+	char	   *memo = ledger_arg_text(fcinfo, 1, "memo");
+	static SPIPlanPtr entry_plan = NULL;
+	static SPIPlanPtr postings_plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(entry)};
+	bool		isnull;
+	int			n;
+	const LedgerAccount **accounts;
+	int16	   *assets;
+	int64	   *amounts;
+	int64		result;
+
+	if (memo[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reversal needs a memo saying why")));
+	ledger_spi_connect();
+	ledger_plan(&entry_plan,
+				"SELECT e.kind, EXISTS (SELECT 1 FROM carbon.entry r WHERE r.reverses = e.id) "
+				"FROM carbon.entry e WHERE e.id = $1",
+				1, types);
+	if (SPI_execute_plan(entry_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "entry lookup failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("entry " INT64_FORMAT " does not exist", entry)));
+	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "reversal") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("entry " INT64_FORMAT " is a reversal and cannot be reversed", entry),
+				 errhint("Post the correction as a new entry.")));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("entry " INT64_FORMAT " has already been reversed", entry)));
+
+	ledger_plan(&postings_plan,
+				"SELECT account, asset_id, amount FROM carbon.posting WHERE entry_id = $1 ORDER BY seq",
+				1, types);
+	if (SPI_execute_plan(postings_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "posting lookup failed");
+	n = (int) SPI_processed;
+	accounts = palloc(sizeof(LedgerAccount *) * n);
+	assets = palloc(sizeof(int16) * n);
+	amounts = palloc(sizeof(int64) * n);
+	{
+		SPITupleTable *tuptable = SPI_tuptable;
+
+		for (int i = 0; i < n; i++)
+		{
+			LedgerAccount *acc = palloc(sizeof(LedgerAccount));
+			int64		id = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+
+			assets[i] = DatumGetInt16(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &isnull));
+			amounts[i] = -DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 3, &isnull));
+			if (!ledger_get_account(id, acc))
+				ereport(ERROR,
+						(errcode(ERRCODE_CL_INTEGRITY),
+						 errmsg("entry " INT64_FORMAT " posts to unknown account " INT64_FORMAT, entry, id)));
+			accounts[i] = acc;
+		}
+	}
+	ledger_write.status_exempt = true;
+	PG_TRY();
+	{
+		result = post_entry("reversal", memo, entry, accounts, assets, amounts, n);
+	}
+	PG_FINALLY();
+	{
+		ledger_write.status_exempt = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_INT64(result);
+}

@@ -1,0 +1,303 @@
+/*
+ * invariants.c — the triggers that keep the ledger honest.
+ *
+ * ledger_posting_check: AFTER INSERT ... FOR EACH STATEMENT on carbon.posting
+ * with the new rows as a transition table.  Every statement must hold whole
+ * entries: each entry balances per asset and per segment (asset, tier,
+ * region), else CL009.  For entries written by carbon_ledger's functions it
+ * then checks the allowed-flow matrix (CL003) and applies the postings to
+ * carbon.balance in (account, asset) order, so concurrent entries lock rows
+ * in one global order and cannot deadlock; a participant balance below zero
+ * is CL001 and a posting on a frozen or closed account CL002, seen
+ * atomically on the locked balance row.  Inserts from anywhere else are
+ * refused, except a superuser's (pg_restore), whose balances come with the
+ * dump and are checked by verify_integrity().
+ *
+ * ledger_append_only: entries, postings and seals are never updated,
+ * deleted or truncated, whoever asks; corrections are reversing entries.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/int.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "ledger.h"
+
+typedef struct PostingRow
+{
+	int64		entry;
+	int32		seq;
+	int64		account;
+	int16		asset;
+	int64		amount;
+	const LedgerAccount *acc;	/* known for our own writes */
+} PostingRow;
+
+static int
+cmp_entry_asset(const void *a, const void *b)
+{
+	const PostingRow *x = a,
+			   *y = b;
+
+	if (x->entry != y->entry)
+		return x->entry < y->entry ? -1 : 1;
+	if (x->asset != y->asset)
+		return x->asset < y->asset ? -1 : 1;
+	return 0;
+}
+
+static int
+cmp_account_asset(const void *a, const void *b)
+{
+	const PostingRow *x = a,
+			   *y = b;
+
+	if (x->account != y->account)
+		return x->account < y->account ? -1 : 1;
+	if (x->asset != y->asset)
+		return x->asset < y->asset ? -1 : 1;
+	return 0;
+}
+
+static void
+unbalanced(int64 entry, int16 asset, const char *what, int128 sum)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_INTEGRITY),
+			 errmsg("entry " INT64_FORMAT " is unbalanced", entry),
+			 errdetail("Its postings of asset %d sum to " INT64_FORMAT "%s, not zero.",
+					   asset, (int64) sum, what),
+			 errhint("Every entry must post whole: its postings sum to zero per asset.")));
+}
+
+/* Each entry balances per asset (rows sorted by entry, asset). */
+static void
+check_balanced(PostingRow *rows, int n)
+{
+	for (int i = 0; i < n;)
+	{
+		int128		sum = 0;
+		int			j = i;
+
+		while (j < n && rows[j].entry == rows[i].entry && rows[j].asset == rows[i].asset)
+			sum += rows[j++].amount;
+		if (sum != 0)
+			unbalanced(rows[i].entry, rows[i].asset, "", sum);
+		i = j;
+	}
+}
+
+/*
+ * ... and per segment: within each (entry, asset) group, the postings of
+ * each (tier, region) sum to zero.  Groups are small (2–4 postings).
+ */
+static void
+check_segments(PostingRow *rows, int n)
+{
+	for (int i = 0; i < n;)
+	{
+		int			j = i;
+
+		while (j < n && rows[j].entry == rows[i].entry && rows[j].asset == rows[i].asset)
+			j++;
+		for (int k = i; k < j; k++)
+		{
+			int128		sum = 0;
+
+			for (int m = i; m < j; m++)
+				if (strcmp(rows[m].acc->tier, rows[k].acc->tier) == 0 &&
+					strcmp(rows[m].acc->region, rows[k].acc->region) == 0)
+					sum += rows[m].amount;
+			if (sum != 0)
+				unbalanced(rows[k].entry, rows[k].asset,
+						   psprintf(" in segment %s/%s", rows[k].acc->tier, rows[k].acc->region), sum);
+		}
+		i = j;
+	}
+}
+
+static void
+check_flow(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(ledger_write.from_tier);
+	values[1] = CStringGetTextDatum(ledger_write.to_tier);
+	values[2] = CStringGetTextDatum(ledger_write.asset_code);
+	ledger_plan(&plan,
+				"SELECT allowed FROM carbon.allowed_flow "
+				"WHERE from_tier = $1 AND to_tier = $2 AND asset = $3 ORDER BY seeded LIMIT 1",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "allowed-flow lookup failed");
+	if (SPI_processed == 0 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_FLOW),
+				 errmsg("%s may not flow from a %s account to a %s account",
+						ledger_write.asset_code, ledger_write.from_tier, ledger_write.to_tier),
+				 strcmp(ledger_write.from_tier, "personal") == 0 &&
+				 strcmp(ledger_write.to_tier, "personal") == 0 &&
+				 strcmp(ledger_write.asset_code, "POINT") == 0 ?
+				 errdetail("Points are an incentive, not a currency between citizens.") : 0,
+				 errhint("The allowed flows are in carbon.allowed_flow.")));
+}
+
+/* Apply the postings to balances, in (account, asset) order. */
+static void
+apply_balances(PostingRow *rows, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8OID, INT2OID, INT2OID, INT8OID, TEXTOID};
+	int16		stripe = (int16) (MyProcPid % LEDGER_STRIPES);
+
+	ledger_plan(&plan,
+				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
+				"VALUES ($1, $2, $3, $4, $5) "
+				"ON CONFLICT (account, asset_id, stripe) DO UPDATE SET amount = b.amount + excluded.amount "
+				"RETURNING b.amount, b.status",
+				5, types);
+	for (int i = 0; i < n;)
+	{
+		const LedgerAccount *acc = rows[i].acc;
+		int64		delta = 0;
+		int			j = i;
+		Datum		values[5];
+		int64		after;
+		char	   *status;
+		bool		isnull;
+
+		while (j < n && rows[j].account == rows[i].account && rows[j].asset == rows[i].asset)
+		{
+			if (pg_add_s64_overflow(delta, rows[j].amount, &delta))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("amount out of range")));
+			j++;
+		}
+		if (delta != 0)
+		{
+			values[0] = Int64GetDatum(rows[i].account);
+			values[1] = Int16GetDatum(rows[i].asset);
+			values[2] = Int16GetDatum(acc->participant ? 0 : stripe);
+			values[3] = Int64GetDatum(delta);
+			values[4] = CStringGetTextDatum(acc->status);
+			if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "balance update failed");
+			after = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			if (acc->participant)
+			{
+				if (strcmp(status, "active") != 0 && !ledger_write.status_exempt)
+					ereport(ERROR,
+							(errcode(ERRCODE_CL_ACCOUNT_STATUS),
+							 errmsg("account " INT64_FORMAT " is %s", rows[i].account, status)));
+				if (after < 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_CL_INSUFFICIENT),
+							 errmsg("insufficient balance in account " INT64_FORMAT, rows[i].account),
+							 errdetail("The account holds " INT64_FORMAT " of asset %d; this needs " INT64_FORMAT ".",
+									   after - delta, rows[i].asset, -delta)));
+			}
+		}
+		i = j;
+	}
+}
+
+PG_FUNCTION_INFO_V1(ledger_posting_check);
+Datum
+ledger_posting_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleTableSlot *slot;
+	PostingRow *rows;
+	int			n = 0,
+				cap = 16;
+	bool		ours = ledger_write.active;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		elog(ERROR, "ledger_posting_check must be an AFTER INSERT statement trigger with a new table");
+	if (!ours && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("postings are written only by carbon_ledger's functions"),
+				 errhint("Use carbon.transfer() and the other functions of the API.")));
+
+	rows = palloc(sizeof(PostingRow) * cap);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(trigdata->tg_relation), &TTSOpsMinimalTuple);
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, slot))
+	{
+		bool		isnull;
+
+		if (n == cap)
+		{
+			cap *= 2;
+			rows = repalloc_huge(rows, sizeof(PostingRow) * cap);
+		}
+		/* columns: entry_id, seq, account, asset_id, amount, at */
+		rows[n].entry = DatumGetInt64(slot_getattr(slot, 1, &isnull));
+		rows[n].seq = DatumGetInt16(slot_getattr(slot, 2, &isnull));
+		rows[n].account = DatumGetInt64(slot_getattr(slot, 3, &isnull));
+		rows[n].asset = DatumGetInt16(slot_getattr(slot, 4, &isnull));
+		rows[n].amount = DatumGetInt64(slot_getattr(slot, 5, &isnull));
+		rows[n].acc = NULL;
+		if (ours)
+		{
+			if (rows[n].seq < 1 || rows[n].seq > ledger_write.naccounts ||
+				ledger_write.accounts[rows[n].seq - 1]->id != rows[n].account)
+				elog(ERROR, "posting %d does not match the entry being written", rows[n].seq);
+			rows[n].acc = ledger_write.accounts[rows[n].seq - 1];
+		}
+		n++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (ours && n != ledger_write.naccounts)
+		elog(ERROR, "%d postings inserted for an entry of %d", n, ledger_write.naccounts);
+
+	qsort(rows, n, sizeof(PostingRow), cmp_entry_asset);
+	check_balanced(rows, n);
+	if (!ours)
+		return PointerGetDatum(NULL);	/* a restore: balances come with the dump */
+
+	check_segments(rows, n);
+	ledger_spi_connect();
+	if (ledger_write.check_flow)
+		check_flow();
+	qsort(rows, n, sizeof(PostingRow), cmp_account_asset);
+	apply_balances(rows, n);
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(ledger_append_only);
+Datum
+ledger_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "ledger_append_only must be called as a trigger");
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		op = "DELETE";
+	else
+		op = "TRUNCATE";
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_INTEGRITY),
+			 errmsg("%s of %s is not allowed: the ledger is append-only", op,
+					RelationGetRelationName(trigdata->tg_relation)),
+			 errhint("Correct an entry with carbon.reverse_entry(), which posts its negation.")));
+	PG_RETURN_NULL();
+}

@@ -1,0 +1,80 @@
+/*
+ * ledger.h — what the ledger's C modules share: the CL SQLSTATEs, accounts,
+ * the posting path and cached SPI plans.
+ */
+#ifndef CARBON_LEDGER_H
+#define CARBON_LEDGER_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+
+/* Domain refusals of api.md, class CL. */
+#define ERRCODE_CL_INSUFFICIENT		MAKE_SQLSTATE('C','L','0','0','1')
+#define ERRCODE_CL_ACCOUNT_STATUS	MAKE_SQLSTATE('C','L','0','0','2')
+#define ERRCODE_CL_FLOW				MAKE_SQLSTATE('C','L','0','0','3')
+#define ERRCODE_CL_CAP				MAKE_SQLSTATE('C','L','0','0','4')
+#define ERRCODE_CL_PRICE			MAKE_SQLSTATE('C','L','0','0','5')
+#define ERRCODE_CL_METHODOLOGY		MAKE_SQLSTATE('C','L','0','0','6')
+#define ERRCODE_CL_LIFECYCLE		MAKE_SQLSTATE('C','L','0','0','7')
+#define ERRCODE_CL_CONFLICT			MAKE_SQLSTATE('C','L','0','0','8')
+#define ERRCODE_CL_INTEGRITY		MAKE_SQLSTATE('C','L','0','0','9')
+
+/* System accounts are striped by backend so that no balance row is hot. */
+#define LEDGER_STRIPES 16
+
+#define LEDGER_NAME_LEN 16
+
+/* What the posting path needs to know of an account. */
+typedef struct LedgerAccount
+{
+	int64		id;
+	bool		participant;
+	char		kind[LEDGER_NAME_LEN];	/* participant, issuance, clearing, ... */
+	char		tier[LEDGER_NAME_LEN];
+	char		region[8];
+	char		status[LEDGER_NAME_LEN];
+} LedgerAccount;
+
+/* What the C caller tells the posting trigger about the entry it writes. */
+typedef struct LedgerWrite
+{
+	bool		active;			/* set while our own INSERT runs */
+	const LedgerAccount **accounts; /* the account of each posting, by seq */
+	int			naccounts;
+	bool		check_flow;		/* transfer between participants */
+	const char *from_tier;
+	const char *to_tier;
+	const char *asset_code;
+	bool		status_exempt;	/* system corrections may touch frozen accounts */
+} LedgerWrite;
+
+extern LedgerWrite ledger_write;
+
+/* carbon_ledger.c */
+extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
+extern void ledger_spi_connect(void);
+extern int64 ledger_acting_account(bool *is_set);
+extern void ledger_check_acting(int64 account, bool read_only);
+extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
+extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
+extern int64 ledger_arg_int64(FunctionCallInfo fcinfo, int argno, const char *name);
+extern int64 ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
+
+/* accounts.c */
+extern bool ledger_get_account(int64 id, LedgerAccount *acc);
+extern void ledger_require_account(int64 id, LedgerAccount *acc);
+extern int16 ledger_asset_id(const char *code);
+extern bool ledger_valid_tier(const char *tier);
+extern void ledger_require_active(const LedgerAccount *acc);
+
+/* entries.c */
+extern int64 ledger_system_account(const char *kind, int16 asset, const char *tier, const char *region);
+extern int64 ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
+						 const LedgerAccount *to, int16 asset, int64 amount);
+extern bool ledger_request_begin(int64 account, const char *request_id, const char *fn,
+								 const char *args, int64 *result);
+extern void ledger_request_finish(int64 account, const char *request_id, int64 result);
+extern void ledger_forget_xact_cache(void);
+
+#endif							/* CARBON_LEDGER_H */

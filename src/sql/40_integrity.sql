@@ -1,0 +1,215 @@
+-- ---------------------------------------------------------------------------
+-- Tamper evidence and the auditor's checks (api.md §7).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION carbon._sha256_chain_step(internal, bytea, text) RETURNS internal
+  AS 'MODULE_PATHNAME', 'ledger_sha256_chain_step' LANGUAGE C IMMUTABLE;
+CREATE FUNCTION carbon._sha256_chain_final(internal) RETURNS bytea
+  AS 'MODULE_PATHNAME', 'ledger_sha256_chain_final' LANGUAGE C IMMUTABLE;
+-- SHA-256 of prev followed by every line (and a newline) in the given order.
+CREATE AGGREGATE carbon._sha256_chain(bytea, text) (
+  SFUNC = carbon._sha256_chain_step, STYPE = internal,
+  FINALFUNC = carbon._sha256_chain_final, FINALFUNC_MODIFY = READ_WRITE);
+
+-- The canonical text of an entry and its postings: what a seal hashes.
+CREATE FUNCTION carbon._entry_text(ids bigint[]) RETURNS TABLE (id bigint, line text)
+  LANGUAGE sql STABLE SET search_path = pg_catalog, carbon, pg_temp AS $$
+  SELECT e.id,
+         format('%s|%s|%s|%s|%L|%s', e.id, e.kind,
+                (extract(epoch FROM e.created_at) * 1000000)::bigint,
+                coalesce(e.reverses::text, ''), e.memo,
+                (SELECT string_agg(format('%s:%s:%s:%s:%s', p.seq, p.account, p.asset_id, p.amount,
+                                          (extract(epoch FROM p.at) * 1000000)::bigint), ','
+                                   ORDER BY p.seq)
+                   FROM carbon.posting p WHERE p.entry_id = e.id))
+  FROM carbon.entry e
+  WHERE e.id = ANY (ids)
+$$;
+
+-- The members of a seal: ids in (prev_max_id, max_id] or carried, not gaps.
+CREATE FUNCTION carbon._seal_members(s carbon.seal) RETURNS bigint[]
+  LANGUAGE sql STABLE SET search_path = pg_catalog, carbon, pg_temp AS $$
+  SELECT coalesce(array_agg(e.id ORDER BY e.id), '{}')
+  FROM carbon.entry e
+  WHERE ((e.id > s.prev_max_id AND e.id <= s.max_id) OR e.id = ANY (s.carried))
+    AND e.id <> ALL (s.gaps)
+$$;
+
+/*
+ * seal() → bigint: seals the entries committed since the last seal into the
+ * hash chain; NULL when there is nothing new.  It reads entries and writes
+ * one seal row: writers never wait for it (only two seal() calls wait for
+ * each other).  Entries still in flight become `gaps` and are sealed later.
+ */
+CREATE FUNCTION carbon.seal() RETURNS bigint
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  last      carbon.seal;
+  prev_max  bigint := 0;
+  prev_hash bytea := decode(repeat('00', 32), 'hex');
+  carried   bigint[] := '{}';
+  new_max   bigint;
+  members   bigint[];
+  gaps      bigint[];
+  digest    bytea;
+  sealed    bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('carbon_ledger.seal'));
+  SELECT * INTO last FROM carbon.seal ORDER BY id DESC LIMIT 1;
+  IF FOUND THEN
+    prev_max := last.max_id;
+    prev_hash := last.hash;
+    carried := last.gaps;
+    -- once every transaction that was running at the last seal has ended,
+    -- a gap still missing was rolled back: stop carrying it
+    IF pg_snapshot_xmin(pg_current_snapshot()) >= last.snapshot_xmax THEN
+      carried := ARRAY(SELECT g FROM unnest(last.gaps) g
+                       WHERE EXISTS (SELECT 1 FROM carbon.entry WHERE id = g));
+    END IF;
+  END IF;
+
+  SELECT max(id) INTO new_max FROM carbon.entry WHERE id > prev_max;
+  new_max := greatest(coalesce(new_max, prev_max), prev_max);
+  members := ARRAY(SELECT id FROM carbon.entry
+                   WHERE (id > prev_max AND id <= new_max) OR id = ANY (carried)
+                   ORDER BY id);
+  IF cardinality(members) = 0 THEN
+    RETURN NULL;
+  END IF;
+  gaps := ARRAY(SELECT g FROM (SELECT generate_series(prev_max + 1, new_max) g
+                               UNION SELECT unnest(carried)) c
+                WHERE g <> ALL (members) ORDER BY g);
+
+  SELECT carbon._sha256_chain(prev_hash, t.line ORDER BY t.id) INTO digest
+  FROM carbon._entry_text(members) t;
+
+  INSERT INTO carbon.seal (prev_max_id, max_id, carried, gaps, entries, prev_hash, hash, snapshot_xmax)
+  VALUES (prev_max, new_max, carried, gaps, cardinality(members), prev_hash, digest,
+          pg_snapshot_xmax(pg_current_snapshot()))
+  RETURNING id INTO sealed;
+  RETURN sealed;
+END $$;
+COMMENT ON FUNCTION carbon.seal() IS
+  '封存 seal all entries since the last seal into the SHA-256 hash chain; NULL when nothing is new';
+
+/*
+ * verify_integrity(): one row per check.  Read-only; run it as often as you
+ * like (it reads the whole ledger).
+ */
+CREATE FUNCTION carbon.verify_integrity() RETURNS TABLE (check_name text, ok boolean, detail text)
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  n bigint;
+  d text;
+  sl carbon.seal;
+  expected_prev bytea := decode(repeat('00', 32), 'hex');
+  recomputed bytea;
+  members bigint[];
+  bad_seals text[] := '{}';
+  last_seal carbon.seal;
+  sealed_total bigint := 0;
+BEGIN
+  -- 1. every entry balances per asset
+  SELECT count(*), string_agg(format('entry %s asset %s sums to %s', entry_id, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT entry_id, asset_id, sum(amount) AS total FROM carbon.posting
+          GROUP BY entry_id, asset_id HAVING sum(amount) <> 0 ORDER BY entry_id LIMIT 20) u;
+  check_name := 'entries_balanced'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every entry sums to zero per asset' ELSE d END;
+  RETURN NEXT;
+
+  -- 2. ... and per segment (asset, tier, region): the tiers balance on their own
+  SELECT count(*), string_agg(format('entry %s asset %s segment %s/%s sums to %s',
+                                     entry_id, asset_id, tier, region, total), '; ')
+    INTO n, d
+    FROM (SELECT p.entry_id, p.asset_id, a.tier, a.region, sum(p.amount) AS total
+          FROM carbon.posting p JOIN carbon.account a ON a.id = p.account
+          GROUP BY 1, 2, 3, 4 HAVING sum(p.amount) <> 0 ORDER BY 1 LIMIT 20) u;
+  check_name := 'segments_balanced'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every entry balances within each tier and region' ELSE d END;
+  RETURN NEXT;
+
+  -- 3. every posting belongs to an entry and an account; every entry has postings
+  SELECT count(*) INTO n FROM carbon.posting p
+   WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = p.entry_id)
+      OR NOT EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = p.account)
+      OR NOT EXISTS (SELECT 1 FROM carbon.asset s WHERE s.id = p.asset_id);
+  SELECT n + count(*) INTO n FROM carbon.entry e
+   WHERE NOT EXISTS (SELECT 1 FROM carbon.posting p WHERE p.entry_id = e.id);
+  check_name := 'postings_complete'; ok := n = 0;
+  detail := format('%s orphan postings or empty entries', n);
+  RETURN NEXT;
+
+  -- 4. balances = Σ postings, for every account and asset
+  SELECT count(*), string_agg(format('account %s asset %s: balance %s, postings %s',
+                                     account, asset_id, b, p), '; ')
+    INTO n, d
+    FROM (SELECT coalesce(b.account, p.account) AS account, coalesce(b.asset_id, p.asset_id) AS asset_id,
+                 coalesce(b.total, 0) AS b, coalesce(p.total, 0) AS p
+          FROM (SELECT account, asset_id, sum(amount) AS total FROM carbon.balance GROUP BY 1, 2) b
+          FULL JOIN (SELECT account, asset_id, sum(amount) AS total FROM carbon.posting GROUP BY 1, 2) p
+            ON p.account = b.account AND p.asset_id = b.asset_id
+          WHERE coalesce(b.total, 0) <> coalesce(p.total, 0)
+          ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'balances_match_postings'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every balance equals the sum of its postings' ELSE d END;
+  RETURN NEXT;
+
+  -- 5. no participant holds less than nothing; issuance never positive, sinks never negative
+  SELECT count(*), string_agg(format('%s account %s asset %s: %s', kind, account, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT a.kind, b.account, b.asset_id, sum(b.amount) AS total
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          GROUP BY 1, 2, 3
+          HAVING (a.kind IN ('participant', 'expired', 'redeemed', 'retired', 'cancelled', 'escrow')
+                  AND sum(b.amount) < 0)
+              OR (a.kind = 'issuance' AND sum(b.amount) > 0)
+          ORDER BY 2 LIMIT 20) u;
+  check_name := 'balance_signs'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'participants, escrow and sinks >= 0; issuance <= 0' ELSE d END;
+  RETURN NEXT;
+
+  -- 6. supply per asset, tier and region: outstanding + escrow =
+  --    issued - redeemed - expired - retired - cancelled - net moved out (clearing)
+  SELECT count(*), string_agg(format('%s %s/%s off by %s', asset, tier, region, off), '; ')
+    INTO n, d
+    FROM (SELECT s.code AS asset, a.tier, a.region, sum(b.amount) AS off
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          JOIN carbon.asset s ON s.id = b.asset_id
+          GROUP BY 1, 2, 3 HAVING sum(b.amount) <> 0 ORDER BY 1, 2, 3 LIMIT 20) u;
+  check_name := 'supply'; ok := n = 0;
+  detail := CASE WHEN n = 0
+                 THEN 'outstanding = issued - redeemed - expired - retired - cancelled - moved out, per asset, tier and region'
+                 ELSE d END;
+  RETURN NEXT;
+
+  -- 7. seals: each hash recomputes from the rows and links to the one before
+  FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
+    members := carbon._seal_members(sl);
+    SELECT carbon._sha256_chain(sl.prev_hash, t.line ORDER BY t.id) INTO recomputed
+      FROM carbon._entry_text(members) t;
+    IF sl.prev_hash <> expected_prev OR recomputed IS DISTINCT FROM sl.hash
+       OR cardinality(members) <> sl.entries THEN
+      bad_seals := bad_seals || format('seal %s', sl.id);
+    END IF;
+    expected_prev := sl.hash;
+    sealed_total := sealed_total + sl.entries;
+    last_seal := sl;
+  END LOOP;
+  -- ... and no entry appeared inside the sealed range afterwards
+  IF last_seal.id IS NOT NULL THEN
+    SELECT count(*) INTO n FROM carbon.entry
+     WHERE id <= last_seal.max_id AND id <> ALL (last_seal.gaps);
+    IF n <> sealed_total THEN
+      bad_seals := bad_seals || format('%s entries inside the sealed range, %s sealed', n, sealed_total);
+    END IF;
+  END IF;
+  check_name := 'seals_intact'; ok := cardinality(bad_seals) = 0;
+  detail := CASE WHEN cardinality(bad_seals) = 0
+                 THEN format('%s seals, %s entries sealed', (SELECT count(*) FROM carbon.seal), sealed_total)
+                 ELSE 'tampered: ' || array_to_string(bad_seals, ', ') END;
+  RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION carbon.verify_integrity() IS
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, seals';

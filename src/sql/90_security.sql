@@ -1,0 +1,89 @@
+-- ---------------------------------------------------------------------------
+-- Privileges and row-level security (api.md §7).
+--
+-- Nobody but the extension owner writes a ledger table: every write goes
+-- through a SECURITY DEFINER function.  Functions are not executable by
+-- PUBLIC unless they only read the type or the caller's own rows.
+-- ---------------------------------------------------------------------------
+
+GRANT USAGE ON SCHEMA carbon TO PUBLIC;   -- the co2e type and its operators are for everyone
+REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA carbon FROM PUBLIC;
+
+-- Ledger functions: nothing for PUBLIC, then per role.
+REVOKE EXECUTE ON FUNCTION
+  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
+  carbon.set_account_status(bigint, text, text), carbon.balance(bigint, text),
+  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint),
+  carbon.define_asset(text, text, text),
+  carbon.transfer(bigint, bigint, text, bigint, text, text),
+  carbon.issue(bigint, text, bigint, text, text), carbon.reverse_entry(bigint, text),
+  carbon.seal(), carbon.verify_integrity(),
+  carbon._posting_check(), carbon._append_only(), carbon._allowed_flow_guard(),
+  carbon._entry_text(bigint[]), carbon._seal_members(carbon.seal)
+FROM PUBLIC;
+
+-- carbon_admin: runs the system.
+GRANT EXECUTE ON FUNCTION
+  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
+  carbon.set_account_status(bigint, text, text), carbon.balance(bigint, text),
+  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint),
+  carbon.define_asset(text, text, text),
+  carbon.transfer(bigint, bigint, text, bigint, text, text),
+  carbon.issue(bigint, text, bigint, text, text), carbon.reverse_entry(bigint, text),
+  carbon.seal(), carbon.verify_integrity()
+TO carbon_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
+GRANT INSERT, UPDATE, DELETE ON carbon.allowed_flow TO carbon_admin;
+
+-- carbon_auditor: reads everything (but the HMAC key), writes nothing.
+GRANT EXECUTE ON FUNCTION
+  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
+  carbon.verify_integrity(), carbon.account_id(text, text)
+TO carbon_auditor;
+GRANT SELECT ON carbon.asset, carbon.account, carbon.account_status_log, carbon.entry,
+  carbon.posting, carbon.balance, carbon.request, carbon.allowed_flow, carbon.seal
+TO carbon_auditor;
+
+-- carbon_app (citizen app backend), carbon_merchant, carbon_trader: act for
+-- one account per transaction (act_as) and move only its value.
+GRANT EXECUTE ON FUNCTION
+  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
+  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
+  carbon.act_as(bigint), carbon.transfer(bigint, bigint, text, bigint, text, text)
+TO carbon_app;
+GRANT EXECUTE ON FUNCTION
+  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
+  carbon.act_as(bigint), carbon.transfer(bigint, bigint, text, bigint, text, text)
+TO carbon_merchant, carbon_trader;
+GRANT SELECT ON carbon.asset, carbon.allowed_flow TO carbon_app, carbon_merchant, carbon_trader,
+  carbon_operator, carbon_verifier;
+GRANT SELECT ON carbon.account, carbon.entry, carbon.posting, carbon.balance
+  TO carbon_app, carbon_merchant, carbon_trader;
+
+-- Row-level security: members of the acting roles see the acting account's
+-- rows only, and nothing without act_as(); admins and auditors see all.
+ALTER TABLE carbon.account ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.entry ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.posting ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.balance ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.account_status_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.request ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY read_all ON carbon.account FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.entry FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.posting FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.balance FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.account_status_log FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.request FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+
+CREATE POLICY acting_account ON carbon.account FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader USING (id = carbon.acting_account());
+CREATE POLICY acting_account ON carbon.posting FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
+CREATE POLICY acting_account ON carbon.balance FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
+CREATE POLICY acting_account ON carbon.entry FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader
+  USING (EXISTS (SELECT 1 FROM carbon.posting p
+                 WHERE p.entry_id = entry.id AND p.account = carbon.acting_account()));
