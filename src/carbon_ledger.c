@@ -36,6 +36,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 			acting_set = false;
 			acting_account = 0;
 			ledger_write.active = false;
+			ledger_keep_xact_cache();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -49,10 +50,27 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	}
 }
 
+/*
+ * A rolled-back subtransaction (a savepoint, a PL/pgSQL exception block)
+ * may have created system accounts that no longer exist.
+ */
+static void
+ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid pg_attribute_unused(),
+						SubTransactionId parentSubid pg_attribute_unused(),
+						void *arg pg_attribute_unused())
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		ledger_write.active = false;
+		ledger_forget_xact_cache();
+	}
+}
+
 void
 _PG_init(void)
 {
 	RegisterXactCallback(ledger_xact_callback, NULL);
+	RegisterSubXactCallback(ledger_subxact_callback, NULL);
 }
 
 /* Prepare a statement once per backend and keep it (pg_cron's way). */

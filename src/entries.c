@@ -64,11 +64,19 @@ account_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 	}
 }
 
+/* On abort: forget accounts created by the aborted (sub)transaction. */
 void
 ledger_forget_xact_cache(void)
 {
 	if (system_cache_dirty)
 		system_cache_reset();
+}
+
+/* On commit: what we created is now there for good. */
+void
+ledger_keep_xact_cache(void)
+{
+	system_cache_dirty = false;
 }
 
 static void

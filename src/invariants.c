@@ -24,6 +24,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
 #include "ledger.h"
@@ -64,14 +65,32 @@ cmp_account_asset(const void *a, const void *b)
 	return 0;
 }
 
+/* The code of an asset, for error messages (its own SPI connection). */
+static char *
+asset_code(int16 asset)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT2OID};
+	Datum		values[1] = {Int16GetDatum(asset)};
+	char	   *code = NULL;
+
+	ledger_spi_connect();
+	ledger_plan(&plan, "SELECT code FROM carbon.asset WHERE id = $1", 1, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		code = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	code = code ? MemoryContextStrdup(CurTransactionContext, code) : psprintf("#%d", asset);
+	SPI_finish();
+	return code;
+}
+
 static void
 unbalanced(int64 entry, int16 asset, const char *what, int128 sum)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CL_INTEGRITY),
 			 errmsg("entry " INT64_FORMAT " is unbalanced", entry),
-			 errdetail("Its postings of asset %d sum to " INT64_FORMAT "%s, not zero.",
-					   asset, (int64) sum, what),
+			 errdetail("Its %s postings sum to " INT64_FORMAT "%s, not zero.",
+					   asset_code(asset), (int64) sum, what),
 			 errhint("Every entry must post whole: its postings sum to zero per asset.")));
 }
 
@@ -204,8 +223,8 @@ apply_balances(PostingRow *rows, int n)
 					ereport(ERROR,
 							(errcode(ERRCODE_CL_INSUFFICIENT),
 							 errmsg("insufficient balance in account " INT64_FORMAT, rows[i].account),
-							 errdetail("The account holds " INT64_FORMAT " of asset %d; this needs " INT64_FORMAT ".",
-									   after - delta, rows[i].asset, -delta)));
+							 errdetail("The account holds " INT64_FORMAT " %s; this needs " INT64_FORMAT ".",
+									   after - delta, asset_code(rows[i].asset), -delta)));
 			}
 		}
 		i = j;

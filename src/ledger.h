@@ -76,5 +76,6 @@ extern bool ledger_request_begin(int64 account, const char *request_id, const ch
 								 const char *args, int64 *result);
 extern void ledger_request_finish(int64 account, const char *request_id, int64 result);
 extern void ledger_forget_xact_cache(void);
+extern void ledger_keep_xact_cache(void);
 
 #endif							/* CARBON_LEDGER_H */

@@ -80,19 +80,26 @@ bad=$(grep -cE '\.\.\. FAILED' "$CL_TMP/iso.log" || true)
 tally isolation "$ok" "$bad"
 [ "$bad" -eq 0 ] || cat "$iso_out/regression.diffs" 2>/dev/null || true
 
-stop_cluster
-
-# Suites that bring their own clusters (crash, replicas) go here.
+# Script suites (test/suites/*.sh): each runs against this cluster (or
+# starts its own) and ends with its own "N passed, N failed" line.
 for extra in "$ROOT"/test/suites/*.sh; do
   [ -e "$extra" ] || continue
   name=$(basename "$extra" .sh)
+  log "$name"
   set +e
-  out=$(bash "$extra" 2>&1 | tee /dev/stderr | tail -n 1)
+  bash "$extra" >"$CL_TMP/suite.log" 2>&1
+  rc=$?
   set -e
-  p=$(sed -nE 's/.*\b([0-9]+) passed, ([0-9]+) failed.*/\1/p' <<<"$out")
-  f=$(sed -nE 's/.*\b([0-9]+) passed, ([0-9]+) failed.*/\2/p' <<<"$out")
-  tally "$name" "${p:-0}" "${f:-1}"
+  cat "$CL_TMP/suite.log"
+  line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$CL_TMP/suite.log" | tail -n 1)
+  p=$(sed -nE 's/.*\b([0-9]+) passed, ([0-9]+) failed.*/\1/p' <<<"$line")
+  f=$(sed -nE 's/.*\b([0-9]+) passed, ([0-9]+) failed.*/\2/p' <<<"$line")
+  p=${p:-0}; f=${f:-1}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  tally "$name" "$p" "$f"
 done
+
+stop_cluster
 
 if [ ${#FAILED_SUITES[@]} -gt 0 ]; then log "failing suites: ${FAILED_SUITES[*]}"; fi
 echo "$PASSED passed, $FAILED failed"

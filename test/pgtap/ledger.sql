@@ -1,0 +1,136 @@
+-- pgTAP: every refusal of the ledger core, with its SQLSTATE, and that a
+-- refused call leaves nothing behind (R5 so far).
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(57);
+
+SELECT open_account('personal', '620700', 'T-A') AS a \gset
+SELECT open_account('personal', '620700', 'T-B') AS b \gset
+SELECT open_account('merchant', '620700', 'T-M') AS m \gset
+SELECT open_account('government', '320100', 'T-G') AS g \gset
+SELECT open_account('enterprise', '620700', 'T-E') AS e \gset
+SELECT issue(:a, 'POINT', 1000) AS first_entry \gset
+SELECT issue(:e, 'CNY', 50000) \gset
+
+-- A fingerprint of everything a refused call could have written.
+CREATE TEMP VIEW written AS
+  SELECT (SELECT count(*) FROM entry) AS entries, (SELECT count(*) FROM posting) AS postings,
+         (SELECT coalesce(sum(amount), 0) FROM balance) AS balances, (SELECT count(*) FROM request) AS requests,
+         (SELECT count(*) FROM account) AS accounts;
+CREATE TEMP TABLE before AS SELECT * FROM written;
+
+-- Arguments: 22023 / 22004.
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 0)', :a, :m, 'POINT'), '22023', NULL, 'zero amount');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, -5)', :a, :m, 'POINT'), '22023', NULL, 'negative amount');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :a, 'POINT'), '22023', NULL, 'to the same account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :m, 'GOLD'), '22023', NULL, 'unknown asset');
+SELECT throws_ok(format('SELECT transfer(%s, 987654321, %L, 1)', :a, 'POINT'), '22023', NULL, 'unknown account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, (SELECT id FROM account WHERE kind = 'issuance' LIMIT 1), 'POINT'),
+                 '22023', NULL, 'system accounts are not transfer targets');
+SELECT throws_ok(format('SELECT transfer(NULL, %s, %L, 1)', :m, 'POINT'), '22004', NULL, 'null account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, NULL, 1)', :a, :m), '22004', NULL, 'null asset');
+SELECT throws_ok($$SELECT open_account('citizen', '620700', 'x')$$, '22023', NULL, 'unknown tier');
+SELECT throws_ok($$SELECT open_account('personal', '6207001', 'x')$$, '22023', NULL, 'region of 7 digits');
+SELECT throws_ok($$SELECT open_account('personal', '62O700', 'x')$$, '22023', NULL, 'region with a letter');
+SELECT throws_ok($$SELECT open_account('personal', '620700', '')$$, '22023', NULL, 'empty external_ref');
+SELECT throws_ok($$SELECT open_account(NULL, '620700', 'x')$$, '22004', NULL, 'null tier');
+SELECT throws_ok($$SELECT account_id('nobody', 'x')$$, '22023', NULL, 'account_id with unknown tier');
+SELECT throws_ok(format('SELECT set_account_status(%s, %L, %L)', :a, 'sleeping', 'x'), '22023', NULL, 'unknown status');
+SELECT throws_ok(format('SELECT set_account_status(%s, %L, %L)', :a, 'frozen', ''), '22023', NULL, 'status change without reason');
+SELECT throws_ok(format('SELECT balance(%s, %L)', :a, 'GOLD'), '22023', NULL, 'balance of unknown asset');
+SELECT throws_ok($$SELECT balance(987654321)$$, '22023', NULL, 'balance of unknown account');
+SELECT throws_ok($$SELECT define_asset('X', 'currency', 'x')$$, '22023', NULL, 'asset code too short');
+SELECT throws_ok($$SELECT define_asset('RAIN', 'gold', 'x')$$, '22023', NULL, 'unknown asset kind');
+SELECT throws_ok($$SELECT issue(1, 'POINT', 0)$$, '22023', NULL, 'issuing nothing');
+SELECT throws_ok($$SELECT reverse_entry(987654321, 'x')$$, '22023', NULL, 'reversing an unknown entry');
+
+-- Flow matrix: CL003.
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :b, 'POINT'), 'CL003', NULL, 'personal → personal points');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :m, :a, 'POINT'), 'CL003', NULL, 'merchant → personal points');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :g, 'RED'), 'CL003', NULL, 'personal → government RED');
+SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :m, 'POINT'), 'personal → merchant points');
+SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :g, 'POINT'), 'personal → government points (donation)');
+SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 100)', :e, :a, 'CNY'), 'CNY between any participants');
+DROP TABLE before; CREATE TEMP TABLE before AS SELECT * FROM written;
+
+-- Balance: CL001.
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1000000)', :a, :m, 'POINT'), 'CL001', NULL, 'more than the balance');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :b, :m, 'POINT'), 'CL001', NULL, 'from an empty account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :g, 'CER'), 'CL001', NULL, 'an asset never held');
+
+-- Order of checks: status before flow before balance.
+SELECT set_account_status(:b, 'frozen', 'test');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1000000)', :b, :a, 'POINT'), 'CL002', NULL,
+                 'frozen is reported before flow and balance');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1000000)', :a, :b, 'POINT'), 'CL002', NULL,
+                 'a frozen receiver is reported before flow and balance');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1000000)', :m, :a, 'POINT'), 'CL003', NULL,
+                 'flow is reported before balance');
+SELECT set_account_status(:b, 'active', 'test');
+
+-- Status: CL002; closing: CL007.
+SELECT set_account_status(:m, 'frozen', 'audit');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :m, 'POINT'), 'CL002', NULL, 'paying a frozen account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :m, (SELECT id FROM account WHERE tier = 'platform' LIMIT 1), 'POINT'),
+                 NULL, NULL, 'a frozen merchant cannot settle');
+SELECT set_account_status(:m, 'active', 'audit done');
+SELECT throws_ok(format('SELECT set_account_status(%s, %L, %L)', :a, 'closed', 'x'), 'CL007', NULL, 'closing with a balance');
+
+-- Nothing half-written by any refusal above.
+SELECT results_eq('SELECT * FROM written', 'SELECT * FROM before', 'refused calls wrote nothing');
+
+-- Retry safety: same request id → same result; different arguments → 23505.
+SELECT is(transfer(:a, :m, 'POINT', 7, NULL, 'rq'), transfer(:a, :m, 'POINT', 7, NULL, 'rq'), 'a retry returns the first entry');
+SELECT is((SELECT count(*) FROM entry WHERE memo IS NULL AND kind = 'transfer'
+            AND id = (SELECT result FROM request WHERE request_id = 'rq')), 1::bigint, 'one entry for two calls');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 8, NULL, %L)', :a, :m, 'POINT', 'rq'), '23505', NULL,
+                 'same request id, other amount');
+SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 7, NULL, %L)', :e, :a, 'CNY', 'rq'),
+                 'request ids are per account');
+
+-- Append-only, for the owner too (CL009).
+SELECT throws_ok('UPDATE posting SET amount = amount', 'CL009', NULL, 'UPDATE posting');
+SELECT throws_ok('DELETE FROM posting', 'CL009', NULL, 'DELETE posting');
+SELECT throws_ok('TRUNCATE posting', 'CL009', NULL, 'TRUNCATE posting');
+SELECT throws_ok('UPDATE entry SET memo = $$x$$', 'CL009', NULL, 'UPDATE entry');
+SELECT throws_ok('DELETE FROM entry', 'CL009', NULL, 'DELETE entry');
+SELECT throws_ok('TRUNCATE entry CASCADE', 'CL009', NULL, 'TRUNCATE entry');
+
+-- The posting trigger refuses an unbalanced entry even from a superuser (CL009).
+SAVEPOINT forged;
+INSERT INTO entry (id, kind) VALUES (-1, 'forged');
+SELECT throws_ok(format('INSERT INTO posting VALUES (-1, 1, %s, 1, 500, now())', :a), 'CL009', NULL,
+                 'an unbalanced entry');
+SELECT throws_ok(format('INSERT INTO posting VALUES (-1, 1, %s, 1, 500, now()), (-1, 2, %s, 1, -400, now())', :a, :m),
+                 'CL009', NULL, 'another unbalanced entry');
+ROLLBACK TO SAVEPOINT forged;
+
+-- Tamper evidence: a superuser edits a sealed row behind the triggers' back.
+SELECT ok(seal() IS NOT NULL, 'seal');
+SELECT is(ARRAY(SELECT check_name || ': ' || detail FROM verify_integrity() WHERE NOT ok), '{}'::text[], 'verify_integrity is clean');
+ALTER TABLE posting DISABLE TRIGGER posting_append_only;
+UPDATE posting SET amount = amount + 1 WHERE entry_id = :first_entry AND amount > 0;
+UPDATE posting SET amount = amount - 1 WHERE entry_id = :first_entry AND amount < 0;
+ALTER TABLE posting ENABLE TRIGGER posting_append_only;
+SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'seals_intact'), false,
+          'a balanced edit of a sealed entry breaks its seal');
+SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'balances_match_postings'), false,
+          'and balances no longer match postings');
+ALTER TABLE entry DISABLE TRIGGER entry_append_only;
+ALTER TABLE posting DISABLE TRIGGER posting_append_only;
+DELETE FROM posting WHERE entry_id = :first_entry;
+DELETE FROM entry WHERE id = :first_entry;
+ALTER TABLE entry ENABLE TRIGGER entry_append_only;
+ALTER TABLE posting ENABLE TRIGGER posting_append_only;
+SELECT alike((SELECT detail FROM verify_integrity() WHERE check_name = 'seals_intact'), 'tampered:%',
+            'a deleted sealed entry is reported');
+
+-- The extension can be dropped and created again; the roles stay.
+DROP VIEW written;
+DROP EXTENSION carbon_ledger;
+SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'carbon\_%'), 7::bigint, 'roles outlive the extension');
+CREATE EXTENSION carbon_ledger;
+SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE ok), 7::bigint, 'a fresh ledger verifies');
+
+SELECT * FROM finish();
+ROLLBACK;
