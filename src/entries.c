@@ -193,6 +193,7 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
 	bool		isnull;
 	int64		entry_id;
+	MemoryContext caller_context = CurrentMemoryContext;
 
 	evalues[0] = CStringGetTextDatum(kind);
 	evalues[1] = memo ? CStringGetTextDatum(memo) : (Datum) 0;
@@ -231,12 +232,25 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 		if (SPI_execute_plan(posting_plan, pvalues, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "posting insert failed");
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/*
+		 * A refusal from the posting trigger: drop the CONTEXT line that
+		 * quotes our internal INSERT, which tells a clerk nothing.
+		 */
+		MemoryContext ecxt = MemoryContextSwitchTo(caller_context);
+		ErrorData  *edata = CopyErrorData();
+
+		FlushErrorState();
+		MemoryContextSwitchTo(ecxt);
 		ledger_write.active = false;
 		ledger_write.accounts = NULL;
+		edata->context = NULL;
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	ledger_write.active = false;
+	ledger_write.accounts = NULL;
 	return entry_id;
 }
 
