@@ -28,26 +28,29 @@ static bool acting_set = false;
 static void
 ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
+	bool		committed;
+
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			acting_set = false;
-			acting_account = 0;
-			ledger_write.active = false;
-			ledger_keep_xact_cache();
+			committed = true;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			acting_set = false;
-			acting_account = 0;
-			ledger_write.active = false;
-			ledger_forget_xact_cache();
+			committed = false;
 			break;
 		default:
-			break;
+			return;
 	}
+	acting_set = false;
+	acting_account = 0;
+	ledger_write.active = false;
+	if (committed)
+		ledger_keep_xact_cache();
+	else
+		ledger_forget_xact_cache();
 }
 
 /*

@@ -21,20 +21,29 @@ if (cd "$ROOT" && make -s lint); then tally cppcheck 1 0; else tally cppcheck 0 
 
 start_cluster off
 
+# run_regress NAME DRIVER INPUTDIR OUTPUTDIR DB TEST... — pg_regress or
+# pg_isolation_regress against the cluster; tallies ok / FAILED lines.
+run_regress() {
+  local name=$1 driver=$2 inputdir=$3 outputdir=$4 db=$5
+  shift 5
+  log "$name"
+  rm -rf "$outputdir/results" "$outputdir/regression.diffs" "$outputdir/regression.out"
+  mkdir -p "$outputdir"
+  set +e
+  "$driver" --inputdir="$inputdir" --outputdir="$outputdir" --bindir="$PGBIN" --dbname="$db" \
+    --load-extension=carbon_ledger "$@" 2>&1 | tee "$CL_TMP/$name.log"
+  set -e
+  local ok bad
+  ok=$(grep -cE '\.\.\. ok' "$CL_TMP/$name.log" || true)
+  bad=$(grep -cE '\.\.\. FAILED' "$CL_TMP/$name.log" || true)
+  [ $((ok + bad)) -eq $# ] || bad=$((bad + $# - ok - bad))
+  tally "$name" "$ok" "$bad"
+  [ "$bad" -eq 0 ] || cat "$outputdir/regression.diffs" 2>/dev/null || true
+}
+
 # pg_regress: behaviour as readable transcripts.
-log "pg_regress"
 mapfile -t regress < <(cd "$ROOT/sql" && ls *.sql | sed 's/\.sql$//')
-rm -rf "$ROOT/results" "$ROOT/regression.diffs" "$ROOT/regression.out"
-set +e
-"$PGXS_DIR/src/test/regress/pg_regress" --inputdir="$ROOT" --outputdir="$ROOT" \
-  --bindir="$PGBIN" --dbname=carbon_regress --load-extension=carbon_ledger \
-  "${regress[@]}" 2>&1 | tee "$CL_TMP/regress.log"
-set -e
-ok=$(grep -cE '\.\.\. ok' "$CL_TMP/regress.log" || true)
-bad=$(grep -cE '\.\.\. FAILED' "$CL_TMP/regress.log" || true)
-[ $((ok + bad)) -eq ${#regress[@]} ] || bad=$((bad + ${#regress[@]} - ok - bad))
-tally pg_regress "$ok" "$bad"
-[ "$bad" -eq 0 ] || cat "$ROOT/regression.diffs" 2>/dev/null || true
+run_regress pg_regress "$PGXS_DIR/src/test/regress/pg_regress" "$ROOT" "$ROOT" carbon_regress "${regress[@]}"
 
 # pgTAP: refusals and invariants, each file in its own fresh database.
 log "pgTAP"
@@ -65,20 +74,9 @@ done
 tally pgTAP "$tap_pass" "$tap_fail"
 
 # Isolation specs: races between sessions.
-log "isolation"
 mapfile -t specs < <(cd "$ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
-iso_out="$ROOT/test/isolation/output_iso"
-rm -rf "$iso_out"; mkdir -p "$iso_out"
-set +e
-"$PGXS_DIR/src/test/isolation/pg_isolation_regress" --inputdir="$ROOT/test/isolation" \
-  --outputdir="$iso_out" --bindir="$PGBIN" --dbname=carbon_isolation \
-  --load-extension=carbon_ledger "${specs[@]}" 2>&1 | tee "$CL_TMP/iso.log"
-set -e
-ok=$(grep -cE '\.\.\. ok' "$CL_TMP/iso.log" || true)
-bad=$(grep -cE '\.\.\. FAILED' "$CL_TMP/iso.log" || true)
-[ $((ok + bad)) -eq ${#specs[@]} ] || bad=$((bad + ${#specs[@]} - ok - bad))
-tally isolation "$ok" "$bad"
-[ "$bad" -eq 0 ] || cat "$iso_out/regression.diffs" 2>/dev/null || true
+run_regress isolation "$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$ROOT/test/isolation" \
+  "$ROOT/test/isolation/output_iso" carbon_isolation "${specs[@]}"
 
 # Script suites (test/suites/*.sh): each runs against this cluster (or
 # starts its own) and ends with its own "N passed, N failed" line.
