@@ -389,8 +389,11 @@ ledger_balance(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	values[0] = Int64GetDatum(account);
 	values[1] = Int16GetDatum(ledger_asset_id(asset));
+	/* lots past their expiry are not spendable, even before expire_lots() runs */
 	ledger_plan(&plan,
-				"SELECT sum(amount)::bigint FROM carbon.balance WHERE account = $1 AND asset_id = $2",
+				"SELECT (SELECT sum(amount) FROM carbon.balance WHERE account = $1 AND asset_id = $2)::bigint "
+				"     - (SELECT coalesce(sum(remaining), 0) FROM carbon.lot "
+				"        WHERE account = $1 AND asset_id = $2 AND remaining > 0 AND expires_at <= now())::bigint",
 				2, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "balance lookup failed");

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -164,10 +165,10 @@ system_account(const char *kind, int16 asset, const char *tier, const char *regi
 	return &entry->account;
 }
 
-int64
-ledger_system_account(const char *kind, int16 asset, const char *tier, const char *region)
+const LedgerAccount *
+ledger_system_account_info(const char *kind, int16 asset, const char *tier, const char *region)
 {
-	return system_account(kind, asset, tier, region)->id;
+	return system_account(kind, asset, tier, region);
 }
 
 /* ---- the posting path ---- */
@@ -251,7 +252,129 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 	PG_END_TRY();
 	ledger_write.active = false;
 	ledger_write.accounts = NULL;
+
+	/* balances are checked: now the lots follow the postings */
+	if (!ledger_write.lots_handled)
+		ledger_lots_follow_entry(accounts, assets, amounts, n, entry_id,
+								 ledger_write.lot_basis ? ledger_write.lot_basis
+								 : GetCurrentTransactionStartTimestamp());
 	return entry_id;
+}
+
+/*
+ * An entry made by the system itself (expiry, ...): not a transfer, allowed
+ * on frozen accounts, lots already handled by the caller.
+ */
+int64
+ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount **accounts,
+						 const int16 *assets, const int64 *amounts, int n)
+{
+	int64		entry_id;
+
+	ledger_write.status_exempt = true;
+	ledger_write.lots_handled = true;
+	PG_TRY();
+	{
+		entry_id = post_entry(kind, memo, 0, accounts, assets, amounts, n);
+	}
+	PG_FINALLY();
+	{
+		ledger_write.status_exempt = false;
+		ledger_write.lots_handled = false;
+	}
+	PG_END_TRY();
+	return entry_id;
+}
+
+/* A behaviour's credit: new lots expire per points_validity from the event. */
+int64
+ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts, const int16 *assets,
+						   const int64 *amounts, int n, TimestampTz occurred_at)
+{
+	int64		entry_id;
+
+	ledger_write.lot_basis = occurred_at;
+	PG_TRY();
+	{
+		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n);
+	}
+	PG_FINALLY();
+	{
+		ledger_write.lot_basis = 0;
+	}
+	PG_END_TRY();
+	return entry_id;
+}
+
+/* ---- issuance caps (碳积分总量控制) ---- */
+
+/*
+ * Take room for amounts[i] of assets[i] under the caps of (tier, region,
+ * local year of `at`).  False, with nothing taken, when a cap would be
+ * exceeded.  A concurrent taker of the last room waits on the cap row and
+ * then re-checks against what it left.
+ */
+bool
+ledger_cap_take(const char *tier, const char *region, TimestampTz at,
+				const char **assets, const int64 *amounts, int n)
+{
+	static SPIPlanPtr take_plan = NULL;
+	static SPIPlanPtr undo_plan = NULL;
+	Oid			types[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[5];
+	Datum	   *a = palloc(sizeof(Datum) * n);
+	Datum	   *m = palloc(sizeof(Datum) * n);
+	bool		isnull;
+	int64		taken,
+				capped;
+
+	for (int i = 0; i < n; i++)
+	{
+		a[i] = CStringGetTextDatum(assets[i]);
+		m[i] = Int64GetDatum(amounts[i]);
+	}
+	values[0] = CStringGetTextDatum(tier);
+	values[1] = CStringGetTextDatum(region);
+	values[2] = TimestampTzGetDatum(at);
+	values[3] = PointerGetDatum(construct_array(a, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_array(m, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ledger_plan(&take_plan,
+				"WITH want AS (SELECT * FROM unnest($4, $5) AS w(asset, amount) WHERE amount > 0), "
+				"k AS (SELECT extract(year FROM $3 AT TIME ZONE "
+				"             (SELECT value FROM carbon.settings WHERE name = 'timezone'))::int AS year), "
+				"took AS (UPDATE carbon.issuance_cap c SET issued = c.issued + w.amount FROM want w, k "
+				"         WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year "
+				"           AND c.issued + w.amount <= c.cap RETURNING c.asset) "
+				"SELECT (SELECT count(*) FROM took), (SELECT array_agg(asset) FROM took), "
+				"       (SELECT count(*) FROM carbon.issuance_cap c, want w, k "
+				"        WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year)",
+				5, types);
+	if (SPI_execute_plan(take_plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "issuance cap check failed");
+	taken = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	capped = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (taken == capped)
+		return true;
+	/* one asset fit and another did not: give back what was taken */
+	if (taken > 0)
+	{
+		Oid			undo_types[6] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+		Datum		undo_values[6];
+
+		memcpy(undo_values, values, sizeof(Datum) * 5);
+		undo_values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		ledger_plan(&undo_plan,
+					"WITH want AS (SELECT * FROM unnest($4, $5) AS w(asset, amount) "
+					"              WHERE amount > 0 AND asset = ANY ($6)), "
+					"k AS (SELECT extract(year FROM $3 AT TIME ZONE "
+					"             (SELECT value FROM carbon.settings WHERE name = 'timezone'))::int AS year) "
+					"UPDATE carbon.issuance_cap c SET issued = c.issued - w.amount FROM want w, k "
+					"WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year",
+					6, undo_types);
+		if (SPI_execute_plan(undo_plan, undo_values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "issuance cap release failed");
+	}
+	return false;
 }
 
 /* ---- request ids: retries move nothing twice ---- */
@@ -419,6 +542,14 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	ledger_require_active(&from);
 	ledger_require_active(&to);
 
+	/* expired lots are swept before spending: they are not spendable */
+	if (ledger_lot_asset(asset))
+	{
+		int64		lots, points, grams;
+
+		ledger_expire(from_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
+	}
+
 	ledger_write.check_flow = true;
 	ledger_write.from_tier = from.tier;
 	ledger_write.to_tier = to.tier;
@@ -469,6 +600,13 @@ ledger_issue(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(entry_id);
 	}
 	ledger_require_active(&acc);
+	if (!ledger_cap_take(acc.tier, acc.region, GetCurrentTransactionStartTimestamp(),
+						 (const char **) &asset_code, &amount, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_CAP),
+				 errmsg("issuing " INT64_FORMAT " %s would exceed this year's cap for %s accounts in %s",
+						amount, asset_code, acc.tier, acc.region),
+				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
 	issuer = system_account("issuance", asset, acc.tier, acc.region);
 	entry_id = ledger_move("issuance", memo, issuer, &acc, asset, amount);
 	ledger_request_finish(account, request_id, entry_id);

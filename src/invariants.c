@@ -23,6 +23,7 @@
 #include "common/int.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -170,13 +171,36 @@ check_flow(void)
 				 errhint("The allowed flows are in carbon.allowed_flow.")));
 }
 
-/* Apply the postings to balances, in (account, asset) order. */
+/* One (account, asset) group of postings, summed. */
+typedef struct BalanceDelta
+{
+	int64		account;
+	int16		asset;
+	int64		delta;
+	const LedgerAccount *acc;
+} BalanceDelta;
+
 static void
-apply_balances(PostingRow *rows, int n)
+refuse_balance(const BalanceDelta *d, int64 after, const char *status)
+{
+	if (strcmp(status, "active") != 0 && !ledger_write.status_exempt)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_ACCOUNT_STATUS),
+				 errmsg("account " INT64_FORMAT " is %s", d->account, status)));
+	if (after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INSUFFICIENT),
+				 errmsg("insufficient balance in account " INT64_FORMAT, d->account),
+				 errdetail("The account holds " INT64_FORMAT " %s; this needs " INT64_FORMAT ".",
+						   after - d->delta, asset_code(d->asset), -d->delta)));
+}
+
+/* A few groups: one cached upsert each. */
+static void
+apply_rowwise(BalanceDelta *d, int n, int16 stripe)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT8OID, INT2OID, INT2OID, INT8OID, TEXTOID};
-	int16		stripe = (int16) (MyProcPid % LEDGER_STRIPES);
 
 	ledger_plan(&plan,
 				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
@@ -184,15 +208,101 @@ apply_balances(PostingRow *rows, int n)
 				"ON CONFLICT (account, asset_id, stripe) DO UPDATE SET amount = b.amount + excluded.amount "
 				"RETURNING b.amount, b.status",
 				5, types);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		isnull;
+		int64		after;
+
+		values[0] = Int64GetDatum(d[i].account);
+		values[1] = Int16GetDatum(d[i].asset);
+		values[2] = Int16GetDatum(d[i].acc->participant ? 0 : stripe);
+		values[3] = Int64GetDatum(d[i].delta);
+		values[4] = CStringGetTextDatum(d[i].acc->status);
+		if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "balance update failed");
+		if (!d[i].acc->participant)
+			continue;
+		after = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		refuse_balance(&d[i], after, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
+}
+
+/* Many groups (bulk entries): one set-based upsert, rows still in order. */
+static void
+apply_setwise(BalanceDelta *d, int n, int16 stripe)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, INT2ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[5];
+	Datum	   *cols[5];
+
+	for (int c = 0; c < 5; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		cols[0][i] = Int64GetDatum(d[i].account);
+		cols[1][i] = Int16GetDatum(d[i].asset);
+		cols[2][i] = Int16GetDatum(d[i].acc->participant ? 0 : stripe);
+		cols[3][i] = Int64GetDatum(d[i].delta);
+		cols[4][i] = CStringGetTextDatum(d[i].acc->status);
+	}
+	values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(cols[1], n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_array(cols[2], n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[3] = PointerGetDatum(construct_array(cols[3], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(cols[4], n, TEXTOID, -1, false, TYPALIGN_INT));
+	ledger_plan(&plan,
+				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
+				"SELECT * FROM unnest($1, $2, $3, $4, $5) "
+				"ON CONFLICT (account, asset_id, stripe) DO UPDATE SET amount = b.amount + excluded.amount "
+				"RETURNING b.account, b.asset_id, b.stripe, b.amount, b.status",
+				5, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "balance update failed");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		account = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int16		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
+		int			lo = 0,
+					hi = n - 1;
+
+		if (DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull)) != 0)
+			continue;			/* a system account's stripe */
+		while (lo <= hi)		/* d[] is sorted by (account, asset) */
+		{
+			int			mid = (lo + hi) / 2;
+
+			if (d[mid].account == account && d[mid].asset == asset)
+			{
+				if (d[mid].acc->participant)
+					refuse_balance(&d[mid], DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)),
+								   SPI_getvalue(tup, desc, 5));
+				break;
+			}
+			if (d[mid].account < account || (d[mid].account == account && d[mid].asset < asset))
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+	}
+}
+
+/* Apply the postings to balances, summed per (account, asset), in that order. */
+static void
+apply_balances(PostingRow *rows, int n)
+{
+	BalanceDelta *d = palloc(sizeof(BalanceDelta) * n);
+	int			ngroups = 0;
+	int16		stripe = (int16) (MyProcPid % LEDGER_STRIPES);
+
 	for (int i = 0; i < n;)
 	{
-		const LedgerAccount *acc = rows[i].acc;
 		int64		delta = 0;
 		int			j = i;
-		Datum		values[5];
-		int64		after;
-		char	   *status;
-		bool		isnull;
 
 		while (j < n && rows[j].account == rows[i].account && rows[j].asset == rows[i].asset)
 		{
@@ -204,31 +314,18 @@ apply_balances(PostingRow *rows, int n)
 		}
 		if (delta != 0)
 		{
-			values[0] = Int64GetDatum(rows[i].account);
-			values[1] = Int16GetDatum(rows[i].asset);
-			values[2] = Int16GetDatum(acc->participant ? 0 : stripe);
-			values[3] = Int64GetDatum(delta);
-			values[4] = CStringGetTextDatum(acc->status);
-			if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-				elog(ERROR, "balance update failed");
-			after = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			if (acc->participant)
-			{
-				if (strcmp(status, "active") != 0 && !ledger_write.status_exempt)
-					ereport(ERROR,
-							(errcode(ERRCODE_CL_ACCOUNT_STATUS),
-							 errmsg("account " INT64_FORMAT " is %s", rows[i].account, status)));
-				if (after < 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_CL_INSUFFICIENT),
-							 errmsg("insufficient balance in account " INT64_FORMAT, rows[i].account),
-							 errdetail("The account holds " INT64_FORMAT " %s; this needs " INT64_FORMAT ".",
-									   after - delta, asset_code(rows[i].asset), -delta)));
-			}
+			d[ngroups].account = rows[i].account;
+			d[ngroups].asset = rows[i].asset;
+			d[ngroups].delta = delta;
+			d[ngroups].acc = rows[i].acc;
+			ngroups++;
 		}
 		i = j;
 	}
+	if (ngroups <= 8)
+		apply_rowwise(d, ngroups, stripe);
+	else
+		apply_setwise(d, ngroups, stripe);
 }
 
 PG_FUNCTION_INFO_V1(ledger_posting_check);

@@ -8,6 +8,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 
 /* Domain refusals of api.md, class CL. */
 #define ERRCODE_CL_INSUFFICIENT		MAKE_SQLSTATE('C','L','0','0','1')
@@ -47,6 +48,8 @@ typedef struct LedgerWrite
 	const char *to_tier;
 	const char *asset_code;
 	bool		status_exempt;	/* system corrections may touch frozen accounts */
+	bool		lots_handled;	/* the caller moved the lots itself */
+	TimestampTz lot_basis;		/* new lots expire per points_validity from here */
 } LedgerWrite;
 
 extern LedgerWrite ledger_write;
@@ -69,13 +72,28 @@ extern bool ledger_valid_tier(const char *tier);
 extern void ledger_require_active(const LedgerAccount *acc);
 
 /* entries.c */
-extern int64 ledger_system_account(const char *kind, int16 asset, const char *tier, const char *region);
+extern const LedgerAccount *ledger_system_account_info(const char *kind, int16 asset,
+														const char *tier, const char *region);
+extern int64 ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount **accounts,
+									  const int16 *assets, const int64 *amounts, int n);
 extern int64 ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 						 const LedgerAccount *to, int16 asset, int64 amount);
+extern int64 ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts,
+										const int16 *assets, const int64 *amounts, int n,
+										TimestampTz occurred_at);
+extern bool ledger_cap_take(const char *tier, const char *region, TimestampTz at,
+							const char **assets, const int64 *amounts, int n);
 extern bool ledger_request_begin(int64 account, const char *request_id, const char *fn,
 								 const char *args, int64 *result);
 extern void ledger_request_finish(int64 account, const char *request_id, int64 result);
 extern void ledger_forget_xact_cache(void);
 extern void ledger_keep_xact_cache(void);
+
+/* lots.c */
+extern bool ledger_lot_asset(int16 asset);
+extern TimestampTz ledger_lot_expiry(TimestampTz basis);
+extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
+									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
+extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
 #endif							/* CARBON_LEDGER_H */

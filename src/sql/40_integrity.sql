@@ -184,7 +184,23 @@ BEGIN
                  ELSE d END;
   RETURN NEXT;
 
-  -- 7. seals: each hash recomputes from the rows and links to the one before
+  -- 7. lots = balances, for every participant and lot asset (POINT, RED)
+  SELECT count(*), string_agg(format('account %s asset %s: balance %s, lots %s', account, asset_id, b, l), '; ')
+    INTO n, d
+    FROM (SELECT coalesce(b.account, l.account) AS account, coalesce(b.asset_id, l.asset_id) AS asset_id,
+                 coalesce(b.total, 0) AS b, coalesce(l.total, 0) AS l
+          FROM (SELECT x.account, x.asset_id, sum(x.amount) AS total FROM carbon.balance x
+                JOIN carbon.account a ON a.id = x.account
+                WHERE a.kind = 'participant' AND x.asset_id IN (1, 2) GROUP BY 1, 2) b
+          FULL JOIN (SELECT account, asset_id, sum(remaining) AS total FROM carbon.lot GROUP BY 1, 2) l
+            ON l.account = b.account AND l.asset_id = b.asset_id
+          WHERE coalesce(b.total, 0) <> coalesce(l.total, 0)
+          ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'lots_match_balances'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every POINT and RED balance is held in lots' ELSE d END;
+  RETURN NEXT;
+
+  -- 8. seals: each hash recomputes from the rows and links to the one before
   FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
     members := carbon._seal_members(sl);
     SELECT carbon._sha256_chain(sl.prev_hash, t.line ORDER BY t.id) INTO recomputed

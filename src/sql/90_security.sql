@@ -87,3 +87,66 @@ CREATE POLICY acting_account ON carbon.entry FOR SELECT
   TO carbon_app, carbon_merchant, carbon_trader
   USING (EXISTS (SELECT 1 FROM carbon.posting p
                  WHERE p.entry_id = entry.id AND p.account = carbon.acting_account()));
+
+-- Citizens' side (api.md §3, §4).
+REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+  carbon.set_setting(text, text), carbon._lot_expiry(timestamptz), carbon._check_params(text, jsonb),
+  carbon._methodology(text, int), carbon._methodology_step(text, int, text[], text, text, timestamptz),
+  carbon.define_methodology(text, int, text, text, text, text, jsonb),
+  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
+  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
+  carbon.retire_methodology(text, int), carbon._methodology_frozen(),
+  carbon.register_source(text, text[], name),
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
+  carbon.set_issuance_cap(text, text, text, int, bigint)
+FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+  carbon.set_setting(text, text),
+  carbon.define_methodology(text, int, text, text, text, text, jsonb),
+  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
+  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
+  carbon.retire_methodology(text, int), carbon.register_source(text, text[], name),
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
+  carbon.set_issuance_cap(text, text, text, int, bigint)
+TO carbon_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
+GRANT INSERT, SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
+
+-- Scenario operators report behaviour (for their own sources only: checked
+-- per source against its operator_role) and COPY into the inbox.
+GRANT EXECUTE ON FUNCTION
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int)
+TO carbon_operator;
+GRANT INSERT ON carbon.behavior_inbox TO carbon_operator;
+GRANT USAGE ON SEQUENCE carbon.behavior_inbox_seq TO carbon_operator, carbon_admin;
+GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_operator, carbon_app,
+  carbon_verifier, carbon_merchant, carbon_trader;
+
+-- Auditors read everything but the HMAC key.
+GRANT SELECT ON carbon.setting, carbon.settings, carbon.methodology, carbon.source, carbon.behavior,
+  carbon.behavior_inbox, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
+TO carbon_auditor;
+
+-- Views: auditors and admins read them all; apps their own statement.
+GRANT SELECT ON carbon.v_account_statement, carbon.v_points_expiring, carbon.v_reduction_monthly,
+  carbon.v_supply TO carbon_auditor, carbon_admin;
+GRANT SELECT ON carbon.v_account_statement TO carbon_app, carbon_merchant, carbon_trader;
+GRANT SELECT ON carbon.lot, carbon.behavior TO carbon_app, carbon_merchant, carbon_trader;
+
+ALTER TABLE carbon.lot ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.behavior ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.points_carry ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.daily_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.lot FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.behavior FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.points_carry FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.daily_usage FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY acting_account ON carbon.lot FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
+CREATE POLICY acting_account ON carbon.behavior FOR SELECT
+  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());

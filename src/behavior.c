@@ -1,0 +1,636 @@
+/*
+ * behavior.c — low-carbon behaviour in, reductions and points out.
+ *
+ * record_behavior() and process_inbox() share behavior_record(), so a row
+ * gives the same result whichever way it arrives.  One event:
+ *   1. checks, read-only: source, methodology in force at occurred_at,
+ *      scenario authorised for the source, acceptance window, account,
+ *      plausibility; a failed check is a `rejected` result with its reason;
+ *   2. locks the account's daily usage (if the methodology has a daily cap)
+ *      and its points remainder, and computes the grant and the points;
+ *   3. claims (source, event_id) by inserting the behaviour row with its
+ *      final figures: a conflict means a duplicate, answered with the
+ *      original figures (a concurrent duplicate waits for the first);
+ *   4. takes room under the issuance caps (else `rejected`, reason `cap`);
+ *   5. stores the new usage and remainder and posts RED and POINT from the
+ *      segment's issuance accounts; the lots expire per points_validity.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "co2e.h"
+#include "ledger.h"
+#include "methodology.h"
+
+#define ASSET_POINT 1
+#define ASSET_RED	2
+
+/* Settings and caller, read once per call. */
+typedef struct BehaviorContext
+{
+	int64		points_per_kg;
+	TimestampTz earliest;		/* now − acceptance_window */
+	TimestampTz latest;			/* now + tolerated clock skew */
+	char	   *timezone;
+	Oid			caller;
+	bool		caller_is_admin;
+} BehaviorContext;
+
+typedef struct BehaviorInput
+{
+	char	   *source;
+	char	   *event_id;
+	bool		has_account;
+	int64		account;
+	char	   *methodology;
+	Numeric		activity;
+	bool		has_occurred_at;
+	TimestampTz occurred_at;
+	Jsonb	   *attrs;
+} BehaviorInput;
+
+typedef struct BehaviorResult
+{
+	int64		behavior_id;
+	const char *status;			/* accepted, capped, rejected, duplicate */
+	int64		grams;
+	int64		points;
+	char	   *reason;
+} BehaviorResult;
+
+#define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
+
+static void
+behavior_context(BehaviorContext *ctx)
+{
+	static SPIPlanPtr plan = NULL;
+	SPITupleTable *tt;
+	bool		isnull;
+	Oid			admin = get_role_oid("carbon_admin", true);
+
+	ledger_plan(&plan,
+				"SELECT (SELECT value FROM carbon.settings WHERE name = 'points_per_kg')::bigint, "
+				"       now() - (SELECT value FROM carbon.settings WHERE name = 'acceptance_window')::interval, "
+				"       (SELECT value FROM carbon.settings WHERE name = 'timezone')",
+				0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "settings lookup failed");
+	tt = SPI_tuptable;
+	ctx->points_per_kg = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	ctx->earliest = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+	ctx->timezone = MemoryContextStrdup(TopTransactionContext, SPI_getvalue(tt->vals[0], tt->tupdesc, 3));
+	ctx->latest = GetCurrentTransactionStartTimestamp() + CLOCK_SKEW_USEC;
+	ctx->caller = GetOuterUserId();
+	ctx->caller_is_admin = superuser_arg(ctx->caller) ||
+		(OidIsValid(admin) && has_privs_of_role(ctx->caller, admin));
+}
+
+static Datum
+text_or_null(const char *s, char *null)
+{
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* The source's scenarios and whether the caller may report for it. */
+static bool
+source_lookup(const BehaviorContext *ctx, const char *source, const char *scenario,
+			  bool *scenario_ok, bool *caller_ok)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		role;
+
+	values[0] = CStringGetTextDatum(source);
+	values[1] = CStringGetTextDatum(scenario ? scenario : "");
+	ledger_plan(&plan,
+				"SELECT $2 = ANY (scenarios), operator_role FROM carbon.source WHERE source = $1",
+				2, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "source lookup failed");
+	if (SPI_processed == 0)
+		return false;
+	*scenario_ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	role = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*caller_ok = ctx->caller_is_admin;
+	if (!*caller_ok && !isnull)
+	{
+		Oid			roleid = get_role_oid(NameStr(*DatumGetName(role)), true);
+
+		*caller_ok = OidIsValid(roleid) && has_privs_of_role(ctx->caller, roleid);
+	}
+	return true;
+}
+
+/*
+ * Lock the daily usage of (account, scenario, local day) and return what is
+ * left of the cap.
+ */
+static int64
+usage_lock(const BehaviorContext *ctx, int64 account, const char *scenario, TimestampTz at, int64 cap)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4];
+	bool		isnull;
+	int64		used;
+
+	values[0] = Int64GetDatum(account);
+	values[1] = CStringGetTextDatum(scenario);
+	values[2] = TimestampTzGetDatum(at);
+	values[3] = CStringGetTextDatum(ctx->timezone);
+	ledger_plan(&plan,
+				"INSERT INTO carbon.daily_usage AS u (account, scenario, day, used, last_grant) "
+				"VALUES ($1, $2, ($3 AT TIME ZONE $4)::date, 0, 0) "
+				"ON CONFLICT (account, scenario, day) DO UPDATE SET used = u.used RETURNING u.used",
+				4, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "daily usage lookup failed");
+	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return used >= cap ? 0 : cap - used;
+}
+
+static void
+usage_add(const BehaviorContext *ctx, int64 account, const char *scenario, TimestampTz at, int64 grant)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID};
+	Datum		values[5];
+
+	values[0] = Int64GetDatum(account);
+	values[1] = CStringGetTextDatum(scenario);
+	values[2] = TimestampTzGetDatum(at);
+	values[3] = CStringGetTextDatum(ctx->timezone);
+	values[4] = Int64GetDatum(grant);
+	ledger_plan(&plan,
+				"UPDATE carbon.daily_usage SET used = used + $5, last_grant = $5 "
+				"WHERE account = $1 AND scenario = $2 AND day = ($3 AT TIME ZONE $4)::date",
+				5, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "daily usage update failed");
+}
+
+/* Lock the account's points remainder (1/1000 point) and return it. */
+static int64
+carry_lock(int64 account)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(account)};
+	bool		isnull;
+
+	ledger_plan(&plan,
+				"INSERT INTO carbon.points_carry AS c (account, milli, last_points) VALUES ($1, 0, 0) "
+				"ON CONFLICT (account) DO UPDATE SET milli = c.milli RETURNING c.milli",
+				1, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "points remainder lookup failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+carry_store(int64 account, int64 milli, int64 points)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(account);
+	values[1] = Int64GetDatum(milli);
+	values[2] = Int64GetDatum(points);
+	ledger_plan(&plan,
+				"UPDATE carbon.points_carry SET milli = $2, last_points = $3 WHERE account = $1",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "points remainder update failed");
+}
+
+/* Insert the behaviour row; false when (source, event_id) already exists. */
+static bool
+behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Methodology *m, bool has_m,
+			   BehaviorResult *out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[14] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
+		TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[14];
+	char		nulls[14];
+	bool		isnull;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(in->source);
+	values[1] = CStringGetTextDatum(in->event_id);
+	values[2] = Int64GetDatum(in->account);
+	nulls[2] = in->has_account ? ' ' : 'n';
+	values[3] = text_or_null(in->methodology, &nulls[3]);
+	values[4] = Int32GetDatum(has_m ? m->version : 0);
+	nulls[4] = has_m ? ' ' : 'n';
+	values[5] = text_or_null(has_m ? m->scenario : NULL, &nulls[5]);
+	values[6] = PointerGetDatum(in->activity);
+	nulls[6] = in->activity ? ' ' : 'n';
+	values[7] = TimestampTzGetDatum(in->occurred_at);
+	nulls[7] = in->has_occurred_at ? ' ' : 'n';
+	values[8] = CStringGetTextDatum(ctx->timezone);
+	values[9] = PointerGetDatum(in->attrs);
+	nulls[9] = in->attrs ? ' ' : 'n';
+	values[10] = CStringGetTextDatum(out->status);
+	values[11] = Int64GetDatum(out->grams);
+	values[12] = Int64GetDatum(out->points);
+	values[13] = text_or_null(out->reason, &nulls[13]);
+	ledger_plan(&plan,
+				"INSERT INTO carbon.behavior (source, event_id, account, methodology, version, scenario, "
+				"  activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ($8 AT TIME ZONE $9)::date, $10, $11, "
+				"        carbon.co2e_grams($12), $13, $14) "
+				"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+				14, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "behaviour insert failed");
+	if (SPI_processed == 1)
+	{
+		out->behavior_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		return true;
+	}
+	return false;
+}
+
+/* The original figures of a duplicate. */
+static void
+behavior_original(const BehaviorInput *in, BehaviorResult *out)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	SPITupleTable *tt;
+	bool		isnull;
+	char	   *status;
+	char	   *reason;
+
+	values[0] = CStringGetTextDatum(in->source);
+	values[1] = CStringGetTextDatum(in->event_id);
+	ledger_plan(&plan,
+				"SELECT id, status, carbon.grams(reduction), points, reason FROM carbon.behavior "
+				"WHERE source = $1 AND event_id = $2",
+				2, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "behaviour lookup failed");
+	tt = SPI_tuptable;
+	out->behavior_id = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	status = SPI_getvalue(tt->vals[0], tt->tupdesc, 2);
+	out->grams = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull));
+	out->points = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
+	reason = SPI_getvalue(tt->vals[0], tt->tupdesc, 5);
+	out->status = "duplicate";
+	out->reason = psprintf("duplicate of behaviour " INT64_FORMAT " (%s%s%s)", out->behavior_id, status,
+						   reason ? ": " : "", reason ? reason : "");
+}
+
+static void
+behavior_set_rejected(int64 behavior_id, const char *reason)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(behavior_id);
+	values[1] = CStringGetTextDatum(reason);
+	ledger_plan(&plan,
+				"UPDATE carbon.behavior SET status = 'rejected', reason = $2, "
+				"reduction = carbon.co2e_grams(0), points = 0 WHERE id = $1",
+				2, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "behaviour update failed");
+}
+
+static void
+reject(BehaviorResult *out, const char *reason)
+{
+	out->status = "rejected";
+	out->reason = pstrdup(reason);
+	out->grams = 0;
+	out->points = 0;
+}
+
+/*
+ * Record one event.  Needs an SPI connection of its own (the caller's
+ * loop frees each row's memory with SPI_finish).
+ */
+static void
+behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out)
+{
+	Methodology m;
+	bool		has_m = false;
+	bool		scenario_ok = false,
+				caller_ok = false;
+	const char *why = NULL;
+	LedgerAccount acc;
+	int64		er = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->status = "accepted";
+
+	/* 1. read-only checks, in a fixed order: the first broken rule is the reason */
+	if (in->methodology == NULL)
+		why = "unknown_methodology";
+	else if (!in->has_occurred_at)
+		why = "missing_time";
+	else if (methodology_in_force(in->methodology, in->occurred_at, &m, &why))
+		has_m = true;		/* else why says what is wrong */
+
+	if (!source_lookup(ctx, in->source, has_m ? m.scenario : NULL, &scenario_ok, &caller_ok))
+		why = "unknown_source";
+	else if (!caller_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("not allowed to record behaviour for source \"%s\"", in->source),
+				 errhint("Members of the source's operator role, carbon_admin and superusers may.")));
+	if (why == NULL && !scenario_ok)
+		why = "source_not_authorised";
+	if (why == NULL && in->occurred_at > ctx->latest)
+		why = "future";
+	if (why == NULL && in->occurred_at < ctx->earliest)
+		why = "too_old";
+	if (why == NULL)
+	{
+		if (!in->has_account || !ledger_get_account(in->account, &acc) || !acc.participant)
+			why = "unknown_account";
+		else if (strcmp(acc.status, "active") != 0)
+			why = strcmp(acc.status, "frozen") == 0 ? "account_frozen" : "account_closed";
+	}
+	if (why == NULL && !methodology_reduce(&m, in->activity, in->attrs, &er, &why))
+		Assert(why != NULL);
+
+	if (why != NULL)
+	{
+		reject(out, why);
+		if (!behavior_claim(ctx, in, &m, has_m, out))
+			behavior_original(in, out);
+		return;
+	}
+
+	/* 2. daily cap and points, under the locks of the usage and remainder rows */
+	{
+		int64		grant = er;
+		int64		milli,
+					total_milli,
+					points;
+		int64		cap_amounts[2];
+		const char *cap_assets[2] = {"RED", "POINT"};
+
+		if (m.has_daily_cap)
+		{
+			int64		left = usage_lock(ctx, in->account, m.scenario, in->occurred_at, m.daily_cap_g);
+
+			if (grant > left)
+			{
+				grant = left;
+				out->status = "capped";
+				out->reason = pstrdup("daily_cap");
+			}
+		}
+		milli = carry_lock(in->account);
+		if (pg_mul_s64_overflow(grant, ctx->points_per_kg, &total_milli) ||
+			pg_add_s64_overflow(total_milli, milli, &total_milli))
+		{
+			reject(out, "implausible");
+			if (!behavior_claim(ctx, in, &m, has_m, out))
+				behavior_original(in, out);
+			return;
+		}
+		points = total_milli / 1000;
+		out->grams = grant;
+		out->points = points;
+
+		/* 3. claim the event id */
+		if (!behavior_claim(ctx, in, &m, has_m, out))
+		{
+			behavior_original(in, out);
+			return;
+		}
+
+		/* 4. issuance caps */
+		cap_amounts[0] = grant;
+		cap_amounts[1] = points;
+		if (!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
+		{
+			behavior_set_rejected(out->behavior_id, "cap");
+			reject(out, "cap");
+			return;
+		}
+
+		/* 5. store and post */
+		if (m.has_daily_cap && grant > 0)
+			usage_add(ctx, in->account, m.scenario, in->occurred_at, grant);
+		carry_store(in->account, total_milli % 1000, points);
+		if (grant > 0)
+		{
+			const LedgerAccount *accounts[4];
+			int16		assets[4] = {ASSET_RED, ASSET_RED, ASSET_POINT, ASSET_POINT};
+			int64		amounts[4];
+			int			n = 0;
+
+			accounts[n] = ledger_system_account_info("issuance", ASSET_RED, acc.tier, acc.region);
+			amounts[n++] = -grant;
+			accounts[n] = &acc;
+			amounts[n++] = grant;
+			if (points > 0)
+			{
+				accounts[n] = ledger_system_account_info("issuance", ASSET_POINT, acc.tier, acc.region);
+				amounts[n++] = -points;
+				accounts[n] = &acc;
+				amounts[n++] = points;
+			}
+			ledger_post_behavior_entry(psprintf("behaviour " INT64_FORMAT, out->behavior_id),
+									   accounts, assets, amounts, n, in->occurred_at);
+		}
+	}
+}
+
+static void
+read_args(FunctionCallInfo fcinfo, BehaviorInput *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->source = ledger_arg_text(fcinfo, 0, "source");
+	in->event_id = ledger_arg_text(fcinfo, 1, "event_id");
+	if (in->source[0] == '\0' || in->event_id[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source and event_id must not be empty")));
+	in->has_account = !PG_ARGISNULL(2);
+	in->account = in->has_account ? PG_GETARG_INT64(2) : 0;
+	in->methodology = ledger_arg_text_or_null(fcinfo, 3);
+	in->activity = PG_ARGISNULL(4) ? NULL : PG_GETARG_NUMERIC(4);
+	in->has_occurred_at = !PG_ARGISNULL(5);
+	in->occurred_at = in->has_occurred_at ? PG_GETARG_TIMESTAMPTZ(5) : 0;
+	in->attrs = PG_ARGISNULL(6) ? NULL : PG_GETARG_JSONB_P(6);
+}
+
+/*
+ * record_behavior(source, event_id, account, methodology, activity,
+ *                 occurred_at, attrs) → (behavior_id, status, reduction, points, reason)
+ */
+PG_FUNCTION_INFO_V1(ledger_record_behavior);
+Datum
+ledger_record_behavior(PG_FUNCTION_ARGS)
+{
+	BehaviorContext ctx;
+	BehaviorInput in;
+	BehaviorResult out;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	MemoryContext callercxt = CurrentMemoryContext;
+	char	   *reason;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "record_behavior must return a row");
+	read_args(fcinfo, &in);
+	ledger_spi_connect();
+	behavior_context(&ctx);
+	behavior_record(&ctx, &in, &out);
+	reason = out.reason ? MemoryContextStrdup(callercxt, out.reason) : NULL;
+	SPI_finish();
+	out.reason = reason;
+	values[0] = Int64GetDatum(out.behavior_id);
+	values[1] = CStringGetTextDatum(out.status);
+	values[2] = Co2eGetDatum(out.grams);
+	values[3] = Int64GetDatum(out.points);
+	values[4] = out.reason ? CStringGetTextDatum(out.reason) : (Datum) 0;
+	nulls[4] = out.reason == NULL;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * process_inbox(max_rows) → (accepted, capped, rejected, duplicate)
+ * Rows are taken in inbox order (seq), locked with SKIP LOCKED so that
+ * several processors can share an inbox, recorded one by one exactly as
+ * record_behavior() would, and deleted.  Memory is per batch, not per inbox.
+ */
+PG_FUNCTION_INFO_V1(ledger_process_inbox);
+Datum
+ledger_process_inbox(PG_FUNCTION_ARGS)
+{
+	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
+	static SPIPlanPtr take_plan = NULL;
+	Oid			types[1] = {INT8OID};
+	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
+	int64		done = 0;
+	BehaviorContext ctx;
+	MemoryContext rowcxt;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "process_inbox must return a row");
+	if (max_rows < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must not be negative")));
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox row", ALLOCSET_DEFAULT_SIZES);
+	ledger_spi_connect();
+	behavior_context(&ctx);
+	ledger_plan(&take_plan,
+				"WITH batch AS (SELECT seq FROM carbon.behavior_inbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
+				"RETURNING i.seq, i.source, i.event_id, i.account, i.methodology, i.activity, i.occurred_at, i.attrs",
+				1, types);
+	while (done < max_rows)
+	{
+		int64		want = Min((int64) 1000, max_rows - done);
+		Datum		arg[1] = {Int64GetDatum(want)};
+		SPITupleTable *tt;
+		uint64		nrows;
+		int		   *order;
+
+		if (SPI_execute_plan(take_plan, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "inbox read failed");
+		nrows = SPI_processed;
+		if (nrows == 0)
+			break;
+		tt = SPI_tuptable;
+		/* DELETE ... RETURNING gives no order: record in seq order */
+		order = palloc(sizeof(int) * nrows);
+		for (uint64 i = 0; i < nrows; i++)
+			order[i] = (int) i;
+		for (uint64 i = 1; i < nrows; i++)	/* insertion sort on seq: batches come nearly sorted */
+		{
+			int			k = order[i];
+			bool		isnull;
+			int64		key = DatumGetInt64(SPI_getbinval(tt->vals[k], tt->tupdesc, 1, &isnull));
+			int64		j = (int64) i - 1;
+
+			while (j >= 0 && DatumGetInt64(SPI_getbinval(tt->vals[order[j]], tt->tupdesc, 1, &isnull)) > key)
+			{
+				order[j + 1] = order[j];
+				j--;
+			}
+			order[j + 1] = k;
+		}
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			HeapTuple	tup = tt->vals[order[i]];
+			BehaviorInput in;
+			BehaviorResult out;
+			bool		isnull;
+			Datum		d;
+			MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+			memset(&in, 0, sizeof(in));
+			in.source = SPI_getvalue(tup, tt->tupdesc, 2);
+			in.event_id = SPI_getvalue(tup, tt->tupdesc, 3);
+			d = SPI_getbinval(tup, tt->tupdesc, 4, &isnull);
+			in.has_account = !isnull;
+			in.account = isnull ? 0 : DatumGetInt64(d);
+			in.methodology = SPI_getvalue(tup, tt->tupdesc, 5);
+			d = SPI_getbinval(tup, tt->tupdesc, 6, &isnull);
+			in.activity = isnull ? NULL : DatumGetNumeric(d);
+			d = SPI_getbinval(tup, tt->tupdesc, 7, &isnull);
+			in.has_occurred_at = !isnull;
+			in.occurred_at = isnull ? 0 : DatumGetTimestampTz(d);
+			d = SPI_getbinval(tup, tt->tupdesc, 8, &isnull);
+			in.attrs = isnull ? NULL : DatumGetJsonbP(d);
+
+			if (in.source == NULL || in.event_id == NULL || in.source[0] == '\0' || in.event_id[0] == '\0')
+				counts[2]++;	/* no identity: cannot be recorded, only counted */
+			else
+			{
+				ledger_spi_connect();
+				behavior_record(&ctx, &in, &out);
+				SPI_finish();
+				if (strcmp(out.status, "accepted") == 0)
+					counts[0]++;
+				else if (strcmp(out.status, "capped") == 0)
+					counts[1]++;
+				else if (strcmp(out.status, "rejected") == 0)
+					counts[2]++;
+				else
+					counts[3]++;
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		done += (int64) nrows;
+		SPI_freetuptable(tt);
+		pfree(order);
+	}
+	SPI_finish();
+	for (int i = 0; i < 4; i++)
+		values[i] = Int64GetDatum(counts[i]);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

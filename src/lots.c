@@ -1,0 +1,286 @@
+/*
+ * lots.c — lots of points and reductions, with their expiry (有效期管理).
+ *
+ * Every participant's POINT and RED balance is held in lots; a lot is keyed
+ * by (account, asset, expires_at), so credits with the same expiry (all of a
+ * year's points under end_of_next_year) merge into one row and an account
+ * has a handful of lots, not one per event.  Spending takes the
+ * earliest-expiring lots first and the receiver's lots keep their expiry.
+ * expire_lots() moves what is left of expired lots to the expired sink.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "co2e.h"
+#include "ledger.h"
+
+#define ASSET_POINT 1
+#define ASSET_RED	2
+
+bool
+ledger_lot_asset(int16 asset)
+{
+	return asset == ASSET_POINT || asset == ASSET_RED;
+}
+
+typedef struct LotPiece
+{
+	int16		asset;
+	TimestampTz expires_at;
+	int64		amount;
+} LotPiece;
+
+/* Credit `amount` into the lot of (account, asset, expires_at). */
+static void
+lot_credit(int64 account, int16 asset, TimestampTz expires_at, int64 amount, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8OID, INT2OID, TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[5];
+
+	values[0] = Int64GetDatum(account);
+	values[1] = Int16GetDatum(asset);
+	values[2] = TimestampTzGetDatum(expires_at);
+	values[3] = Int64GetDatum(amount);
+	values[4] = Int64GetDatum(entry_id);
+	ledger_plan(&plan,
+				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+				"VALUES ($1, $2, $3, $4, $4, $5) "
+				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
+				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
+				5, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "lot credit failed");
+}
+
+/*
+ * Take `amount` from the account's lots, earliest expiry first; appends the
+ * pieces taken (with their expiry) to `pieces`.
+ */
+static void
+lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npieces, int maxpieces)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT2OID, INT8OID};
+	Datum		values[3];
+	int64		taken = 0;
+
+	values[0] = Int64GetDatum(account);
+	values[1] = Int16GetDatum(asset);
+	values[2] = Int64GetDatum(amount);
+	ledger_plan(&plan,
+				"WITH locked AS (SELECT id, remaining, expires_at FROM carbon.lot "
+				"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 "
+				"                ORDER BY expires_at, id FOR UPDATE), "
+				"running AS (SELECT id, remaining, expires_at, "
+				"            sum(remaining) OVER (ORDER BY expires_at, id) - remaining AS before FROM locked), "
+				"take AS (SELECT id, expires_at, least(remaining, $3 - before) AS taken FROM running WHERE before < $3) "
+				"UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
+				"RETURNING t.expires_at, t.taken",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "lot consumption failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		LotPiece   *p;
+
+		if (*npieces >= maxpieces)
+			elog(ERROR, "too many lots moved in one entry");
+		p = &pieces[(*npieces)++];
+		p->asset = asset;
+		p->expires_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		p->amount = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		taken += p->amount;
+	}
+	if (taken != amount)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("the lots of account " INT64_FORMAT " do not cover its balance", account),
+				 errdetail("Needed " INT64_FORMAT ", lots hold " INT64_FORMAT ".", amount, taken),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/* The expiry of what is credited at `basis` under the points_validity setting. */
+TimestampTz
+ledger_lot_expiry(TimestampTz basis)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TIMESTAMPTZOID};
+	Datum		values[1] = {TimestampTzGetDatum(basis)};
+	bool		isnull;
+
+	ledger_plan(&plan, "SELECT carbon._lot_expiry($1)", 1, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "lot expiry failed");
+	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Move lots along with an entry's postings: participants' debits of POINT or
+ * RED consume lots (earliest expiry first); credits take those pieces with
+ * their expiry, or, when the value comes from a system account (issuance),
+ * a new lot expiring per points_validity from `basis`.
+ */
+void
+ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, const int64 *amounts,
+						 int n, int64 entry_id, TimestampTz basis)
+{
+	LotPiece   *pieces = NULL;
+	int			npieces = 0,
+				maxpieces = 0,
+				next = 0;
+	TimestampTz fresh_expiry = 0;
+
+	for (int i = 0; i < n; i++)
+		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
+			maxpieces += 64;
+	if (maxpieces > 0)
+		pieces = palloc(sizeof(LotPiece) * maxpieces);
+	for (int i = 0; i < n; i++)
+		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
+			lot_consume(accounts[i]->id, assets[i], -amounts[i], pieces, &npieces, maxpieces);
+
+	for (int i = 0; i < n; i++)
+	{
+		int64		left = amounts[i];
+
+		if (!accounts[i]->participant || !ledger_lot_asset(assets[i]) || left <= 0)
+			continue;
+		/* pieces of the same asset, in the order they were taken */
+		for (; left > 0 && next < npieces; next++)
+		{
+			LotPiece   *p = &pieces[next];
+			int64		part;
+
+			if (p->asset != assets[i] || p->amount == 0)
+				continue;
+			part = Min(left, p->amount);
+			lot_credit(accounts[i]->id, assets[i], p->expires_at, part, entry_id);
+			p->amount -= part;
+			left -= part;
+			if (p->amount > 0)
+				break;			/* this piece continues into the next credit */
+		}
+		if (left > 0)
+		{
+			if (fresh_expiry == 0)
+				fresh_expiry = ledger_lot_expiry(basis);
+			lot_credit(accounts[i]->id, assets[i], fresh_expiry, left, entry_id);
+		}
+	}
+}
+
+/*
+ * Sweep expired lots (of one account, or all when account = 0) into the
+ * expired sinks, in batches of one entry each.  Returns totals.
+ */
+void
+ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT4OID};
+	Datum		values[3];
+	const int	batch = 10000;
+
+	*lots = *points = *grams = 0;
+	values[0] = TimestampTzGetDatum(as_of);
+	values[1] = Int64GetDatum(account);
+	values[2] = Int32GetDatum(batch);
+	/*
+	 * Zero a batch of expired lots and return, per account and asset, what
+	 * was left, with the account's segment.
+	 */
+	ledger_plan(&plan,
+				"WITH expired AS (SELECT id, account, asset_id, remaining FROM carbon.lot "
+				"                 WHERE expires_at <= $1 AND remaining > 0 AND ($2 = 0 OR account = $2) "
+				"                 ORDER BY id LIMIT $3 FOR UPDATE), "
+				"zeroed AS (UPDATE carbon.lot l SET remaining = 0 FROM expired e WHERE l.id = e.id "
+				"           RETURNING e.account, e.asset_id, e.remaining) "
+				"SELECT z.account, z.asset_id, sum(z.remaining)::bigint, count(*)::bigint, "
+				"       a.kind, a.tier, a.region, a.status "
+				"FROM zeroed z JOIN carbon.account a ON a.id = z.account "
+				"GROUP BY z.account, z.asset_id, a.kind, a.tier, a.region, a.status "
+				"ORDER BY z.account, z.asset_id",
+				3, types);
+	for (;;)
+	{
+		SPITupleTable *tuptable;
+		int			ngroups;
+		const LedgerAccount **accs;
+		int16	   *assets;
+		int64	   *amounts;
+		int			n = 0;
+
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "lot expiry failed");
+		if (SPI_processed == 0)
+			break;
+		tuptable = SPI_tuptable;
+		ngroups = (int) SPI_processed;
+		/* at most two postings per group: the account and its segment's sink */
+		accs = palloc(sizeof(LedgerAccount *) * ngroups * 2);
+		assets = palloc(sizeof(int16) * ngroups * 2);
+		amounts = palloc(sizeof(int64) * ngroups * 2);
+		for (int g = 0; g < ngroups; g++)
+		{
+			HeapTuple	tup = tuptable->vals[g];
+			TupleDesc	desc = tuptable->tupdesc;
+			LedgerAccount *acc = palloc0(sizeof(LedgerAccount));
+			bool		isnull;
+			int16		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
+			int64		amount = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+
+			acc->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			strlcpy(acc->kind, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
+			strlcpy(acc->tier, SPI_getvalue(tup, desc, 6), LEDGER_NAME_LEN);
+			strlcpy(acc->region, SPI_getvalue(tup, desc, 7), sizeof(acc->region));
+			strlcpy(acc->status, SPI_getvalue(tup, desc, 8), LEDGER_NAME_LEN);
+			acc->participant = strcmp(acc->kind, "participant") == 0;
+			*lots += DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			if (asset == ASSET_POINT)
+				*points += amount;
+			else
+				*grams += amount;
+			accs[n] = acc;
+			assets[n] = asset;
+			amounts[n++] = -amount;
+			accs[n] = ledger_system_account_info("expired", asset, acc->tier, acc->region);
+			assets[n] = asset;
+			amounts[n++] = amount;
+		}
+		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
+	}
+}
+
+/*
+ * expire_lots(as_of) → (lots, points, reduction): idempotent; always one row.
+ */
+PG_FUNCTION_INFO_V1(ledger_expire_lots);
+Datum
+ledger_expire_lots(PG_FUNCTION_ARGS)
+{
+	TimestampTz as_of = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(0);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int64		lots,
+				points,
+				grams;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "expire_lots must return a row");
+	ledger_spi_connect();
+	ledger_expire(0, as_of, &lots, &points, &grams);
+	SPI_finish();
+	values[0] = Int64GetDatum(lots);
+	values[1] = Int64GetDatum(points);
+	values[2] = Co2eGetDatum(grams);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

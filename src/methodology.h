@@ -1,0 +1,53 @@
+/*
+ * methodology.h — exact decimals and the methodology formulas.
+ */
+#ifndef CARBON_METHODOLOGY_H
+#define CARBON_METHODOLOGY_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+/* An exact decimal: mant × 10^-scale. */
+typedef struct Dec
+{
+	int128		mant;
+	int			scale;
+} Dec;
+
+typedef enum Formula
+{
+	FORMULA_DISTANCE_SUBSTITUTION,
+	FORMULA_PER_UNIT,
+	FORMULA_PERSONAL_BASELINE,
+	FORMULA_FLAT,
+	FORMULA_UNKNOWN
+} Formula;
+
+typedef struct Methodology
+{
+	char		code[64];
+	int			version;
+	bool		class_ii;
+	char		scenario[64];
+	Formula		formula;
+	Dec			baseline_g_per_pkm;
+	Dec			project_g_per_pkm;
+	Dec			g_per_unit;
+	Dec			baseline;
+	Dec			g_per_event;
+	bool		has_daily_cap;
+	int64		daily_cap_g;
+	bool		has_max_activity;
+	Dec			max_activity;
+} Methodology;
+
+extern bool dec_parse(const char *str, Dec *out);
+extern bool dec_from_numeric(Numeric num, Dec *out);
+extern Formula methodology_formula(const char *name);
+extern bool methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why);
+extern bool methodology_reduce(const Methodology *m, Numeric activity, Jsonb *attrs,
+							   int64 *grams, const char **why);
+
+#endif							/* CARBON_METHODOLOGY_H */

@@ -1,0 +1,167 @@
+-- ---------------------------------------------------------------------------
+-- Citizens' side: settings, methodologies, sources, behaviours, lots, caps
+-- (api.md §3, §4).
+-- ---------------------------------------------------------------------------
+
+-- Settings: only what an operator changed is stored (and dumped); the view
+-- carbon.settings shows every setting with its default.
+CREATE TABLE carbon.setting (
+  name        text PRIMARY KEY,
+  value       text NOT NULL,
+  changed_by  name NOT NULL DEFAULT session_user,
+  changed_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE carbon.setting IS '设置 settings changed from their defaults';
+
+CREATE VIEW carbon.settings AS
+  SELECT d.name, coalesce(s.value, d.default_value) AS value, d.default_value,
+         s.name IS NULL AS is_default, d.description
+  FROM (VALUES
+    ('points_per_kg',     '100',              '每千克减排量折算积分 points per kg CO2e'),
+    ('points_validity',   'end_of_next_year', '积分有效期 end_of_next_year, or an interval such as 1 year'),
+    ('acceptance_window', '7 days',           '行为受理时限 how old an event may be when reported'),
+    ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry')
+  ) AS d(name, default_value, description)
+  LEFT JOIN carbon.setting s USING (name);
+COMMENT ON VIEW carbon.settings IS '设置 every setting, its value and its default';
+
+-- Methodologies: versioned rules turning activity into a reduction.
+CREATE TABLE carbon.methodology (
+  code            text NOT NULL CHECK (code <> ''),
+  version         int NOT NULL CHECK (version >= 1),
+  title           text NOT NULL,
+  class           text NOT NULL CHECK (class IN ('I', 'II')),
+  scenario        text NOT NULL CHECK (scenario <> ''),
+  formula         text NOT NULL CHECK (formula IN ('distance_substitution', 'per_unit', 'personal_baseline', 'flat')),
+  params          jsonb NOT NULL,
+  status          text NOT NULL DEFAULT 'draft'
+                  CHECK (status IN ('draft', 'submitted', 'approved', 'published', 'suspended', 'retired')),
+  reviewer        text,
+  effective_from  timestamptz,
+  defined_at      timestamptz NOT NULL DEFAULT now(),
+  status_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (code, version)
+);
+CREATE INDEX methodology_in_force_idx ON carbon.methodology (code, effective_from DESC)
+  WHERE status = 'published';
+COMMENT ON TABLE carbon.methodology IS
+  '方法学 methodologies: draft → submitted → approved → published (→ suspended) → retired; published params are frozen';
+
+-- Sources: scenario operators and the scenarios they may report.
+CREATE TABLE carbon.source (
+  source         text PRIMARY KEY CHECK (source <> ''),
+  scenarios      text[] NOT NULL,
+  operator_role  name,
+  registered_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE carbon.source IS '场景运营方 scenario operators (metro company, bike-share firm, recycling station)';
+
+-- Behaviours: every reported event, with its outcome.  (source, event_id)
+-- is unique: the same event is never counted twice.
+CREATE SEQUENCE carbon.behavior_id_seq;
+CREATE TABLE carbon.behavior (
+  id           bigint PRIMARY KEY DEFAULT nextval('carbon.behavior_id_seq'),
+  source       text NOT NULL,
+  event_id     text NOT NULL,
+  account      bigint,
+  methodology  text,
+  version      int,
+  scenario     text,
+  activity     numeric,
+  occurred_at  timestamptz,
+  local_day    date,
+  attrs        jsonb,
+  status       text NOT NULL CHECK (status IN ('accepted', 'capped', 'rejected')),
+  reduction    carbon.co2e NOT NULL,
+  points       bigint NOT NULL,
+  reason       text,
+  entry_id     bigint,
+  recorded_at  timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (source, event_id)
+);
+ALTER SEQUENCE carbon.behavior_id_seq OWNED BY carbon.behavior.id;
+CREATE INDEX behavior_account_idx ON carbon.behavior (account, occurred_at);
+COMMENT ON TABLE carbon.behavior IS
+  '低碳行为 reported low-carbon behaviour: accepted, capped or rejected (with the reason); duplicates are answered, not stored';
+
+-- Bulk intake: sources COPY rows here; process_inbox() consumes them in
+-- inbox order and records each exactly as record_behavior would.
+CREATE SEQUENCE carbon.behavior_inbox_seq;
+CREATE TABLE carbon.behavior_inbox (
+  source       text,
+  event_id     text,
+  account      bigint,
+  methodology  text,
+  activity     numeric,
+  occurred_at  timestamptz,
+  attrs        jsonb DEFAULT '{}',
+  seq          bigint NOT NULL DEFAULT nextval('carbon.behavior_inbox_seq'),
+  received_at  timestamptz NOT NULL DEFAULT now()
+);
+ALTER SEQUENCE carbon.behavior_inbox_seq OWNED BY carbon.behavior_inbox.seq;
+CREATE INDEX behavior_inbox_seq_idx ON carbon.behavior_inbox (seq);
+COMMENT ON TABLE carbon.behavior_inbox IS
+  '批量行为收件箱 bulk intake: COPY behaviours here, then call carbon.process_inbox()';
+
+-- Per account, scenario and local day: the reduction granted so far (daily caps).
+CREATE TABLE carbon.daily_usage (
+  account     bigint NOT NULL,
+  scenario    text NOT NULL,
+  day         date NOT NULL,
+  used        bigint NOT NULL,
+  last_grant  bigint NOT NULL,
+  PRIMARY KEY (account, scenario, day)
+);
+COMMENT ON TABLE carbon.daily_usage IS '每日上限用量 reduction granted per account, scenario and local day';
+
+-- The sub-point remainder of conversions, per account, in 1/1000 point.
+CREATE TABLE carbon.points_carry (
+  account      bigint PRIMARY KEY,
+  milli        bigint NOT NULL CHECK (milli >= 0 AND milli < 1000),
+  last_points  bigint NOT NULL
+);
+COMMENT ON TABLE carbon.points_carry IS '积分折算余数 the sub-point remainder carried per account (1/1000 point)';
+
+-- Lots: credited points and reductions with their expiry.  For every
+-- participant and lot asset (POINT, RED), the remaining amounts of its lots
+-- equal its balance.
+CREATE SEQUENCE carbon.lot_id_seq;
+CREATE TABLE carbon.lot (
+  id          bigint PRIMARY KEY DEFAULT nextval('carbon.lot_id_seq'),
+  account     bigint NOT NULL,
+  asset_id    smallint NOT NULL,
+  expires_at  timestamptz NOT NULL,
+  original    bigint NOT NULL CHECK (original > 0),
+  remaining   bigint NOT NULL CHECK (remaining >= 0 AND remaining <= original),
+  entry_id    bigint NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 80);
+ALTER SEQUENCE carbon.lot_id_seq OWNED BY carbon.lot.id;
+CREATE UNIQUE INDEX lot_key ON carbon.lot (account, asset_id, expires_at);
+CREATE INDEX lot_expiry_idx ON carbon.lot (expires_at) WHERE remaining > 0;
+COMMENT ON TABLE carbon.lot IS '积分批次 lots of points and reductions with their expiry; spent earliest-expiry first';
+
+-- Yearly issuance caps per asset, tier and region (碳积分总量控制).
+CREATE TABLE carbon.issuance_cap (
+  asset    text NOT NULL,
+  tier     text NOT NULL CHECK (carbon._valid_tier(tier)),
+  region   text NOT NULL CHECK (region ~ '^[0-9]{6}$'),
+  year     int NOT NULL CHECK (year BETWEEN 2000 AND 2200),
+  cap      bigint NOT NULL CHECK (cap >= 0),
+  issued   bigint NOT NULL DEFAULT 0 CHECK (issued >= 0),
+  PRIMARY KEY (asset, tier, region, year)
+);
+COMMENT ON TABLE carbon.issuance_cap IS '发行总量上限 yearly issuance caps per asset, tier and region, and what was issued under them';
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.setting', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.methodology', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.source', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.daily_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.points_carry', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.lot', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.lot_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.issuance_cap', '');

@@ -1,0 +1,57 @@
+-- ---------------------------------------------------------------------------
+-- Reporting views (api.md §7), 中英文注释.  security_invoker: row-level
+-- security applies to the reader (an app sees its acting account only).
+-- ---------------------------------------------------------------------------
+
+CREATE VIEW carbon.v_account_statement WITH (security_invoker = true) AS
+  SELECT p.account, p.entry_id, p.at, s.code AS asset, p.amount,
+         sum(p.amount) OVER (PARTITION BY p.account, p.asset_id ORDER BY p.entry_id, p.seq) AS balance_after,
+         e.kind, e.memo
+  FROM carbon.posting p
+  JOIN carbon.entry e ON e.id = p.entry_id
+  JOIN carbon.asset s ON s.id = p.asset_id;
+COMMENT ON VIEW carbon.v_account_statement IS
+  '账户流水 account statement: every posting with the balance after it (filter by account)';
+
+CREATE VIEW carbon.v_points_expiring WITH (security_invoker = true) AS
+  -- a lot expiring at local midnight of 1 January counts for December
+  SELECT date_trunc('month', (l.expires_at AT TIME ZONE tz.value) - interval '1 microsecond')::date AS month,
+         a.region, a.tier, sum(l.remaining)::bigint AS points
+  FROM carbon.lot l
+  JOIN carbon.account a ON a.id = l.account
+  CROSS JOIN (SELECT value FROM carbon.settings WHERE name = 'timezone') tz
+  WHERE l.asset_id = 1 AND l.remaining > 0
+  GROUP BY 1, 2, 3;
+COMMENT ON VIEW carbon.v_points_expiring IS
+  '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
+
+CREATE VIEW carbon.v_reduction_monthly WITH (security_invoker = true) AS
+  SELECT date_trunc('month', b.local_day)::date AS month, a.region, b.scenario, b.methodology,
+         count(*) AS events, count(DISTINCT b.account) AS participants,
+         carbon.sum(b.reduction) AS reduction
+  FROM carbon.behavior b
+  JOIN carbon.account a ON a.id = b.account
+  WHERE b.status IN ('accepted', 'capped')
+  GROUP BY 1, 2, 3, 4;
+COMMENT ON VIEW carbon.v_reduction_monthly IS
+  '月度减排量 reductions credited per month (local), region, scenario and methodology';
+
+-- Supply per asset, tier and region, from the segment's accounts.
+CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
+  SELECT s.code AS asset, a.tier, a.region,
+         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0)::bigint AS issued,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'participant'), 0)::bigint AS outstanding,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0)::bigint AS redeemed,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0)::bigint AS expired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0)::bigint AS retired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0)::bigint AS cancelled,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0)::bigint AS moved_out
+  FROM carbon.balance b
+  JOIN carbon.account a ON a.id = b.account
+  JOIN carbon.asset s ON s.id = b.asset_id
+  GROUP BY 1, 2, 3;
+COMMENT ON VIEW carbon.v_supply IS
+  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
+  'escrow and moved_out (net moved to other tiers or regions) close the identity '
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out';
