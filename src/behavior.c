@@ -341,6 +341,7 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 	int64		er = 0;
 
 	memset(out, 0, sizeof(*out));
+	memset(&m, 0, sizeof(m));
 	out->status = "accepted";
 
 	/* 1. read-only checks, in a fixed order: the first broken rule is the reason */

@@ -79,8 +79,9 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npi
 				"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 "
 				"                ORDER BY expires_at, id FOR UPDATE), "
 				"running AS (SELECT id, remaining, expires_at, "
-				"            sum(remaining) OVER (ORDER BY expires_at, id) - remaining AS before FROM locked), "
-				"take AS (SELECT id, expires_at, least(remaining, $3 - before) AS taken FROM running WHERE before < $3) "
+				"            (sum(remaining) OVER (ORDER BY expires_at, id))::bigint - remaining AS before FROM locked), "
+				"take AS (SELECT id, expires_at, least(remaining, $3 - before)::bigint AS taken "
+				"         FROM running WHERE before < $3) "
 				"UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
 				"RETURNING t.expires_at, t.taken",
 				3, types);
