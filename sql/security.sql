@@ -1,6 +1,7 @@
 -- Roles, act_as and row-level security (api.md §7).
 SET search_path = carbon, public;
 \set SHOW_CONTEXT never
+\set ON_ERROR_ROLLBACK on
 
 -- The roles exist and cannot log in.
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'carbon\_%' ORDER BY rolname;
@@ -31,8 +32,10 @@ SELECT acting_account() = :a AS acting_a;
 SELECT count(*) AS accounts, bool_and(id = :a) AS only_a FROM account;
 SELECT count(*) AS postings, bool_and(account = :a) AS only_a FROM posting;
 SELECT balance(:a) AS a_balance;
+\set VERBOSITY sqlstate
 SELECT balance(:b);                                 -- 42501: another citizen
 SELECT transfer(:b, :m, 'POINT', 1);                -- 42501: not the acting account
+\set VERBOSITY default
 SELECT transfer(:a, :m, 'POINT', 10) > 0 AS a_paid;
 COMMIT;
 
