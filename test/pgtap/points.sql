@@ -1,0 +1,88 @@
+-- pgTAP: refusals of the citizens' side (methodologies, settings, sources,
+-- behaviours, caps) with their SQLSTATEs, and what must not be written.
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(40);
+
+-- Methodology definitions: 22023 naming the parameter.
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
+                 '22023', NULL, 'unknown class');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'magic', '{}')$$,
+                 '22023', NULL, 'unknown formula');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'per_unit', '{}')$$,
+                 '22023', 'parameter "g_per_unit" is missing', 'missing parameter is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'distance_substitution', '{"baseline_g_per_pkm": 10}')$$,
+                 '22023', 'parameter "project_g_per_pkm" is missing', 'missing project factor is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'per_unit', '{"g_per_unit": -1}')$$,
+                 '22023', 'parameter "g_per_unit" must not be negative', 'negative factor is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'per_unit', '{"g_per_unit": "lots"}')$$,
+                 '22023', 'parameter "g_per_unit" must be a number', 'non-numeric factor is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'flat', '{"g_per_event": 1, "daily_cap_g": -5}')$$,
+                 '22023', 'parameter "daily_cap_g" must not be negative', 'negative cap is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'flat', '{"g_per_event": 1, "max_activity": -1}')$$,
+                 '22023', 'parameter "max_activity" must not be negative', 'negative bound is named');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'distance_substitution', '{"baseline_g_per_pkm": 10, "project_g_per_pkm": 20}')$$,
+                 '22023', NULL, 'project above baseline');
+SELECT throws_ok($$SELECT define_methodology('M', 0, 't', 'I', 's', 'flat', '{"g_per_event": 1}')$$,
+                 '22023', NULL, 'version 0');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 's', 'flat', '[1]')$$,
+                 '22023', NULL, 'params not an object');
+SELECT throws_ok($$SELECT define_methodology(NULL, 1, 't', 'I', 's', 'flat', '{"g_per_event": 1}')$$,
+                 '22004', NULL, 'null code');
+
+-- Lifecycle: CL007 for a step the state does not allow; unknown → 22023.
+SELECT lives_ok($$SELECT define_methodology('M', 1, 't', 'I', 'metro', 'per_unit', '{"g_per_unit": 10, "daily_cap_g": 100}')$$,
+                'a draft');
+SELECT throws_ok($$SELECT approve_methodology('M', 1, 'r')$$, 'CL007', NULL, 'approve a draft');
+SELECT throws_ok($$SELECT publish_methodology('M', 1, now())$$, 'CL007', NULL, 'publish a draft');
+SELECT throws_ok($$SELECT submit_methodology('M', 9)$$, '22023', NULL, 'unknown version');
+SELECT lives_ok($$SELECT submit_methodology('M', 1)$$, 'submit');
+SELECT throws_ok($$SELECT submit_methodology('M', 1)$$, 'CL007', NULL, 'submit twice');
+SELECT throws_ok($$SELECT approve_methodology('M', 1, '')$$, '22023', NULL, 'approval without reviewer');
+SELECT lives_ok($$SELECT approve_methodology('M', 1, 'r')$$, 'approve');
+SELECT throws_ok($$SELECT publish_methodology('M', 1, NULL)$$, '22004', NULL, 'publish without a date');
+SELECT lives_ok($$SELECT publish_methodology('M', 1, now() - interval '1 day')$$, 'publish');
+SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'I', 'metro', 'per_unit', '{"g_per_unit": 99}')$$,
+                 'CL007', NULL, 'redefine a published version');
+SELECT throws_ok($$UPDATE methodology SET params = '{"g_per_unit": 99}' WHERE code = 'M'$$,
+                 'CL007', NULL, 'published params are frozen even for the owner');
+SELECT lives_ok($$SELECT suspend_methodology('M', 1)$$, 'suspend');
+SELECT throws_ok($$SELECT calc_reduction('M', 1)$$, 'CL006', NULL, 'suspended is not in force');
+SELECT throws_ok($$SELECT calc_reduction('M', 1, '{}', now() - interval '2 days')$$, 'CL006', NULL,
+                 'not in force before effective_from');
+SELECT lives_ok($$SELECT publish_methodology('M', 1, now() - interval '1 day')$$, 'reinstate');
+
+-- Settings, sources, caps.
+SELECT throws_ok($$SELECT set_setting('points_validity', 'forever')$$, '22023', NULL, 'bad validity');
+SELECT throws_ok($$SELECT set_setting('acceptance_window', '-1 day')$$, '22023', NULL, 'negative window');
+SELECT throws_ok($$SELECT register_source('s', ARRAY[]::text[])$$, '22023', NULL, 'source without scenarios');
+SELECT throws_ok($$SELECT register_source('s', ARRAY['metro'], 'no_such_role')$$, '22023', NULL, 'unknown operator role');
+SELECT throws_ok($$SELECT set_issuance_cap('GOLD', 'personal', '620700', 2026, 10)$$, '22023', NULL, 'cap of unknown asset');
+SELECT throws_ok($$SELECT set_issuance_cap('POINT', 'personal', '620700', 2026, -1)$$, '22023', NULL, 'negative cap');
+
+-- Behaviour: an operator role records only for its own sources (42501) and
+-- only the scenarios of its source (rejected); nothing is credited then.
+CREATE ROLE tap_metro_op IN ROLE carbon_operator;
+CREATE ROLE tap_bike_op IN ROLE carbon_operator;
+SELECT register_source('tap-metro', ARRAY['metro'], 'tap_metro_op');
+SELECT register_source('tap-bikes', ARRAY['cycling'], 'tap_bike_op');
+SELECT open_account('personal', '620700', 'tap-rider') AS rider \gset
+SET LOCAL ROLE tap_bike_op;
+SELECT throws_ok(format($$SELECT * FROM carbon.record_behavior('tap-metro', 'x1', %s, 'M', 1, now())$$, :rider),
+                 '42501', NULL, 'an operator cannot report for another source');
+SELECT is((SELECT status || '/' || reason FROM carbon.record_behavior('tap-bikes', 'x2', :rider, 'M', 1, now())),
+          'rejected/source_not_authorised', 'an operator cannot credit outside its scenarios');
+SELECT throws_ok(format($$SELECT carbon.issue(%s, 'POINT', 1)$$, :rider), '42501', NULL, 'operators cannot issue directly');
+RESET ROLE;
+SET LOCAL ROLE tap_metro_op;
+SELECT is((SELECT status FROM carbon.record_behavior('tap-metro', 'x3', :rider, 'M', 1, now())),
+          'accepted', 'the metro operator records metro rides');
+RESET ROLE;
+SELECT is(balance(:rider, 'RED'), 10::bigint, 'only the authorised ride was credited');
+
+-- Caps: CL004 for issue().
+SELECT set_issuance_cap('CNY', 'personal', '620700', extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 50);
+SELECT throws_ok(format($$SELECT issue(%s, 'CNY', 51)$$, :rider), 'CL004', NULL, 'issuance past the cap');
+
+SELECT * FROM finish();
+ROLLBACK;
