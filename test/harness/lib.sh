@@ -31,6 +31,7 @@ ensure_deps() {
   [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pgtap.control" ] || need+=("postgresql-$PG_MAJOR-pgtap")
   command -v pg_prove >/dev/null 2>&1 || need+=(libtap-parser-sourcehandler-pgtap-perl)
   perl -MIPC::Run -e1 >/dev/null 2>&1 || need+=(libipc-run-perl)
+  [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pg_cron.control" ] || need+=("postgresql-$PG_MAJOR-cron")
   command -v cppcheck >/dev/null 2>&1 || need+=(cppcheck)
   command -v gcc >/dev/null 2>&1 || need+=(gcc)
   command -v make >/dev/null 2>&1 || need+=(make)

@@ -19,7 +19,9 @@ build_install
 # Static check: cppcheck over src/ (one test).
 if (cd "$ROOT" && make -s lint); then tally cppcheck 1 0; else tally cppcheck 0 1; fi
 
-start_cluster off
+# pg_cron runs its jobs in background workers of this cluster (test/suites/pg_cron.sh)
+start_cluster off "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
+  "cron.use_background_workers = on"
 
 # run_regress NAME DRIVER INPUTDIR OUTPUTDIR DB TEST... — pg_regress or
 # pg_isolation_regress against the cluster; tallies ok / FAILED lines.
