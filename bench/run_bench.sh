@@ -4,7 +4,7 @@
 # BENCH_SCALE (default 1) scales data sizes; BENCH_REPEAT repetitions.
 source "$(dirname "$0")/../test/harness/lib.sh"
 source "$ROOT/bench/lib.sh"
-for w in "$ROOT"/bench/b*_*.sh; do source "$w"; done
+for w in "$ROOT"/bench/b[0-9]*_*.sh; do source "$w"; done
 
 ensure_deps
 build_install
@@ -12,7 +12,7 @@ start_cluster on "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
 "$PGBIN/createdb" bench
 psql -X -q -d bench -c 'CREATE EXTENSION carbon_ledger'
 
-for b in ${BENCH_ONLY:-b6 b7 b9}; do "$b"; done
+for b in ${BENCH_ONLY:-b1 b2 b3 b6 b7 b9}; do "$b"; done
 
 stop_cluster
 bench_print

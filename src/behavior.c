@@ -44,6 +44,7 @@ typedef struct BehaviorContext
 	TimestampTz earliest;		/* now − acceptance_window */
 	TimestampTz latest;			/* now + tolerated clock skew */
 	char	   *timezone;
+	bool		any_caps;		/* skip the cap check when no cap is set */
 	Oid			caller;
 	bool		caller_is_admin;
 } BehaviorContext;
@@ -83,7 +84,8 @@ behavior_context(BehaviorContext *ctx)
 	ledger_plan(&plan,
 				"SELECT (SELECT value FROM carbon.settings WHERE name = 'points_per_kg')::bigint, "
 				"       now() - (SELECT value FROM carbon.settings WHERE name = 'acceptance_window')::interval, "
-				"       (SELECT value FROM carbon.settings WHERE name = 'timezone')",
+				"       (SELECT value FROM carbon.settings WHERE name = 'timezone'), "
+				"       EXISTS (SELECT 1 FROM carbon.issuance_cap)",
 				0, NULL);
 	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "settings lookup failed");
@@ -91,6 +93,7 @@ behavior_context(BehaviorContext *ctx)
 	ctx->points_per_kg = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
 	ctx->earliest = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
 	ctx->timezone = MemoryContextStrdup(TopTransactionContext, SPI_getvalue(tt->vals[0], tt->tupdesc, 3));
+	ctx->any_caps = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
 	ctx->latest = GetCurrentTransactionStartTimestamp() + CLOCK_SKEW_USEC;
 	ctx->caller = GetOuterUserId();
 	ctx->caller_is_admin = superuser_arg(ctx->caller) ||
@@ -426,7 +429,8 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 		/* 4. issuance caps */
 		cap_amounts[0] = grant;
 		cap_amounts[1] = points;
-		if (!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
+		if (ctx->any_caps &&
+			!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
 		{
 			behavior_set_rejected(out->behavior_id, "cap");
 			reject(out, "cap");
@@ -546,6 +550,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox row", ALLOCSET_DEFAULT_SIZES);
 	ledger_spi_connect();
 	behavior_context(&ctx);
+	ledger_defer_system = true;
 	ledger_plan(&take_plan,
 				"WITH batch AS (SELECT seq FROM carbon.behavior_inbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
@@ -629,7 +634,10 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 		done += (int64) nrows;
 		SPI_freetuptable(tt);
 		pfree(order);
+		ledger_flush_deferred();
 	}
+	ledger_flush_deferred();
+	ledger_defer_system = false;
 	SPI_finish();
 	for (int i = 0; i < 4; i++)
 		values[i] = Int64GetDatum(counts[i]);

@@ -32,6 +32,10 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* a safety net: bulk deltas are flushed by their caller already */
+			ledger_flush_deferred();
+			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
@@ -47,6 +51,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	acting_set = false;
 	acting_account = 0;
 	ledger_write.active = false;
+	ledger_forget_deferred();
 	if (committed)
 		ledger_keep_xact_cache();
 	else
@@ -66,6 +71,7 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid pg_attribut
 	{
 		ledger_write.active = false;
 		ledger_forget_xact_cache();
+		ledger_forget_deferred();	/* their postings are rolled back too */
 	}
 }
 

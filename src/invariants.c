@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -291,6 +292,113 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 	}
 }
 
+/*
+ * Bulk mode (process_inbox): system accounts' deltas are summed in memory
+ * and written once per batch.  Updating the same issuance row thousands of
+ * times in one transaction would leave a HOT chain that every later update
+ * walks; system balances have no sign to check on the way, so deferring
+ * them inside the transaction changes nothing that anyone can see.
+ */
+typedef struct DeferredKey
+{
+	int64		account;
+	int16		asset;
+} DeferredKey;
+
+typedef struct DeferredDelta
+{
+	DeferredKey key;
+	int64		delta;
+	LedgerAccount acc;
+} DeferredDelta;
+
+static HTAB *deferred = NULL;
+bool		ledger_defer_system = false;
+
+static void
+defer_delta(const BalanceDelta *d)
+{
+	DeferredKey key;
+	DeferredDelta *e;
+	bool		found;
+
+	if (deferred == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(DeferredKey);
+		ctl.entrysize = sizeof(DeferredDelta);
+		ctl.hcxt = TopTransactionContext;
+		deferred = hash_create("carbon_ledger deferred balances", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.account = d->account;
+	key.asset = d->asset;
+	e = hash_search(deferred, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->delta = 0;
+		e->acc = *d->acc;
+	}
+	if (pg_add_s64_overflow(e->delta, d->delta, &e->delta))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount out of range")));
+}
+
+/* The table is in TopTransactionContext: at transaction end it is gone. */
+void
+ledger_forget_deferred(void)
+{
+	deferred = NULL;
+	ledger_defer_system = false;
+}
+
+static int
+cmp_delta(const void *a, const void *b)
+{
+	const BalanceDelta *x = a,
+			   *y = b;
+
+	if (x->account != y->account)
+		return x->account < y->account ? -1 : 1;
+	return x->asset < y->asset ? -1 : (x->asset > y->asset ? 1 : 0);
+}
+
+/* Write the deferred system deltas, in (account, asset) order. */
+void
+ledger_flush_deferred(void)
+{
+	HASH_SEQ_STATUS seq;
+	DeferredDelta *e;
+	BalanceDelta *d;
+	int			n = 0;
+
+	if (deferred == NULL || hash_get_num_entries(deferred) == 0)
+		return;
+	d = palloc(sizeof(BalanceDelta) * hash_get_num_entries(deferred));
+	hash_seq_init(&seq, deferred);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->delta == 0)
+			continue;
+		d[n].account = e->key.account;
+		d[n].asset = e->key.asset;
+		d[n].delta = e->delta;
+		d[n].acc = &e->acc;
+		n++;
+	}
+	qsort(d, n, sizeof(BalanceDelta), cmp_delta);
+	ledger_spi_connect();
+	if (n > 0)
+		apply_setwise(d, n, (int16) (MyProcPid % LEDGER_STRIPES));
+	SPI_finish();
+	hash_destroy(deferred);
+	deferred = NULL;
+}
+
 /* Apply the postings to balances, summed per (account, asset), in that order. */
 static void
 apply_balances(PostingRow *rows, int n)
@@ -318,7 +426,10 @@ apply_balances(PostingRow *rows, int n)
 			d[ngroups].asset = rows[i].asset;
 			d[ngroups].delta = delta;
 			d[ngroups].acc = rows[i].acc;
-			ngroups++;
+			if (ledger_defer_system && !rows[i].acc->participant)
+				defer_delta(&d[ngroups]);
+			else
+				ngroups++;
 		}
 		i = j;
 	}

@@ -89,6 +89,11 @@ extern void ledger_request_finish(int64 account, const char *request_id, int64 r
 extern void ledger_forget_xact_cache(void);
 extern void ledger_keep_xact_cache(void);
 
+/* invariants.c */
+extern bool ledger_defer_system;
+extern void ledger_flush_deferred(void);
+extern void ledger_forget_deferred(void);
+
 /* lots.c */
 extern bool ledger_lot_asset(int16 asset);
 extern TimestampTz ledger_lot_expiry(TimestampTz basis);

@@ -108,7 +108,11 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npi
 				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
 }
 
-/* The expiry of what is credited at `basis` under the points_validity setting. */
+/*
+ * The expiry of what is credited at `basis` under the points_validity
+ * setting: the end of the next local year, or basis + validity rounded up
+ * to the next local midnight (so that a day's credits share one lot).
+ */
 TimestampTz
 ledger_lot_expiry(TimestampTz basis)
 {
@@ -117,7 +121,14 @@ ledger_lot_expiry(TimestampTz basis)
 	Datum		values[1] = {TimestampTzGetDatum(basis)};
 	bool		isnull;
 
-	ledger_plan(&plan, "SELECT carbon._lot_expiry($1)", 1, types);
+	ledger_plan(&plan,
+				"SELECT CASE WHEN v.validity = 'end_of_next_year' "
+				"  THEN (date_trunc('year', $1 AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz "
+				"  ELSE (date_trunc('day', ($1 + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') "
+				"       AT TIME ZONE v.tz END "
+				"FROM (SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, "
+				"             max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v",
+				1, types);
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "lot expiry failed");
 	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -57,20 +57,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION carbon.set_setting(text, text) IS '修改设置 change a setting (see carbon.settings)';
 
--- When what is credited at `at` expires: the end of the next local year, or
--- `at + points_validity` rounded up to the next local midnight (so that a
--- day's credits share one lot).
-CREATE FUNCTION carbon._lot_expiry(at timestamptz) RETURNS timestamptz
-  LANGUAGE sql STABLE SET search_path = pg_catalog, carbon, pg_temp AS $$
-  SELECT CASE WHEN v.validity = 'end_of_next_year'
-              THEN (date_trunc('year', at AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz
-              ELSE (date_trunc('day', (at + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day')
-                   AT TIME ZONE v.tz END
-  FROM (SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity,
-               max(value) FILTER (WHERE name = 'timezone') AS tz
-        FROM carbon.settings) v
-$$;
-
 -- Methodologies.
 CREATE FUNCTION carbon._check_params(formula text, params jsonb) RETURNS void
   LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, carbon, pg_temp AS $$

@@ -91,7 +91,7 @@ CREATE POLICY acting_account ON carbon.entry FOR SELECT
 -- Citizens' side (api.md §3, §4).
 REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION
-  carbon.set_setting(text, text), carbon._lot_expiry(timestamptz), carbon._check_params(text, jsonb),
+  carbon.set_setting(text, text), carbon._check_params(text, jsonb),
   carbon._methodology(text, int), carbon._methodology_step(text, int, text[], text, text, timestamptz),
   carbon.define_methodology(text, int, text, text, text, text, jsonb),
   carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),

@@ -1,7 +1,8 @@
 # B7: transfers of points, 4 clients, random citizens (10,000) paying random
 # merchants (100), vs pgbench tpcb-like (scale 10) with 4 clients, same time.
-# B9 (so far): issuance at 1, 2, 4, 8 clients — every call posts against
-# the same issuance account, the would-be hot row — vs tpcb-like.
+# B1: one record_behavior per transaction, 4 clients, vs tpcb-like.
+# B9: B1 at 1, 2, 4, 8 clients — every event posts against the same
+# issuance accounts, the would-be hot rows — vs tpcb-like at each count.
 
 ledger_bench_setup() {
   [ -n "${LEDGER_BENCH_READY:-}" ] && return
@@ -10,6 +11,11 @@ ledger_bench_setup() {
 SELECT count(carbon.open_account('personal', '620700', 'bench-citizen-' || i)) FROM generate_series(1, 10000) i;
 SELECT count(carbon.open_account('merchant', '620700', 'bench-merchant-' || i)) FROM generate_series(1, 100) i;
 SELECT count(carbon.issue(id, 'POINT', 100000000)) FROM carbon.account WHERE tier = 'personal' AND kind = 'participant';
+SELECT carbon.define_methodology('BENCH-METRO', 1, 'metro', 'I', 'metro', 'distance_substitution',
+  '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 61, "daily_cap_g": 100000, "max_activity": 200}');
+SELECT carbon.submit_methodology('BENCH-METRO', 1), carbon.approve_methodology('BENCH-METRO', 1, 'bench'),
+       carbon.publish_methodology('BENCH-METRO', 1, now() - interval '1 day');
+SELECT carbon.register_source('bench-metro', ARRAY['metro']);
 SQL
   "$PGBIN/pgbench" -i -s 10 -q bench >/dev/null 2>&1
   psql -X -q -d bench -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
@@ -18,9 +24,10 @@ SQL
 \set m random(10001, 10100)
 SELECT carbon.transfer(:c, :m, 'POINT', 1);
 SQL
-  cat >"$CL_TMP/issue.sql" <<'SQL'
+  cat >"$CL_TMP/behavior.sql" <<'SQL'
 \set c random(1, 10000)
-SELECT carbon.issue(:c, 'POINT', 1);
+\set km random(1, 30)
+SELECT status FROM carbon.record_behavior('bench-metro', gen_random_uuid()::text, :c, 'BENCH-METRO', :km, now());
 SQL
   LEDGER_BENCH_READY=1
 }
@@ -55,14 +62,31 @@ b7() {
   [ "$bad" = 0 ] || { echo "B7: verify_integrity() found $bad broken checks" >&2; return 1; }
 }
 
+b1() {
+  ledger_bench_setup
+  local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
+  local ours=() base=()
+  for _ in $(seq "$repeat"); do
+    base+=("$(pgbench_tps 4 "$seconds" -b tpcb-like)")
+    ours+=("$(pgbench_tps 4 "$seconds" -f "$CL_TMP/behavior.sql")")
+  done
+  local mo mb
+  mo=$(median "${ours[@]}"); mb=$(median "${base[@]}")
+  bench_row B1 "record_behavior, 4 clients" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
+    "$(ratio "$mo" "$mb")" "≥ 0.8"
+}
+
 b9() {
   ledger_bench_setup
   local seconds=${BENCH_SECONDS:-10}
   for c in 1 2 4 8; do
     local mb mo
     mb=$(pgbench_tps "$c" "$seconds" -b tpcb-like)
-    mo=$(pgbench_tps "$c" "$seconds" -f "$CL_TMP/issue.sql")
-    bench_row B9 "issuance (one issuer account), $c client(s)" "$(printf '%.0f' "$mo") tps" \
+    mo=$(pgbench_tps "$c" "$seconds" -f "$CL_TMP/behavior.sql")
+    bench_row B9 "record_behavior, $c client(s)" "$(printf '%.0f' "$mo") tps" \
       "tpcb-like $(printf '%.0f' "$mb") tps" "$(ratio "$mo" "$mb")" "tracks pgbench"
   done
+  local bad
+  bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
+  [ "$bad" = 0 ] || { echo "B9: verify_integrity() found $bad broken checks" >&2; return 1; }
 }
