@@ -140,98 +140,67 @@ source_lookup(const BehaviorContext *ctx, const char *source, const char *scenar
 }
 
 /*
- * Lock the daily usage of (account, scenario, local day) and return what is
- * left of the cap.
+ * Lock, in one statement and always in this order, the daily usage of
+ * (account, scenario, local day) — only when the methodology has a daily
+ * cap — and the account's points remainder (1/1000 point).  Returns what
+ * is left of the cap and the remainder.
  */
-static int64
-usage_lock(const BehaviorContext *ctx, int64 account, const char *scenario, TimestampTz at, int64 cap)
+static void
+locks_take(const BehaviorContext *ctx, int64 account, const Methodology *m, TimestampTz at,
+		   int64 *cap_left, int64 *milli)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[4];
+	Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID};
+	Datum		values[5];
 	bool		isnull;
 	int64		used;
 
 	values[0] = Int64GetDatum(account);
-	values[1] = CStringGetTextDatum(scenario);
+	values[1] = CStringGetTextDatum(m->scenario);
 	values[2] = TimestampTzGetDatum(at);
 	values[3] = CStringGetTextDatum(ctx->timezone);
+	values[4] = BoolGetDatum(m->has_daily_cap);
 	ledger_plan(&plan,
-				"INSERT INTO carbon.daily_usage AS u (account, scenario, day, used, last_grant) "
-				"VALUES ($1, $2, ($3 AT TIME ZONE $4)::date, 0, 0) "
-				"ON CONFLICT (account, scenario, day) DO UPDATE SET used = u.used RETURNING u.used",
-				4, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "daily usage lookup failed");
-	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return used >= cap ? 0 : cap - used;
-}
-
-static void
-usage_add(const BehaviorContext *ctx, int64 account, const char *scenario, TimestampTz at, int64 grant)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID};
-	Datum		values[5];
-
-	values[0] = Int64GetDatum(account);
-	values[1] = CStringGetTextDatum(scenario);
-	values[2] = TimestampTzGetDatum(at);
-	values[3] = CStringGetTextDatum(ctx->timezone);
-	values[4] = Int64GetDatum(grant);
-	ledger_plan(&plan,
-				"UPDATE carbon.daily_usage SET used = used + $5, last_grant = $5 "
-				"WHERE account = $1 AND scenario = $2 AND day = ($3 AT TIME ZONE $4)::date",
+				"WITH u AS (INSERT INTO carbon.daily_usage AS u (account, scenario, day, used, last_grant) "
+				"           SELECT $1, $2, ($3 AT TIME ZONE $4)::date, 0, 0 WHERE $5 "
+				"           ON CONFLICT (account, scenario, day) DO UPDATE SET used = u.used RETURNING u.used), "
+				"     c AS (INSERT INTO carbon.points_carry AS c (account, milli, last_points) VALUES ($1, 0, 0) "
+				"           ON CONFLICT (account) DO UPDATE SET milli = c.milli RETURNING c.milli) "
+				"SELECT (SELECT used FROM u), (SELECT milli FROM c)",
 				5, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "daily usage update failed");
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "daily usage and remainder lookup failed");
+	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		used = 0;
+	*milli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	*cap_left = !m->has_daily_cap ? PG_INT64_MAX : (used >= m->daily_cap_g ? 0 : m->daily_cap_g - used);
 }
 
-/* Lock the account's points remainder (1/1000 point) and return it. */
-static int64
-carry_lock(int64 account)
+/* What a claimed event stores besides its behaviour row. */
+typedef struct ClaimStore
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(account)};
-	bool		isnull;
+	bool		store;			/* update usage and remainder with the claim */
+	bool		has_cap;
+	int64		grant;
+	int64		milli;			/* the new remainder */
+} ClaimStore;
 
-	ledger_plan(&plan,
-				"INSERT INTO carbon.points_carry AS c (account, milli, last_points) VALUES ($1, 0, 0) "
-				"ON CONFLICT (account) DO UPDATE SET milli = c.milli RETURNING c.milli",
-				1, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "points remainder lookup failed");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-static void
-carry_store(int64 account, int64 milli, int64 points)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		values[3];
-
-	values[0] = Int64GetDatum(account);
-	values[1] = Int64GetDatum(milli);
-	values[2] = Int64GetDatum(points);
-	ledger_plan(&plan,
-				"UPDATE carbon.points_carry SET milli = $2, last_points = $3 WHERE account = $1",
-				3, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "points remainder update failed");
-}
-
-/* Insert the behaviour row; false when (source, event_id) already exists. */
+/*
+ * Insert the behaviour row; false when (source, event_id) already exists.
+ * With `st->store`, the same statement adds the grant to the daily usage
+ * and stores the new remainder — only if the claim succeeded.
+ */
 static bool
 behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Methodology *m, bool has_m,
-			   BehaviorResult *out)
+			   BehaviorResult *out, const ClaimStore *st)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[14] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
-		TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
-	Datum		values[14];
-	char		nulls[14];
+	Oid			types[18] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
+		TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID,
+		BOOLOID, BOOLOID, INT8OID, INT8OID};
+	Datum		values[18];
+	char		nulls[18];
 	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -254,14 +223,25 @@ behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Method
 	values[11] = Int64GetDatum(out->grams);
 	values[12] = Int64GetDatum(out->points);
 	values[13] = text_or_null(out->reason, &nulls[13]);
+	values[14] = BoolGetDatum(st != NULL && st->store);
+	values[15] = BoolGetDatum(st != NULL && st->has_cap);
+	values[16] = Int64GetDatum(st ? st->grant : 0);
+	values[17] = Int64GetDatum(st ? st->milli : 0);
 	ledger_plan(&plan,
-				"INSERT INTO carbon.behavior (source, event_id, account, methodology, version, scenario, "
-				"  activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ($8 AT TIME ZONE $9)::date, $10, $11, "
-				"        carbon.co2e_grams($12), $13, $14) "
-				"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-				14, types);
-	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+				"WITH claim AS ("
+				"  INSERT INTO carbon.behavior (source, event_id, account, methodology, version, scenario, "
+				"    activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
+				"  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ($8 AT TIME ZONE $9)::date, $10, $11, "
+				"          carbon.co2e_grams($12), $13, $14) "
+				"  ON CONFLICT (source, event_id) DO NOTHING RETURNING id), "
+				"u AS (UPDATE carbon.daily_usage SET used = used + $17, last_grant = $17 "
+				"      WHERE $15 AND $16 AND account = $3 AND scenario = $6 AND day = ($8 AT TIME ZONE $9)::date "
+				"        AND EXISTS (SELECT 1 FROM claim)), "
+				"c AS (UPDATE carbon.points_carry SET milli = $18, last_points = $13 "
+				"      WHERE $15 AND account = $3 AND EXISTS (SELECT 1 FROM claim)) "
+				"SELECT id FROM claim",
+				18, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "behaviour insert failed");
 	if (SPI_processed == 1)
 	{
@@ -269,6 +249,32 @@ behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Method
 		return true;
 	}
 	return false;
+}
+
+/* Store usage and remainder after the caps allowed the event. */
+static void
+usage_and_carry_store(const BehaviorContext *ctx, const BehaviorInput *in, const Methodology *m,
+					  const ClaimStore *st, int64 points)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[8] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID, INT8OID, INT8OID, INT8OID};
+	Datum		values[8];
+
+	values[0] = Int64GetDatum(in->account);
+	values[1] = CStringGetTextDatum(m->scenario);
+	values[2] = TimestampTzGetDatum(in->occurred_at);
+	values[3] = CStringGetTextDatum(ctx->timezone);
+	values[4] = BoolGetDatum(st->has_cap);
+	values[5] = Int64GetDatum(st->grant);
+	values[6] = Int64GetDatum(st->milli);
+	values[7] = Int64GetDatum(points);
+	ledger_plan(&plan,
+				"WITH u AS (UPDATE carbon.daily_usage SET used = used + $6, last_grant = $6 "
+				"           WHERE $5 AND account = $1 AND scenario = $2 AND day = ($3 AT TIME ZONE $4)::date) "
+				"UPDATE carbon.points_carry SET milli = $7, last_points = $8 WHERE account = $1",
+				8, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "daily usage and remainder update failed");
 }
 
 /* The original figures of a duplicate. */
@@ -381,7 +387,7 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 	if (why != NULL)
 	{
 		reject(out, why);
-		if (!behavior_claim(ctx, in, &m, has_m, out))
+		if (!behavior_claim(ctx, in, &m, has_m, out, NULL))
 			behavior_original(in, out);
 		return;
 	}
@@ -389,58 +395,58 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 	/* 2. daily cap and points, under the locks of the usage and remainder rows */
 	{
 		int64		grant = er;
-		int64		milli,
+		int64		cap_left,
+					milli,
 					total_milli,
 					points;
-		int64		cap_amounts[2];
-		const char *cap_assets[2] = {"RED", "POINT"};
+		ClaimStore	st;
 
-		if (m.has_daily_cap)
+		locks_take(ctx, in->account, &m, in->occurred_at, &cap_left, &milli);
+		if (grant > cap_left)
 		{
-			int64		left = usage_lock(ctx, in->account, m.scenario, in->occurred_at, m.daily_cap_g);
-
-			if (grant > left)
-			{
-				grant = left;
-				out->status = "capped";
-				out->reason = pstrdup("daily_cap");
-			}
+			grant = cap_left;
+			out->status = "capped";
+			out->reason = pstrdup("daily_cap");
 		}
-		milli = carry_lock(in->account);
 		if (pg_mul_s64_overflow(grant, ctx->points_per_kg, &total_milli) ||
 			pg_add_s64_overflow(total_milli, milli, &total_milli))
 		{
 			reject(out, "implausible");
-			if (!behavior_claim(ctx, in, &m, has_m, out))
+			if (!behavior_claim(ctx, in, &m, has_m, out, NULL))
 				behavior_original(in, out);
 			return;
 		}
 		points = total_milli / 1000;
 		out->grams = grant;
 		out->points = points;
+		st.has_cap = m.has_daily_cap && grant > 0;
+		st.grant = grant;
+		st.milli = total_milli % 1000;
+		st.store = !ctx->any_caps;	/* no issuance cap to ask: store with the claim */
 
 		/* 3. claim the event id */
-		if (!behavior_claim(ctx, in, &m, has_m, out))
+		if (!behavior_claim(ctx, in, &m, has_m, out, &st))
 		{
 			behavior_original(in, out);
 			return;
 		}
 
 		/* 4. issuance caps */
-		cap_amounts[0] = grant;
-		cap_amounts[1] = points;
-		if (ctx->any_caps &&
-			!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
+		if (ctx->any_caps)
 		{
-			behavior_set_rejected(out->behavior_id, "cap");
-			reject(out, "cap");
-			return;
+			int64		cap_amounts[2] = {grant, points};
+			const char *cap_assets[2] = {"RED", "POINT"};
+
+			if (!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
+			{
+				behavior_set_rejected(out->behavior_id, "cap");
+				reject(out, "cap");
+				return;
+			}
+			usage_and_carry_store(ctx, in, &m, &st, points);
 		}
 
-		/* 5. store and post */
-		if (m.has_daily_cap && grant > 0)
-			usage_add(ctx, in->account, m.scenario, in->occurred_at, grant);
-		carry_store(in->account, total_milli % 1000, points);
+		/* 5. post RED and POINT from the segment's issuance accounts */
 		if (grant > 0)
 		{
 			const LedgerAccount *accounts[4];

@@ -174,40 +174,24 @@ ledger_system_account_info(const char *kind, int16 asset, const char *tier, cons
 /* ---- the posting path ---- */
 
 /*
- * Write one entry and its postings (one INSERT statement, so that the
- * statement trigger sees the entry whole).  `accounts[i]` describes the
- * account of posting i; the trigger uses it and re-checks status atomically.
+ * Write one entry and its postings in one statement, so that the statement
+ * trigger sees the entry whole.  `accounts[i]` describes the account of
+ * posting i; the trigger uses it and re-checks status atomically.
  */
 static int64
 post_entry(const char *kind, const char *memo, int64 reverses,
 		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n)
 {
-	static SPIPlanPtr entry_plan = NULL;
-	static SPIPlanPtr posting_plan = NULL;
-	Oid			etypes[3] = {TEXTOID, TEXTOID, INT8OID};
-	Datum		evalues[3];
-	char		enulls[3] = {' ', ' ', ' '};
-	Oid			ptypes[5] = {INT8OID, TIMESTAMPTZOID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID};
-	Datum		pvalues[5];
+	static SPIPlanPtr plan = NULL;
+	Oid			types[6] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	Datum	   *acc_datums = palloc(sizeof(Datum) * n);
 	Datum	   *asset_datums = palloc(sizeof(Datum) * n);
 	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
 	bool		isnull;
-	int64		entry_id;
+	int64		entry_id = 0;
 	MemoryContext caller_context = CurrentMemoryContext;
-
-	evalues[0] = CStringGetTextDatum(kind);
-	evalues[1] = memo ? CStringGetTextDatum(memo) : (Datum) 0;
-	enulls[1] = memo ? ' ' : 'n';
-	evalues[2] = Int64GetDatum(reverses);
-	enulls[2] = reverses ? ' ' : 'n';
-	ledger_plan(&entry_plan,
-				"INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) RETURNING id, created_at",
-				3, etypes);
-	if (SPI_execute_plan(entry_plan, evalues, enulls, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "entry insert failed");
-	entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	pvalues[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -215,23 +199,32 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 		asset_datums[i] = Int16GetDatum(assets[i]);
 		amount_datums[i] = Int64GetDatum(amounts[i]);
 	}
-	pvalues[0] = Int64GetDatum(entry_id);
-	pvalues[2] = PointerGetDatum(construct_array(acc_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	pvalues[3] = PointerGetDatum(construct_array(asset_datums, n, INT2OID, 2, true, TYPALIGN_SHORT));
-	pvalues[4] = PointerGetDatum(construct_array(amount_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	ledger_plan(&posting_plan,
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = memo ? CStringGetTextDatum(memo) : (Datum) 0;
+	nulls[1] = memo ? ' ' : 'n';
+	values[2] = Int64GetDatum(reverses);
+	nulls[2] = reverses ? ' ' : 'n';
+	values[3] = PointerGetDatum(construct_array(acc_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(asset_datums, n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[5] = PointerGetDatum(construct_array(amount_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ledger_plan(&plan,
+				"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
+				"           RETURNING id, created_at) "
 				"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
-				"SELECT $1, u.seq, u.account, u.asset, u.amount, $2 "
-				"FROM unnest($3, $4, $5) WITH ORDINALITY AS u(account, asset, amount, seq)",
-				5, ptypes);
+				"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
+				"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq) "
+				"RETURNING entry_id",
+				6, types);
 
 	ledger_write.active = true;
 	ledger_write.accounts = accounts;
 	ledger_write.naccounts = n;
 	PG_TRY();
 	{
-		if (SPI_execute_plan(posting_plan, pvalues, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "posting insert failed");
+		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+			SPI_processed < 1)
+			elog(ERROR, "entry insert failed");
+		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	PG_CATCH();
 	{

@@ -433,7 +433,8 @@ apply_balances(PostingRow *rows, int n)
 		}
 		i = j;
 	}
-	if (ngroups <= 8)
+	/* one statement either way; the row-wise plan is cheaper for one row */
+	if (ngroups <= 1)
 		apply_rowwise(d, ngroups, stripe);
 	else
 		apply_setwise(d, ngroups, stripe);

@@ -96,7 +96,6 @@ extern void ledger_forget_deferred(void);
 
 /* lots.c */
 extern bool ledger_lot_asset(int16 asset);
-extern TimestampTz ledger_lot_expiry(TimestampTz basis);
 extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
 									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);

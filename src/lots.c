@@ -36,25 +36,79 @@ typedef struct LotPiece
 	int64		amount;
 } LotPiece;
 
-/* Credit `amount` into the lot of (account, asset, expires_at). */
+/* Credits gathered for one entry, written in one statement. */
+typedef struct LotCredits
+{
+	int			n;
+	int			cap;
+	Datum	   *account;
+	Datum	   *asset;
+	Datum	   *expires_at;
+	bool	   *fresh;			/* expiry from points_validity */
+	Datum	   *amount;
+} LotCredits;
+
 static void
-lot_credit(int64 account, int16 asset, TimestampTz expires_at, int64 amount, int64 entry_id)
+credits_add(LotCredits *c, int64 account, int16 asset, TimestampTz expires_at, bool fresh, int64 amount)
+{
+	if (c->n == c->cap)
+	{
+		c->cap = c->cap ? c->cap * 2 : 8;
+		c->account = c->account ? repalloc(c->account, sizeof(Datum) * c->cap) : palloc(sizeof(Datum) * c->cap);
+		c->asset = c->asset ? repalloc(c->asset, sizeof(Datum) * c->cap) : palloc(sizeof(Datum) * c->cap);
+		c->expires_at = c->expires_at ? repalloc(c->expires_at, sizeof(Datum) * c->cap) : palloc(sizeof(Datum) * c->cap);
+		c->fresh = c->fresh ? repalloc(c->fresh, sizeof(bool) * c->cap) : palloc(sizeof(bool) * c->cap);
+		c->amount = c->amount ? repalloc(c->amount, sizeof(Datum) * c->cap) : palloc(sizeof(Datum) * c->cap);
+	}
+	c->account[c->n] = Int64GetDatum(account);
+	c->asset[c->n] = Int16GetDatum(asset);
+	c->expires_at[c->n] = TimestampTzGetDatum(expires_at);
+	c->fresh[c->n] = fresh;
+	c->amount[c->n] = Int64GetDatum(amount);
+	c->n++;
+}
+
+/*
+ * Write the credits: each into the lot of (account, asset, expiry), merged
+ * with what is there.  A fresh credit expires at the end of the next local
+ * year, or at `basis` + points_validity rounded up to the next local
+ * midnight (so that a day's credits share one lot).
+ */
+static void
+credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[5] = {INT8OID, INT2OID, TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[5];
+	Oid			types[6] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+		TIMESTAMPTZOID, INT8OID};
+	Datum		values[6];
+	int			dims[1];
+	int			lbs[1] = {1};
 
-	values[0] = Int64GetDatum(account);
-	values[1] = Int16GetDatum(asset);
-	values[2] = TimestampTzGetDatum(expires_at);
-	values[3] = Int64GetDatum(amount);
-	values[4] = Int64GetDatum(entry_id);
+	if (c->n == 0)
+		return;
+	dims[0] = c->n;
+	values[0] = PointerGetDatum(construct_array(c->account, c->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(c->asset, c->n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_md_array(c->expires_at, c->fresh, 1, dims, lbs, TIMESTAMPTZOID,
+												   8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(c->amount, c->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = TimestampTzGetDatum(basis);
+	values[5] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
 				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
-				"VALUES ($1, $2, $3, $4, $4, $5) "
+				"SELECT u.account, u.asset, "
+				"       coalesce(u.expires_at, CASE WHEN v.validity = 'end_of_next_year' "
+				"         THEN (date_trunc('year', $5 AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz "
+				"         ELSE (date_trunc('day', ($5 + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') "
+				"              AT TIME ZONE v.tz END), "
+				"       sum(u.amount), sum(u.amount), $6 "
+				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount), "
+				"     (SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, "
+				"             max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v "
+				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
 				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
 				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
-				5, types);
+				6, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "lot credit failed");
 }
@@ -109,32 +163,6 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npi
 }
 
 /*
- * The expiry of what is credited at `basis` under the points_validity
- * setting: the end of the next local year, or basis + validity rounded up
- * to the next local midnight (so that a day's credits share one lot).
- */
-TimestampTz
-ledger_lot_expiry(TimestampTz basis)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		values[1] = {TimestampTzGetDatum(basis)};
-	bool		isnull;
-
-	ledger_plan(&plan,
-				"SELECT CASE WHEN v.validity = 'end_of_next_year' "
-				"  THEN (date_trunc('year', $1 AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz "
-				"  ELSE (date_trunc('day', ($1 + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') "
-				"       AT TIME ZONE v.tz END "
-				"FROM (SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, "
-				"             max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v",
-				1, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "lot expiry failed");
-	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
-/*
  * Move lots along with an entry's postings: participants' debits of POINT or
  * RED consume lots (earliest expiry first); credits take those pieces with
  * their expiry, or, when the value comes from a system account (issuance),
@@ -148,7 +176,9 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 	int			npieces = 0,
 				maxpieces = 0,
 				next = 0;
-	TimestampTz fresh_expiry = 0;
+	LotCredits	credits;
+
+	memset(&credits, 0, sizeof(credits));
 
 	for (int i = 0; i < n; i++)
 		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
@@ -174,19 +204,16 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 			if (p->asset != assets[i] || p->amount == 0)
 				continue;
 			part = Min(left, p->amount);
-			lot_credit(accounts[i]->id, assets[i], p->expires_at, part, entry_id);
+			credits_add(&credits, accounts[i]->id, assets[i], p->expires_at, false, part);
 			p->amount -= part;
 			left -= part;
 			if (p->amount > 0)
 				break;			/* this piece continues into the next credit */
 		}
 		if (left > 0)
-		{
-			if (fresh_expiry == 0)
-				fresh_expiry = ledger_lot_expiry(basis);
-			lot_credit(accounts[i]->id, assets[i], fresh_expiry, left, entry_id);
-		}
+			credits_add(&credits, accounts[i]->id, assets[i], 0, true, left);
 	}
+	credits_write(&credits, basis, entry_id);
 }
 
 /*
