@@ -107,36 +107,75 @@ text_or_null(const char *s, char *null)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* The source's scenarios and whether the caller may report for it. */
-static bool
-source_lookup(const BehaviorContext *ctx, const char *source, const char *scenario,
-			  bool *scenario_ok, bool *caller_ok)
+/*
+ * Everything an event is checked against, in one query: the methodology
+ * version in force at occurred_at, the source and whether it may report the
+ * methodology's scenario, and the account.
+ */
+static void
+lookup(const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_known,
+	   bool *source_found, bool *scenario_ok, char **role, LedgerAccount *acc, bool *account_found)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	HeapTuple	tup;
+	TupleDesc	desc;
 	bool		isnull;
-	Datum		role;
+	Datum		d;
 
-	values[0] = CStringGetTextDatum(source);
-	values[1] = CStringGetTextDatum(scenario ? scenario : "");
+	values[0] = text_or_null(in->methodology, &nulls[0]);
+	values[1] = TimestampTzGetDatum(in->occurred_at);
+	nulls[1] = in->has_occurred_at ? ' ' : 'n';
+	values[2] = CStringGetTextDatum(in->source);
+	values[3] = Int64GetDatum(in->account);
+	nulls[3] = in->has_account ? ' ' : 'n';
 	ledger_plan(&plan,
-				"SELECT $2 = ANY (scenarios), operator_role FROM carbon.source WHERE source = $1",
-				2, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "source lookup failed");
-	if (SPI_processed == 0)
-		return false;
-	*scenario_ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	role = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	*caller_ok = ctx->caller_is_admin;
-	if (!*caller_ok && !isnull)
+				"SELECT m.*, "												/* 1-11 */
+				"       EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1), "	/* 12 */
+				"       s.source IS NOT NULL, m.scenario = ANY (s.scenarios), s.operator_role, " /* 13-15 */
+				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status "	/* 16-20 */
+				"FROM (SELECT 1) one "
+				"LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true "
+				"LEFT JOIN carbon.source s ON s.source = $3 "
+				"LEFT JOIN carbon.account a ON a.id = $4",
+				4, types);
+	if (SPI_execute_plan(plan, values, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "behaviour lookup failed");
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	*has_m = in->methodology && methodology_from_row(tup, desc, 1, in->methodology, m);
+	*methodology_known = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	*source_found = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+	d = SPI_getbinval(tup, desc, 14, &isnull);
+	*scenario_ok = !isnull && DatumGetBool(d);
+	*role = SPI_getvalue(tup, desc, 15);
+	*account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+	if (*account_found)
 	{
-		Oid			roleid = get_role_oid(NameStr(*DatumGetName(role)), true);
-
-		*caller_ok = OidIsValid(roleid) && has_privs_of_role(ctx->caller, roleid);
+		memset(acc, 0, sizeof(*acc));
+		acc->id = in->account;
+		strlcpy(acc->kind, SPI_getvalue(tup, desc, 17), LEDGER_NAME_LEN);
+		strlcpy(acc->tier, SPI_getvalue(tup, desc, 18), LEDGER_NAME_LEN);
+		strlcpy(acc->region, SPI_getvalue(tup, desc, 19), sizeof(acc->region));
+		strlcpy(acc->status, SPI_getvalue(tup, desc, 20), LEDGER_NAME_LEN);
+		acc->participant = strcmp(acc->kind, "participant") == 0;
 	}
-	return true;
+}
+
+/* Superusers and carbon_admin always; others as members of the source's role. */
+static bool
+caller_may_report(const BehaviorContext *ctx, const char *role)
+{
+	Oid			roleid;
+
+	if (ctx->caller_is_admin)
+		return true;
+	if (role == NULL)
+		return false;
+	roleid = get_role_oid(role, true);
+	return OidIsValid(roleid) && has_privs_of_role(ctx->caller, roleid);
 }
 
 /*
@@ -343,8 +382,11 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 {
 	Methodology m;
 	bool		has_m = false;
-	bool		scenario_ok = false,
-				caller_ok = false;
+	bool		methodology_known = false,
+				source_found = false,
+				scenario_ok = false,
+				account_found = false;
+	char	   *role = NULL;
 	const char *why = NULL;
 	LedgerAccount acc;
 	int64		er = 0;
@@ -354,16 +396,17 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 	out->status = "accepted";
 
 	/* 1. read-only checks, in a fixed order: the first broken rule is the reason */
+	lookup(in, &m, &has_m, &methodology_known, &source_found, &scenario_ok, &role, &acc, &account_found);
 	if (in->methodology == NULL)
 		why = "unknown_methodology";
 	else if (!in->has_occurred_at)
 		why = "missing_time";
-	else if (methodology_in_force(in->methodology, in->occurred_at, &m, &why))
-		has_m = true;		/* else why says what is wrong */
+	else if (!has_m)
+		why = methodology_known ? "methodology_not_in_force" : "unknown_methodology";
 
-	if (!source_lookup(ctx, in->source, has_m ? m.scenario : NULL, &scenario_ok, &caller_ok))
+	if (!source_found)
 		why = "unknown_source";
-	else if (!caller_ok)
+	else if (!caller_may_report(ctx, role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("not allowed to record behaviour for source \"%s\"", in->source),
@@ -376,7 +419,7 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 		why = "too_old";
 	if (why == NULL)
 	{
-		if (!in->has_account || !ledger_get_account(in->account, &acc) || !acc.participant)
+		if (!account_found || !acc.participant)
 			why = "unknown_account";
 		else if (strcmp(acc.status, "active") != 0)
 			why = strcmp(acc.status, "frozen") == 0 ? "account_frozen" : "account_closed";

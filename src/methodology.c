@@ -275,11 +275,43 @@ methodology_reduce(const Methodology *m, Numeric activity_num, Jsonb *attrs, int
 }
 
 static void
-param_dec(SPITupleTable *tt, int col, bool *has, Dec *out)
+param_dec(HeapTuple tup, TupleDesc desc, int col, bool *has, Dec *out)
 {
-	char	   *txt = SPI_getvalue(tt->vals[0], tt->tupdesc, col);
+	char	   *txt = SPI_getvalue(tup, desc, col);
 
 	*has = txt != NULL && dec_parse(txt, out);
+}
+
+/*
+ * Fill `m` from the METHODOLOGY_COLUMNS of a row, starting at column
+ * `first`; false when they are NULL (no version in force).
+ */
+bool
+methodology_from_row(HeapTuple tup, TupleDesc desc, int first, const char *code, Methodology *m)
+{
+	bool		isnull;
+	bool		has;
+	Datum		version = SPI_getbinval(tup, desc, first, &isnull);
+	Dec			cap;
+
+	if (isnull)
+		return false;
+	memset(m, 0, sizeof(*m));
+	strlcpy(m->code, code, sizeof(m->code));
+	m->version = DatumGetInt32(version);
+	m->class_ii = strcmp(SPI_getvalue(tup, desc, first + 1), "II") == 0;
+	strlcpy(m->scenario, SPI_getvalue(tup, desc, first + 2), sizeof(m->scenario));
+	m->formula = methodology_formula(SPI_getvalue(tup, desc, first + 3));
+	param_dec(tup, desc, first + 4, &has, &m->baseline_g_per_pkm);
+	param_dec(tup, desc, first + 5, &has, &m->project_g_per_pkm);
+	param_dec(tup, desc, first + 6, &has, &m->g_per_unit);
+	param_dec(tup, desc, first + 7, &has, &m->baseline);
+	param_dec(tup, desc, first + 8, &has, &m->g_per_event);
+	param_dec(tup, desc, first + 9, &m->has_daily_cap, &cap);
+	if (m->has_daily_cap && !dec_floor_grams(cap, &m->daily_cap_g))
+		m->has_daily_cap = false;
+	param_dec(tup, desc, first + 10, &m->has_max_activity, &m->max_activity);
+	return true;
 }
 
 /*
@@ -290,54 +322,23 @@ bool
 methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr exists_plan = NULL;
 	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		values[2];
-	SPITupleTable *tt;
 	bool		isnull;
-	bool		has;
 
 	values[0] = CStringGetTextDatum(code);
 	values[1] = TimestampTzGetDatum(at);
 	ledger_plan(&plan,
-				"SELECT version, class, scenario, formula, "
-				"       params->>'baseline_g_per_pkm', params->>'project_g_per_pkm', params->>'g_per_unit', "
-				"       params->>'baseline', params->>'g_per_event', params->>'daily_cap_g', params->>'max_activity' "
-				"FROM carbon.methodology "
-				"WHERE code = $1 AND status = 'published' AND effective_from <= $2 "
-				"ORDER BY effective_from DESC, version DESC LIMIT 1",
+				"SELECT m.*, EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1) "
+				"FROM (SELECT 1) one LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true",
 				2, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "methodology lookup failed");
-	if (SPI_processed == 0)
-	{
-		ledger_plan(&exists_plan, "SELECT 1 FROM carbon.methodology WHERE code = $1", 1, types);
-		if (SPI_execute_plan(exists_plan, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "methodology lookup failed");
-		*why = SPI_processed == 0 ? "unknown_methodology" : "methodology_not_in_force";
-		return false;
-	}
-	tt = SPI_tuptable;
-	memset(m, 0, sizeof(*m));
-	strlcpy(m->code, code, sizeof(m->code));
-	m->version = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	m->class_ii = strcmp(SPI_getvalue(tt->vals[0], tt->tupdesc, 2), "II") == 0;
-	strlcpy(m->scenario, SPI_getvalue(tt->vals[0], tt->tupdesc, 3), sizeof(m->scenario));
-	m->formula = methodology_formula(SPI_getvalue(tt->vals[0], tt->tupdesc, 4));
-	param_dec(tt, 5, &has, &m->baseline_g_per_pkm);
-	param_dec(tt, 6, &has, &m->project_g_per_pkm);
-	param_dec(tt, 7, &has, &m->g_per_unit);
-	param_dec(tt, 8, &has, &m->baseline);
-	param_dec(tt, 9, &has, &m->g_per_event);
-	{
-		Dec			cap;
-
-		param_dec(tt, 10, &m->has_daily_cap, &cap);
-		if (m->has_daily_cap && !dec_floor_grams(cap, &m->daily_cap_g))
-			m->has_daily_cap = false;
-	}
-	param_dec(tt, 11, &m->has_max_activity, &m->max_activity);
-	return true;
+	if (methodology_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, code, m))
+		return true;
+	*why = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull))
+		? "methodology_not_in_force" : "unknown_methodology";
+	return false;
 }
 
 /*

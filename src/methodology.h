@@ -8,6 +8,8 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
 
 /* An exact decimal: mant × 10^-scale. */
 typedef struct Dec
@@ -43,9 +45,23 @@ typedef struct Methodology
 	Dec			max_activity;
 } Methodology;
 
+/*
+ * The query of the version of `code` in force at `at` (SQL parameters),
+ * as 11 columns that methodology_from_row() reads.
+ */
+#define METHODOLOGY_IN_FORCE(code, at) \
+	"SELECT version, class, scenario, formula, " \
+	"       params->>'baseline_g_per_pkm', params->>'project_g_per_pkm', params->>'g_per_unit', " \
+	"       params->>'baseline', params->>'g_per_event', params->>'daily_cap_g', params->>'max_activity' " \
+	"FROM carbon.methodology " \
+	"WHERE code = " code " AND status = 'published' AND effective_from <= " at " " \
+	"ORDER BY effective_from DESC, version DESC LIMIT 1"
+
 extern bool dec_parse(const char *str, Dec *out);
 extern bool dec_from_numeric(Numeric num, Dec *out);
 extern Formula methodology_formula(const char *name);
+extern bool methodology_from_row(HeapTuple tup, TupleDesc desc, int first, const char *code,
+								 Methodology *m);
 extern bool methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why);
 extern bool methodology_reduce(const Methodology *m, Numeric activity, Jsonb *attrs,
 							   int64 *grams, const char **why);
