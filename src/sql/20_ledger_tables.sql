@@ -85,9 +85,11 @@ CREATE TABLE carbon.entry (
   kind        text NOT NULL,
   memo        text,
   created_at  timestamptz NOT NULL DEFAULT now(),
-  reverses    bigint UNIQUE
+  reverses    bigint
 );
 ALTER SEQUENCE carbon.entry_id_seq OWNED BY carbon.entry.id;
+-- an entry is reversed at most once (partial: most entries reverse nothing)
+CREATE UNIQUE INDEX entry_reverses_key ON carbon.entry (reverses) WHERE reverses IS NOT NULL;
 COMMENT ON TABLE carbon.entry IS
   '分录 journal entries: every movement of value; postings of an entry sum to zero per asset';
 
