@@ -581,7 +581,8 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 {
 	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
 	static SPIPlanPtr take_plan = NULL;
-	Oid			types[1] = {INT8OID};
+	Oid			types[2] = {INT8OID, INT8OID};
+	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
 	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
 	int64		done = 0;
 	BehaviorContext ctx;
@@ -601,14 +602,15 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	behavior_context(&ctx);
 	ledger_defer_system = true;
 	ledger_plan(&take_plan,
-				"WITH batch AS (SELECT seq FROM carbon.behavior_inbox ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"WITH batch AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+				"               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
 				"RETURNING i.seq, i.source, i.event_id, i.account, i.methodology, i.activity, i.occurred_at, i.attrs",
-				1, types);
+				2, types);
 	while (done < max_rows)
 	{
 		int64		want = Min((int64) 1000, max_rows - done);
-		Datum		arg[1] = {Int64GetDatum(want)};
+		Datum		arg[2] = {Int64GetDatum(want), Int64GetDatum(last_seq)};
 		SPITupleTable *tt;
 		uint64		nrows;
 		int		   *order;
@@ -636,6 +638,11 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 				j--;
 			}
 			order[j + 1] = k;
+		}
+		{
+			bool		isnull;
+
+			last_seq = DatumGetInt64(SPI_getbinval(tt->vals[order[nrows - 1]], tt->tupdesc, 1, &isnull));
 		}
 		for (uint64 i = 0; i < nrows; i++)
 		{

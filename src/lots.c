@@ -223,31 +223,47 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 void
 ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT4OID};
-	Datum		values[3];
+	static SPIPlanPtr all_plan = NULL;
+	static SPIPlanPtr one_plan = NULL;
+	Oid			types[5] = {TIMESTAMPTZOID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[5];
 	const int	batch = 10000;
 
 	*lots = *points = *grams = 0;
 	values[0] = TimestampTzGetDatum(as_of);
 	values[1] = Int64GetDatum(account);
 	values[2] = Int32GetDatum(batch);
+	values[3] = TimestampTzGetDatum(DT_NOBEGIN);
+	values[4] = Int64GetDatum(0);
 	/*
 	 * Zero a batch of expired lots and return, per account and asset, what
-	 * was left, with the account's segment.
+	 * was left, with the account's segment, and where the batch ended: the
+	 * next batch starts after it, so no batch walks the lots zeroed before.
 	 */
-	ledger_plan(&plan,
-				"WITH expired AS (SELECT id, account, asset_id, remaining FROM carbon.lot "
-				"                 WHERE expires_at <= $1 AND remaining > 0 AND ($2 = 0 OR account = $2) "
-				"                 ORDER BY id LIMIT $3 FOR UPDATE), "
-				"zeroed AS (UPDATE carbon.lot l SET remaining = 0 FROM expired e WHERE l.id = e.id "
-				"           RETURNING e.account, e.asset_id, e.remaining) "
-				"SELECT z.account, z.asset_id, sum(z.remaining)::bigint, count(*)::bigint, "
-				"       a.kind, a.tier, a.region, a.status "
-				"FROM zeroed z JOIN carbon.account a ON a.id = z.account "
-				"GROUP BY z.account, z.asset_id, a.kind, a.tier, a.region, a.status "
-				"ORDER BY z.account, z.asset_id",
-				3, types);
+#define EXPIRY_GROUPS \
+	"zeroed AS (UPDATE carbon.lot l SET remaining = 0 FROM expired e WHERE l.id = e.id " \
+	"           RETURNING e.account, e.asset_id, e.remaining, e.expires_at, e.id), " \
+	"last AS (SELECT expires_at, id FROM zeroed ORDER BY expires_at DESC, id DESC LIMIT 1) " \
+	"SELECT z.account, z.asset_id, sum(z.remaining)::bigint, count(*)::bigint, " \
+	"       a.kind, a.tier, a.region, a.status, " \
+	"       (SELECT expires_at FROM last), (SELECT id FROM last) " \
+	"FROM zeroed z JOIN carbon.account a ON a.id = z.account " \
+	"GROUP BY z.account, z.asset_id, a.kind, a.tier, a.region, a.status " \
+	"ORDER BY z.account, z.asset_id"
+	ledger_plan(&all_plan,
+				"WITH expired AS (SELECT id, account, asset_id, remaining, expires_at FROM carbon.lot "
+				"                 WHERE expires_at <= $1 AND remaining > 0 AND (expires_at, id) > ($4, $5) "
+				"                 ORDER BY expires_at, id LIMIT $3 FOR UPDATE), "
+				EXPIRY_GROUPS,
+				5, types);
+	ledger_plan(&one_plan,
+				"WITH expired AS (SELECT id, account, asset_id, remaining, expires_at FROM carbon.lot "
+				"                 WHERE account = $2 AND expires_at <= $1 AND remaining > 0 "
+				"                   AND $3 > 0 AND (expires_at, id) > ($4, $5) "
+				"                 ORDER BY expires_at, id FOR UPDATE), "
+				EXPIRY_GROUPS,
+				5, types);
+#undef EXPIRY_GROUPS
 	for (;;)
 	{
 		SPITupleTable *tuptable;
@@ -256,13 +272,21 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 		int16	   *assets;
 		int64	   *amounts;
 		int			n = 0;
+		bool		isnull;
 
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		/* each batch in its own SPI level: its memory is freed with it */
+		ledger_spi_connect();
+		if (SPI_execute_plan(account ? one_plan : all_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "lot expiry failed");
 		if (SPI_processed == 0)
+		{
+			SPI_finish();
 			break;
+		}
 		tuptable = SPI_tuptable;
 		ngroups = (int) SPI_processed;
+		values[3] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 9, &isnull);
+		values[4] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 10, &isnull);
 		/* at most two postings per group: the account and its segment's sink */
 		accs = palloc(sizeof(LedgerAccount *) * ngroups * 2);
 		assets = palloc(sizeof(int16) * ngroups * 2);
@@ -295,6 +319,7 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 			amounts[n++] = amount;
 		}
 		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
+		SPI_finish();
 	}
 }
 

@@ -261,7 +261,11 @@ COMMENT ON FUNCTION carbon.record_behavior(text, text, bigint, text, numeric, ti
 CREATE FUNCTION carbon.process_inbox(max_rows int DEFAULT NULL)
   RETURNS TABLE (accepted bigint, capped bigint, rejected bigint, duplicate bigint)
   AS 'MODULE_PATHNAME', 'ledger_process_inbox'
-  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp
+  -- a long call: tables it writes grow from empty, and a plan re-made after
+  -- autovacuum's ANALYZE (which cannot see our uncommitted rows) must not
+  -- turn key lookups into sequential scans
+  SET enable_seqscan = off;
 COMMENT ON FUNCTION carbon.process_inbox(int) IS
   '处理批量行为 record the rows of carbon.behavior_inbox in order, exactly as record_behavior would';
 
@@ -269,7 +273,8 @@ COMMENT ON FUNCTION carbon.process_inbox(int) IS
 CREATE FUNCTION carbon.expire_lots(as_of timestamptz DEFAULT now())
   RETURNS TABLE (lots bigint, points bigint, reduction carbon.co2e)
   AS 'MODULE_PATHNAME', 'ledger_expire_lots'
-  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp
+  SET enable_seqscan = off;
 COMMENT ON FUNCTION carbon.expire_lots(timestamptz) IS
   '积分过期 move what is left of every lot expired by as_of to the expired sink; idempotent';
 
