@@ -12,17 +12,21 @@ INSERT INTO carbon.account (id, kind, tier, region, ref_hash)
   SELECT i, 'participant', 'personal', '620700', sha256(('b3-' || i)::bytea) FROM generate_series(1, $accounts) i;
 INSERT INTO carbon.account (id, kind, tier, region, asset_id) VALUES ($accounts + 1, 'issuance', 'personal', '620700', 1);
 SELECT setval('carbon.account_id_seq', $accounts + 1);
-INSERT INTO carbon.entry (id, kind, memo) VALUES (1, 'issuance', 'B3 load');
-SELECT setval('carbon.entry_id_seq', 1);
+-- one issuance entry per 10,000 accounts (posting seq is a smallint)
+INSERT INTO carbon.entry (id, kind, memo)
+  SELECT e, 'issuance', 'B3 load' FROM generate_series(1, ($accounts + 9999) / 10000) e;
+SELECT setval('carbon.entry_id_seq', ($accounts + 9999) / 10000);
 INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at)
-  SELECT 1, i, i, 1, 50 * 100, now() FROM generate_series(1, $accounts) i
-  UNION ALL SELECT 1, 0, $accounts + 1, 1, -50 * 100 * $accounts::bigint, now();
+  SELECT 1 + (i - 1) / 10000, 1 + (i - 1) % 10000, i, 1, 50 * 100, now() FROM generate_series(1, $accounts) i
+  UNION ALL
+  SELECT e, 0, $accounts + 1, 1, -50 * 100 * count(*), now()
+  FROM (SELECT 1 + (i - 1) / 10000 AS e FROM generate_series(1, $accounts) i) x GROUP BY e;
 INSERT INTO carbon.balance (account, asset_id, stripe, amount)
   SELECT i, 1, 0, 50 * 100 FROM generate_series(1, $accounts) i
   UNION ALL SELECT $accounts + 1, 1, 0, -50 * 100 * $accounts::bigint;
 -- 50 lots per account, 10 of them already expired
 INSERT INTO carbon.lot (account, asset_id, expires_at, original, remaining, entry_id)
-  SELECT a, 1, date_trunc('day', now()) + (d - 10) * interval '1 day', 100, 100, 1
+  SELECT a, 1, date_trunc('day', now()) + (d - 10) * interval '1 day', 100, 100, 1 + (a - 1) / 10000
   FROM generate_series(1, $accounts) a, generate_series(0, 49) d;
 CREATE TABLE b3_plain AS SELECT id, account, expires_at, remaining FROM carbon.lot;
 VACUUM ANALYZE;

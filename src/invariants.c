@@ -113,33 +113,50 @@ check_balanced(PostingRow *rows, int n)
 	}
 }
 
+static int
+cmp_segment(const void *a, const void *b)
+{
+	const PostingRow *x = *(PostingRow *const *) a;
+	const PostingRow *y = *(PostingRow *const *) b;
+	int			c = strcmp(x->acc->tier, y->acc->tier);
+
+	return c != 0 ? c : strcmp(x->acc->region, y->acc->region);
+}
+
 /*
  * ... and per segment: within each (entry, asset) group, the postings of
- * each (tier, region) sum to zero.  Groups are small (2–4 postings).
+ * each (tier, region) sum to zero.  The group is sorted by segment, so a
+ * bulk entry of thousands of postings is checked in n log n.
  */
 static void
 check_segments(PostingRow *rows, int n)
 {
+	PostingRow **group = palloc(sizeof(PostingRow *) * n);
+
 	for (int i = 0; i < n;)
 	{
 		int			j = i;
+		int			g = 0;
 
 		while (j < n && rows[j].entry == rows[i].entry && rows[j].asset == rows[i].asset)
-			j++;
-		for (int k = i; k < j; k++)
+			group[g++] = &rows[j++];
+		if (g > 2)
+			qsort(group, g, sizeof(PostingRow *), cmp_segment);
+		for (int k = 0; k < g;)
 		{
 			int128		sum = 0;
+			int			m = k;
 
-			for (int m = i; m < j; m++)
-				if (strcmp(rows[m].acc->tier, rows[k].acc->tier) == 0 &&
-					strcmp(rows[m].acc->region, rows[k].acc->region) == 0)
-					sum += rows[m].amount;
+			while (m < g && cmp_segment(&group[m], &group[k]) == 0)
+				sum += group[m++]->amount;
 			if (sum != 0)
-				unbalanced(rows[k].entry, rows[k].asset,
-						   psprintf(" in segment %s/%s", rows[k].acc->tier, rows[k].acc->region), sum);
+				unbalanced(group[k]->entry, group[k]->asset,
+						   psprintf(" in segment %s/%s", group[k]->acc->tier, group[k]->acc->region), sum);
+			k = m;
 		}
 		i = j;
 	}
+	pfree(group);
 }
 
 static void

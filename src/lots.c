@@ -271,6 +271,10 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 		const LedgerAccount **accs;
 		int16	   *assets;
 		int64	   *amounts;
+		const LedgerAccount **sink_accs;
+		int16	   *sink_assets;
+		int64	   *sink_amounts;
+		int			nsinks;
 		int			n = 0;
 		bool		isnull;
 
@@ -287,7 +291,11 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 		ngroups = (int) SPI_processed;
 		values[3] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 9, &isnull);
 		values[4] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 10, &isnull);
-		/* at most two postings per group: the account and its segment's sink */
+		/* one posting per account and asset, one per segment's sink */
+		sink_accs = palloc(sizeof(LedgerAccount *) * ngroups);
+		sink_assets = palloc(sizeof(int16) * ngroups);
+		sink_amounts = palloc(sizeof(int64) * ngroups);
+		nsinks = 0;
 		accs = palloc(sizeof(LedgerAccount *) * ngroups * 2);
 		assets = palloc(sizeof(int16) * ngroups * 2);
 		amounts = palloc(sizeof(int64) * ngroups * 2);
@@ -299,6 +307,8 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 			bool		isnull;
 			int16		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
 			int64		amount = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			const LedgerAccount *sink;
+			int			k;
 
 			acc->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			strlcpy(acc->kind, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
@@ -314,9 +324,24 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 			accs[n] = acc;
 			assets[n] = asset;
 			amounts[n++] = -amount;
-			accs[n] = ledger_system_account_info("expired", asset, acc->tier, acc->region);
-			assets[n] = asset;
-			amounts[n++] = amount;
+			/* the segment's sink: one posting for the whole batch */
+			sink = ledger_system_account_info("expired", asset, acc->tier, acc->region);
+			for (k = 0; k < nsinks; k++)
+				if (sink_accs[k] == sink)
+					break;
+			if (k == nsinks)
+			{
+				sink_accs[nsinks] = sink;
+				sink_assets[nsinks] = asset;
+				sink_amounts[nsinks++] = 0;
+			}
+			sink_amounts[k] += amount;
+		}
+		for (int k = 0; k < nsinks; k++)
+		{
+			accs[n] = sink_accs[k];
+			assets[n] = sink_assets[k];
+			amounts[n++] = sink_amounts[k];
 		}
 		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
 		SPI_finish();

@@ -138,7 +138,9 @@ CREATE TABLE carbon.lot (
 ) WITH (fillfactor = 80);
 ALTER SEQUENCE carbon.lot_id_seq OWNED BY carbon.lot.id;
 CREATE UNIQUE INDEX lot_key ON carbon.lot (account, asset_id, expires_at);
-CREATE INDEX lot_expiry_idx ON carbon.lot (expires_at, id) WHERE remaining > 0;
+-- Not partial on remaining > 0: a partial predicate on the column every
+-- credit and spend changes would make each of those updates non-HOT.
+CREATE INDEX lot_expiry_idx ON carbon.lot (expires_at, id);
 COMMENT ON TABLE carbon.lot IS '积分批次 lots of points and reductions with their expiry; spent earliest-expiry first';
 
 -- Yearly issuance caps per asset, tier and region (碳积分总量控制).
