@@ -43,7 +43,6 @@ pgbench_tps() {
   sed -nE 's/^tps = ([0-9.]+).*/\1/p' <<<"$out" | head -1
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 b7() {
   ledger_bench_setup

@@ -24,6 +24,6 @@ SQL
   local mc mb
   mc=$(median "${tc[@]}"); mb=$(median "${tb[@]}")
   bench_row B6 "sum+avg(co2e), $((rows / 1000000)) M rows" "${mc} ms" "sum(bigint) ${mb} ms" \
-    "$(awk -v a="$mc" -v b="$mb" 'BEGIN {printf "%.2f", a / b}')" "≤ 1.15"
+    "$(ratio "$mc" "$mb")" "≤ 1.15"
   psql -X -q -d bench -c 'DROP TABLE b6'
 }

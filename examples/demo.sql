@@ -23,3 +23,74 @@ FROM (SELECT co2e_grams(467 * (1 + (i % 30))/10) AS r FROM generate_series(1, 10
 SELECT '0.5 g'::co2e;
 SELECT '12 lb'::co2e;
 SELECT co2e_grams(9223372036854775807) + '1 g'::co2e;
+
+\set ON_ERROR_STOP 1
+\echo
+\echo '== A day in Zhangye (张掖): accounts, methodologies, behaviours, points, a coffee, a seal'
+SELECT set_setting('timezone', 'Asia/Shanghai');
+-- citizens, a merchant of the rights alliance, the ecology bureau
+SELECT count(open_account('personal', '620700', 'ZY-CITIZEN-' || i, '市民 ' || i)) AS citizens
+FROM generate_series(1, 200) i;
+SELECT open_account('merchant', '620700', '91620700MA0000COFE', '甘州咖啡 Ganzhou Coffee') AS cafe \gset
+SELECT open_account('government', '620700', '11620700ECOLOGY', '张掖市生态环境局') AS bureau \gset
+
+-- methodologies from the sourced figures of domain.md (demo data, not in the extension)
+SELECT define_methodology('ZY-METRO', 1, '公共交通（地铁）', 'I', 'metro', 'distance_substitution',
+         '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 61, "daily_cap_g": 3000, "max_activity": 80}'),
+       define_methodology('ZY-BUS', 1, '纯电公交', 'I', 'bus', 'distance_substitution',
+         '{"baseline_g_per_pkm": 73.6, "project_g_per_pkm": 26.9, "daily_cap_g": 2000}'),
+       define_methodology('ZY-CYCLE', 1, '共享单车骑行', 'I', 'cycling', 'distance_substitution',
+         '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 0, "daily_cap_g": 2000, "max_activity": 40}'),
+       define_methodology('ZY-RECYCLE', 1, '再生资源回收（每千克）', 'II', 'recycling', 'per_unit',
+         '{"g_per_unit": 1520, "max_activity": 50}');
+SELECT m AS published FROM unnest(ARRAY['ZY-METRO', 'ZY-BUS', 'ZY-CYCLE', 'ZY-RECYCLE']) m,
+  LATERAL (SELECT submit_methodology(m, 1), approve_methodology(m, 1, '市生态环境局专家组'),
+                  publish_methodology(m, 1, now() - interval '30 days')) x;
+SELECT register_source('zy-metro-co', ARRAY['metro', 'bus']),
+       register_source('zy-bike-share', ARRAY['cycling']),
+       register_source('zy-recycling', ARRAY['recycling']);
+
+-- the operators' overnight files, COPYed into the inbox (here: generated)
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+SELECT CASE s WHEN 0 THEN 'zy-metro-co' WHEN 1 THEN 'zy-metro-co' WHEN 2 THEN 'zy-bike-share' ELSE 'zy-recycling' END,
+       'evt-' || i, 1 + (i * 7) % 200,
+       CASE s WHEN 0 THEN 'ZY-METRO' WHEN 1 THEN 'ZY-BUS' WHEN 2 THEN 'ZY-CYCLE' ELSE 'ZY-RECYCLE' END,
+       CASE s WHEN 3 THEN (1 + i % 9) * 0.5 ELSE 2 + (i * 13) % 25 END,
+       now() - interval '1 day' + (i % 600) * interval '1 minute'
+FROM generate_series(1, 3000) i, LATERAL (SELECT i % 4 AS s) k;
+-- a few duplicates and bad rows, as real files have
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+VALUES ('zy-metro-co', 'evt-4', 29, 'ZY-METRO', 6, now() - interval '1 day'),
+       ('zy-bike-share', 'evt-x1', 5, 'ZY-CYCLE', 400, now() - interval '2 hours'),
+       ('zy-bike-share', 'evt-x2', 5, 'ZY-METRO', 10, now() - interval '2 hours');
+\echo '-- process_inbox(): accepted, capped by the daily caps, rejected, duplicate'
+SELECT * FROM process_inbox();
+SELECT reason, count(*) FROM behavior WHERE status <> 'accepted' GROUP BY reason ORDER BY reason;
+
+\echo '-- a citizen at the counter: the app acts for her; points go to the merchant'
+BEGIN;
+SELECT act_as(1);
+SELECT balance(1) AS points_before;
+SELECT transfer(1, :cafe, 'POINT', 100, '兑换咖啡 a coffee', 'app-req-0001') AS entry;
+SELECT transfer(1, :cafe, 'POINT', 100, '兑换咖啡 a coffee', 'app-req-0001') AS retried_same_entry;
+SELECT balance(1) AS points_after;
+COMMIT;
+\set ON_ERROR_STOP 0
+SELECT transfer(2, 3, 'POINT', 10);                 -- refused: points are not a currency between citizens
+\set ON_ERROR_STOP 1
+SELECT transfer(2, :bureau, 'POINT', 20, '捐赠 donation') > 0 AS donated;
+
+\echo '-- reports for the bureau and BI'
+SELECT scenario, methodology, events, participants, reduction, tonnes(reduction) AS tonnes
+FROM v_reduction_monthly ORDER BY scenario;
+SELECT asset, tier, issued, outstanding, expired, moved_out FROM v_supply
+WHERE region = '620700' ORDER BY asset, tier;
+SELECT * FROM v_points_expiring ORDER BY month, tier;
+
+\echo '-- two years on: unspent points expire into the expired sink'
+SELECT * FROM expire_lots(now() + interval '26 months');
+SELECT asset, tier, issued, outstanding, expired FROM v_supply WHERE region = '620700' ORDER BY asset, tier;
+
+\echo '-- seal the day and let the auditor check everything'
+SELECT seal() AS seal_id;
+SELECT * FROM verify_integrity();
