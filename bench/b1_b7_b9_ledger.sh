@@ -44,35 +44,33 @@ pgbench_tps() {
 }
 
 
-b7() {
-  ledger_bench_setup
+# vs_tpcb ID LABEL SCRIPT GOAL: SCRIPT at 4 clients against tpcb-like,
+# alternating, BENCH_REPEAT times; the medians and their ratio.
+vs_tpcb() {
+  local id=$1 label=$2 script=$3 goal=$4
   local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
   local ours=() base=()
   for _ in $(seq "$repeat"); do
     base+=("$(pgbench_tps 4 "$seconds" -b tpcb-like)")
-    ours+=("$(pgbench_tps 4 "$seconds" -f "$CL_TMP/transfer.sql")")
+    ours+=("$(pgbench_tps 4 "$seconds" -f "$script")")
   done
   local mo mb
   mo=$(median "${ours[@]}"); mb=$(median "${base[@]}")
-  bench_row B7 "transfer of points, 4 clients" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
-    "$(ratio "$mo" "$mb")" "≥ 1.0"
+  bench_row "$id" "$label" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
+    "$(ratio "$mo" "$mb")" "$goal"
   local bad
   bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-  [ "$bad" = 0 ] || { echo "B7: verify_integrity() found $bad broken checks" >&2; return 1; }
+  [ "$bad" = 0 ] || { echo "$id: verify_integrity() found $bad broken checks" >&2; return 1; }
+}
+
+b7() {
+  ledger_bench_setup
+  vs_tpcb B7 "transfer of points, 4 clients" "$CL_TMP/transfer.sql" "≥ 1.0"
 }
 
 b1() {
   ledger_bench_setup
-  local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
-  local ours=() base=()
-  for _ in $(seq "$repeat"); do
-    base+=("$(pgbench_tps 4 "$seconds" -b tpcb-like)")
-    ours+=("$(pgbench_tps 4 "$seconds" -f "$CL_TMP/behavior.sql")")
-  done
-  local mo mb
-  mo=$(median "${ours[@]}"); mb=$(median "${base[@]}")
-  bench_row B1 "record_behavior, 4 clients" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
-    "$(ratio "$mo" "$mb")" "≥ 0.8"
+  vs_tpcb B1 "record_behavior, 4 clients" "$CL_TMP/behavior.sql" "≥ 0.8"
 }
 
 b9() {

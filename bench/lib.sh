@@ -33,7 +33,7 @@ bench_print() {
     echo "|---|---|---|---|---|---|"
     for r in "${BENCH_ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
-    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), BENCH_SCALE=${BENCH_SCALE:-1}; medians of ${BENCH_REPEAT:-5} alternating runs."
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), BENCH_SCALE=${BENCH_SCALE:-1}; B1, B7: medians of ${BENCH_REPEAT:-3} alternating ${BENCH_SECONDS:-15} s runs; B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
   } >"$out"
   printf '%-4s %-52s %-18s %-18s %-8s %s\n' id workload measured baseline ratio goal
   for r in "${BENCH_ROWS[@]}"; do

@@ -536,7 +536,7 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	ledger_require_active(&to);
 
 	/* expired lots are swept before spending: they are not spendable */
-	if (ledger_lot_asset(asset))
+	if (ledger_lot_asset(asset) && ledger_has_expired_lots(from_id, asset))
 	{
 		int64		lots, points, grams;
 

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -346,6 +347,27 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
 		SPI_finish();
 	}
+}
+
+/* Does the account hold lots of `asset` past their expiry?  (a key probe) */
+bool
+ledger_has_expired_lots(int64 account, int16 asset)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT2OID, TIMESTAMPTZOID};
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(account);
+	values[1] = Int16GetDatum(asset);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ledger_plan(&plan,
+				"SELECT EXISTS (SELECT 1 FROM carbon.lot WHERE account = $1 AND asset_id = $2 "
+				"               AND expires_at <= $3 AND remaining > 0)",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "lot lookup failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*

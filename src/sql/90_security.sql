@@ -63,26 +63,24 @@ GRANT SELECT ON carbon.account, carbon.entry, carbon.posting, carbon.balance
 
 -- Row-level security: members of the acting roles see the acting account's
 -- rows only, and nothing without act_as(); admins and auditors see all.
-ALTER TABLE carbon.account ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.entry ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.posting ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.balance ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.account_status_log ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.request ENABLE ROW LEVEL SECURITY;
-
-CREATE POLICY read_all ON carbon.account FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.entry FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.posting FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.balance FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.account_status_log FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.request FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-
-CREATE POLICY acting_account ON carbon.account FOR SELECT
-  TO carbon_app, carbon_merchant, carbon_trader USING (id = carbon.acting_account());
-CREATE POLICY acting_account ON carbon.posting FOR SELECT
-  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
-CREATE POLICY acting_account ON carbon.balance FOR SELECT
-  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
+-- (carbon._account_rls is reused below for the citizens' side tables.)
+CREATE FUNCTION carbon._account_rls(tables text[], account_column text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY tables LOOP
+    EXECUTE format('ALTER TABLE carbon.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY read_all ON carbon.%I FOR SELECT TO carbon_admin, carbon_auditor USING (true)', t);
+    IF account_column IS NOT NULL THEN
+      EXECUTE format('CREATE POLICY acting_account ON carbon.%I FOR SELECT TO carbon_app, carbon_merchant, '
+                     'carbon_trader USING (%I = carbon.acting_account())', t, account_column);
+    END IF;
+  END LOOP;
+END $$;
+SELECT carbon._account_rls(ARRAY['account'], 'id');
+SELECT carbon._account_rls(ARRAY['posting', 'balance'], 'account');
+SELECT carbon._account_rls(ARRAY['entry', 'account_status_log', 'request'], NULL);
 CREATE POLICY acting_account ON carbon.entry FOR SELECT
   TO carbon_app, carbon_merchant, carbon_trader
   USING (EXISTS (SELECT 1 FROM carbon.posting p
@@ -138,15 +136,6 @@ GRANT SELECT ON carbon.v_account_statement, carbon.v_points_expiring, carbon.v_r
 GRANT SELECT ON carbon.v_account_statement TO carbon_app, carbon_merchant, carbon_trader;
 GRANT SELECT ON carbon.lot, carbon.behavior TO carbon_app, carbon_merchant, carbon_trader;
 
-ALTER TABLE carbon.lot ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.behavior ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.points_carry ENABLE ROW LEVEL SECURITY;
-ALTER TABLE carbon.daily_usage ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON carbon.lot FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.behavior FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.points_carry FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY read_all ON carbon.daily_usage FOR SELECT TO carbon_admin, carbon_auditor USING (true);
-CREATE POLICY acting_account ON carbon.lot FOR SELECT
-  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
-CREATE POLICY acting_account ON carbon.behavior FOR SELECT
-  TO carbon_app, carbon_merchant, carbon_trader USING (account = carbon.acting_account());
+SELECT carbon._account_rls(ARRAY['lot', 'behavior'], 'account');
+SELECT carbon._account_rls(ARRAY['points_carry', 'daily_usage'], NULL);
+REVOKE EXECUTE ON FUNCTION carbon._account_rls(text[], text) FROM PUBLIC;
