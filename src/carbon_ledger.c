@@ -7,7 +7,9 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "ledger.h"
@@ -228,4 +230,17 @@ ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be positive, not " INT64_FORMAT, name, amount)));
 	return amount;
+}
+
+/* SQL arrays of bigint and smallint datums, for unnest() in set-based statements. */
+Datum
+ledger_int8_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+Datum
+ledger_int2_array(Datum *elems, int n)
+{
+	return PointerGetDatum(construct_array(elems, n, INT2OID, 2, true, TYPALIGN_SHORT));
 }

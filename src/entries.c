@@ -204,9 +204,9 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 	nulls[1] = memo ? ' ' : 'n';
 	values[2] = Int64GetDatum(reverses);
 	nulls[2] = reverses ? ' ' : 'n';
-	values[3] = PointerGetDatum(construct_array(acc_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[4] = PointerGetDatum(construct_array(asset_datums, n, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[5] = PointerGetDatum(construct_array(amount_datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = ledger_int8_array(acc_datums, n);
+	values[4] = ledger_int2_array(asset_datums, n);
+	values[5] = ledger_int8_array(amount_datums, n);
 	ledger_plan(&plan,
 				"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
 				"           RETURNING id, created_at) "
@@ -330,7 +330,7 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 	values[1] = CStringGetTextDatum(region);
 	values[2] = TimestampTzGetDatum(at);
 	values[3] = PointerGetDatum(construct_array(a, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_array(m, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = ledger_int8_array(m, n);
 	ledger_plan(&take_plan,
 				"WITH want AS (SELECT * FROM unnest($4, $5) AS w(asset, amount) WHERE amount > 0), "
 				"k AS (SELECT extract(year FROM $3 AT TIME ZONE "

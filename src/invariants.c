@@ -265,10 +265,10 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 		cols[3][i] = Int64GetDatum(d[i].delta);
 		cols[4][i] = CStringGetTextDatum(d[i].acc->status);
 	}
-	values[0] = PointerGetDatum(construct_array(cols[0], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(cols[1], n, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[2] = PointerGetDatum(construct_array(cols[2], n, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[3] = PointerGetDatum(construct_array(cols[3], n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = ledger_int8_array(cols[0], n);
+	values[1] = ledger_int2_array(cols[1], n);
+	values[2] = ledger_int2_array(cols[2], n);
+	values[3] = ledger_int8_array(cols[3], n);
 	values[4] = PointerGetDatum(construct_array(cols[4], n, TEXTOID, -1, false, TYPALIGN_INT));
 	ledger_plan(&plan,
 				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "

@@ -63,6 +63,8 @@ extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *nam
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
 extern int64 ledger_arg_int64(FunctionCallInfo fcinfo, int argno, const char *name);
 extern int64 ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
+extern Datum ledger_int8_array(Datum *elems, int n);
+extern Datum ledger_int2_array(Datum *elems, int n);
 
 /* accounts.c */
 extern bool ledger_get_account(int64 id, LedgerAccount *acc);

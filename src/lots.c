@@ -88,11 +88,11 @@ credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 	if (c->n == 0)
 		return;
 	dims[0] = c->n;
-	values[0] = PointerGetDatum(construct_array(c->account, c->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(c->asset, c->n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[0] = ledger_int8_array(c->account, c->n);
+	values[1] = ledger_int2_array(c->asset, c->n);
 	values[2] = PointerGetDatum(construct_md_array(c->expires_at, c->fresh, 1, dims, lbs, TIMESTAMPTZOID,
 												   8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(c->amount, c->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = ledger_int8_array(c->amount, c->n);
 	values[4] = TimestampTzGetDatum(basis);
 	values[5] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
