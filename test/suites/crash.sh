@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# R1 crash: 4 clients run a mixed workload (transfers, behaviours, issuance)
+# on a cluster of its own with fsync on, each logging every commit the server
+# acknowledged; the postmaster is killed with SIGKILL at a random moment;
+# after restart every acknowledged commit must be there and verify_integrity()
+# clean (nothing half-applied).  CRASH_ROUNDS rounds (default 10).
+source "$(dirname "$0")/../harness/lib.sh"
+set +e
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+ROUNDS=${CRASH_ROUNDS:-10}
+pass=0; fail=0
+check() { local name=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "not ok - $name"; fi; }
+q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d crash "$@"; }
+
+start_cluster on
+"$PGBIN/createdb" crash
+q >/dev/null <<'SQL'
+CREATE EXTENSION carbon_ledger;
+SELECT count(carbon.open_account('personal', '620700', 'crash-' || i)) FROM generate_series(1, 50) i;
+SELECT count(carbon.open_account('merchant', '620700', 'crash-shop-' || i)) FROM generate_series(1, 5) i;
+SELECT count(carbon.issue(i, 'POINT', 1000000)) FROM generate_series(1, 50) i;
+SELECT carbon.define_methodology('CRASH-BIKE', 1, 'bike', 'I', 'cycling', 'distance_substitution',
+                                 '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 0}');
+SELECT carbon.submit_methodology('CRASH-BIKE', 1), carbon.approve_methodology('CRASH-BIKE', 1, 'r1'),
+       carbon.publish_methodology('CRASH-BIKE', 1, now() - interval '1 day');
+SELECT carbon.register_source('crash-bikes', ARRAY['cycling']);
+SQL
+
+# client N: one transaction per psql call; a line is logged only once the
+# server has answered, i.e. the commit was acknowledged.
+client() {
+  local n=$1 log=$2 i=0
+  while :; do
+    i=$((i + 1))
+    local c=$((1 + (RANDOM % 50))) m=$((51 + (RANDOM % 5))) r
+    case $((RANDOM % 3)) in
+      0) r=$(q -c "SELECT 'entry ' || carbon.transfer($c, $m, 'POINT', 1 + $RANDOM % 50)" 2>/dev/null) ;;
+      1) r=$(q -c "SELECT 'behavior ' || behavior_id FROM carbon.record_behavior('crash-bikes', 'c$n-$ROUND-$i',
+                    $c, 'CRASH-BIKE', 1 + $RANDOM % 20, now())" 2>/dev/null) ;;
+      2) r=$(q -c "SELECT 'entry ' || carbon.issue($c, 'RED', 1 + $RANDOM % 1000)" 2>/dev/null) ;;
+    esac
+    [ $? -eq 0 ] && [ -n "$r" ] && echo "$r" >>"$log"
+    [ -e "$CL_TMP/stop" ] && return 0
+  done
+}
+
+for ROUND in $(seq 1 "$ROUNDS"); do
+  rm -f "$CL_TMP/stop" "$CL_TMP"/acked.*
+  pids=()
+  for n in 1 2 3 4; do client "$n" "$CL_TMP/acked.$n" & pids+=($!); done
+  sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1 + (r % 200) / 100 }')"
+  pm=$(head -1 "$CL_TMP/data/postmaster.pid")
+  kill -9 "$pm"
+  touch "$CL_TMP/stop"
+  for p in "${pids[@]}"; do wait "$p"; done
+  # the backends die with their postmaster; start again: crash recovery
+  for _ in $(seq 1 50); do pgrep -f "postgres -D $CL_TMP/data" >/dev/null || break; sleep 0.1; done
+  # orphaned backends may hold shared memory for a moment: retry the start
+  for _ in $(seq 1 20); do
+    as_pg "$PGBIN/pg_ctl" -D "$CL_TMP/data" -l "$CL_TMP/server.log" -w start >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  acked=$(cat "$CL_TMP"/acked.* 2>/dev/null | wc -l)
+  missing_entries=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^entry //p' | paste -sd, -)
+  missing_behaviors=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^behavior //p' | paste -sd, -)
+  lost=$(q -c "SELECT (SELECT count(*) FROM unnest('{${missing_entries}}'::bigint[]) e
+                       WHERE NOT EXISTS (SELECT 1 FROM carbon.entry WHERE id = e))
+                    + (SELECT count(*) FROM unnest('{${missing_behaviors}}'::bigint[]) b
+                       WHERE NOT EXISTS (SELECT 1 FROM carbon.behavior WHERE id = b))")
+  broken=$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
+  check "round $ROUND: all $acked acknowledged commits survived" test "$lost" = 0
+  check "round $ROUND: verify_integrity() clean after recovery" test "$broken" = 0
+  echo "# round $ROUND: $acked acknowledged commits, lost $lost, broken checks $broken"
+done
+check "the ledger can be sealed and verified after $ROUNDS crashes" \
+  test "$(q -c "SELECT carbon.seal() IS NOT NULL AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0")" = t
+
+stop_cluster
+echo "crash: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
