@@ -23,8 +23,8 @@ static const char *const ledger_tiers[] = {
 
 #define TIERS_HINT "Tiers are personal, enterprise, government, merchant, verifier and platform."
 
-bool
-ledger_valid_tier(const char *tier)
+static bool
+valid_tier(const char *tier)
 {
 	for (size_t i = 0; i < lengthof(ledger_tiers); i++)
 		if (strcmp(tier, ledger_tiers[i]) == 0)
@@ -35,7 +35,7 @@ ledger_valid_tier(const char *tier)
 static void
 require_tier(const char *tier)
 {
-	if (!ledger_valid_tier(tier))
+	if (!valid_tier(tier))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown tier \"%s\"", tier),

@@ -108,13 +108,6 @@ ledger_spi_connect(void)
 		elog(ERROR, "SPI_connect failed");
 }
 
-int64
-ledger_acting_account(bool *is_set)
-{
-	*is_set = acting_set;
-	return acting_account;
-}
-
 static bool
 role_has(Oid user, const char *rolename)
 {

@@ -57,7 +57,6 @@ extern LedgerWrite ledger_write;
 /* carbon_ledger.c */
 extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
 extern void ledger_spi_connect(void);
-extern int64 ledger_acting_account(bool *is_set);
 extern void ledger_check_acting(int64 account, bool read_only);
 extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
@@ -70,7 +69,6 @@ extern Datum ledger_int2_array(Datum *elems, int n);
 extern bool ledger_get_account(int64 id, LedgerAccount *acc);
 extern void ledger_require_account(int64 id, LedgerAccount *acc);
 extern int16 ledger_asset_id(const char *code);
-extern bool ledger_valid_tier(const char *tier);
 extern void ledger_require_active(const LedgerAccount *acc);
 
 /* entries.c */
