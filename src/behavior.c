@@ -43,7 +43,7 @@ typedef struct BehaviorContext
 	int64		points_per_kg;
 	TimestampTz earliest;		/* now − acceptance_window */
 	TimestampTz latest;			/* now + tolerated clock skew */
-	char	   *timezone;
+	char		timezone[64];
 	bool		any_caps;		/* skip the cap check when no cap is set */
 	Oid			caller;
 	bool		caller_is_admin;
@@ -73,31 +73,35 @@ typedef struct BehaviorResult
 
 #define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
 
+/* Who calls: read once per call. */
 static void
 behavior_context(BehaviorContext *ctx)
 {
-	static SPIPlanPtr plan = NULL;
-	SPITupleTable *tt;
-	bool		isnull;
 	Oid			admin = get_role_oid("carbon_admin", true);
 
-	ledger_plan(&plan,
-				"SELECT (SELECT value FROM carbon.settings WHERE name = 'points_per_kg')::bigint, "
-				"       now() - (SELECT value FROM carbon.settings WHERE name = 'acceptance_window')::interval, "
-				"       (SELECT value FROM carbon.settings WHERE name = 'timezone'), "
-				"       EXISTS (SELECT 1 FROM carbon.issuance_cap)",
-				0, NULL);
-	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "settings lookup failed");
-	tt = SPI_tuptable;
-	ctx->points_per_kg = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
-	ctx->earliest = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
-	ctx->timezone = MemoryContextStrdup(TopTransactionContext, SPI_getvalue(tt->vals[0], tt->tupdesc, 3));
-	ctx->any_caps = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
+	memset(ctx, 0, sizeof(*ctx));
 	ctx->latest = GetCurrentTransactionStartTimestamp() + CLOCK_SKEW_USEC;
 	ctx->caller = GetOuterUserId();
 	ctx->caller_is_admin = superuser_arg(ctx->caller) ||
 		(OidIsValid(admin) && has_privs_of_role(ctx->caller, admin));
+}
+
+/* The settings an event needs, read with its lookup (columns first .. first + 3). */
+#define BEHAVIOR_SETTINGS \
+	"(SELECT value FROM carbon.settings WHERE name = 'points_per_kg')::bigint, " \
+	"now() - (SELECT value FROM carbon.settings WHERE name = 'acceptance_window')::interval, " \
+	"(SELECT value FROM carbon.settings WHERE name = 'timezone'), " \
+	"EXISTS (SELECT 1 FROM carbon.issuance_cap)"
+
+static void
+settings_from_row(BehaviorContext *ctx, HeapTuple tup, TupleDesc desc, int first)
+{
+	bool		isnull;
+
+	ctx->points_per_kg = DatumGetInt64(SPI_getbinval(tup, desc, first, &isnull));
+	ctx->earliest = DatumGetTimestampTz(SPI_getbinval(tup, desc, first + 1, &isnull));
+	strlcpy(ctx->timezone, SPI_getvalue(tup, desc, first + 2), sizeof(ctx->timezone));
+	ctx->any_caps = DatumGetBool(SPI_getbinval(tup, desc, first + 3, &isnull));
 }
 
 static Datum
@@ -113,7 +117,7 @@ text_or_null(const char *s, char *null)
  * methodology's scenario, and the account.
  */
 static void
-lookup(const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_known,
+lookup(BehaviorContext *ctx, const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_known,
 	   bool *source_found, bool *scenario_ok, char **role, LedgerAccount *acc, bool *account_found)
 {
 	static SPIPlanPtr plan = NULL;
@@ -135,7 +139,8 @@ lookup(const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_k
 				"SELECT m.*, "												/* 1-11 */
 				"       EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1), "	/* 12 */
 				"       s.source IS NOT NULL, m.scenario = ANY (s.scenarios), s.operator_role, " /* 13-15 */
-				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status "	/* 16-20 */
+				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status, "	/* 16-20 */
+				BEHAVIOR_SETTINGS " "											/* 21-24 */
 				"FROM (SELECT 1) one "
 				"LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true "
 				"LEFT JOIN carbon.source s ON s.source = $3 "
@@ -152,6 +157,7 @@ lookup(const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_k
 	*scenario_ok = !isnull && DatumGetBool(d);
 	*role = SPI_getvalue(tup, desc, 15);
 	*account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+	settings_from_row(ctx, tup, desc, 21);
 	if (*account_found)
 	{
 		memset(acc, 0, sizeof(*acc));
@@ -378,7 +384,7 @@ reject(BehaviorResult *out, const char *reason)
  * loop frees each row's memory with SPI_finish).
  */
 static void
-behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out)
+behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out)
 {
 	Methodology m;
 	bool		has_m = false;
@@ -396,7 +402,7 @@ behavior_record(const BehaviorContext *ctx, const BehaviorInput *in, BehaviorRes
 	out->status = "accepted";
 
 	/* 1. read-only checks, in a fixed order: the first broken rule is the reason */
-	lookup(in, &m, &has_m, &methodology_known, &source_found, &scenario_ok, &role, &acc, &account_found);
+	lookup(ctx, in, &m, &has_m, &methodology_known, &source_found, &scenario_ok, &role, &acc, &account_found);
 	if (in->methodology == NULL)
 		why = "unknown_methodology";
 	else if (!in->has_occurred_at)
