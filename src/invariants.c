@@ -213,40 +213,7 @@ refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 						   after - d->delta, asset_code(d->asset), -d->delta)));
 }
 
-/* A few groups: one cached upsert each. */
-static void
-apply_rowwise(BalanceDelta *d, int n, int16 stripe)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[5] = {INT8OID, INT2OID, INT2OID, INT8OID, TEXTOID};
-
-	ledger_plan(&plan,
-				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
-				"VALUES ($1, $2, $3, $4, $5) "
-				"ON CONFLICT (account, asset_id, stripe) DO UPDATE SET amount = b.amount + excluded.amount "
-				"RETURNING b.amount, b.status",
-				5, types);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[5];
-		bool		isnull;
-		int64		after;
-
-		values[0] = Int64GetDatum(d[i].account);
-		values[1] = Int16GetDatum(d[i].asset);
-		values[2] = Int16GetDatum(d[i].acc->participant ? 0 : stripe);
-		values[3] = Int64GetDatum(d[i].delta);
-		values[4] = CStringGetTextDatum(d[i].acc->status);
-		if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "balance update failed");
-		if (!d[i].acc->participant)
-			continue;
-		after = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		refuse_balance(&d[i], after, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	}
-}
-
-/* Many groups (bulk entries): one set-based upsert, rows still in order. */
+/* One set-based upsert for all groups, rows in (account, asset) order. */
 static void
 apply_setwise(BalanceDelta *d, int n, int16 stripe)
 {
@@ -450,10 +417,7 @@ apply_balances(PostingRow *rows, int n)
 		}
 		i = j;
 	}
-	/* one statement either way; the row-wise plan is cheaper for one row */
-	if (ngroups <= 1)
-		apply_rowwise(d, ngroups, stripe);
-	else
+	if (ngroups > 0)
 		apply_setwise(d, ngroups, stripe);
 }
 
