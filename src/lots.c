@@ -217,136 +217,171 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 	credits_write(&credits, basis, entry_id);
 }
 
+/* Totals of one expire_lots() run. */
+typedef struct ExpiryTotals
+{
+	int64		lots;
+	int64		points;
+	int64		grams;
+} ExpiryTotals;
+
+/*
+ * Post one batch's expiry entry from its groups (one row per account and
+ * asset of the deleted lots, columns as EXPIRY_GROUPS below): a debit per
+ * account and asset, a credit per segment's sink.
+ */
+static void
+expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
+{
+	int			ngroups = (int) tuptable->numvals;
+	TupleDesc	desc = tuptable->tupdesc;
+	const LedgerAccount **accs = palloc(sizeof(LedgerAccount *) * ngroups * 2);
+	int16	   *assets = palloc(sizeof(int16) * ngroups * 2);
+	int64	   *amounts = palloc(sizeof(int64) * ngroups * 2);
+	const LedgerAccount **sink_accs = palloc(sizeof(LedgerAccount *) * ngroups);
+	int16	   *sink_assets = palloc(sizeof(int16) * ngroups);
+	int64	   *sink_amounts = palloc(sizeof(int64) * ngroups);
+	int			nsinks = 0;
+	int			n = 0;
+
+	for (int g = 0; g < ngroups; g++)
+	{
+		HeapTuple	tup = tuptable->vals[g];
+		bool		isnull;
+		int64		amount = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		int16		asset;
+		LedgerAccount *acc;
+		const LedgerAccount *sink;
+		int			k;
+
+		if (isnull || amount == 0)
+			continue;			/* no lots, or only spent-out ones: nothing to move */
+		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
+		acc = palloc0(sizeof(LedgerAccount));
+		acc->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		strlcpy(acc->kind, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
+		strlcpy(acc->tier, SPI_getvalue(tup, desc, 6), LEDGER_NAME_LEN);
+		strlcpy(acc->region, SPI_getvalue(tup, desc, 7), sizeof(acc->region));
+		strlcpy(acc->status, SPI_getvalue(tup, desc, 8), LEDGER_NAME_LEN);
+		acc->participant = strcmp(acc->kind, "participant") == 0;
+		totals->lots += DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		if (asset == ASSET_POINT)
+			totals->points += amount;
+		else
+			totals->grams += amount;
+		accs[n] = acc;
+		assets[n] = asset;
+		amounts[n++] = -amount;
+		/* the segment's sink: one posting for the whole batch */
+		sink = ledger_system_account_info("expired", asset, acc->tier, acc->region);
+		for (k = 0; k < nsinks; k++)
+			if (sink_accs[k] == sink)
+				break;
+		if (k == nsinks)
+		{
+			sink_accs[nsinks] = sink;
+			sink_assets[nsinks] = asset;
+			sink_amounts[nsinks++] = 0;
+		}
+		sink_amounts[k] += amount;
+	}
+	for (int k = 0; k < nsinks; k++)
+	{
+		accs[n] = sink_accs[k];
+		assets[n] = sink_assets[k];
+		amounts[n++] = sink_amounts[k];
+	}
+	if (n > 0)
+		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
+}
+
 /*
  * Sweep expired lots (of one account, or all when account = 0) into the
  * expired sinks, in batches of one entry each.  Returns totals.
+ *
+ * An expired lot is deleted, not zeroed: its remainder moves to the sink in
+ * the batch's entry, which is the record.  DELETE ... RETURNING hands back
+ * the remainder of the row version it removed (after waiting for a
+ * concurrent spend, whose new version it rechecks), so no row lock is taken
+ * beforehand, and removing a row writes no index entries where zeroing it
+ * would (expired lots sit together on their pages, so such updates are
+ * rarely HOT).
+ *
+ * A batch is a range of account ids, walked along lot_key (account, asset,
+ * expiry) in one index pass, so an account's expired lots become one
+ * posting.  The range's width adapts so that a batch holds about
+ * `target` lots; it never spans more than `max_width` accounts, which keeps
+ * an entry's postings (one per account and asset, one per segment's sink)
+ * under the smallint posting seq.
  */
 void
 ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams)
 {
-	static SPIPlanPtr all_plan = NULL;
-	static SPIPlanPtr one_plan = NULL;
-	Oid			types[5] = {TIMESTAMPTZOID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[5];
-	const int	batch = 10000;
+	static SPIPlanPtr range_plan = NULL;
+	static SPIPlanPtr last_plan = NULL;
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[3];
+	ExpiryTotals totals = {0, 0, 0};
+	const int64 target = 16000;
+	const int64 max_width = 8000;
+	int64		width = 1024;
+	int64		from,
+				last;
 
-	*lots = *points = *grams = 0;
+	ledger_plan(&range_plan,
+				"WITH gone AS (DELETE FROM carbon.lot "
+				"              WHERE account >= $2 AND account < $3 AND expires_at <= $1 "
+				"              RETURNING account, asset_id, remaining), "
+				"per_account AS (SELECT account, asset_id, sum(remaining)::bigint AS left_over, "
+				"                       count(*) FILTER (WHERE remaining > 0) AS lots, count(*) AS deleted "
+				"                FROM gone GROUP BY account, asset_id) "
+				"SELECT p.account, p.asset_id, p.left_over, p.lots, a.kind, a.tier, a.region, a.status, p.deleted "
+				"FROM per_account p JOIN carbon.account a ON a.id = p.account "
+				"ORDER BY p.account, p.asset_id",
+				3, types);
 	values[0] = TimestampTzGetDatum(as_of);
-	values[1] = Int64GetDatum(account);
-	values[2] = Int32GetDatum(batch);
-	values[3] = TimestampTzGetDatum(DT_NOBEGIN);
-	values[4] = Int64GetDatum(0);
-	/*
-	 * Zero a batch of expired lots and return, per account and asset, what
-	 * was left, with the account's segment, and where the batch ended: the
-	 * next batch starts after it, so no batch walks the lots zeroed before.
-	 */
-#define EXPIRY_GROUPS \
-	"zeroed AS (UPDATE carbon.lot l SET remaining = 0 FROM expired e WHERE l.id = e.id " \
-	"           RETURNING e.account, e.asset_id, e.remaining, e.expires_at, e.id), " \
-	"last AS (SELECT expires_at, id FROM zeroed ORDER BY expires_at DESC, id DESC LIMIT 1) " \
-	"SELECT z.account, z.asset_id, sum(z.remaining)::bigint, count(*)::bigint, " \
-	"       a.kind, a.tier, a.region, a.status, " \
-	"       (SELECT expires_at FROM last), (SELECT id FROM last) " \
-	"FROM zeroed z JOIN carbon.account a ON a.id = z.account " \
-	"GROUP BY z.account, z.asset_id, a.kind, a.tier, a.region, a.status " \
-	"ORDER BY z.account, z.asset_id"
-	ledger_plan(&all_plan,
-				"WITH expired AS (SELECT id, account, asset_id, remaining, expires_at FROM carbon.lot "
-				"                 WHERE expires_at <= $1 AND remaining > 0 AND (expires_at, id) > ($4, $5) "
-				"                 ORDER BY expires_at, id LIMIT $3 FOR UPDATE), "
-				EXPIRY_GROUPS,
-				5, types);
-	ledger_plan(&one_plan,
-				"WITH expired AS (SELECT id, account, asset_id, remaining, expires_at FROM carbon.lot "
-				"                 WHERE account = $2 AND expires_at <= $1 AND remaining > 0 "
-				"                   AND $3 > 0 AND (expires_at, id) > ($4, $5) "
-				"                 ORDER BY expires_at, id FOR UPDATE), "
-				EXPIRY_GROUPS,
-				5, types);
-#undef EXPIRY_GROUPS
-	for (;;)
+	if (account != 0)
+		from = last = account;
+	else
 	{
-		SPITupleTable *tuptable;
-		int			ngroups;
-		const LedgerAccount **accs;
-		int16	   *assets;
-		int64	   *amounts;
-		const LedgerAccount **sink_accs;
-		int16	   *sink_assets;
-		int64	   *sink_amounts;
-		int			nsinks;
-		int			n = 0;
 		bool		isnull;
+
+		ledger_plan(&last_plan, "SELECT min(account), max(account) FROM carbon.lot", 0, NULL);
+		if (SPI_execute_plan(last_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "lot lookup failed");
+		from = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			from = 1, last = 0;	/* no lots at all */
+		else
+			last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	while (from <= last)
+	{
+		int64		to = (last - from < width) ? last + 1 : from + width;
+		int64		deleted = 0;
 
 		/* each batch in its own SPI level: its memory is freed with it */
 		ledger_spi_connect();
-		if (SPI_execute_plan(account ? one_plan : all_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		values[1] = Int64GetDatum(from);
+		values[2] = Int64GetDatum(to);
+		if (SPI_execute_plan(range_plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "lot expiry failed");
-		if (SPI_processed == 0)
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			SPI_finish();
-			break;
-		}
-		tuptable = SPI_tuptable;
-		ngroups = (int) SPI_processed;
-		values[3] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 9, &isnull);
-		values[4] = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 10, &isnull);
-		/* one posting per account and asset, one per segment's sink */
-		sink_accs = palloc(sizeof(LedgerAccount *) * ngroups);
-		sink_assets = palloc(sizeof(int16) * ngroups);
-		sink_amounts = palloc(sizeof(int64) * ngroups);
-		nsinks = 0;
-		accs = palloc(sizeof(LedgerAccount *) * ngroups * 2);
-		assets = palloc(sizeof(int16) * ngroups * 2);
-		amounts = palloc(sizeof(int64) * ngroups * 2);
-		for (int g = 0; g < ngroups; g++)
-		{
-			HeapTuple	tup = tuptable->vals[g];
-			TupleDesc	desc = tuptable->tupdesc;
-			LedgerAccount *acc = palloc0(sizeof(LedgerAccount));
 			bool		isnull;
-			int16		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
-			int64		amount = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			const LedgerAccount *sink;
-			int			k;
 
-			acc->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			strlcpy(acc->kind, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
-			strlcpy(acc->tier, SPI_getvalue(tup, desc, 6), LEDGER_NAME_LEN);
-			strlcpy(acc->region, SPI_getvalue(tup, desc, 7), sizeof(acc->region));
-			strlcpy(acc->status, SPI_getvalue(tup, desc, 8), LEDGER_NAME_LEN);
-			acc->participant = strcmp(acc->kind, "participant") == 0;
-			*lots += DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			if (asset == ASSET_POINT)
-				*points += amount;
-			else
-				*grams += amount;
-			accs[n] = acc;
-			assets[n] = asset;
-			amounts[n++] = -amount;
-			/* the segment's sink: one posting for the whole batch */
-			sink = ledger_system_account_info("expired", asset, acc->tier, acc->region);
-			for (k = 0; k < nsinks; k++)
-				if (sink_accs[k] == sink)
-					break;
-			if (k == nsinks)
-			{
-				sink_accs[nsinks] = sink;
-				sink_assets[nsinks] = asset;
-				sink_amounts[nsinks++] = 0;
-			}
-			sink_amounts[k] += amount;
+			deleted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
 		}
-		for (int k = 0; k < nsinks; k++)
-		{
-			accs[n] = sink_accs[k];
-			assets[n] = sink_assets[k];
-			amounts[n++] = sink_amounts[k];
-		}
-		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
+		expiry_post(SPI_tuptable, &totals);
 		SPI_finish();
+		from = to;
+		/* aim the next range at `target` lots */
+		width = deleted > 0 ? width * target / deleted : width * 4;
+		width = Max(1, Min(width, max_width));
 	}
+	*lots = totals.lots;
+	*points = totals.points;
+	*grams = totals.grams;
 }
 
 /* Does the account hold lots of `asset` past their expiry?  (a key probe) */

@@ -138,9 +138,10 @@ CREATE TABLE carbon.lot (
 ) WITH (fillfactor = 80);
 ALTER SEQUENCE carbon.lot_id_seq OWNED BY carbon.lot.id;
 CREATE UNIQUE INDEX lot_key ON carbon.lot (account, asset_id, expires_at);
--- Not partial on remaining > 0: a partial predicate on the column every
--- credit and spend changes would make each of those updates non-HOT.
-CREATE INDEX lot_expiry_idx ON carbon.lot (expires_at, id);
+-- No index on expires_at: expire_lots walks lot_key (the expiry is in the
+-- key, checked inside the index), so that an account's expired lots come
+-- together, and every credit that opens a lot writes one index entry less.
+-- An expired lot is deleted once its remainder is in the expired sink.
 COMMENT ON TABLE carbon.lot IS '积分批次 lots of points and reductions with their expiry; spent earliest-expiry first';
 
 -- Yearly issuance caps per asset, tier and region (碳积分总量控制).
