@@ -30,51 +30,13 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "behavior.h"
 #include "co2e.h"
-#include "ledger.h"
-#include "methodology.h"
-
-#define ASSET_POINT 1
-#define ASSET_RED	2
-
-/* Settings and caller, read once per call. */
-typedef struct BehaviorContext
-{
-	int64		points_per_kg;
-	TimestampTz earliest;		/* now − acceptance_window */
-	TimestampTz latest;			/* now + tolerated clock skew */
-	char		timezone[64];
-	bool		any_caps;		/* skip the cap check when no cap is set */
-	Oid			caller;
-	bool		caller_is_admin;
-} BehaviorContext;
-
-typedef struct BehaviorInput
-{
-	char	   *source;
-	char	   *event_id;
-	bool		has_account;
-	int64		account;
-	char	   *methodology;
-	Numeric		activity;
-	bool		has_occurred_at;
-	TimestampTz occurred_at;
-	Jsonb	   *attrs;
-} BehaviorInput;
-
-typedef struct BehaviorResult
-{
-	int64		behavior_id;
-	const char *status;			/* accepted, capped, rejected, duplicate */
-	int64		grams;
-	int64		points;
-	char	   *reason;
-} BehaviorResult;
 
 #define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
 
 /* Who calls: read once per call. */
-static void
+void
 behavior_context(BehaviorContext *ctx)
 {
 	Oid			admin = get_role_oid("carbon_admin", true);
@@ -104,6 +66,18 @@ settings_from_row(BehaviorContext *ctx, HeapTuple tup, TupleDesc desc, int first
 	ctx->any_caps = DatumGetBool(SPI_getbinval(tup, desc, first + 3, &isnull));
 }
 
+/* The settings alone (the bulk path reads them once per batch). */
+void
+behavior_read_settings(BehaviorContext *ctx)
+{
+	static SPIPlanPtr plan = NULL;
+
+	ledger_plan(&plan, "SELECT " BEHAVIOR_SETTINGS, 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "settings lookup failed");
+	settings_from_row(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
 static Datum
 text_or_null(const char *s, char *null)
 {
@@ -117,8 +91,7 @@ text_or_null(const char *s, char *null)
  * methodology's scenario, and the account.
  */
 static void
-lookup(BehaviorContext *ctx, const BehaviorInput *in, Methodology *m, bool *has_m, bool *methodology_known,
-	   bool *source_found, bool *scenario_ok, char **role, LedgerAccount *acc, bool *account_found)
+lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID};
@@ -150,23 +123,23 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, Methodology *m, bool *has_
 		elog(ERROR, "behaviour lookup failed");
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	*has_m = in->methodology && methodology_from_row(tup, desc, 1, in->methodology, m);
-	*methodology_known = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
-	*source_found = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
+	memset(f, 0, sizeof(*f));
+	f->has_m = in->methodology && methodology_from_row(tup, desc, 1, in->methodology, &f->m);
+	f->methodology_known = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	f->source_found = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 	d = SPI_getbinval(tup, desc, 14, &isnull);
-	*scenario_ok = !isnull && DatumGetBool(d);
-	*role = SPI_getvalue(tup, desc, 15);
-	*account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+	f->scenario_ok = !isnull && DatumGetBool(d);
+	f->role = SPI_getvalue(tup, desc, 15);
+	f->account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
 	settings_from_row(ctx, tup, desc, 21);
-	if (*account_found)
+	if (f->account_found)
 	{
-		memset(acc, 0, sizeof(*acc));
-		acc->id = in->account;
-		strlcpy(acc->kind, SPI_getvalue(tup, desc, 17), LEDGER_NAME_LEN);
-		strlcpy(acc->tier, SPI_getvalue(tup, desc, 18), LEDGER_NAME_LEN);
-		strlcpy(acc->region, SPI_getvalue(tup, desc, 19), sizeof(acc->region));
-		strlcpy(acc->status, SPI_getvalue(tup, desc, 20), LEDGER_NAME_LEN);
-		acc->participant = strcmp(acc->kind, "participant") == 0;
+		f->acc.id = in->account;
+		strlcpy(f->acc.kind, SPI_getvalue(tup, desc, 17), LEDGER_NAME_LEN);
+		strlcpy(f->acc.tier, SPI_getvalue(tup, desc, 18), LEDGER_NAME_LEN);
+		strlcpy(f->acc.region, SPI_getvalue(tup, desc, 19), sizeof(f->acc.region));
+		strlcpy(f->acc.status, SPI_getvalue(tup, desc, 20), LEDGER_NAME_LEN);
+		f->acc.participant = strcmp(f->acc.kind, "participant") == 0;
 	}
 }
 
@@ -221,15 +194,6 @@ locks_take(const BehaviorContext *ctx, int64 account, const Methodology *m, Time
 	*milli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	*cap_left = !m->has_daily_cap ? PG_INT64_MAX : (used >= m->daily_cap_g ? 0 : m->daily_cap_g - used);
 }
-
-/* What a claimed event stores besides its behaviour row. */
-typedef struct ClaimStore
-{
-	bool		store;			/* update usage and remainder with the claim */
-	bool		has_cap;
-	int64		grant;
-	int64		milli;			/* the new remainder */
-} ClaimStore;
 
 /*
  * Insert the behaviour row; false when (source, event_id) already exists.
@@ -370,8 +334,8 @@ behavior_set_rejected(int64 behavior_id, const char *reason)
 		elog(ERROR, "behaviour update failed");
 }
 
-static void
-reject(BehaviorResult *out, const char *reason)
+void
+behavior_reject(BehaviorResult *out, const char *reason)
 {
 	out->status = "rejected";
 	out->reason = pstrdup(reason);
@@ -380,44 +344,31 @@ reject(BehaviorResult *out, const char *reason)
 }
 
 /*
- * Record one event.  Needs an SPI connection of its own (the caller's
- * loop frees each row's memory with SPI_finish).
+ * The read-only checks, in a fixed order: the first broken rule is the
+ * reason (NULL when the event passes, with its reduction in *er).  A caller
+ * who may not report for a known source is an error (42501), not a result.
  */
-static void
-behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out)
+const char *
+behavior_check(const BehaviorContext *ctx, const BehaviorInput *in, const BehaviorFacts *f, int64 *er)
 {
-	Methodology m;
-	bool		has_m = false;
-	bool		methodology_known = false,
-				source_found = false,
-				scenario_ok = false,
-				account_found = false;
-	char	   *role = NULL;
 	const char *why = NULL;
-	LedgerAccount acc;
-	int64		er = 0;
 
-	memset(out, 0, sizeof(*out));
-	memset(&m, 0, sizeof(m));
-	out->status = "accepted";
-
-	/* 1. read-only checks, in a fixed order: the first broken rule is the reason */
-	lookup(ctx, in, &m, &has_m, &methodology_known, &source_found, &scenario_ok, &role, &acc, &account_found);
+	*er = 0;
 	if (in->methodology == NULL)
 		why = "unknown_methodology";
 	else if (!in->has_occurred_at)
 		why = "missing_time";
-	else if (!has_m)
-		why = methodology_known ? "methodology_not_in_force" : "unknown_methodology";
+	else if (!f->has_m)
+		why = f->methodology_known ? "methodology_not_in_force" : "unknown_methodology";
 
-	if (!source_found)
+	if (!f->source_found)
 		why = "unknown_source";
-	else if (!caller_may_report(ctx, role))
+	else if (!caller_may_report(ctx, f->role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("not allowed to record behaviour for source \"%s\"", in->source),
 				 errhint("Members of the source's operator role, carbon_admin and superusers may.")));
-	if (why == NULL && !scenario_ok)
+	if (why == NULL && !f->scenario_ok)
 		why = "source_not_authorised";
 	if (why == NULL && in->occurred_at > ctx->latest)
 		why = "future";
@@ -425,98 +376,131 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 		why = "too_old";
 	if (why == NULL)
 	{
-		if (!account_found || !acc.participant)
+		if (!f->account_found || !f->acc.participant)
 			why = "unknown_account";
-		else if (strcmp(acc.status, "active") != 0)
-			why = strcmp(acc.status, "frozen") == 0 ? "account_frozen" : "account_closed";
+		else if (strcmp(f->acc.status, "active") != 0)
+			why = strcmp(f->acc.status, "frozen") == 0 ? "account_frozen" : "account_closed";
 	}
-	if (why == NULL && !methodology_reduce(&m, in->activity, in->attrs, &er, &why))
+	if (why == NULL && !methodology_reduce(&f->m, in->activity, in->attrs, er, &why))
 		Assert(why != NULL);
+	return why;
+}
 
+/*
+ * The grant under what is left of the daily cap, and the points with the
+ * account's remainder (1/1000 point).  False, with `out` rejected as
+ * implausible, when the figures overflow.  `out->status` comes in as
+ * "accepted".
+ */
+bool
+behavior_grant(const BehaviorContext *ctx, const Methodology *m, int64 er, int64 cap_left, int64 milli,
+			   BehaviorResult *out, ClaimStore *st)
+{
+	int64		grant = er;
+	int64		total_milli;
+
+	if (grant > cap_left)
+	{
+		grant = cap_left;
+		out->status = "capped";
+		out->reason = pstrdup("daily_cap");
+	}
+	if (pg_mul_s64_overflow(grant, ctx->points_per_kg, &total_milli) ||
+		pg_add_s64_overflow(total_milli, milli, &total_milli))
+	{
+		behavior_reject(out, "implausible");
+		return false;
+	}
+	out->grams = grant;
+	out->points = total_milli / 1000;
+	st->has_cap = m->has_daily_cap && grant > 0;
+	st->grant = grant;
+	st->milli = total_milli % 1000;
+	st->store = !ctx->any_caps;	/* no issuance cap to ask: store with the claim */
+	return true;
+}
+
+/*
+ * Record one event.  Needs an SPI connection of its own (the caller's
+ * loop frees each row's memory with SPI_finish).
+ */
+void
+behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out)
+{
+	BehaviorFacts f;
+	const char *why;
+	int64		er;
+	int64		cap_left,
+				milli;
+	ClaimStore	st;
+	LedgerAccount *acc = &f.acc;
+
+	memset(out, 0, sizeof(*out));
+	out->status = "accepted";
+
+	/* 1. read-only checks */
+	lookup(ctx, in, &f);
+	why = behavior_check(ctx, in, &f, &er);
 	if (why != NULL)
 	{
-		reject(out, why);
-		if (!behavior_claim(ctx, in, &m, has_m, out, NULL))
+		behavior_reject(out, why);
+		if (!behavior_claim(ctx, in, &f.m, f.has_m, out, NULL))
 			behavior_original(in, out);
 		return;
 	}
 
 	/* 2. daily cap and points, under the locks of the usage and remainder rows */
+	locks_take(ctx, in->account, &f.m, in->occurred_at, &cap_left, &milli);
+	if (!behavior_grant(ctx, &f.m, er, cap_left, milli, out, &st))
 	{
-		int64		grant = er;
-		int64		cap_left,
-					milli,
-					total_milli,
-					points;
-		ClaimStore	st;
-
-		locks_take(ctx, in->account, &m, in->occurred_at, &cap_left, &milli);
-		if (grant > cap_left)
-		{
-			grant = cap_left;
-			out->status = "capped";
-			out->reason = pstrdup("daily_cap");
-		}
-		if (pg_mul_s64_overflow(grant, ctx->points_per_kg, &total_milli) ||
-			pg_add_s64_overflow(total_milli, milli, &total_milli))
-		{
-			reject(out, "implausible");
-			if (!behavior_claim(ctx, in, &m, has_m, out, NULL))
-				behavior_original(in, out);
-			return;
-		}
-		points = total_milli / 1000;
-		out->grams = grant;
-		out->points = points;
-		st.has_cap = m.has_daily_cap && grant > 0;
-		st.grant = grant;
-		st.milli = total_milli % 1000;
-		st.store = !ctx->any_caps;	/* no issuance cap to ask: store with the claim */
-
-		/* 3. claim the event id */
-		if (!behavior_claim(ctx, in, &m, has_m, out, &st))
-		{
+		if (!behavior_claim(ctx, in, &f.m, f.has_m, out, NULL))
 			behavior_original(in, out);
+		return;
+	}
+
+	/* 3. claim the event id */
+	if (!behavior_claim(ctx, in, &f.m, f.has_m, out, &st))
+	{
+		behavior_original(in, out);
+		return;
+	}
+
+	/* 4. issuance caps */
+	if (ctx->any_caps)
+	{
+		int64		cap_amounts[2] = {st.grant, out->points};
+		const char *cap_assets[2] = {"RED", "POINT"};
+
+		if (!ledger_cap_take(acc->tier, acc->region, in->occurred_at, cap_assets, cap_amounts, 2))
+		{
+			behavior_set_rejected(out->behavior_id, "cap");
+			behavior_reject(out, "cap");
 			return;
 		}
+		usage_and_carry_store(ctx, in, &f.m, &st, out->points);
+	}
 
-		/* 4. issuance caps */
-		if (ctx->any_caps)
+	/* 5. post RED and POINT from the segment's issuance accounts */
+	if (st.grant > 0)
+	{
+		const LedgerAccount *accounts[4];
+		int16		assets[4] = {ASSET_RED, ASSET_RED, ASSET_POINT, ASSET_POINT};
+		int64		amounts[4];
+		int			n = 0;
+
+		accounts[n] = ledger_system_account_info("issuance", ASSET_RED, acc->tier, acc->region);
+		amounts[n++] = -st.grant;
+		accounts[n] = acc;
+		amounts[n++] = st.grant;
+		if (out->points > 0)
 		{
-			int64		cap_amounts[2] = {grant, points};
-			const char *cap_assets[2] = {"RED", "POINT"};
-
-			if (!ledger_cap_take(acc.tier, acc.region, in->occurred_at, cap_assets, cap_amounts, 2))
-			{
-				behavior_set_rejected(out->behavior_id, "cap");
-				reject(out, "cap");
-				return;
-			}
-			usage_and_carry_store(ctx, in, &m, &st, points);
+			accounts[n] = ledger_system_account_info("issuance", ASSET_POINT, acc->tier, acc->region);
+			amounts[n++] = -out->points;
+			accounts[n] = acc;
+			amounts[n++] = out->points;
 		}
-
-		/* 5. post RED and POINT from the segment's issuance accounts */
-		if (grant > 0)
-		{
-			const LedgerAccount *accounts[4];
-			int16		assets[4] = {ASSET_RED, ASSET_RED, ASSET_POINT, ASSET_POINT};
-			int64		amounts[4];
-			int			n = 0;
-
-			accounts[n] = ledger_system_account_info("issuance", ASSET_RED, acc.tier, acc.region);
-			amounts[n++] = -grant;
-			accounts[n] = &acc;
-			amounts[n++] = grant;
-			if (points > 0)
-			{
-				accounts[n] = ledger_system_account_info("issuance", ASSET_POINT, acc.tier, acc.region);
-				amounts[n++] = -points;
-				accounts[n] = &acc;
-				amounts[n++] = points;
-			}
-			ledger_post_behavior_entry(psprintf("behaviour " INT64_FORMAT, out->behavior_id),
-									   accounts, assets, amounts, n, in->occurred_at);
-		}
+		ledger_post_behavior_entry(psprintf("behaviour " INT64_FORMAT, out->behavior_id),
+								   accounts, assets, amounts, n, in->occurred_at);
 	}
 }
 
@@ -572,136 +556,5 @@ ledger_record_behavior(PG_FUNCTION_ARGS)
 	values[3] = Int64GetDatum(out.points);
 	values[4] = out.reason ? CStringGetTextDatum(out.reason) : (Datum) 0;
 	nulls[4] = out.reason == NULL;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
-}
-
-/*
- * process_inbox(max_rows) → (accepted, capped, rejected, duplicate)
- * Rows are taken in inbox order (seq), locked with SKIP LOCKED so that
- * several processors can share an inbox, recorded one by one exactly as
- * record_behavior() would, and deleted.  Memory is per batch, not per inbox.
- */
-PG_FUNCTION_INFO_V1(ledger_process_inbox);
-Datum
-ledger_process_inbox(PG_FUNCTION_ARGS)
-{
-	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
-	static SPIPlanPtr take_plan = NULL;
-	Oid			types[2] = {INT8OID, INT8OID};
-	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
-	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
-	int64		done = 0;
-	BehaviorContext ctx;
-	MemoryContext rowcxt;
-	TupleDesc	tupdesc;
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "process_inbox must return a row");
-	if (max_rows < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must not be negative")));
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox row", ALLOCSET_DEFAULT_SIZES);
-	ledger_spi_connect();
-	behavior_context(&ctx);
-	ledger_defer_system = true;
-	ledger_plan(&take_plan,
-				"WITH batch AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
-				"               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
-				"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
-				"RETURNING i.seq, i.source, i.event_id, i.account, i.methodology, i.activity, i.occurred_at, i.attrs",
-				2, types);
-	while (done < max_rows)
-	{
-		int64		want = Min((int64) 1000, max_rows - done);
-		Datum		arg[2] = {Int64GetDatum(want), Int64GetDatum(last_seq)};
-		SPITupleTable *tt;
-		uint64		nrows;
-		int		   *order;
-
-		if (SPI_execute_plan(take_plan, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
-			elog(ERROR, "inbox read failed");
-		nrows = SPI_processed;
-		if (nrows == 0)
-			break;
-		tt = SPI_tuptable;
-		/* DELETE ... RETURNING gives no order: record in seq order */
-		order = palloc(sizeof(int) * nrows);
-		for (uint64 i = 0; i < nrows; i++)
-			order[i] = (int) i;
-		for (uint64 i = 1; i < nrows; i++)	/* insertion sort on seq: batches come nearly sorted */
-		{
-			int			k = order[i];
-			bool		isnull;
-			int64		key = DatumGetInt64(SPI_getbinval(tt->vals[k], tt->tupdesc, 1, &isnull));
-			int64		j = (int64) i - 1;
-
-			while (j >= 0 && DatumGetInt64(SPI_getbinval(tt->vals[order[j]], tt->tupdesc, 1, &isnull)) > key)
-			{
-				order[j + 1] = order[j];
-				j--;
-			}
-			order[j + 1] = k;
-		}
-		{
-			bool		isnull;
-
-			last_seq = DatumGetInt64(SPI_getbinval(tt->vals[order[nrows - 1]], tt->tupdesc, 1, &isnull));
-		}
-		for (uint64 i = 0; i < nrows; i++)
-		{
-			HeapTuple	tup = tt->vals[order[i]];
-			BehaviorInput in;
-			BehaviorResult out;
-			bool		isnull;
-			Datum		d;
-			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-
-			memset(&in, 0, sizeof(in));
-			in.source = SPI_getvalue(tup, tt->tupdesc, 2);
-			in.event_id = SPI_getvalue(tup, tt->tupdesc, 3);
-			d = SPI_getbinval(tup, tt->tupdesc, 4, &isnull);
-			in.has_account = !isnull;
-			in.account = isnull ? 0 : DatumGetInt64(d);
-			in.methodology = SPI_getvalue(tup, tt->tupdesc, 5);
-			d = SPI_getbinval(tup, tt->tupdesc, 6, &isnull);
-			in.activity = isnull ? NULL : DatumGetNumeric(d);
-			d = SPI_getbinval(tup, tt->tupdesc, 7, &isnull);
-			in.has_occurred_at = !isnull;
-			in.occurred_at = isnull ? 0 : DatumGetTimestampTz(d);
-			d = SPI_getbinval(tup, tt->tupdesc, 8, &isnull);
-			in.attrs = isnull ? NULL : DatumGetJsonbP(d);
-
-			if (in.source == NULL || in.event_id == NULL || in.source[0] == '\0' || in.event_id[0] == '\0')
-				counts[2]++;	/* no identity: cannot be recorded, only counted */
-			else
-			{
-				ledger_spi_connect();
-				behavior_record(&ctx, &in, &out);
-				SPI_finish();
-				if (strcmp(out.status, "accepted") == 0)
-					counts[0]++;
-				else if (strcmp(out.status, "capped") == 0)
-					counts[1]++;
-				else if (strcmp(out.status, "rejected") == 0)
-					counts[2]++;
-				else
-					counts[3]++;
-			}
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-		done += (int64) nrows;
-		SPI_freetuptable(tt);
-		pfree(order);
-		ledger_flush_deferred();
-	}
-	ledger_flush_deferred();
-	ledger_defer_system = false;
-	SPI_finish();
-	for (int i = 0; i < 4; i++)
-		values[i] = Int64GetDatum(counts[i]);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

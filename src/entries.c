@@ -299,6 +299,30 @@ ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts, con
 	return entry_id;
 }
 
+/*
+ * A batch of behaviours' credits (process_inbox): participants' statuses
+ * are checked as for any entry; the caller writes the lots, each with its
+ * event's expiry (ledger_lots_credit_fresh).
+ */
+int64
+ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,
+						   const int64 *amounts, int n)
+{
+	int64		entry_id;
+
+	ledger_write.lots_handled = true;
+	PG_TRY();
+	{
+		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n);
+	}
+	PG_FINALLY();
+	{
+		ledger_write.lots_handled = false;
+	}
+	PG_END_TRY();
+	return entry_id;
+}
+
 /* ---- issuance caps (碳积分总量控制) ---- */
 
 /*

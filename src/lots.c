@@ -70,6 +70,20 @@ credits_add(LotCredits *c, int64 account, int16 asset, TimestampTz expires_at, b
 }
 
 /*
+ * The expiry of a fresh credit made at `basis` (SQL), given LOT_SETTINGS:
+ * the end of the next local year, or basis + points_validity rounded up to
+ * the next local midnight (so that a day's credits share one lot).
+ */
+#define LOT_SETTINGS \
+	"(SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, " \
+	"        max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v"
+#define LOT_FRESH_EXPIRY(basis) \
+	"CASE WHEN v.validity = 'end_of_next_year' " \
+	"  THEN (date_trunc('year', " basis " AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz " \
+	"  ELSE (date_trunc('day', (" basis " + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') " \
+	"       AT TIME ZONE v.tz END"
+
+/*
  * Write the credits: each into the lot of (account, asset, expiry), merged
  * with what is there.  A fresh credit expires at the end of the next local
  * year, or at `basis` + points_validity rounded up to the next local
@@ -97,19 +111,36 @@ credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 	values[5] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
 				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
-				"SELECT u.account, u.asset, "
-				"       coalesce(u.expires_at, CASE WHEN v.validity = 'end_of_next_year' "
-				"         THEN (date_trunc('year', $5 AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz "
-				"         ELSE (date_trunc('day', ($5 + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') "
-				"              AT TIME ZONE v.tz END), "
+				"SELECT u.account, u.asset, coalesce(u.expires_at, " LOT_FRESH_EXPIRY("$5") "), "
 				"       sum(u.amount), sum(u.amount), $6 "
-				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount), "
-				"     (SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, "
-				"             max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v "
+				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount), " LOT_SETTINGS " "
 				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
 				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
 				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
 				6, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "lot credit failed");
+}
+
+/*
+ * Fresh credits of a bulk entry, each with its own basis (the event's
+ * time): merged into the lots of (account, asset, expiry) in one statement.
+ */
+void
+ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID};
+	Datum		values[5] = {accounts, assets, bases, amounts, Int64GetDatum(entry_id)};
+
+	ledger_plan(&plan,
+				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+				"SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("u.basis") ", sum(u.amount), sum(u.amount), $5 "
+				"FROM unnest($1, $2, $3, $4) AS u(account, asset, basis, amount), " LOT_SETTINGS " "
+				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
+				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
+				5, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "lot credit failed");
 }

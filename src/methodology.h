@@ -49,10 +49,12 @@ typedef struct Methodology
  * The query of the version of `code` in force at `at` (SQL parameters),
  * as 11 columns that methodology_from_row() reads.
  */
+#define METHODOLOGY_COLUMNS \
+	"version, class, scenario, formula, " \
+	"params->>'baseline_g_per_pkm', params->>'project_g_per_pkm', params->>'g_per_unit', " \
+	"params->>'baseline', params->>'g_per_event', params->>'daily_cap_g', params->>'max_activity'"
 #define METHODOLOGY_IN_FORCE(code, at) \
-	"SELECT version, class, scenario, formula, " \
-	"       params->>'baseline_g_per_pkm', params->>'project_g_per_pkm', params->>'g_per_unit', " \
-	"       params->>'baseline', params->>'g_per_event', params->>'daily_cap_g', params->>'max_activity' " \
+	"SELECT " METHODOLOGY_COLUMNS " " \
 	"FROM carbon.methodology " \
 	"WHERE code = " code " AND status = 'published' AND effective_from <= " at " " \
 	"ORDER BY effective_from DESC, version DESC LIMIT 1"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # process_inbox() gives exactly what record_behavior() gives for the same rows
 # in the same order: 10,000 mixed rows (accepted, capped, duplicates,
-# rejections of every kind) recorded one by one in one database and through
-# the inbox in another; behaviours, balances and lots must be identical.
+# rejections of every kind) recorded one by one in one database, through the
+# inbox in one call in another, and through the inbox in calls of 777 rows in
+# a third (state carried across batches); behaviours, balances, lots, daily
+# usage and remainders must be identical.  The first 300 rows were recorded
+# before in all three, so the inbox also meets duplicates of stored events.
 set -uo pipefail
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 ROWS=${INBOX_ROWS:-10000}
@@ -41,10 +44,13 @@ SQL
 )
 setup_sql=${setup_sql//ROWS_PLACEHOLDER/$ROWS}
 
-for db in eq_one eq_bulk; do
+for db in eq_one eq_bulk eq_chunks; do
   "$PGBIN/dropdb" --if-exists "$db" >/dev/null 2>&1
   "$PGBIN/createdb" "$db"
   q "$db" -c "$setup_sql" >/dev/null || { echo "not ok - setup of $db"; echo "inbox_equivalence: 0 passed, 1 failed"; exit 1; }
+  q "$db" -c "SELECT count(*) FROM public.eq_rows r,
+                LATERAL carbon.record_behavior(r.source, r.event_id, r.account, r.methodology, r.activity,
+                                               r.occurred_at, r.attrs) WHERE r.seq <= 300" >/dev/null
 done
 
 t0=$(date +%s%3N)
@@ -68,33 +74,47 @@ t2=$(date +%s%3N)
 one_counts=$(q eq_one -c "SELECT count(*) FILTER (WHERE status = 'accepted') || ' ' || count(*) FILTER (WHERE status = 'capped')
                           || ' ' || count(*) FILTER (WHERE status = 'rejected') || ' ' || count(*) FILTER (WHERE status = 'duplicate')
                           FROM public.eq_results")
+q eq_chunks -c "INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at, attrs)
+                SELECT source, event_id, account, methodology, activity, occurred_at, attrs FROM public.eq_rows ORDER BY seq" >/dev/null
+chunk_counts=$(q eq_chunks <<'SQL'
+CREATE TEMP TABLE c AS SELECT * FROM carbon.process_inbox(0);
+DO $$ BEGIN
+  LOOP
+    INSERT INTO c SELECT * FROM carbon.process_inbox(777);
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM carbon.behavior_inbox);
+  END LOOP;
+END $$;
+SELECT sum(accepted) || ' ' || sum(capped) || ' ' || sum(rejected) || ' ' || sum(duplicate) FROM c;
+SQL
+)
 echo "# one by one: $((t1 - t0)) ms; inbox: $((t2 - t1)) ms; counts (accepted capped rejected duplicate): $one_counts"
 check "process_inbox counts equal record_behavior's ($bulk_counts)" test "$one_counts" = "$bulk_counts"
+check "process_inbox in calls of 777 rows gives the same counts ($chunk_counts)" test "$one_counts" = "$chunk_counts"
 for c in $one_counts; do :; done
 check "the mix has every outcome" q eq_one -c "SELECT 1/(count(DISTINCT status) = 4)::int FROM public.eq_results" -o /dev/null
 check "the mix has many rejection reasons" \
   test "$(q eq_one -c "SELECT count(DISTINCT reason) FROM carbon.behavior WHERE status = 'rejected'")" -ge 5
 
 digest() { q "$1" -c "SELECT md5(string_agg($2, '|' ORDER BY $3)) FROM $4"; }
-check "behaviours identical" test \
-  "$(digest eq_one "concat_ws(',', source, event_id, account, status, reduction, points, reason, local_day)" "source, event_id" carbon.behavior)" = \
-  "$(digest eq_bulk "concat_ws(',', source, event_id, account, status, reduction, points, reason, local_day)" "source, event_id" carbon.behavior)"
-check "balances identical" test \
-  "$(digest eq_one "concat_ws(',', account, asset_id, amount)" "account, asset_id" "(SELECT account, asset_id, sum(amount) AS amount FROM carbon.balance GROUP BY 1, 2) b")" = \
-  "$(digest eq_bulk "concat_ws(',', account, asset_id, amount)" "account, asset_id" "(SELECT account, asset_id, sum(amount) AS amount FROM carbon.balance GROUP BY 1, 2) b")"
-check "lots identical" test \
-  "$(digest eq_one "concat_ws(',', account, asset_id, expires_at, remaining)" "account, asset_id, expires_at" carbon.lot)" = \
-  "$(digest eq_bulk "concat_ws(',', account, asset_id, expires_at, remaining)" "account, asset_id, expires_at" carbon.lot)"
-check "remainders identical" test \
-  "$(digest eq_one "concat_ws(',', account, milli)" account carbon.points_carry)" = \
-  "$(digest eq_bulk "concat_ws(',', account, milli)" account carbon.points_carry)"
+same() { # name expr order from: eq_one against both inbox databases
+  local one; one=$(digest eq_one "$2" "$3" "$4")
+  check "$1 identical (one call)" test "$one" = "$(digest eq_bulk "$2" "$3" "$4")"
+  check "$1 identical (calls of 777)" test "$one" = "$(digest eq_chunks "$2" "$3" "$4")"
+}
+same behaviours "concat_ws(',', source, event_id, account, status, reduction, points, reason, local_day, version, scenario)" \
+  "source, event_id" carbon.behavior
+same balances "concat_ws(',', account, asset_id, amount)" "account, asset_id" \
+  "(SELECT account, asset_id, sum(amount) AS amount FROM carbon.balance GROUP BY 1, 2) b"
+same lots "concat_ws(',', account, asset_id, expires_at, remaining)" "account, asset_id, expires_at" carbon.lot
+same remainders "concat_ws(',', account, milli)" account carbon.points_carry
+same "daily usage" "concat_ws(',', account, scenario, day, used)" "account, scenario, day" carbon.daily_usage
 check "the inbox is empty afterwards" test "$(q eq_bulk -c "SELECT count(*) FROM carbon.behavior_inbox")" = 0
-for db in eq_one eq_bulk; do
+for db in eq_one eq_bulk eq_chunks; do
   check "verify_integrity() clean in $db" test "$(q "$db" -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")" = 0
 done
 check "expire_lots() afterwards keeps every check" \
   test "$(q eq_bulk -c "SELECT (SELECT lots FROM carbon.expire_lots(now() + interval '5 years')) > 0 AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0")" = t
 
-"$PGBIN/dropdb" eq_one; "$PGBIN/dropdb" eq_bulk
+[ -n "${EQ_KEEP:-}" ] || { "$PGBIN/dropdb" eq_one; "$PGBIN/dropdb" eq_bulk; "$PGBIN/dropdb" eq_chunks; }
 echo "inbox_equivalence: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

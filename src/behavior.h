@@ -1,0 +1,85 @@
+/*
+ * behavior.h — one low-carbon behaviour, checked and granted; shared by the
+ * single path (record_behavior, behavior.c) and the bulk path
+ * (process_inbox, inbox.c), so that a row gives the same result either way.
+ */
+#ifndef CARBON_BEHAVIOR_H
+#define CARBON_BEHAVIOR_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "ledger.h"
+#include "methodology.h"
+
+#define ASSET_POINT 1
+#define ASSET_RED	2
+
+/* Settings and caller, read once per call (or per inbox batch). */
+typedef struct BehaviorContext
+{
+	int64		points_per_kg;
+	TimestampTz earliest;		/* now − acceptance_window */
+	TimestampTz latest;			/* now + tolerated clock skew */
+	char		timezone[64];
+	bool		any_caps;		/* skip the cap check when no cap is set */
+	Oid			caller;
+	bool		caller_is_admin;
+} BehaviorContext;
+
+typedef struct BehaviorInput
+{
+	char	   *source;
+	char	   *event_id;
+	bool		has_account;
+	int64		account;
+	char	   *methodology;
+	Numeric		activity;
+	bool		has_occurred_at;
+	TimestampTz occurred_at;
+	Jsonb	   *attrs;
+} BehaviorInput;
+
+typedef struct BehaviorResult
+{
+	int64		behavior_id;
+	const char *status;			/* accepted, capped, rejected, duplicate */
+	int64		grams;
+	int64		points;
+	char	   *reason;
+} BehaviorResult;
+
+/* What an event is checked against. */
+typedef struct BehaviorFacts
+{
+	Methodology m;				/* the version in force at occurred_at ... */
+	bool		has_m;			/* ... if there is one */
+	bool		methodology_known;	/* any version of the code exists */
+	bool		source_found;
+	bool		scenario_ok;	/* the source may report m's scenario */
+	const char *role;			/* the source's operator role, or NULL */
+	LedgerAccount acc;
+	bool		account_found;
+} BehaviorFacts;
+
+/* What a claimed event stores besides its behaviour row. */
+typedef struct ClaimStore
+{
+	bool		store;			/* update usage and remainder with the claim */
+	bool		has_cap;
+	int64		grant;
+	int64		milli;			/* the new remainder */
+} ClaimStore;
+
+extern void behavior_context(BehaviorContext *ctx);
+extern void behavior_read_settings(BehaviorContext *ctx);
+extern const char *behavior_check(const BehaviorContext *ctx, const BehaviorInput *in,
+								  const BehaviorFacts *f, int64 *er);
+extern bool behavior_grant(const BehaviorContext *ctx, const Methodology *m, int64 er, int64 cap_left,
+						   int64 milli, BehaviorResult *out, ClaimStore *st);
+extern void behavior_reject(BehaviorResult *out, const char *reason);
+extern void behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out);
+
+#endif							/* CARBON_BEHAVIOR_H */

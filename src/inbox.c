@@ -1,0 +1,1190 @@
+/*
+ * inbox.c — bulk intake of behaviour: process_inbox() (批量行为导入).
+ *
+ * Sources COPY rows into carbon.behavior_inbox; process_inbox() takes them
+ * in inbox order (seq), in batches, and gives each row exactly what
+ * record_behavior() would give it in that order.  A batch is set-based:
+ *   1. one query each for the batch's sources, methodologies (every version)
+ *      and accounts; then every row is checked in C by behavior_check(),
+ *      the same rules as the single path;
+ *   2. the daily usage and points remainders the batch touches are created
+ *      if missing and locked, in key order, in two statements each;
+ *   3. grants, caps and remainders are computed in C as running state in
+ *      seq order (behavior_grant(), as one by one);
+ *   4. the behaviour rows go in with one INSERT ... ON CONFLICT DO NOTHING;
+ *      a row that conflicts (an event another session recorded meanwhile)
+ *      is a duplicate after all, and step 3 is redone without it;
+ *   5. credits are posted per account (one entry per ENTRY_ACCOUNTS
+ *      accounts), lots merged per (account, asset, expiry), and usage and
+ *      remainders written back: one statement each.
+ * With issuance caps set, a batch goes one row at a time through
+ * behavior_record() (each event takes its room under the cap in turn).
+ * Memory is per batch: everything lives in the batch's SPI connection.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "behavior.h"
+#include "co2e.h"
+
+#define INBOX_BATCH		50000
+#define ENTRY_ACCOUNTS	10000	/* postings per entry stay under the smallint seq */
+
+/* One key type for the batch's hash tables: strings by value, numbers. */
+typedef struct InboxKey
+{
+	const char *s1;
+	const char *s2;
+	int64		n;
+	int64		t;
+	int32		d;
+} InboxKey;
+
+static uint32
+inbox_key_hash(const void *key, Size keysize pg_attribute_unused())
+{
+	const InboxKey *k = key;
+	uint32		h = hash_bytes_uint32((uint32) k->n) ^ hash_bytes_uint32((uint32) (k->n >> 32));
+
+	h = hash_combine(h, hash_bytes_uint32((uint32) k->d));
+	h = hash_combine(h, hash_bytes_uint32((uint32) k->t ^ (uint32) (k->t >> 32)));
+	if (k->s1)
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->s1, strlen(k->s1)));
+	if (k->s2)
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->s2, strlen(k->s2)));
+	return h;
+}
+
+static int
+str_cmp_nullsafe(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a == NULL) == (b == NULL) ? 0 : 1;
+	return strcmp(a, b);
+}
+
+static int
+inbox_key_match(const void *key1, const void *key2, Size keysize pg_attribute_unused())
+{
+	const InboxKey *a = key1;
+	const InboxKey *b = key2;
+
+	if (a->n != b->n || a->d != b->d || a->t != b->t)
+		return 1;
+	if (str_cmp_nullsafe(a->s1, b->s1) != 0)
+		return 1;
+	return str_cmp_nullsafe(a->s2, b->s2);
+}
+
+static HTAB *
+inbox_hash(const char *name, Size entrysize, long nelem)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(InboxKey);
+	ctl.entrysize = entrysize;
+	ctl.hash = inbox_key_hash;
+	ctl.match = inbox_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(nelem, 16), &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static void *
+inbox_lookup(HTAB *h, const char *s1, const char *s2, int64 n, int64 t, int32 d, HASHACTION action, bool *found)
+{
+	InboxKey	k;
+
+	memset(&k, 0, sizeof(k));
+	k.s1 = s1;
+	k.s2 = s2;
+	k.n = n;
+	k.t = t;
+	k.d = d;
+	return hash_search(h, &k, action, found);
+}
+
+typedef struct SourceEntry
+{
+	InboxKey	key;			/* s1 = source */
+	bool		found;
+	Datum	   *scenarios;
+	int			nscenarios;
+	char	   *role;
+} SourceEntry;
+
+typedef struct MethodologyVersion
+{
+	TimestampTz effective_from;
+	bool		published;
+	Methodology m;
+} MethodologyVersion;
+
+typedef struct MethodologyEntry
+{
+	InboxKey	key;			/* s1 = code */
+	int			nversions;		/* effective_from descending, version descending */
+	MethodologyVersion *versions;
+} MethodologyEntry;
+
+typedef struct AccountEntry
+{
+	InboxKey	key;			/* n = account id */
+	LedgerAccount acc;
+} AccountEntry;
+
+/* A daily usage (account, scenario, day) or a remainder (account). */
+typedef struct StateEntry
+{
+	InboxKey	key;
+	int64		start;			/* used / milli as locked */
+	int64		value;			/* as the batch leaves it */
+	int64		last;			/* last_grant / last_points */
+	bool		touched;		/* written by a granted event */
+} StateEntry;
+
+typedef struct InboxRow
+{
+	BehaviorInput in;
+	bool		identity;		/* has a source and an event id */
+	bool		dup;			/* an earlier row, or a stored behaviour, has its id */
+	bool		checked_ok;		/* passed the checks: takes the locks as one by one */
+	const char *why;			/* rejection reason from the checks */
+	int64		er;
+	const Methodology *m;		/* the version in force, or NULL */
+	const LedgerAccount *acc;
+	bool		has_day;
+	DateADT		day;			/* local day of occurred_at */
+	StateEntry *usage;			/* when the methodology has a daily cap */
+	StateEntry *carry;
+	BehaviorResult out;
+	ClaimStore	st;
+	bool		granted;		/* stores usage and remainder, credits */
+	int64		id;				/* behaviour id */
+} InboxRow;
+
+typedef struct InboxBatch
+{
+	BehaviorContext *ctx;
+	InboxRow   *rows;
+	int			n;
+	HTAB	   *sources;
+	HTAB	   *methodologies;
+	HTAB	   *accounts;
+	HTAB	   *usage;
+	HTAB	   *carry;
+} InboxBatch;
+
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	dims[0] = n;
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(elemtype));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype, typlen, typbyval, typalign));
+}
+
+/* The distinct strings (or ids) of the batch, as one array per lookup. */
+static Datum
+distinct_keys(HTAB *h, Oid elemtype)
+{
+	HASH_SEQ_STATUS seq;
+	InboxKey   *k;
+	long		n = hash_get_num_entries(h);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i = 0;
+
+	hash_seq_init(&seq, h);
+	while ((k = hash_seq_search(&seq)) != NULL)
+		elems[i++] = elemtype == TEXTOID ? CStringGetTextDatum(k->s1) : Int64GetDatum(k->n);
+	return array_of(elems, NULL, i, elemtype);
+}
+
+/* 1. The batch's sources, methodologies and accounts, one query each. */
+static void
+batch_lookups(InboxBatch *b)
+{
+	static SPIPlanPtr source_plan = NULL;
+	static SPIPlanPtr methodology_plan = NULL;
+	static SPIPlanPtr account_plan = NULL;
+	Oid			text_array[1] = {TEXTARRAYOID};
+	Oid			int8_array[1] = {INT8ARRAYOID};
+	Datum		arg[1];
+
+	b->sources = inbox_hash("inbox sources", sizeof(SourceEntry), 16);
+	b->methodologies = inbox_hash("inbox methodologies", sizeof(MethodologyEntry), 16);
+	b->accounts = inbox_hash("inbox accounts", sizeof(AccountEntry), b->n);
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		bool		found;
+
+		if (!r->identity)
+			continue;
+		{
+			SourceEntry *se = inbox_lookup(b->sources, r->in.source, NULL, 0, 0, 0, HASH_ENTER, &found);
+
+			if (!found)
+			{
+				se->found = false;	/* until the lookup finds it */
+				se->role = NULL;
+				se->nscenarios = 0;
+			}
+		}
+		if (r->in.methodology)
+		{
+			MethodologyEntry *me = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0, HASH_ENTER, &found);
+
+			if (!found)
+				me->nversions = 0;
+		}
+		if (r->in.has_account)
+		{
+			AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
+
+			if (!found)
+				ae->acc.id = 0;	/* not (yet) found */
+		}
+	}
+
+	ledger_plan(&source_plan,
+				"SELECT source, scenarios, operator_role FROM carbon.source WHERE source = ANY ($1)",
+				1, text_array);
+	arg[0] = distinct_keys(b->sources, TEXTOID);
+	if (SPI_execute_plan(source_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "source lookup failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		scen;
+		SourceEntry *se = inbox_lookup(b->sources, SPI_getvalue(tup, desc, 1), NULL, 0, 0, 0, HASH_FIND, NULL);
+
+		if (se == NULL)
+			continue;
+		se->found = true;
+		se->role = SPI_getvalue(tup, desc, 3);
+		scen = SPI_getbinval(tup, desc, 2, &isnull);
+		se->nscenarios = 0;
+		if (!isnull)
+		{
+			bool	   *nulls;
+
+			deconstruct_array(DatumGetArrayTypePCopy(scen), TEXTOID, -1, false, TYPALIGN_INT,
+							  &se->scenarios, &nulls, &se->nscenarios);
+			for (int k = 0; k < se->nscenarios; k++)
+				if (nulls[k])
+					se->scenarios[k] = (Datum) 0;
+		}
+	}
+
+	if (hash_get_num_entries(b->methodologies) > 0)
+	{
+		ledger_plan(&methodology_plan,
+					"SELECT code, effective_from, status = 'published', " METHODOLOGY_COLUMNS " "
+					"FROM carbon.methodology WHERE code = ANY ($1) "
+					"ORDER BY code, effective_from DESC NULLS LAST, version DESC",
+					1, text_array);
+		arg[0] = distinct_keys(b->methodologies, TEXTOID);
+		if (SPI_execute_plan(methodology_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "methodology lookup failed");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			MethodologyEntry *me = inbox_lookup(b->methodologies, SPI_getvalue(tup, desc, 1), NULL, 0, 0, 0,
+												HASH_FIND, NULL);
+			MethodologyVersion *v;
+			Datum		eff;
+
+			if (me == NULL)
+				continue;
+			me->versions = me->nversions == 0 ? palloc(sizeof(MethodologyVersion) * 4)
+				: (me->nversions % 4 == 0 ? repalloc(me->versions, sizeof(MethodologyVersion) * (me->nversions + 4))
+				   : me->versions);
+			v = &me->versions[me->nversions++];
+			eff = SPI_getbinval(tup, desc, 2, &isnull);
+			v->published = !isnull && DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && !isnull;
+			v->effective_from = DatumGetTimestampTz(eff);
+			if (v->published)
+				v->published = methodology_from_row(tup, desc, 4, me->key.s1, &v->m);
+		}
+	}
+
+	ledger_plan(&account_plan,
+				"SELECT id, kind, tier, region, status FROM carbon.account WHERE id = ANY ($1)",
+				1, int8_array);
+	arg[0] = distinct_keys(b->accounts, INT8OID);
+	if (SPI_execute_plan(account_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "account lookup failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, id, 0, 0, HASH_FIND, NULL);
+
+		if (ae == NULL)
+			continue;
+		ae->acc.id = id;
+		strlcpy(ae->acc.kind, SPI_getvalue(tup, desc, 2), LEDGER_NAME_LEN);
+		strlcpy(ae->acc.tier, SPI_getvalue(tup, desc, 3), LEDGER_NAME_LEN);
+		strlcpy(ae->acc.region, SPI_getvalue(tup, desc, 4), sizeof(ae->acc.region));
+		strlcpy(ae->acc.status, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
+		ae->acc.participant = strcmp(ae->acc.kind, "participant") == 0;
+	}
+}
+
+/* The facts one by one would read for a row, from the batch's lookups. */
+static void
+row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
+{
+	SourceEntry *se = inbox_lookup(b->sources, r->in.source, NULL, 0, 0, 0, HASH_FIND, NULL);
+
+	memset(f, 0, sizeof(*f));
+	if (r->in.methodology)
+	{
+		MethodologyEntry *me = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0, HASH_FIND, NULL);
+
+		f->methodology_known = me->nversions > 0;
+		/* as METHODOLOGY_IN_FORCE: the latest published version in force at occurred_at */
+		for (int k = 0; r->in.has_occurred_at && k < me->nversions; k++)
+			if (me->versions[k].published && me->versions[k].effective_from <= r->in.occurred_at)
+			{
+				f->m = me->versions[k].m;
+				f->has_m = true;
+				break;
+			}
+	}
+	f->source_found = se->found;
+	f->role = se->role;
+	if (se->found && f->has_m)
+		for (int k = 0; k < se->nscenarios; k++)
+			if (se->scenarios[k] && strcmp(TextDatumGetCString(se->scenarios[k]), f->m.scenario) == 0)
+			{
+				f->scenario_ok = true;
+				break;
+			}
+	if (r->in.has_account)
+	{
+		AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
+
+		if (ae->acc.id != 0)
+		{
+			f->acc = ae->acc;
+			f->account_found = true;
+		}
+	}
+}
+
+/* 2. Create the missing usage and remainder rows, then lock them in key order. */
+static void
+batch_lock_states(InboxBatch *b)
+{
+	static SPIPlanPtr usage_new = NULL;
+	static SPIPlanPtr usage_lock = NULL;
+	static SPIPlanPtr carry_new = NULL;
+	static SPIPlanPtr carry_lock = NULL;
+	Oid			usage_types[3] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID};
+	Oid			carry_types[1] = {INT8ARRAYOID};
+	long		nusage = hash_get_num_entries(b->usage);
+	long		ncarry = hash_get_num_entries(b->carry);
+	HASH_SEQ_STATUS seq;
+	StateEntry *e;
+	int			i;
+
+	if (nusage > 0)
+	{
+		Datum	   *acc = palloc(sizeof(Datum) * nusage);
+		Datum	   *scen = palloc(sizeof(Datum) * nusage);
+		Datum	   *day = palloc(sizeof(Datum) * nusage);
+		Datum		values[3];
+
+		i = 0;
+		hash_seq_init(&seq, b->usage);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			acc[i] = Int64GetDatum(e->key.n);
+			scen[i] = CStringGetTextDatum(e->key.s1);
+			day[i++] = DateADTGetDatum(e->key.d);
+		}
+		values[0] = array_of(acc, NULL, i, INT8OID);
+		values[1] = array_of(scen, NULL, i, TEXTOID);
+		values[2] = array_of(day, NULL, i, DATEOID);
+		ledger_plan(&usage_new,
+					"INSERT INTO carbon.daily_usage (account, scenario, day, used, last_grant) "
+					"SELECT a, s, d, 0, 0 FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d "
+					"ON CONFLICT (account, scenario, day) DO NOTHING",
+					3, usage_types);
+		if (SPI_execute_plan(usage_new, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "daily usage insert failed");
+		ledger_plan(&usage_lock,
+					"SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
+					"JOIN unnest($1, $2, $3) AS k(a, s, d) ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
+					"ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u",
+					3, usage_types);
+		if (SPI_execute_plan(usage_lock, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) i)
+			elog(ERROR, "daily usage lock failed");
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *s = SPI_getvalue(tup, desc, 2);
+
+			e = inbox_lookup(b->usage, s, NULL, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)), 0,
+							 DatumGetDateADT(SPI_getbinval(tup, desc, 3, &isnull)), HASH_FIND, NULL);
+			e->start = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		}
+	}
+	if (ncarry > 0)
+	{
+		Datum	   *acc = palloc(sizeof(Datum) * ncarry);
+		Datum		values[1];
+
+		i = 0;
+		hash_seq_init(&seq, b->carry);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			acc[i++] = Int64GetDatum(e->key.n);
+		values[0] = array_of(acc, NULL, i, INT8OID);
+		ledger_plan(&carry_new,
+					"INSERT INTO carbon.points_carry (account, milli, last_points) "
+					"SELECT a, 0, 0 FROM unnest($1) AS a ORDER BY a ON CONFLICT (account) DO NOTHING",
+					1, carry_types);
+		if (SPI_execute_plan(carry_new, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "remainder insert failed");
+		ledger_plan(&carry_lock,
+					"SELECT account, milli FROM carbon.points_carry WHERE account = ANY ($1) "
+					"ORDER BY account FOR UPDATE",
+					1, carry_types);
+		if (SPI_execute_plan(carry_lock, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) i)
+			elog(ERROR, "remainder lock failed");
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			bool		isnull;
+
+			e = inbox_lookup(b->carry, NULL, NULL, DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+							 0, 0, HASH_FIND, NULL);
+			e->start = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		}
+	}
+}
+
+/* 3. Grants, caps and remainders as running state, in seq order. */
+static void
+batch_compute(InboxBatch *b)
+{
+	HASH_SEQ_STATUS seq;
+	StateEntry *e;
+
+	hash_seq_init(&seq, b->usage);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		e->value = e->start, e->last = 0, e->touched = false;
+	hash_seq_init(&seq, b->carry);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		e->value = e->start, e->last = 0, e->touched = false;
+
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		int64		cap_left;
+
+		r->granted = false;
+		memset(&r->out, 0, sizeof(r->out));
+		memset(&r->st, 0, sizeof(r->st));
+		if (!r->identity || r->dup)
+			continue;
+		r->out.status = "accepted";
+		if (r->why)
+		{
+			behavior_reject(&r->out, r->why);
+			continue;
+		}
+		cap_left = PG_INT64_MAX;
+		if (r->usage)
+			cap_left = r->usage->value >= r->m->daily_cap_g ? 0 : r->m->daily_cap_g - r->usage->value;
+		if (!behavior_grant(b->ctx, r->m, r->er, cap_left, r->carry->value, &r->out, &r->st))
+			continue;			/* rejected as implausible */
+		r->granted = true;
+		if (r->st.has_cap)
+		{
+			r->usage->value += r->st.grant;
+			r->usage->last = r->st.grant;
+			r->usage->touched = true;
+		}
+		r->carry->value = r->st.milli;
+		r->carry->last = r->out.points;
+		r->carry->touched = true;
+	}
+}
+
+/* 4. The behaviour rows, in one statement; false if some turned out duplicates. */
+static bool
+batch_insert(InboxBatch *b)
+{
+	static SPIPlanPtr id_plan = NULL;
+	static SPIPlanPtr insert_plan = NULL;
+	Oid			id_types[1] = {INT4OID};
+	Oid			types[15] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+		INT4ARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TIMESTAMPTZARRAYOID, DATEARRAYOID, JSONBARRAYOID,
+		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum	   *cols[15];
+	bool	   *nulls[15];
+	Oid			elem[15] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
+		TIMESTAMPTZOID, DATEOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[15];
+	Datum		want;
+	int			n = 0;
+	bool		all = true;
+
+	for (int i = 0; i < b->n; i++)
+		if (b->rows[i].identity && !b->rows[i].dup)
+			n++;
+	if (n == 0)
+		return true;
+	ledger_plan(&id_plan, "SELECT nextval('carbon.behavior_id_seq') FROM generate_series(1, $1)", 1, id_types);
+	want = Int32GetDatum(n);
+	if (SPI_execute_plan(id_plan, &want, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) n)
+		elog(ERROR, "behaviour ids failed");
+	for (int c = 0; c < 15; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
+	for (int i = 0, k = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		bool		isnull;
+
+		if (!r->identity || r->dup)
+			continue;
+		r->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
+		r->out.behavior_id = r->id;
+		cols[0][k] = Int64GetDatum(r->id);
+		cols[1][k] = CStringGetTextDatum(r->in.source);
+		cols[2][k] = CStringGetTextDatum(r->in.event_id);
+		cols[3][k] = Int64GetDatum(r->in.account);
+		nulls[3][k] = !r->in.has_account;
+		if (r->in.methodology)
+			cols[4][k] = CStringGetTextDatum(r->in.methodology);
+		nulls[4][k] = r->in.methodology == NULL;
+		if (r->m)
+		{
+			cols[5][k] = Int32GetDatum(r->m->version);
+			cols[6][k] = CStringGetTextDatum(r->m->scenario);
+		}
+		nulls[5][k] = nulls[6][k] = r->m == NULL;
+		cols[7][k] = PointerGetDatum(r->in.activity);
+		nulls[7][k] = r->in.activity == NULL;
+		cols[8][k] = TimestampTzGetDatum(r->in.occurred_at);
+		nulls[8][k] = !r->in.has_occurred_at;
+		cols[9][k] = DateADTGetDatum(r->day);
+		nulls[9][k] = !r->has_day;
+		cols[10][k] = PointerGetDatum(r->in.attrs);
+		nulls[10][k] = r->in.attrs == NULL;
+		cols[11][k] = CStringGetTextDatum(r->out.status);
+		cols[12][k] = Int64GetDatum(r->out.grams);
+		cols[13][k] = Int64GetDatum(r->out.points);
+		if (r->out.reason)
+			cols[14][k] = CStringGetTextDatum(r->out.reason);
+		nulls[14][k] = r->out.reason == NULL;
+		k++;
+	}
+	for (int c = 0; c < 15; c++)
+		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
+	ledger_plan(&insert_plan,
+				"INSERT INTO carbon.behavior (id, source, event_id, account, methodology, version, scenario, "
+				"  activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
+				"SELECT u.id, u.source, u.event_id, u.account, u.methodology, u.version, u.scenario, "
+				"       u.activity, u.occurred_at, u.local_day, u.attrs, u.status, carbon.co2e_grams(u.grams), "
+				"       u.points, u.reason "
+				"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+				"  AS u(id, source, event_id, account, methodology, version, scenario, activity, occurred_at, "
+				"       local_day, attrs, status, grams, points, reason) "
+				"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+				15, types);
+	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "behaviour insert failed");
+	if (SPI_processed != (uint64) n)
+	{
+		/* recorded meanwhile by another session: those rows are duplicates */
+		HTAB	   *inserted = inbox_hash("inbox inserted", sizeof(InboxKey), (long) SPI_processed);
+
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			bool		isnull;
+
+			inbox_lookup(inserted, NULL, NULL,
+						 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull)),
+						 0, 0, HASH_ENTER, NULL);
+		}
+		for (int i = 0; i < b->n; i++)
+		{
+			InboxRow   *r = &b->rows[i];
+
+			if (r->identity && !r->dup && inbox_lookup(inserted, NULL, NULL, r->id, 0, 0, HASH_FIND, NULL) == NULL)
+			{
+				r->dup = true;
+				all = false;
+			}
+		}
+	}
+	return all;
+}
+
+/* After a late duplicate: the figures of the inserted rows, recomputed. */
+static void
+batch_fix_figures(InboxBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum	   *cols[5];
+	bool	   *rnulls = palloc0(sizeof(bool) * b->n);
+	Datum		values[5];
+	int			k = 0;
+
+	for (int c = 0; c < 5; c++)
+		cols[c] = palloc(sizeof(Datum) * b->n);
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+
+		if (!r->identity || r->dup)
+			continue;
+		cols[0][k] = Int64GetDatum(r->id);
+		cols[1][k] = CStringGetTextDatum(r->out.status);
+		cols[2][k] = Int64GetDatum(r->out.grams);
+		cols[3][k] = Int64GetDatum(r->out.points);
+		if (r->out.reason)
+			cols[4][k] = CStringGetTextDatum(r->out.reason);
+		rnulls[k] = r->out.reason == NULL;
+		k++;
+	}
+	values[0] = array_of(cols[0], NULL, k, INT8OID);
+	values[1] = array_of(cols[1], NULL, k, TEXTOID);
+	values[2] = array_of(cols[2], NULL, k, INT8OID);
+	values[3] = array_of(cols[3], NULL, k, INT8OID);
+	values[4] = array_of(cols[4], rnulls, k, TEXTOID);
+	ledger_plan(&plan,
+				"UPDATE carbon.behavior b SET status = u.status, reduction = carbon.co2e_grams(u.grams), "
+				"       points = u.points, reason = u.reason "
+				"FROM unnest($1, $2, $3, $4, $5) AS u(id, status, grams, points, reason) WHERE b.id = u.id",
+				5, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "behaviour update failed");
+}
+
+typedef struct AccountCredit
+{
+	InboxKey	key;			/* n = account */
+	const LedgerAccount *acc;
+	int64		red;
+	int64		points;
+	long		chunk;			/* which entry posts it */
+} AccountCredit;
+
+typedef struct LotCredit
+{
+	InboxKey	key;			/* n = account, d = asset, t = occurred_at */
+	int64		amount;
+} LotCredit;
+
+static int
+credit_cmp(const void *a, const void *b)
+{
+	const AccountCredit *x = *(AccountCredit *const *) a;
+	const AccountCredit *y = *(AccountCredit *const *) b;
+
+	return x->key.n < y->key.n ? -1 : x->key.n > y->key.n;
+}
+
+/* The lots of one entry's accounts: per (account, asset, event time), merged by expiry in SQL. */
+static void
+chunk_lots(InboxBatch *b, HTAB *credits, long chunk, int64 entry_id)
+{
+	HTAB	   *lots = inbox_hash("inbox lots", sizeof(LotCredit), ENTRY_ACCOUNTS * 2);
+	HASH_SEQ_STATUS seq;
+	LotCredit  *lc;
+	Datum	   *acc,
+			   *asset,
+			   *basis,
+			   *amount;
+	long		n;
+	int			k = 0;
+
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		AccountCredit *c;
+
+		if (!r->granted || r->dup || r->st.grant <= 0)
+			continue;
+		c = inbox_lookup(credits, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
+		if (c->chunk != chunk)
+			continue;
+		for (int a = ASSET_POINT; a <= ASSET_RED; a++)
+		{
+			int64		amt = a == ASSET_RED ? r->st.grant : r->out.points;
+			bool		found;
+
+			if (amt <= 0)
+				continue;
+			lc = inbox_lookup(lots, NULL, NULL, r->in.account, r->in.occurred_at, a, HASH_ENTER, &found);
+			lc->amount = found ? lc->amount + amt : amt;
+		}
+	}
+	n = hash_get_num_entries(lots);
+	acc = palloc(sizeof(Datum) * n);
+	asset = palloc(sizeof(Datum) * n);
+	basis = palloc(sizeof(Datum) * n);
+	amount = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, lots);
+	while ((lc = hash_seq_search(&seq)) != NULL)
+	{
+		acc[k] = Int64GetDatum(lc->key.n);
+		asset[k] = Int16GetDatum((int16) lc->key.d);
+		basis[k] = TimestampTzGetDatum(lc->key.t);
+		amount[k++] = Int64GetDatum(lc->amount);
+	}
+	ledger_lots_credit_fresh(array_of(acc, NULL, k, INT8OID), array_of(asset, NULL, k, INT2OID),
+							 array_of(basis, NULL, k, TIMESTAMPTZOID), array_of(amount, NULL, k, INT8OID),
+							 entry_id);
+}
+
+/* 5. Post the credits, one entry per ENTRY_ACCOUNTS accounts, and their lots. */
+static void
+batch_post(InboxBatch *b)
+{
+	HTAB	   *credits = inbox_hash("inbox credits", sizeof(AccountCredit), b->n);
+	HASH_SEQ_STATUS seq;
+	AccountCredit *c;
+	AccountCredit **sorted;
+	long		ncredits;
+	long		i;
+
+	for (i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		bool		found;
+
+		if (!r->granted || r->dup || r->st.grant <= 0)
+			continue;
+		c = inbox_lookup(credits, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
+		if (!found)
+		{
+			c->acc = r->acc;
+			c->red = c->points = 0;
+		}
+		c->red += r->st.grant;
+		c->points += r->out.points;
+	}
+	ncredits = hash_get_num_entries(credits);
+	if (ncredits == 0)
+		return;
+	sorted = palloc(sizeof(AccountCredit *) * ncredits);
+	i = 0;
+	hash_seq_init(&seq, credits);
+	while ((c = hash_seq_search(&seq)) != NULL)
+		sorted[i++] = c;
+	qsort(sorted, ncredits, sizeof(AccountCredit *), credit_cmp);
+
+	for (long from = 0; from < ncredits; from += ENTRY_ACCOUNTS)
+	{
+		long		to = Min(from + ENTRY_ACCOUNTS, ncredits);
+		int			cap = (int) (to - from) * 4;
+		const LedgerAccount **accs = palloc(sizeof(LedgerAccount *) * cap);
+		int16	   *assets = palloc(sizeof(int16) * cap);
+		int64	   *amounts = palloc(sizeof(int64) * cap);
+		int			n = 0;
+		int			nparticipant;
+
+		for (long j = from; j < to; j++)
+		{
+			c = sorted[j];
+			c->chunk = from;
+			accs[n] = c->acc;
+			assets[n] = ASSET_RED;
+			amounts[n++] = c->red;
+			if (c->points > 0)
+			{
+				accs[n] = c->acc;
+				assets[n] = ASSET_POINT;
+				amounts[n++] = c->points;
+			}
+		}
+		/* the segments' issuance accounts: one posting each per asset */
+		nparticipant = n;
+		for (int p = 0; p < nparticipant; p++)
+		{
+			const LedgerAccount *issuer = ledger_system_account_info("issuance", assets[p], accs[p]->tier,
+																	   accs[p]->region);
+			int			q;
+
+			for (q = nparticipant; q < n; q++)
+				if (accs[q] == issuer)
+					break;
+			if (q == n)
+			{
+				accs[n] = issuer;
+				assets[n] = assets[p];
+				amounts[n++] = 0;
+			}
+			amounts[q] -= amounts[p];
+		}
+		chunk_lots(b, credits, from,
+				   ledger_post_behavior_batch(psprintf("行为批量入账 credits of %ld accounts from the inbox", to - from),
+											  accs, assets, amounts, n));
+	}
+}
+
+/* 5b. Usage and remainders as the batch leaves them. */
+static void
+batch_store_states(InboxBatch *b)
+{
+	static SPIPlanPtr usage_plan = NULL;
+	static SPIPlanPtr carry_plan = NULL;
+	Oid			usage_types[5] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Oid			carry_types[3] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	long		nusage = hash_get_num_entries(b->usage);
+	long		ncarry = hash_get_num_entries(b->carry);
+	HASH_SEQ_STATUS seq;
+	StateEntry *e;
+	Datum	   *c0 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
+	Datum	   *c1 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
+	Datum	   *c2 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
+	Datum	   *c3 = palloc(sizeof(Datum) * Max(nusage, 1));
+	Datum	   *c4 = palloc(sizeof(Datum) * Max(nusage, 1));
+	Datum		values[5];
+	int			k = 0;
+
+	hash_seq_init(&seq, b->usage);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->touched)
+		{
+			c0[k] = Int64GetDatum(e->key.n);
+			c1[k] = CStringGetTextDatum(e->key.s1);
+			c2[k] = DateADTGetDatum(e->key.d);
+			c3[k] = Int64GetDatum(e->value);
+			c4[k++] = Int64GetDatum(e->last);
+		}
+	if (k > 0)
+	{
+		values[0] = array_of(c0, NULL, k, INT8OID);
+		values[1] = array_of(c1, NULL, k, TEXTOID);
+		values[2] = array_of(c2, NULL, k, DATEOID);
+		values[3] = array_of(c3, NULL, k, INT8OID);
+		values[4] = array_of(c4, NULL, k, INT8OID);
+		ledger_plan(&usage_plan,
+					"UPDATE carbon.daily_usage d SET used = u.used, last_grant = u.last_grant "
+					"FROM unnest($1, $2, $3, $4, $5) AS u(account, scenario, day, used, last_grant) "
+					"WHERE d.account = u.account AND d.scenario = u.scenario AND d.day = u.day",
+					5, usage_types);
+		if (SPI_execute_plan(usage_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "daily usage update failed");
+	}
+	k = 0;
+	hash_seq_init(&seq, b->carry);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->touched)
+		{
+			c0[k] = Int64GetDatum(e->key.n);
+			c1[k] = Int64GetDatum(e->value);
+			c2[k++] = Int64GetDatum(e->last);
+		}
+	if (k > 0)
+	{
+		values[0] = array_of(c0, NULL, k, INT8OID);
+		values[1] = array_of(c1, NULL, k, INT8OID);
+		values[2] = array_of(c2, NULL, k, INT8OID);
+		ledger_plan(&carry_plan,
+					"UPDATE carbon.points_carry c SET milli = u.milli, last_points = u.last_points "
+					"FROM unnest($1, $2, $3) AS u(account, milli, last_points) WHERE c.account = u.account",
+					3, carry_types);
+		if (SPI_execute_plan(carry_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "remainder update failed");
+	}
+}
+
+/* The local day of `t` in the ledger's timezone, as SQL's (t AT TIME ZONE tz)::date. */
+static DateADT
+local_day(Datum tz, TimestampTz t)
+{
+	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
+											   DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(t))));
+}
+
+/* A batch, set-based: steps 1 to 5 of the header. */
+static void
+batch_process(InboxBatch *b, int64 *counts)
+{
+	Datum		tz = CStringGetTextDatum(b->ctx->timezone);
+	HTAB	   *ids = inbox_hash("inbox event ids", sizeof(InboxKey), b->n);
+	TimestampTz last_t = 0;
+	DateADT		last_day = 0;
+	bool		have_last = false;
+
+	batch_lookups(b);
+	b->usage = inbox_hash("inbox usage", sizeof(StateEntry), b->n);
+	b->carry = inbox_hash("inbox remainders", sizeof(StateEntry), b->n);
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		BehaviorFacts f;
+		bool		found;
+
+		if (!r->identity)
+			continue;
+		/* the first row with an event id claims it; later ones are duplicates */
+		inbox_lookup(ids, r->in.source, r->in.event_id, 0, 0, 0, HASH_ENTER, &found);
+		r->dup = found;
+		if (r->in.has_occurred_at)
+		{
+			if (!have_last || last_t != r->in.occurred_at)
+			{
+				last_day = local_day(tz, r->in.occurred_at);
+				last_t = r->in.occurred_at;
+				have_last = true;
+			}
+			r->day = last_day;
+			r->has_day = true;
+		}
+		row_facts(b, r, &f);
+		r->why = behavior_check(b->ctx, &r->in, &f, &r->er);
+		if (f.has_m)
+		{
+			MethodologyEntry *me = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0, HASH_FIND, NULL);
+
+			/* point at the cached version, not at the copy in f */
+			for (int k = 0; k < me->nversions; k++)
+				if (me->versions[k].published && me->versions[k].m.version == f.m.version)
+				{
+					r->m = &me->versions[k].m;
+					break;
+				}
+		}
+		if (f.account_found)
+		{
+			AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
+
+			r->acc = &ae->acc;
+		}
+		if (r->why == NULL)
+		{
+			/* as one by one, every row that passes the checks takes the locks, duplicates too */
+			r->checked_ok = true;
+			if (r->m->has_daily_cap)
+				r->usage = inbox_lookup(b->usage, r->m->scenario, NULL, r->in.account, 0, r->day, HASH_ENTER, &found);
+			r->carry = inbox_lookup(b->carry, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
+		}
+	}
+	batch_lock_states(b);
+	batch_compute(b);
+	if (!batch_insert(b))
+	{
+		batch_compute(b);
+		batch_fix_figures(b);
+	}
+	batch_post(b);
+	batch_store_states(b);
+
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+
+		if (!r->identity)
+			counts[2]++;		/* no identity: cannot be recorded, only counted */
+		else if (r->dup)
+			counts[3]++;
+		else if (strcmp(r->out.status, "accepted") == 0)
+			counts[0]++;
+		else if (strcmp(r->out.status, "capped") == 0)
+			counts[1]++;
+		else
+			counts[2]++;
+	}
+}
+
+/* With issuance caps: each row through the single path, in seq order. */
+static void
+batch_one_by_one(InboxBatch *b, int64 *counts)
+{
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox row", ALLOCSET_DEFAULT_SIZES);
+
+	for (int i = 0; i < b->n; i++)
+	{
+		InboxRow   *r = &b->rows[i];
+		BehaviorResult out;
+		MemoryContext old;
+
+		if (!r->identity)
+		{
+			counts[2]++;
+			continue;
+		}
+		old = MemoryContextSwitchTo(rowcxt);
+		ledger_spi_connect();
+		behavior_record(b->ctx, &r->in, &out);
+		SPI_finish();
+		if (strcmp(out.status, "accepted") == 0)
+			counts[0]++;
+		else if (strcmp(out.status, "capped") == 0)
+			counts[1]++;
+		else if (strcmp(out.status, "rejected") == 0)
+			counts[2]++;
+		else
+			counts[3]++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	MemoryContextDelete(rowcxt);
+}
+
+static int
+row_seq_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+typedef struct SeqIndex
+{
+	int64		seq;
+	int			index;
+} SeqIndex;
+
+/*
+ * process_inbox(max_rows) → (accepted, capped, rejected, duplicate)
+ * Rows are taken in inbox order (seq), locked with SKIP LOCKED so that
+ * several processors can share an inbox, recorded exactly as
+ * record_behavior() would record them in that order, and deleted.
+ */
+PG_FUNCTION_INFO_V1(ledger_process_inbox);
+Datum
+ledger_process_inbox(PG_FUNCTION_ARGS)
+{
+	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
+	static SPIPlanPtr take_plan = NULL;
+	Oid			types[2] = {INT8OID, INT8OID};
+	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
+	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
+	int64		done = 0;
+	BehaviorContext ctx;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "process_inbox must return a row");
+	if (max_rows < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must not be negative")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	behavior_context(&ctx);
+	ledger_defer_system = true;
+	while (done < max_rows)
+	{
+		int64		want = Min((int64) INBOX_BATCH, max_rows - done);
+		Datum		arg[2] = {Int64GetDatum(want), Int64GetDatum(last_seq)};
+		SPITupleTable *tt;
+		InboxBatch	b;
+		SeqIndex   *order;
+		uint64		nrows;
+
+		/* each batch in its own SPI level: its memory goes with it */
+		ledger_spi_connect();
+		ledger_plan(&take_plan,
+					"WITH batch AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+					"               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
+					"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
+					"RETURNING i.seq, i.source, i.event_id, i.account, i.methodology, i.activity, "
+					"          i.occurred_at, i.attrs",
+					2, types);
+		if (SPI_execute_plan(take_plan, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "inbox read failed");
+		nrows = SPI_processed;
+		if (nrows == 0)
+		{
+			SPI_finish();
+			break;
+		}
+		tt = SPI_tuptable;
+		/* DELETE ... RETURNING gives no order: the batch goes in seq order */
+		order = palloc(sizeof(SeqIndex) * nrows);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			bool		isnull;
+
+			order[i].seq = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+			order[i].index = (int) i;
+		}
+		qsort(order, nrows, sizeof(SeqIndex), row_seq_cmp);
+		last_seq = order[nrows - 1].seq;
+
+		memset(&b, 0, sizeof(b));
+		b.ctx = &ctx;
+		b.n = (int) nrows;
+		b.rows = palloc0(sizeof(InboxRow) * nrows);
+		for (uint64 i = 0; i < nrows; i++)
+		{
+			HeapTuple	tup = tt->vals[order[i].index];
+			InboxRow   *r = &b.rows[i];
+			bool		isnull;
+			Datum		d;
+
+			r->in.source = SPI_getvalue(tup, tt->tupdesc, 2);
+			r->in.event_id = SPI_getvalue(tup, tt->tupdesc, 3);
+			d = SPI_getbinval(tup, tt->tupdesc, 4, &isnull);
+			r->in.has_account = !isnull;
+			r->in.account = isnull ? 0 : DatumGetInt64(d);
+			r->in.methodology = SPI_getvalue(tup, tt->tupdesc, 5);
+			d = SPI_getbinval(tup, tt->tupdesc, 6, &isnull);
+			r->in.activity = isnull ? NULL : DatumGetNumeric(d);
+			d = SPI_getbinval(tup, tt->tupdesc, 7, &isnull);
+			r->in.has_occurred_at = !isnull;
+			r->in.occurred_at = isnull ? 0 : DatumGetTimestampTz(d);
+			d = SPI_getbinval(tup, tt->tupdesc, 8, &isnull);
+			r->in.attrs = isnull ? NULL : DatumGetJsonbP(d);
+			r->identity = r->in.source && r->in.event_id && r->in.source[0] != '\0' && r->in.event_id[0] != '\0';
+		}
+
+		behavior_read_settings(&ctx);
+		if (ctx.any_caps)
+			batch_one_by_one(&b, counts);
+		else
+			batch_process(&b, counts);
+		done += (int64) nrows;
+		ledger_flush_deferred();
+		SPI_finish();
+	}
+	ledger_flush_deferred();
+	ledger_defer_system = false;
+	for (int i = 0; i < 4; i++)
+		values[i] = Int64GetDatum(counts[i]);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
