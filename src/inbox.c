@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -34,13 +35,16 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "behavior.h"
 #include "co2e.h"
 
 #define INBOX_BATCH		50000
-#define ENTRY_ACCOUNTS	10000	/* postings per entry stay under the smallint seq */
+#define INBOX_FLUSH		100000	/* accounts' credits, lots or states held before writing */
+#define ENTRY_ACCOUNTS	8000	/* 2 postings each, plus 2 per segment at worst: under the smallint seq */
+#define INBOX_LOCK_KEY	INT64CONST(0x63626F6E696E6278)	/* "cbon inbx": processors queue on it */
 
 /* One key type for the batch's hash tables: strings by value, numbers. */
 typedef struct InboxKey
@@ -89,7 +93,7 @@ inbox_key_match(const void *key1, const void *key2, Size keysize pg_attribute_un
 }
 
 static HTAB *
-inbox_hash(const char *name, Size entrysize, long nelem)
+inbox_hash_in(MemoryContext cxt, const char *name, Size entrysize, long nelem)
 {
 	HASHCTL		ctl;
 
@@ -98,8 +102,14 @@ inbox_hash(const char *name, Size entrysize, long nelem)
 	ctl.entrysize = entrysize;
 	ctl.hash = inbox_key_hash;
 	ctl.match = inbox_key_match;
-	ctl.hcxt = CurrentMemoryContext;
+	ctl.hcxt = cxt;
 	return hash_create(name, Max(nelem, 16), &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static HTAB *
+inbox_hash(const char *name, Size entrysize, long nelem)
+{
+	return inbox_hash_in(CurrentMemoryContext, name, entrysize, nelem);
 }
 
 static void *
@@ -149,10 +159,14 @@ typedef struct AccountEntry
 typedef struct StateEntry
 {
 	InboxKey	key;
-	int64		start;			/* used / milli as locked */
-	int64		value;			/* as the batch leaves it */
+	bool		locked;			/* created if missing and locked: value is current */
+	int64		value;			/* used / milli, as the rows so far leave it */
 	int64		last;			/* last_grant / last_points */
-	bool		touched;		/* written by a granted event */
+	bool		touched;		/* changed by a granted event: to be written */
+	int			gen;			/* the batch the saved copy below is from */
+	int64		saved_value;	/* as the batch found it, to compute it again */
+	int64		saved_last;
+	bool		saved_touched;
 } StateEntry;
 
 typedef struct InboxRow
@@ -175,16 +189,48 @@ typedef struct InboxRow
 	int64		id;				/* behaviour id */
 } InboxRow;
 
+/*
+ * What lives across the batches of one call: the daily usage and remainder
+ * rows it holds locked, with their running values, and the credits not yet
+ * posted.  Written back when they grow past INBOX_FLUSH entries and at the
+ * end, so that each account costs a write or two per call, not per batch.
+ */
+typedef struct InboxCall
+{
+	MemoryContext cxt;
+	int			gen;			/* the current batch */
+	HTAB	   *usage;			/* StateEntry by (scenario, account, day) */
+	HTAB	   *carry;			/* StateEntry by account */
+	HTAB	   *credits;		/* AccountCredit by account */
+	HTAB	   *lots;			/* LotCredit by (account, asset, occurred_at) */
+} InboxCall;
+
+typedef struct AccountCredit
+{
+	InboxKey	key;			/* n = account */
+	LedgerAccount acc;
+	int64		red;
+	int64		points;
+	int64		entry_id;		/* the entry that posts it */
+} AccountCredit;
+
+typedef struct LotCredit
+{
+	InboxKey	key;			/* n = account, d = asset, t = occurred_at */
+	int64		amount;
+} LotCredit;
+
 typedef struct InboxBatch
 {
 	BehaviorContext *ctx;
+	InboxCall  *call;
 	InboxRow   *rows;
 	int			n;
 	HTAB	   *sources;
 	HTAB	   *methodologies;
 	HTAB	   *accounts;
-	HTAB	   *usage;
-	HTAB	   *carry;
+	StateEntry **fresh;			/* state entries new in this batch, to lock */
+	int			nfresh;
 } InboxBatch;
 
 static Datum
@@ -399,7 +445,10 @@ row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
 	}
 }
 
-/* 2. Create the missing usage and remainder rows, then lock them in key order. */
+/*
+ * 2. Create the missing usage and remainder rows the batch brings, then
+ * lock them in key order (rows locked by an earlier batch stay locked).
+ */
 static void
 batch_lock_states(InboxBatch *b)
 {
@@ -409,30 +458,25 @@ batch_lock_states(InboxBatch *b)
 	static SPIPlanPtr carry_lock = NULL;
 	Oid			usage_types[3] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID};
 	Oid			carry_types[1] = {INT8ARRAYOID};
-	long		nusage = hash_get_num_entries(b->usage);
-	long		ncarry = hash_get_num_entries(b->carry);
-	HASH_SEQ_STATUS seq;
-	StateEntry *e;
-	int			i;
+	Datum	   *acc = palloc(sizeof(Datum) * Max(b->nfresh, 1));
+	Datum	   *scen = palloc(sizeof(Datum) * Max(b->nfresh, 1));
+	Datum	   *day = palloc(sizeof(Datum) * Max(b->nfresh, 1));
+	Datum		values[3];
+	int			nusage = 0,
+				ncarry = 0;
 
+	for (int i = 0; i < b->nfresh; i++)
+		if (b->fresh[i]->key.s1)	/* a usage: (scenario, account, day) */
+		{
+			acc[nusage] = Int64GetDatum(b->fresh[i]->key.n);
+			scen[nusage] = CStringGetTextDatum(b->fresh[i]->key.s1);
+			day[nusage++] = DateADTGetDatum(b->fresh[i]->key.d);
+		}
 	if (nusage > 0)
 	{
-		Datum	   *acc = palloc(sizeof(Datum) * nusage);
-		Datum	   *scen = palloc(sizeof(Datum) * nusage);
-		Datum	   *day = palloc(sizeof(Datum) * nusage);
-		Datum		values[3];
-
-		i = 0;
-		hash_seq_init(&seq, b->usage);
-		while ((e = hash_seq_search(&seq)) != NULL)
-		{
-			acc[i] = Int64GetDatum(e->key.n);
-			scen[i] = CStringGetTextDatum(e->key.s1);
-			day[i++] = DateADTGetDatum(e->key.d);
-		}
-		values[0] = array_of(acc, NULL, i, INT8OID);
-		values[1] = array_of(scen, NULL, i, TEXTOID);
-		values[2] = array_of(day, NULL, i, DATEOID);
+		values[0] = array_of(acc, NULL, nusage, INT8OID);
+		values[1] = array_of(scen, NULL, nusage, TEXTOID);
+		values[2] = array_of(day, NULL, nusage, DATEOID);
 		ledger_plan(&usage_new,
 					"INSERT INTO carbon.daily_usage (account, scenario, day, used, last_grant) "
 					"SELECT a, s, d, 0, 0 FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d "
@@ -445,30 +489,28 @@ batch_lock_states(InboxBatch *b)
 					"JOIN unnest($1, $2, $3) AS k(a, s, d) ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
 					"ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u",
 					3, usage_types);
-		if (SPI_execute_plan(usage_lock, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) i)
+		if (SPI_execute_plan(usage_lock, values, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != (uint64) nusage)
 			elog(ERROR, "daily usage lock failed");
 		for (uint64 k = 0; k < SPI_processed; k++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[k];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			char	   *s = SPI_getvalue(tup, desc, 2);
+			StateEntry *e = inbox_lookup(b->call->usage, SPI_getvalue(tup, desc, 2), NULL,
+										 DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)), 0,
+										 DatumGetDateADT(SPI_getbinval(tup, desc, 3, &isnull)), HASH_FIND, NULL);
 
-			e = inbox_lookup(b->usage, s, NULL, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)), 0,
-							 DatumGetDateADT(SPI_getbinval(tup, desc, 3, &isnull)), HASH_FIND, NULL);
-			e->start = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			e->value = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			e->locked = true;
 		}
 	}
+	for (int i = 0; i < b->nfresh; i++)
+		if (b->fresh[i]->key.s1 == NULL)	/* a remainder: account */
+			acc[ncarry++] = Int64GetDatum(b->fresh[i]->key.n);
 	if (ncarry > 0)
 	{
-		Datum	   *acc = palloc(sizeof(Datum) * ncarry);
-		Datum		values[1];
-
-		i = 0;
-		hash_seq_init(&seq, b->carry);
-		while ((e = hash_seq_search(&seq)) != NULL)
-			acc[i++] = Int64GetDatum(e->key.n);
-		values[0] = array_of(acc, NULL, i, INT8OID);
+		values[0] = array_of(acc, NULL, ncarry, INT8OID);
 		ledger_plan(&carry_new,
 					"INSERT INTO carbon.points_carry (account, milli, last_points) "
 					"SELECT a, 0, 0 FROM unnest($1) AS a ORDER BY a ON CONFLICT (account) DO NOTHING",
@@ -479,34 +521,50 @@ batch_lock_states(InboxBatch *b)
 					"SELECT account, milli FROM carbon.points_carry WHERE account = ANY ($1) "
 					"ORDER BY account FOR UPDATE",
 					1, carry_types);
-		if (SPI_execute_plan(carry_lock, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) i)
+		if (SPI_execute_plan(carry_lock, values, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != (uint64) ncarry)
 			elog(ERROR, "remainder lock failed");
 		for (uint64 k = 0; k < SPI_processed; k++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[k];
 			bool		isnull;
+			StateEntry *e = inbox_lookup(b->call->carry, NULL, NULL,
+										 DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+										 0, 0, HASH_FIND, NULL);
 
-			e = inbox_lookup(b->carry, NULL, NULL, DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
-							 0, 0, HASH_FIND, NULL);
-			e->start = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+			e->value = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+			e->locked = true;
 		}
 	}
+}
+
+/* A state as the batch found it: saved once per batch, restored to compute again. */
+static void
+state_begin(StateEntry *e, int gen)
+{
+	if (e == NULL)
+		return;
+	if (e->gen != gen)
+	{
+		e->gen = gen;
+		e->saved_value = e->value;
+		e->saved_last = e->last;
+		e->saved_touched = e->touched;
+	}
+	e->value = e->saved_value;
+	e->last = e->saved_last;
+	e->touched = e->saved_touched;
 }
 
 /* 3. Grants, caps and remainders as running state, in seq order. */
 static void
 batch_compute(InboxBatch *b)
 {
-	HASH_SEQ_STATUS seq;
-	StateEntry *e;
-
-	hash_seq_init(&seq, b->usage);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		e->value = e->start, e->last = 0, e->touched = false;
-	hash_seq_init(&seq, b->carry);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		e->value = e->start, e->last = 0, e->touched = false;
-
+	for (int i = 0; i < b->n; i++)
+	{
+		state_begin(b->rows[i].usage, b->call->gen);
+		state_begin(b->rows[i].carry, b->call->gen);
+	}
 	for (int i = 0; i < b->n; i++)
 	{
 		InboxRow   *r = &b->rows[i];
@@ -541,6 +599,61 @@ batch_compute(InboxBatch *b)
 	}
 }
 
+#define BEHAVIOR_INSERT \
+	"INSERT INTO carbon.behavior (id, source, event_id, account, methodology, version, scenario, " \
+	"  activity, occurred_at, local_day, attrs, status, reduction, points, reason) " \
+	"SELECT u.id, u.source, u.event_id, u.account, u.methodology, u.version, u.scenario, " \
+	"       u.activity, u.occurred_at, u.local_day, u.attrs, u.status, carbon.co2e_grams(u.grams), " \
+	"       u.points, u.reason " \
+	"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) " \
+	"  AS u(id, source, event_id, account, methodology, version, scenario, activity, occurred_at, " \
+	"       local_day, attrs, status, grams, points, reason)"
+
+static const Oid behavior_insert_types[15] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+	TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TIMESTAMPTZARRAYOID, DATEARRAYOID,
+JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+
+/*
+ * The plain INSERT, in a subtransaction: true when every row went in;
+ * false, with nothing written, on a unique violation.  Other errors go on.
+ */
+static bool
+insert_plain(Datum *values, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	ledger_plan(&plan, BEHAVIOR_INSERT, 15, behavior_insert_types);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+			elog(ERROR, "behaviour insert failed");
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /* 4. The behaviour rows, in one statement; false if some turned out duplicates. */
 static bool
 batch_insert(InboxBatch *b)
@@ -548,9 +661,7 @@ batch_insert(InboxBatch *b)
 	static SPIPlanPtr id_plan = NULL;
 	static SPIPlanPtr insert_plan = NULL;
 	Oid			id_types[1] = {INT4OID};
-	Oid			types[15] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-		INT4ARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TIMESTAMPTZARRAYOID, DATEARRAYOID, JSONBARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Oid		   *types = (Oid *) behavior_insert_types;
 	Datum	   *cols[15];
 	bool	   *nulls[15];
 	Oid			elem[15] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
@@ -615,16 +726,14 @@ batch_insert(InboxBatch *b)
 	}
 	for (int c = 0; c < 15; c++)
 		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
-	ledger_plan(&insert_plan,
-				"INSERT INTO carbon.behavior (id, source, event_id, account, methodology, version, scenario, "
-				"  activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
-				"SELECT u.id, u.source, u.event_id, u.account, u.methodology, u.version, u.scenario, "
-				"       u.activity, u.occurred_at, u.local_day, u.attrs, u.status, carbon.co2e_grams(u.grams), "
-				"       u.points, u.reason "
-				"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-				"  AS u(id, source, event_id, account, methodology, version, scenario, activity, occurred_at, "
-				"       local_day, attrs, status, grams, points, reason) "
-				"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+	/*
+	 * A plain INSERT first (a speculative one costs about half as much
+	 * again); if an event was recorded meanwhile it fails on the unique
+	 * key, and the same rows go in again with ON CONFLICT DO NOTHING.
+	 */
+	if (insert_plain(values, n))
+		return true;
+	ledger_plan(&insert_plan, BEHAVIOR_INSERT " ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
 				15, types);
 	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "behaviour insert failed");
@@ -697,21 +806,6 @@ batch_fix_figures(InboxBatch *b)
 		elog(ERROR, "behaviour update failed");
 }
 
-typedef struct AccountCredit
-{
-	InboxKey	key;			/* n = account */
-	const LedgerAccount *acc;
-	int64		red;
-	int64		points;
-	long		chunk;			/* which entry posts it */
-} AccountCredit;
-
-typedef struct LotCredit
-{
-	InboxKey	key;			/* n = account, d = asset, t = occurred_at */
-	int64		amount;
-} LotCredit;
-
 static int
 credit_cmp(const void *a, const void *b)
 {
@@ -721,166 +815,178 @@ credit_cmp(const void *a, const void *b)
 	return x->key.n < y->key.n ? -1 : x->key.n > y->key.n;
 }
 
-/* The lots of one entry's accounts: per (account, asset, event time), merged by expiry in SQL. */
+/* 5. The batch's credits join the call's: per account, and per (account, asset, event time) for lots. */
 static void
-chunk_lots(InboxBatch *b, HTAB *credits, long chunk, int64 entry_id)
+batch_accumulate(InboxBatch *b)
 {
-	HTAB	   *lots = inbox_hash("inbox lots", sizeof(LotCredit), ENTRY_ACCOUNTS * 2);
-	HASH_SEQ_STATUS seq;
-	LotCredit  *lc;
-	Datum	   *acc,
-			   *asset,
-			   *basis,
-			   *amount;
-	long		n;
-	int			k = 0;
+	InboxCall  *call = b->call;
 
 	for (int i = 0; i < b->n; i++)
 	{
 		InboxRow   *r = &b->rows[i];
 		AccountCredit *c;
-
-		if (!r->granted || r->dup || r->st.grant <= 0)
-			continue;
-		c = inbox_lookup(credits, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
-		if (c->chunk != chunk)
-			continue;
-		for (int a = ASSET_POINT; a <= ASSET_RED; a++)
-		{
-			int64		amt = a == ASSET_RED ? r->st.grant : r->out.points;
-			bool		found;
-
-			if (amt <= 0)
-				continue;
-			lc = inbox_lookup(lots, NULL, NULL, r->in.account, r->in.occurred_at, a, HASH_ENTER, &found);
-			lc->amount = found ? lc->amount + amt : amt;
-		}
-	}
-	n = hash_get_num_entries(lots);
-	acc = palloc(sizeof(Datum) * n);
-	asset = palloc(sizeof(Datum) * n);
-	basis = palloc(sizeof(Datum) * n);
-	amount = palloc(sizeof(Datum) * n);
-	hash_seq_init(&seq, lots);
-	while ((lc = hash_seq_search(&seq)) != NULL)
-	{
-		acc[k] = Int64GetDatum(lc->key.n);
-		asset[k] = Int16GetDatum((int16) lc->key.d);
-		basis[k] = TimestampTzGetDatum(lc->key.t);
-		amount[k++] = Int64GetDatum(lc->amount);
-	}
-	ledger_lots_credit_fresh(array_of(acc, NULL, k, INT8OID), array_of(asset, NULL, k, INT2OID),
-							 array_of(basis, NULL, k, TIMESTAMPTZOID), array_of(amount, NULL, k, INT8OID),
-							 entry_id);
-}
-
-/* 5. Post the credits, one entry per ENTRY_ACCOUNTS accounts, and their lots. */
-static void
-batch_post(InboxBatch *b)
-{
-	HTAB	   *credits = inbox_hash("inbox credits", sizeof(AccountCredit), b->n);
-	HASH_SEQ_STATUS seq;
-	AccountCredit *c;
-	AccountCredit **sorted;
-	long		ncredits;
-	long		i;
-
-	for (i = 0; i < b->n; i++)
-	{
-		InboxRow   *r = &b->rows[i];
 		bool		found;
 
 		if (!r->granted || r->dup || r->st.grant <= 0)
 			continue;
-		c = inbox_lookup(credits, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
+		c = inbox_lookup(call->credits, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
 		if (!found)
 		{
-			c->acc = r->acc;
+			c->acc = *r->acc;
 			c->red = c->points = 0;
+			c->entry_id = 0;
 		}
 		c->red += r->st.grant;
 		c->points += r->out.points;
-	}
-	ncredits = hash_get_num_entries(credits);
-	if (ncredits == 0)
-		return;
-	sorted = palloc(sizeof(AccountCredit *) * ncredits);
-	i = 0;
-	hash_seq_init(&seq, credits);
-	while ((c = hash_seq_search(&seq)) != NULL)
-		sorted[i++] = c;
-	qsort(sorted, ncredits, sizeof(AccountCredit *), credit_cmp);
-
-	for (long from = 0; from < ncredits; from += ENTRY_ACCOUNTS)
-	{
-		long		to = Min(from + ENTRY_ACCOUNTS, ncredits);
-		int			cap = (int) (to - from) * 4;
-		const LedgerAccount **accs = palloc(sizeof(LedgerAccount *) * cap);
-		int16	   *assets = palloc(sizeof(int16) * cap);
-		int64	   *amounts = palloc(sizeof(int64) * cap);
-		int			n = 0;
-		int			nparticipant;
-
-		for (long j = from; j < to; j++)
+		for (int a = ASSET_POINT; a <= ASSET_RED; a++)
 		{
-			c = sorted[j];
-			c->chunk = from;
-			accs[n] = c->acc;
-			assets[n] = ASSET_RED;
-			amounts[n++] = c->red;
-			if (c->points > 0)
-			{
-				accs[n] = c->acc;
-				assets[n] = ASSET_POINT;
-				amounts[n++] = c->points;
-			}
-		}
-		/* the segments' issuance accounts: one posting each per asset */
-		nparticipant = n;
-		for (int p = 0; p < nparticipant; p++)
-		{
-			const LedgerAccount *issuer = ledger_system_account_info("issuance", assets[p], accs[p]->tier,
-																	   accs[p]->region);
-			int			q;
+			int64		amount = a == ASSET_RED ? r->st.grant : r->out.points;
+			LotCredit  *lc;
 
-			for (q = nparticipant; q < n; q++)
-				if (accs[q] == issuer)
-					break;
-			if (q == n)
-			{
-				accs[n] = issuer;
-				assets[n] = assets[p];
-				amounts[n++] = 0;
-			}
-			amounts[q] -= amounts[p];
+			if (amount <= 0)
+				continue;
+			lc = inbox_lookup(call->lots, NULL, NULL, r->in.account, r->in.occurred_at, a, HASH_ENTER, &found);
+			lc->amount = found ? lc->amount + amount : amount;
 		}
-		chunk_lots(b, credits, from,
-				   ledger_post_behavior_batch(psprintf("行为批量入账 credits of %ld accounts from the inbox", to - from),
-											  accs, assets, amounts, n));
 	}
 }
 
-/* 5b. Usage and remainders as the batch leaves them. */
+/*
+ * Post the credits held: one entry per ENTRY_ACCOUNTS accounts (a debit of
+ * each segment's issuance account per asset), then the lots, merged by
+ * expiry, in one statement.  Needs an SPI connection.
+ */
 static void
-batch_store_states(InboxBatch *b)
+call_flush_credits(InboxCall *call)
+{
+	HASH_SEQ_STATUS seq;
+	AccountCredit *c;
+	AccountCredit **sorted;
+	LotCredit  *lc;
+	long		ncredits = hash_get_num_entries(call->credits);
+	long		nlots = hash_get_num_entries(call->lots);
+	Datum	   *acc,
+			   *asset,
+			   *basis,
+			   *amount,
+			   *entry;
+	long		i = 0;
+
+	if (ncredits > 0)
+	{
+		sorted = palloc(sizeof(AccountCredit *) * ncredits);
+		hash_seq_init(&seq, call->credits);
+		while ((c = hash_seq_search(&seq)) != NULL)
+			sorted[i++] = c;
+		qsort(sorted, ncredits, sizeof(AccountCredit *), credit_cmp);
+		for (long from = 0; from < ncredits; from += ENTRY_ACCOUNTS)
+		{
+			long		to = Min(from + ENTRY_ACCOUNTS, ncredits);
+			int			cap = (int) (to - from) * 4;
+			const LedgerAccount **accs = palloc(sizeof(LedgerAccount *) * cap);
+			int16	   *assets = palloc(sizeof(int16) * cap);
+			int64	   *amounts = palloc(sizeof(int64) * cap);
+			int			n = 0;
+			int			nparticipant;
+			int64		entry_id;
+
+			for (long j = from; j < to; j++)
+			{
+				c = sorted[j];
+				accs[n] = &c->acc;
+				assets[n] = ASSET_RED;
+				amounts[n++] = c->red;
+				if (c->points > 0)
+				{
+					accs[n] = &c->acc;
+					assets[n] = ASSET_POINT;
+					amounts[n++] = c->points;
+				}
+			}
+			/* the segments' issuance accounts: one posting each per asset */
+			nparticipant = n;
+			for (int p = 0; p < nparticipant; p++)
+			{
+				const LedgerAccount *issuer = ledger_system_account_info("issuance", assets[p], accs[p]->tier,
+																		   accs[p]->region);
+				int			q;
+
+				for (q = nparticipant; q < n; q++)
+					if (accs[q] == issuer)
+						break;
+				if (q == n)
+				{
+					accs[n] = issuer;
+					assets[n] = assets[p];
+					amounts[n++] = 0;
+				}
+				amounts[q] -= amounts[p];
+			}
+			entry_id = ledger_post_behavior_batch(psprintf("行为批量入账 credits of %ld accounts from the inbox",
+														   to - from),
+												  accs, assets, amounts, n);
+			for (long j = from; j < to; j++)
+				sorted[j]->entry_id = entry_id;
+			pfree(accs);
+			pfree(assets);
+			pfree(amounts);
+		}
+	}
+	if (nlots > 0)
+	{
+		acc = palloc(sizeof(Datum) * nlots);
+		asset = palloc(sizeof(Datum) * nlots);
+		basis = palloc(sizeof(Datum) * nlots);
+		amount = palloc(sizeof(Datum) * nlots);
+		entry = palloc(sizeof(Datum) * nlots);
+		i = 0;
+		hash_seq_init(&seq, call->lots);
+		while ((lc = hash_seq_search(&seq)) != NULL)
+		{
+			c = inbox_lookup(call->credits, NULL, NULL, lc->key.n, 0, 0, HASH_FIND, NULL);
+			acc[i] = Int64GetDatum(lc->key.n);
+			asset[i] = Int16GetDatum((int16) lc->key.d);
+			basis[i] = TimestampTzGetDatum(lc->key.t);
+			amount[i] = Int64GetDatum(lc->amount);
+			entry[i++] = Int64GetDatum(c->entry_id);
+		}
+		ledger_lots_credit_fresh(array_of(acc, NULL, i, INT8OID), array_of(asset, NULL, i, INT2OID),
+								 array_of(basis, NULL, i, TIMESTAMPTZOID), array_of(amount, NULL, i, INT8OID),
+								 array_of(entry, NULL, i, INT8OID));
+	}
+	hash_destroy(call->credits);
+	hash_destroy(call->lots);
+	call->credits = inbox_hash_in(call->cxt, "inbox credits", sizeof(AccountCredit), 1024);
+	call->lots = inbox_hash_in(call->cxt, "inbox lots", sizeof(LotCredit), 1024);
+	ledger_flush_deferred();
+}
+
+/*
+ * Write back the usage and remainders the call changed.  Their rows stay
+ * locked to the end of the transaction: a later batch that meets one again
+ * reads what was written.  Needs an SPI connection.
+ */
+static void
+call_flush_states(InboxCall *call)
 {
 	static SPIPlanPtr usage_plan = NULL;
 	static SPIPlanPtr carry_plan = NULL;
 	Oid			usage_types[5] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	Oid			carry_types[3] = {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	long		nusage = hash_get_num_entries(b->usage);
-	long		ncarry = hash_get_num_entries(b->carry);
+	long		nusage = hash_get_num_entries(call->usage);
+	long		ncarry = hash_get_num_entries(call->carry);
+	long		most = Max(Max(nusage, ncarry), 1);
 	HASH_SEQ_STATUS seq;
 	StateEntry *e;
-	Datum	   *c0 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
-	Datum	   *c1 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
-	Datum	   *c2 = palloc(sizeof(Datum) * Max(Max(nusage, ncarry), 1));
-	Datum	   *c3 = palloc(sizeof(Datum) * Max(nusage, 1));
-	Datum	   *c4 = palloc(sizeof(Datum) * Max(nusage, 1));
+	Datum	   *c0 = palloc(sizeof(Datum) * most);
+	Datum	   *c1 = palloc(sizeof(Datum) * most);
+	Datum	   *c2 = palloc(sizeof(Datum) * most);
+	Datum	   *c3 = palloc(sizeof(Datum) * most);
+	Datum	   *c4 = palloc(sizeof(Datum) * most);
 	Datum		values[5];
 	int			k = 0;
 
-	hash_seq_init(&seq, b->usage);
+	hash_seq_init(&seq, call->usage);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (e->touched)
 		{
@@ -906,7 +1012,7 @@ batch_store_states(InboxBatch *b)
 			elog(ERROR, "daily usage update failed");
 	}
 	k = 0;
-	hash_seq_init(&seq, b->carry);
+	hash_seq_init(&seq, call->carry);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (e->touched)
 		{
@@ -926,6 +1032,30 @@ batch_store_states(InboxBatch *b)
 		if (SPI_execute_plan(carry_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "remainder update failed");
 	}
+	hash_destroy(call->usage);
+	hash_destroy(call->carry);
+	call->usage = inbox_hash_in(call->cxt, "inbox usage", sizeof(StateEntry), 1024);
+	call->carry = inbox_hash_in(call->cxt, "inbox remainders", sizeof(StateEntry), 1024);
+}
+
+/* A state entry of the call, created (and listed to be locked) on first sight. */
+static StateEntry *
+batch_state(InboxBatch *b, HTAB *h, const char *scenario, int64 account, DateADT day)
+{
+	bool		found;
+	StateEntry *e = inbox_lookup(h, scenario, NULL, account, 0, day, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		if (scenario)
+			e->key.s1 = MemoryContextStrdup(b->call->cxt, scenario);	/* outlives the batch */
+		e->locked = false;
+		e->value = e->last = 0;
+		e->touched = false;
+		e->gen = -1;
+		b->fresh[b->nfresh++] = e;
+	}
+	return e;
 }
 
 /* The local day of `t` in the ledger's timezone, as SQL's (t AT TIME ZONE tz)::date. */
@@ -947,8 +1077,8 @@ batch_process(InboxBatch *b, int64 *counts)
 	bool		have_last = false;
 
 	batch_lookups(b);
-	b->usage = inbox_hash("inbox usage", sizeof(StateEntry), b->n);
-	b->carry = inbox_hash("inbox remainders", sizeof(StateEntry), b->n);
+	b->fresh = palloc(sizeof(StateEntry *) * b->n * 2);
+	b->nfresh = 0;
 	for (int i = 0; i < b->n; i++)
 	{
 		InboxRow   *r = &b->rows[i];
@@ -996,8 +1126,8 @@ batch_process(InboxBatch *b, int64 *counts)
 			/* as one by one, every row that passes the checks takes the locks, duplicates too */
 			r->checked_ok = true;
 			if (r->m->has_daily_cap)
-				r->usage = inbox_lookup(b->usage, r->m->scenario, NULL, r->in.account, 0, r->day, HASH_ENTER, &found);
-			r->carry = inbox_lookup(b->carry, NULL, NULL, r->in.account, 0, 0, HASH_ENTER, &found);
+				r->usage = batch_state(b, b->call->usage, r->m->scenario, r->in.account, r->day);
+			r->carry = batch_state(b, b->call->carry, NULL, r->in.account, 0);
 		}
 	}
 	batch_lock_states(b);
@@ -1007,8 +1137,7 @@ batch_process(InboxBatch *b, int64 *counts)
 		batch_compute(b);
 		batch_fix_figures(b);
 	}
-	batch_post(b);
-	batch_store_states(b);
+	batch_accumulate(b);
 
 	for (int i = 0; i < b->n; i++)
 	{
@@ -1079,9 +1208,9 @@ typedef struct SeqIndex
 
 /*
  * process_inbox(max_rows) → (accepted, capped, rejected, duplicate)
- * Rows are taken in inbox order (seq), locked with SKIP LOCKED so that
- * several processors can share an inbox, recorded exactly as
- * record_behavior() would record them in that order, and deleted.
+ * Rows are taken in inbox order (seq), in batches of INBOX_BATCH, recorded
+ * exactly as record_behavior() would record them in that order, and
+ * deleted.  Processors take turns (a transaction-level advisory lock).
  */
 PG_FUNCTION_INFO_V1(ledger_process_inbox);
 Datum
@@ -1094,6 +1223,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
 	int64		done = 0;
 	BehaviorContext ctx;
+	InboxCall	call;
 	TupleDesc	tupdesc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
@@ -1106,6 +1236,21 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 				 errmsg("max_rows must not be negative")));
 	tupdesc = BlessTupleDesc(tupdesc);
 	behavior_context(&ctx);
+
+	/*
+	 * One processor at a time: a second waits for the first to commit, then
+	 * takes what is left.  (Two at once would only queue on the same usage
+	 * and remainder rows; taking rows without locking each saves a write
+	 * per row.)
+	 */
+	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(INBOX_LOCK_KEY));
+
+	memset(&call, 0, sizeof(call));
+	call.cxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox", ALLOCSET_DEFAULT_SIZES);
+	call.usage = inbox_hash_in(call.cxt, "inbox usage", sizeof(StateEntry), 1024);
+	call.carry = inbox_hash_in(call.cxt, "inbox remainders", sizeof(StateEntry), 1024);
+	call.credits = inbox_hash_in(call.cxt, "inbox credits", sizeof(AccountCredit), 1024);
+	call.lots = inbox_hash_in(call.cxt, "inbox lots", sizeof(LotCredit), 1024);
 	ledger_defer_system = true;
 	while (done < max_rows)
 	{
@@ -1119,11 +1264,11 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 		/* each batch in its own SPI level: its memory goes with it */
 		ledger_spi_connect();
 		ledger_plan(&take_plan,
-					"WITH batch AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
-					"               ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) "
-					"DELETE FROM carbon.behavior_inbox i USING batch b WHERE i.seq = b.seq "
-					"RETURNING i.seq, i.source, i.event_id, i.account, i.methodology, i.activity, "
-					"          i.occurred_at, i.attrs",
+					"WITH bound AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+					"               ORDER BY seq OFFSET $1 - 1 LIMIT 1) "
+					"DELETE FROM carbon.behavior_inbox "
+					"WHERE seq > $2 AND seq <= coalesce((SELECT seq FROM bound), 9223372036854775807) "
+					"RETURNING seq, source, event_id, account, methodology, activity, occurred_at, attrs",
 					2, types);
 		if (SPI_execute_plan(take_plan, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "inbox read failed");
@@ -1148,6 +1293,8 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 
 		memset(&b, 0, sizeof(b));
 		b.ctx = &ctx;
+		b.call = &call;
+		call.gen++;
 		b.n = (int) nrows;
 		b.rows = palloc0(sizeof(InboxRow) * nrows);
 		for (uint64 i = 0; i < nrows; i++)
@@ -1175,15 +1322,28 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 
 		behavior_read_settings(&ctx);
 		if (ctx.any_caps)
+		{
+			/* the single path reads usage and remainders from their rows */
+			call_flush_credits(&call);
+			call_flush_states(&call);
 			batch_one_by_one(&b, counts);
+		}
 		else
 			batch_process(&b, counts);
 		done += (int64) nrows;
+		if (hash_get_num_entries(call.credits) >= INBOX_FLUSH || hash_get_num_entries(call.lots) >= INBOX_FLUSH)
+			call_flush_credits(&call);
+		if (hash_get_num_entries(call.usage) + hash_get_num_entries(call.carry) >= INBOX_FLUSH)
+			call_flush_states(&call);
 		ledger_flush_deferred();
 		SPI_finish();
 	}
-	ledger_flush_deferred();
+	ledger_spi_connect();
+	call_flush_credits(&call);
+	call_flush_states(&call);
+	SPI_finish();
 	ledger_defer_system = false;
+	MemoryContextDelete(call.cxt);
 	for (int i = 0; i < 4; i++)
 		values[i] = Int64GetDatum(counts[i]);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -99,7 +99,7 @@ extern bool ledger_lot_asset(int16 asset);
 extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
 									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
 extern bool ledger_has_expired_lots(int64 account, int16 asset);
-extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, int64 entry_id);
+extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries);
 extern int64 ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,
 										const int64 *amounts, int n);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);

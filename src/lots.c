@@ -123,20 +123,25 @@ credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 }
 
 /*
- * Fresh credits of a bulk entry, each with its own basis (the event's
- * time): merged into the lots of (account, asset, expiry) in one statement.
+ * Fresh credits of bulk entries, each with its own basis (the event's time)
+ * and entry: merged into the lots of (account, asset, expiry) in one
+ * statement.
  */
 void
-ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, int64 entry_id)
+ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID};
-	Datum		values[5] = {accounts, assets, bases, amounts, Int64GetDatum(entry_id)};
+	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[5] = {accounts, assets, bases, amounts, entries};
 
 	ledger_plan(&plan,
+				"WITH u AS (SELECT * FROM unnest($1, $2, $3, $4, $5) AS u(account, asset, basis, amount, entry)), "
+				/* the expiry once per distinct event time, not per credit */
+				"e AS (SELECT d.basis, " LOT_FRESH_EXPIRY("d.basis") " AS expires_at "
+				"      FROM (SELECT DISTINCT basis FROM u) d, " LOT_SETTINGS ") "
 				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
-				"SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("u.basis") ", sum(u.amount), sum(u.amount), $5 "
-				"FROM unnest($1, $2, $3, $4) AS u(account, asset, basis, amount), " LOT_SETTINGS " "
+				"SELECT u.account, u.asset, e.expires_at, sum(u.amount), sum(u.amount), min(u.entry) "
+				"FROM u JOIN e ON e.basis = u.basis "
 				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
 				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
 				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
