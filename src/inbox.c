@@ -23,8 +23,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -35,6 +40,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -613,25 +619,189 @@ static const Oid behavior_insert_types[15] = {INT8ARRAYOID, TEXTARRAYOID, TEXTAR
 	TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TIMESTAMPTZARRAYOID, DATEARRAYOID,
 JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 
+/* carbon.behavior's columns, in the order batch_insert() fills them. */
+static const char *const behavior_columns[15] = {"id", "source", "event_id", "account", "methodology",
+	"version", "scenario", "activity", "occurred_at", "local_day", "attrs", "status", "reduction",
+"points", "reason"};
+
+#define DIRECT_CHUNK 1000
+
 /*
- * The plain INSERT, in a subtransaction: true when every row went in;
- * false, with nothing written, on a unique violation.  Other errors go on.
+ * Write the rows straight into carbon.behavior and its indexes, as COPY
+ * does (heap multi-insert, then each index), skipping the executor: about
+ * a third of a plain INSERT's cost.  Only when the table is as the
+ * extension made it: no triggers, no other constraints or columns, plain
+ * indexes; otherwise false, with nothing written, and the caller uses SQL.
+ * A duplicate event id raises unique_violation from the unique index, as
+ * an INSERT would.
  */
 static bool
-insert_plain(Datum *values, int n)
+insert_direct(Datum **cols, bool **nulls, int n)
+{
+	Oid			relid = get_relname_relid("behavior", get_namespace_oid("carbon", false));
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	map[15];
+	AttrNumber	recorded_at = InvalidAttrNumber;
+	int			known = 0;
+	List	   *index_oids;
+	Relation   *indexes;
+	IndexInfo **infos;
+	int			nindexes = 0;
+	bool		plain = rel->trigdesc == NULL &&
+		(desc->constr == NULL || desc->constr->num_check <= 1) &&
+		!rel->rd_rel->relhassubclass;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	CommandId	cid;
+	Datum	   *values;
+	bool	   *isnull;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	/* every live column is one we know: ours, entry_id (NULL) and recorded_at (now) */
+	for (int c = 0; c < 15; c++)
+		map[c] = InvalidAttrNumber;
+	for (int a = 0; plain && a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		int			c;
+
+		if (att->attisdropped)
+			continue;
+		known++;
+		if (strcmp(NameStr(att->attname), "recorded_at") == 0)
+		{
+			recorded_at = att->attnum;
+			continue;
+		}
+		if (strcmp(NameStr(att->attname), "entry_id") == 0)
+			continue;
+		for (c = 0; c < 15; c++)
+			if (strcmp(NameStr(att->attname), behavior_columns[c]) == 0)
+				break;
+		if (c == 15)
+			plain = false;
+		else
+			map[c] = att->attnum;
+	}
+	plain = plain && known == 17 && recorded_at != InvalidAttrNumber;
+	index_oids = plain ? RelationGetIndexList(rel) : NIL;
+	indexes = palloc(sizeof(Relation) * Max(list_length(index_oids), 1));
+	infos = palloc(sizeof(IndexInfo *) * Max(list_length(index_oids), 1));
+	if (plain)
+	{
+		ListCell   *lc;
+
+		foreach(lc, index_oids)
+		{
+			Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+			IndexInfo  *ii = BuildIndexInfo(idx);
+
+			indexes[nindexes] = idx;
+			infos[nindexes++] = ii;
+			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL || ii->ii_ExclusionOps != NULL ||
+				!idx->rd_index->indimmediate)
+				plain = false;
+		}
+	}
+	if (!plain)
+	{
+		for (int i = 0; i < nindexes; i++)
+			index_close(indexes[i], NoLock);
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	cid = GetCurrentCommandId(true);
+	bistate = GetBulkInsertState();
+	slots = palloc(sizeof(TupleTableSlot *) * DIRECT_CHUNK);
+	for (int i = 0; i < DIRECT_CHUNK; i++)
+		slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	for (int from = 0; from < n; from += DIRECT_CHUNK)
+	{
+		int			m = Min(DIRECT_CHUNK, n - from);
+
+		for (int k = 0; k < m; k++)
+		{
+			for (int a = 0; a < desc->natts; a++)
+			{
+				values[a] = (Datum) 0;
+				isnull[a] = true;
+			}
+			for (int c = 0; c < 15; c++)
+			{
+				values[map[c] - 1] = cols[c][from + k];
+				isnull[map[c] - 1] = nulls[c][from + k];
+			}
+			values[recorded_at - 1] = TimestampTzGetDatum(now);
+			isnull[recorded_at - 1] = false;
+			ExecClearTuple(slots[k]);
+			ExecStoreHeapTuple(heap_form_tuple(desc, values, isnull), slots[k], true);
+		}
+		table_multi_insert(rel, slots, m, cid, 0, bistate);
+		for (int k = 0; k < m; k++)
+			for (int i = 0; i < nindexes; i++)
+			{
+				Datum		ivalues[INDEX_MAX_KEYS];
+				bool		inulls[INDEX_MAX_KEYS];
+
+				if (!infos[i]->ii_ReadyForInserts)
+					continue;
+				FormIndexDatum(infos[i], slots[k], NULL, ivalues, inulls);
+				index_insert(indexes[i], ivalues, inulls, &slots[k]->tts_tid, rel,
+							 indexes[i]->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+							 false, infos[i]);
+			}
+	}
+	for (int i = 0; i < DIRECT_CHUNK; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	FreeBulkInsertState(bistate);
+	for (int i = 0; i < nindexes; i++)
+		index_close(indexes[i], NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();	/* the statements after see the rows */
+	return true;
+}
+
+/* The rows as arrays, for the SQL INSERTs. */
+static void
+insert_arrays(Datum **cols, bool **nulls, int n, Datum *values)
+{
+	static const Oid elem[15] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
+	TIMESTAMPTZOID, DATEOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+
+	for (int c = 0; c < 15; c++)
+		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
+}
+
+/*
+ * The rows, in a subtransaction: true when every row went in; false, with
+ * nothing written, on a unique violation (an event recorded meanwhile).
+ * Other errors go on.
+ */
+static bool
+insert_all_or_none(Datum **cols, bool **nulls, int n)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
 
-	ledger_plan(&plan, BEHAVIOR_INSERT, 15, behavior_insert_types);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
-			elog(ERROR, "behaviour insert failed");
+		if (!insert_direct(cols, nulls, n))
+		{
+			Datum		values[15];
+
+			insert_arrays(cols, nulls, n, values);
+			ledger_plan(&plan, BEHAVIOR_INSERT, 15, behavior_insert_types);
+			if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+				elog(ERROR, "behaviour insert failed");
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -642,12 +812,12 @@ insert_plain(Datum *values, int n)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
 		ok = false;
 	}
 	PG_END_TRY();
@@ -664,8 +834,6 @@ batch_insert(InboxBatch *b)
 	Oid		   *types = (Oid *) behavior_insert_types;
 	Datum	   *cols[15];
 	bool	   *nulls[15];
-	Oid			elem[15] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
-		TIMESTAMPTZOID, DATEOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
 	Datum		values[15];
 	Datum		want;
 	int			n = 0;
@@ -724,15 +892,14 @@ batch_insert(InboxBatch *b)
 		nulls[14][k] = r->out.reason == NULL;
 		k++;
 	}
-	for (int c = 0; c < 15; c++)
-		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
 	/*
-	 * A plain INSERT first (a speculative one costs about half as much
-	 * again); if an event was recorded meanwhile it fails on the unique
+	 * All rows at once first (a speculative INSERT costs about half as much
+	 * again); if an event was recorded meanwhile that fails on the unique
 	 * key, and the same rows go in again with ON CONFLICT DO NOTHING.
 	 */
-	if (insert_plain(values, n))
+	if (insert_all_or_none(cols, nulls, n))
 		return true;
+	insert_arrays(cols, nulls, n, values);
 	ledger_plan(&insert_plan, BEHAVIOR_INSERT " ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
 				15, types);
 	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)

@@ -61,8 +61,8 @@ COMMENT ON TABLE carbon.source IS '场景运营方 scenario operators (metro com
 CREATE SEQUENCE carbon.behavior_id_seq;
 CREATE TABLE carbon.behavior (
   id           bigint PRIMARY KEY DEFAULT nextval('carbon.behavior_id_seq'),
-  source       text NOT NULL,
-  event_id     text NOT NULL,
+  source       text COLLATE "C" NOT NULL,    -- identifiers: compared byte by byte,
+  event_id     text COLLATE "C" NOT NULL,    -- not by the database's locale
   account      bigint,
   methodology  text,
   version      int,
