@@ -136,7 +136,7 @@ typedef struct SourceEntry
 {
 	InboxKey	key;			/* s1 = source */
 	bool		found;
-	Datum	   *scenarios;
+	char	  **scenarios;		/* NULL elements stay NULL */
 	int			nscenarios;
 	char	   *role;
 } SourceEntry;
@@ -237,6 +237,8 @@ typedef struct InboxBatch
 	HTAB	   *accounts;
 	StateEntry **fresh;			/* state entries new in this batch, to lock */
 	int			nfresh;
+	struct SourceEntry *last_source;	/* row_facts' last lookups */
+	struct MethodologyEntry *last_methodology;
 } InboxBatch;
 
 static Datum
@@ -340,13 +342,14 @@ batch_lookups(InboxBatch *b)
 		se->nscenarios = 0;
 		if (!isnull)
 		{
+			Datum	   *elems;
 			bool	   *nulls;
 
 			deconstruct_array(DatumGetArrayTypePCopy(scen), TEXTOID, -1, false, TYPALIGN_INT,
-							  &se->scenarios, &nulls, &se->nscenarios);
+							  &elems, &nulls, &se->nscenarios);
+			se->scenarios = palloc(sizeof(char *) * Max(se->nscenarios, 1));
 			for (int k = 0; k < se->nscenarios; k++)
-				if (nulls[k])
-					se->scenarios[k] = (Datum) 0;
+				se->scenarios[k] = nulls[k] ? NULL : TextDatumGetCString(elems[k]);
 		}
 	}
 
@@ -409,23 +412,38 @@ batch_lookups(InboxBatch *b)
 	}
 }
 
-/* The facts one by one would read for a row, from the batch's lookups. */
+/*
+ * The facts one by one would read for a row, from the batch's lookups;
+ * also points the row at its methodology version and account.  Rows come
+ * in runs from one source and methodology: the last ones are kept at hand.
+ */
 static void
 row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
 {
-	SourceEntry *se = inbox_lookup(b->sources, r->in.source, NULL, 0, 0, 0, HASH_FIND, NULL);
+	SourceEntry *se;
+	AccountEntry *ae;
 
+	if (b->last_source == NULL || strcmp(b->last_source->key.s1, r->in.source) != 0)
+		b->last_source = inbox_lookup(b->sources, r->in.source, NULL, 0, 0, 0, HASH_FIND, NULL);
+	se = b->last_source;
 	memset(f, 0, sizeof(*f));
+	r->m = NULL;
+	r->acc = NULL;
 	if (r->in.methodology)
 	{
-		MethodologyEntry *me = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0, HASH_FIND, NULL);
+		MethodologyEntry *me;
 
+		if (b->last_methodology == NULL || strcmp(b->last_methodology->key.s1, r->in.methodology) != 0)
+			b->last_methodology = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0,
+											   HASH_FIND, NULL);
+		me = b->last_methodology;
 		f->methodology_known = me->nversions > 0;
 		/* as METHODOLOGY_IN_FORCE: the latest published version in force at occurred_at */
 		for (int k = 0; r->in.has_occurred_at && k < me->nversions; k++)
 			if (me->versions[k].published && me->versions[k].effective_from <= r->in.occurred_at)
 			{
-				f->m = me->versions[k].m;
+				r->m = &me->versions[k].m;
+				f->m = *r->m;
 				f->has_m = true;
 				break;
 			}
@@ -434,17 +452,17 @@ row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
 	f->role = se->role;
 	if (se->found && f->has_m)
 		for (int k = 0; k < se->nscenarios; k++)
-			if (se->scenarios[k] && strcmp(TextDatumGetCString(se->scenarios[k]), f->m.scenario) == 0)
+			if (se->scenarios[k] && strcmp(se->scenarios[k], f->m.scenario) == 0)
 			{
 				f->scenario_ok = true;
 				break;
 			}
 	if (r->in.has_account)
 	{
-		AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
-
+		ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
 		if (ae->acc.id != 0)
 		{
+			r->acc = &ae->acc;
 			f->acc = ae->acc;
 			f->account_found = true;
 		}
@@ -1270,24 +1288,6 @@ batch_process(InboxBatch *b, int64 *counts)
 		}
 		row_facts(b, r, &f);
 		r->why = behavior_check(b->ctx, &r->in, &f, &r->er);
-		if (f.has_m)
-		{
-			MethodologyEntry *me = inbox_lookup(b->methodologies, r->in.methodology, NULL, 0, 0, 0, HASH_FIND, NULL);
-
-			/* point at the cached version, not at the copy in f */
-			for (int k = 0; k < me->nversions; k++)
-				if (me->versions[k].published && me->versions[k].m.version == f.m.version)
-				{
-					r->m = &me->versions[k].m;
-					break;
-				}
-		}
-		if (f.account_found)
-		{
-			AccountEntry *ae = inbox_lookup(b->accounts, NULL, NULL, r->in.account, 0, 0, HASH_FIND, NULL);
-
-			r->acc = &ae->acc;
-		}
 		if (r->why == NULL)
 		{
 			/* as one by one, every row that passes the checks takes the locks, duplicates too */
