@@ -58,6 +58,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		ledger_keep_xact_cache();
 	else
 		ledger_forget_xact_cache();
+	ledger_release_retired_caches();
 }
 
 /*

@@ -45,13 +45,37 @@ static HTAB *system_cache = NULL;
 static bool system_cache_dirty = false;
 static Oid	account_relid = InvalidOid;
 
+/*
+ * Tables dropped from use during this transaction: callers may still hold
+ * pointers into them (an entry being assembled), so they are freed only at
+ * the end of the transaction.
+ */
+static List *retired_caches = NIL;
+
 static void
 system_cache_reset(void)
 {
 	if (system_cache)
-		hash_destroy(system_cache);
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		retired_caches = lappend(retired_caches, system_cache);
+		MemoryContextSwitchTo(old);
+	}
 	system_cache = NULL;
 	system_cache_dirty = false;
+}
+
+/* At the end of a transaction: free the retired tables. */
+void
+ledger_release_retired_caches(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired_caches)
+		hash_destroy((HTAB *) lfirst(lc));
+	list_free(retired_caches);
+	retired_caches = NIL;
 }
 
 /* DROP EXTENSION and the like invalidate carbon.account: start over. */
@@ -165,6 +189,11 @@ system_account(const char *kind, int16 asset, const char *tier, const char *regi
 	return &entry->account;
 }
 
+/*
+ * The system account `kind` of a segment.  The pointer stays valid to the
+ * end of the transaction, even if the cache is dropped meanwhile (an
+ * invalidation of carbon.account, a rolled-back savepoint).
+ */
 const LedgerAccount *
 ledger_system_account_info(const char *kind, int16 asset, const char *tier, const char *region)
 {

@@ -88,6 +88,7 @@ extern bool ledger_request_begin(int64 account, const char *request_id, const ch
 extern void ledger_request_finish(int64 account, const char *request_id, int64 result);
 extern void ledger_forget_xact_cache(void);
 extern void ledger_keep_xact_cache(void);
+extern void ledger_release_retired_caches(void);
 
 /* invariants.c */
 extern bool ledger_defer_system;
