@@ -31,6 +31,11 @@ SELECT carbon.open_account('personal', '620700', 'rep-' || i) FROM generate_seri
 SELECT carbon.open_account('merchant', '620700', 'rep-shop');
 SELECT carbon.issue(i, 'POINT', 1000) FROM generate_series(1, 20) i;
 SELECT carbon.transfer(i, 21, 'POINT', 10 * i) FROM generate_series(1, 20) i;
+SELECT carbon.define_methodology('REP-METRO', 1, 'metro', 'I', 'metro', 'distance_substitution',
+  '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 61, "daily_cap_g": 3000}');
+SELECT carbon.submit_methodology('REP-METRO', 1), carbon.approve_methodology('REP-METRO', 1, 'rep'),
+       carbon.publish_methodology('REP-METRO', 1, now() - interval '1 day');
+SELECT carbon.register_source('rep-metro', ARRAY['metro']);
 SELECT carbon.seal();
 SQL
 
@@ -48,6 +53,11 @@ p >/dev/null <<'SQL'
 SELECT carbon.transfer(i, 21, 'POINT', 5) FROM generate_series(1, 20) i;
 SELECT carbon.set_account_status(3, 'frozen', 'replica test');
 SELECT carbon.reverse_entry(25, 'replica test');
+-- the inbox writes behaviours straight into the heap and indexes: replayed too
+INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+  SELECT 'rep-metro', 'rep-' || i, 1 + i % 20, 'REP-METRO', 1 + i % 7, now() - interval '1 hour'
+  FROM generate_series(1, 3000) i;
+SELECT * FROM carbon.process_inbox();
 SELECT * FROM carbon.expire_lots(now() + interval '3 years');
 SELECT carbon.seal();
 SQL
@@ -59,10 +69,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 check "the standby replayed everything" test "$caught_up" = t
-for t in account entry posting balance lot seal account_status_log; do
+for t in account entry posting balance lot seal account_status_log behavior daily_usage points_carry; do
   q="SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM carbon.$t t"
   check "standby $t equals the primary's" test "$(p -c "$q")" = "$(s -c "$q")"
 done
+check "the standby finds a behaviour through its event-id index" \
+  test "$(s -c "SET enable_seqscan = off; SELECT points > 0 FROM carbon.behavior WHERE source = 'rep-metro' AND event_id = 'rep-1'")" = t
 check "verify_integrity() clean on the standby" \
   test "$(s -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")" = 0
 check "the standby refuses writes" \
