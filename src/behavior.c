@@ -514,6 +514,11 @@ read_args(FunctionCallInfo fcinfo, BehaviorInput *in)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source and event_id must not be empty")));
+	if (strlen(in->source) > BEHAVIOR_MAX_SOURCE || strlen(in->event_id) > BEHAVIOR_MAX_EVENT_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source is at most %d bytes and event_id at most %d", BEHAVIOR_MAX_SOURCE,
+						BEHAVIOR_MAX_EVENT_ID)));
 	in->has_account = !PG_ARGISNULL(2);
 	in->account = in->has_account ? PG_GETARG_INT64(2) : 0;
 	in->methodology = ledger_arg_text_or_null(fcinfo, 3);

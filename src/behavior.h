@@ -14,6 +14,10 @@
 #include "ledger.h"
 #include "methodology.h"
 
+/* Longest identifiers (bytes): they make the unique key of a behaviour. */
+#define BEHAVIOR_MAX_SOURCE		128
+#define BEHAVIOR_MAX_EVENT_ID	256
+
 #define ASSET_POINT 1
 #define ASSET_RED	2
 

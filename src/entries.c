@@ -70,10 +70,8 @@ system_cache_reset(void)
 void
 ledger_release_retired_caches(void)
 {
-	ListCell   *lc;
-
-	foreach(lc, retired_caches)
-		hash_destroy((HTAB *) lfirst(lc));
+	for (int i = 0; i < list_length(retired_caches); i++)
+		hash_destroy((HTAB *) list_nth(retired_caches, i));
 	list_free(retired_caches);
 	retired_caches = NIL;
 }

@@ -708,11 +708,9 @@ insert_direct(Datum **cols, bool **nulls, int n)
 	infos = palloc(sizeof(IndexInfo *) * Max(list_length(index_oids), 1));
 	if (plain)
 	{
-		ListCell   *lc;
-
-		foreach(lc, index_oids)
+		for (int k = 0; k < list_length(index_oids); k++)
 		{
-			Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+			Relation	idx = index_open(list_nth_oid(index_oids, k), RowExclusiveLock);
 			IndexInfo  *ii = BuildIndexInfo(idx);
 
 			indexes[nindexes] = idx;
@@ -1484,7 +1482,9 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 			r->in.occurred_at = isnull ? 0 : DatumGetTimestampTz(d);
 			d = SPI_getbinval(tup, tt->tupdesc, 8, &isnull);
 			r->in.attrs = isnull ? NULL : DatumGetJsonbP(d);
-			r->identity = r->in.source && r->in.event_id && r->in.source[0] != '\0' && r->in.event_id[0] != '\0';
+			/* no usable identity (missing, empty, too long): counted as rejected, not recorded */
+			r->identity = r->in.source && r->in.event_id && r->in.source[0] != '\0' && r->in.event_id[0] != '\0' &&
+				strlen(r->in.source) <= BEHAVIOR_MAX_SOURCE && strlen(r->in.event_id) <= BEHAVIOR_MAX_EVENT_ID;
 		}
 
 		behavior_read_settings(&ctx);

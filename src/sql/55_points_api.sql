@@ -152,6 +152,9 @@ BEGIN
   IF code = '' OR scenario = '' OR title = '' THEN
     RAISE EXCEPTION 'code, title and scenario must not be empty' USING ERRCODE = '22023';
   END IF;
+  IF octet_length(code) > 63 OR octet_length(scenario) > 63 THEN
+    RAISE EXCEPTION 'code and scenario are at most 63 bytes' USING ERRCODE = '22023';
+  END IF;
   IF version < 1 THEN
     RAISE EXCEPTION 'version must be 1 or more' USING ERRCODE = '22023';
   END IF;
@@ -235,8 +238,14 @@ BEGIN
   IF source IS NULL OR source = '' THEN
     RAISE EXCEPTION 'a source needs a name' USING ERRCODE = '22023';
   END IF;
+  IF octet_length(source) > 128 THEN
+    RAISE EXCEPTION 'a source name is at most 128 bytes' USING ERRCODE = '22023';
+  END IF;
   IF scenarios IS NULL OR cardinality(scenarios) = 0 OR array_position(scenarios, NULL) IS NOT NULL THEN
     RAISE EXCEPTION 'a source reports at least one scenario' USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT 1 FROM unnest(scenarios) sc WHERE octet_length(sc) > 63) THEN
+    RAISE EXCEPTION 'a scenario is at most 63 bytes' USING ERRCODE = '22023';
   END IF;
   IF operator_role IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = operator_role) THEN
     RAISE EXCEPTION 'role "%" does not exist', operator_role USING ERRCODE = '22023';

@@ -2,7 +2,7 @@
 -- behaviours, caps) with their SQLSTATEs, and what must not be written.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(40);
+SELECT plan(46);
 
 -- Methodology definitions: 22023 naming the parameter.
 SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
@@ -79,6 +79,21 @@ SELECT is((SELECT status FROM carbon.record_behavior('tap-metro', 'x3', :rider, 
           'accepted', 'the metro operator records metro rides');
 RESET ROLE;
 SELECT is(balance(:rider, 'RED'), 10::bigint, 'only the authorised ride was credited');
+
+-- Identifiers too long for a key: 22023, nothing written; in the inbox the
+-- row is counted as rejected (it has no usable identity) and not recorded.
+SELECT throws_ok($$SELECT define_methodology(repeat('m', 64), 1, 't', 'I', 's', 'flat', '{"g_per_event": 1}')$$,
+                 '22023', NULL, 'a methodology code longer than 63 bytes');
+SELECT throws_ok($$SELECT register_source(repeat('s', 129), ARRAY['metro'])$$, '22023', NULL,
+                 'a source name longer than 128 bytes');
+SELECT throws_ok($$SELECT register_source('s', ARRAY[repeat('x', 64)])$$, '22023', NULL,
+                 'a scenario longer than 63 bytes');
+SELECT throws_ok(format($$SELECT * FROM record_behavior('tap-metro', repeat('e', 257), %s, 'M', 1, now())$$, :rider),
+                 '22023', NULL, 'an event id longer than 256 bytes');
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+VALUES ('tap-metro', repeat('e', 5000), :rider, 'M', 1, now()), ('tap-metro', 'x4', :rider, 'M', 1, now());
+SELECT is((SELECT accepted || '/' || rejected FROM process_inbox()), '1/1', 'the inbox counts the long id as rejected');
+SELECT is((SELECT count(*) FROM behavior WHERE length(event_id) > 256), 0::bigint, 'and does not record it');
 
 -- Caps: CL004 for issue().
 SELECT set_issuance_cap('CNY', 'personal', '620700', extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 50);
