@@ -441,6 +441,10 @@ ledger_request_begin(int64 account, const char *request_id, const char *fn,
 
 	if (request_id == NULL)
 		return false;
+	if (strlen(request_id) > LEDGER_MAX_REQUEST_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request_id is at most %d bytes", LEDGER_MAX_REQUEST_ID)));
 	values[0] = Int64GetDatum(account);
 	values[1] = CStringGetTextDatum(request_id);
 	values[2] = CStringGetTextDatum(fn);

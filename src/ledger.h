@@ -83,6 +83,9 @@ extern int64 ledger_post_behavior_entry(const char *memo, const LedgerAccount **
 										TimestampTz occurred_at);
 extern bool ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 							const char **assets, const int64 *amounts, int n);
+/* The longest request id (bytes): it is part of a unique key. */
+#define LEDGER_MAX_REQUEST_ID 200
+
 extern bool ledger_request_begin(int64 account, const char *request_id, const char *fn,
 								 const char *args, int64 *result);
 extern void ledger_request_finish(int64 account, const char *request_id, int64 result);

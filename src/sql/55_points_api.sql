@@ -29,8 +29,8 @@ BEGIN
           RAISE EXCEPTION 'points_validity must be end_of_next_year or an interval, not "%"', value
             USING ERRCODE = '22023';
         END;
-        IF iv <= interval '0' THEN
-          RAISE EXCEPTION 'points_validity must be a positive interval' USING ERRCODE = '22023';
+        IF iv <= interval '0' OR iv > interval '100 years' THEN
+          RAISE EXCEPTION 'points_validity must be a positive interval of at most 100 years' USING ERRCODE = '22023';
         END IF;
       END IF;
     WHEN 'acceptance_window' THEN
@@ -39,8 +39,8 @@ BEGIN
       EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION 'acceptance_window must be an interval, not "%"', value USING ERRCODE = '22023';
       END;
-      IF iv < interval '0' THEN
-        RAISE EXCEPTION 'acceptance_window must not be negative' USING ERRCODE = '22023';
+      IF iv < interval '0' OR iv > interval '100 years' THEN
+        RAISE EXCEPTION 'acceptance_window must be between 0 and 100 years' USING ERRCODE = '22023';
       END IF;
     WHEN 'timezone' THEN
       IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE pg_timezone_names.name = value) THEN

@@ -2,7 +2,7 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(57);
+SELECT plan(58);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
@@ -87,6 +87,8 @@ SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 8, NULL, %L)', :a, :m, 'POI
                  'same request id, other amount');
 SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 7, NULL, %L)', :e, :a, 'CNY', 'rq'),
                  'request ids are per account');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 7, NULL, %L)', :a, :m, 'POINT', repeat('r', 201)), '22023', NULL,
+                 'a request id longer than 200 bytes');
 
 -- Append-only, for the owner too (CL009).
 SELECT throws_ok('UPDATE posting SET amount = amount', 'CL009', NULL, 'UPDATE posting');

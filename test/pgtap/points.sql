@@ -2,7 +2,7 @@
 -- behaviours, caps) with their SQLSTATEs, and what must not be written.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(46);
+SELECT plan(48);
 
 -- Methodology definitions: 22023 naming the parameter.
 SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
@@ -55,6 +55,9 @@ SELECT lives_ok($$SELECT publish_methodology('M', 1, now() - interval '1 day')$$
 -- Settings, sources, caps.
 SELECT throws_ok($$SELECT set_setting('points_validity', 'forever')$$, '22023', NULL, 'bad validity');
 SELECT throws_ok($$SELECT set_setting('acceptance_window', '-1 day')$$, '22023', NULL, 'negative window');
+SELECT throws_ok($$SELECT set_setting('acceptance_window', '100000 years')$$, '22023', NULL,
+                 'a window past 100 years (now() - window would leave the timestamp range)');
+SELECT throws_ok($$SELECT set_setting('points_validity', '300000 years')$$, '22023', NULL, 'a validity past 100 years');
 SELECT throws_ok($$SELECT register_source('s', ARRAY[]::text[])$$, '22023', NULL, 'source without scenarios');
 SELECT throws_ok($$SELECT register_source('s', ARRAY['metro'], 'no_such_role')$$, '22023', NULL, 'unknown operator role');
 SELECT throws_ok($$SELECT set_issuance_cap('GOLD', 'personal', '620700', 2026, 10)$$, '22023', NULL, 'cap of unknown asset');
