@@ -210,15 +210,19 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[6] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	static SPIPlanPtr fresh_plan = NULL;
+	Oid			types[8] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, TIMESTAMPTZOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum	   *acc_datums = palloc(sizeof(Datum) * n);
 	Datum	   *asset_datums = palloc(sizeof(Datum) * n);
 	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
 	bool		isnull;
 	int64		entry_id = 0;
 	MemoryContext caller_context = CurrentMemoryContext;
+	bool		fresh_lots;
+	SPIPlanPtr	use;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -234,22 +238,65 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 	values[3] = ledger_int8_array(acc_datums, n);
 	values[4] = ledger_int2_array(asset_datums, n);
 	values[5] = ledger_int8_array(amount_datums, n);
-	ledger_plan(&plan,
-				"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
-				"           RETURNING id, created_at) "
-				"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
-				"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
-				"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq) "
-				"RETURNING entry_id",
-				6, types);
+
+	/*
+	 * An entry whose only lot movements are new lots (a behaviour's credit)
+	 * writes them in the same statement as its postings: one statement less
+	 * on the hottest path.  The trigger checks the entry at the end of that
+	 * statement, so a refused entry leaves no lot either.
+	 */
+	fresh_lots = !ledger_write.lots_handled && ledger_write.lot_basis != 0;
+	for (int i = 0; fresh_lots && i < n; i++)
+		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
+			fresh_lots = false;
+	if (fresh_lots)
+	{
+		Datum	   *lot_amounts = palloc(sizeof(Datum) * n);
+
+		/* each posting's new lot: its credit for a participant's lot asset, else 0 */
+		for (int i = 0; i < n; i++)
+			lot_amounts[i] = Int64GetDatum(accounts[i]->participant && ledger_lot_asset(assets[i]) &&
+										   amounts[i] > 0 ? amounts[i] : 0);
+		values[6] = ledger_int8_array(lot_amounts, n);
+		values[7] = TimestampTzGetDatum(ledger_write.lot_basis);
+		ledger_plan(&fresh_plan,
+					"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
+					"           RETURNING id, created_at), "
+					"p AS (INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
+					"      SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
+					"      FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq)), "
+					"l AS (INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+					"      SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("$8") ", sum(u.amount), sum(u.amount), "
+					"             min(e.id) "
+					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount), " LOT_SETTINGS " "
+					"      WHERE u.amount > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
+					"      ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
+					"      SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining) "
+					"SELECT id FROM e",
+					8, types);
+		use = fresh_plan;
+	}
+	else
+	{
+		ledger_plan(&plan,
+					"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
+					"           RETURNING id, created_at) "
+					"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
+					"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
+					"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq) "
+					"RETURNING entry_id",
+					6, types);
+		use = plan;
+	}
 
 	ledger_write.active = true;
 	ledger_write.accounts = accounts;
 	ledger_write.naccounts = n;
 	PG_TRY();
 	{
-		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-			SPI_processed < 1)
+		int			rc = SPI_execute_plan(use, values, nulls, false, 0);
+
+		if ((rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT) || SPI_processed < 1)
 			elog(ERROR, "entry insert failed");
 		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -274,7 +321,7 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 	ledger_write.accounts = NULL;
 
 	/* balances are checked: now the lots follow the postings */
-	if (!ledger_write.lots_handled)
+	if (!ledger_write.lots_handled && !fresh_lots)
 		ledger_lots_follow_entry(accounts, assets, amounts, n, entry_id,
 								 ledger_write.lot_basis ? ledger_write.lot_basis
 								 : GetCurrentTransactionStartTimestamp());

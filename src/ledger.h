@@ -102,6 +102,20 @@ extern void ledger_forget_deferred(void);
 extern bool ledger_lot_asset(int16 asset);
 extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
 									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
+/*
+ * The expiry of a fresh credit made at `basis` (SQL), given LOT_SETTINGS:
+ * the end of the next local year, or basis + points_validity rounded up to
+ * the next local midnight (so that a day's credits share one lot).
+ */
+#define LOT_SETTINGS \
+	"(SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, " \
+	"        max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v"
+#define LOT_FRESH_EXPIRY(basis) \
+	"CASE WHEN v.validity = 'end_of_next_year' " \
+	"  THEN (date_trunc('year', " basis " AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz " \
+	"  ELSE (date_trunc('day', (" basis " + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') " \
+	"       AT TIME ZONE v.tz END"
+
 extern bool ledger_has_expired_lots(int64 account, int16 asset);
 extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries);
 extern int64 ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,

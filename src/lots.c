@@ -70,20 +70,6 @@ credits_add(LotCredits *c, int64 account, int16 asset, TimestampTz expires_at, b
 }
 
 /*
- * The expiry of a fresh credit made at `basis` (SQL), given LOT_SETTINGS:
- * the end of the next local year, or basis + points_validity rounded up to
- * the next local midnight (so that a day's credits share one lot).
- */
-#define LOT_SETTINGS \
-	"(SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, " \
-	"        max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v"
-#define LOT_FRESH_EXPIRY(basis) \
-	"CASE WHEN v.validity = 'end_of_next_year' " \
-	"  THEN (date_trunc('year', " basis " AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz " \
-	"  ELSE (date_trunc('day', (" basis " + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') " \
-	"       AT TIME ZONE v.tz END"
-
-/*
  * Write the credits: each into the lot of (account, asset, expiry), merged
  * with what is there.  A fresh credit expires at the end of the next local
  * year, or at `basis` + points_validity rounded up to the next local
