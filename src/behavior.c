@@ -158,19 +158,26 @@ caller_may_report(const BehaviorContext *ctx, const char *role)
 }
 
 /*
- * Lock, in one statement and always in this order, the daily usage of
- * (account, scenario, local day) — only when the methodology has a daily
- * cap — and the account's points remainder (1/1000 point).  Returns what
- * is left of the cap and the remainder.
+ * Lock, always in this order, the daily usage of (account, scenario, local
+ * day) — only when the methodology has a daily cap — and the account's
+ * points remainder (1/1000 point).  Returns what is left of the cap and the
+ * remainder.
+ *
+ * The rows are usually there: one statement locks them (a row lock writes
+ * no new row version, where the upsert below writes one).  When one is
+ * missing, the remainder is not locked ahead of the usage; the upsert then
+ * creates and locks both, in order.
  */
 static void
 locks_take(const BehaviorContext *ctx, int64 account, const Methodology *m, TimestampTz at,
 		   int64 *cap_left, int64 *milli)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr upsert_plan = NULL;
 	Oid			types[5] = {INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, BOOLOID};
 	Datum		values[5];
-	bool		isnull;
+	bool		used_null,
+				milli_null;
 	int64		used;
 
 	values[0] = Int64GetDatum(account);
@@ -178,20 +185,35 @@ locks_take(const BehaviorContext *ctx, int64 account, const Methodology *m, Time
 	values[2] = TimestampTzGetDatum(at);
 	values[3] = CStringGetTextDatum(ctx->timezone);
 	values[4] = BoolGetDatum(m->has_daily_cap);
-	ledger_plan(&plan,
-				"WITH u AS (INSERT INTO carbon.daily_usage AS u (account, scenario, day, used, last_grant) "
-				"           SELECT $1, $2, ($3 AT TIME ZONE $4)::date, 0, 0 WHERE $5 "
-				"           ON CONFLICT (account, scenario, day) DO UPDATE SET used = u.used RETURNING u.used), "
-				"     c AS (INSERT INTO carbon.points_carry AS c (account, milli, last_points) VALUES ($1, 0, 0) "
-				"           ON CONFLICT (account) DO UPDATE SET milli = c.milli RETURNING c.milli) "
+	ledger_plan(&lock_plan,
+				"WITH u AS (SELECT used FROM carbon.daily_usage "
+				"           WHERE $5 AND account = $1 AND scenario = $2 AND day = ($3 AT TIME ZONE $4)::date "
+				"           FOR UPDATE), "
+				"     c AS (SELECT milli FROM carbon.points_carry "
+				"           WHERE account = $1 AND (NOT $5 OR EXISTS (SELECT 1 FROM u)) FOR UPDATE) "
 				"SELECT (SELECT used FROM u), (SELECT milli FROM c)",
 				5, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "daily usage and remainder lookup failed");
-	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
+	used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &used_null));
+	*milli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &milli_null));
+	if ((m->has_daily_cap && used_null) || milli_null)
+	{
+		ledger_plan(&upsert_plan,
+					"WITH u AS (INSERT INTO carbon.daily_usage AS u (account, scenario, day, used, last_grant) "
+					"           SELECT $1, $2, ($3 AT TIME ZONE $4)::date, 0, 0 WHERE $5 "
+					"           ON CONFLICT (account, scenario, day) DO UPDATE SET used = u.used RETURNING u.used), "
+					"     c AS (INSERT INTO carbon.points_carry AS c (account, milli, last_points) VALUES ($1, 0, 0) "
+					"           ON CONFLICT (account) DO UPDATE SET milli = c.milli RETURNING c.milli) "
+					"SELECT (SELECT used FROM u), (SELECT milli FROM c)",
+					5, types);
+		if (SPI_execute_plan(upsert_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "daily usage and remainder lookup failed");
+		used = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &used_null));
+		*milli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &milli_null));
+	}
+	if (used_null)
 		used = 0;
-	*milli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	*cap_left = !m->has_daily_cap ? PG_INT64_MAX : (used >= m->daily_cap_g ? 0 : m->daily_cap_g - used);
 }
 
