@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# R1 crash: 4 clients run a mixed workload (transfers, behaviours, issuance)
+# R1 crash: 4 clients run a mixed workload (transfers, behaviours, issuance,
+# inbox batches: 100 events COPYed in and processed in one transaction)
 # on a cluster of its own with fsync on, each logging every commit the server
 # acknowledged; the postmaster is killed with SIGKILL at a random moment;
 # after restart every acknowledged commit must be there and verify_integrity()
@@ -33,11 +34,16 @@ client() {
   while :; do
     i=$((i + 1))
     local c=$((1 + (RANDOM % 50))) m=$((51 + (RANDOM % 5))) r
-    case $((RANDOM % 3)) in
+    case $((RANDOM % 4)) in
       0) r=$(q -c "SELECT 'entry ' || carbon.transfer($c, $m, 'POINT', 1 + $RANDOM % 50)" 2>/dev/null) ;;
       1) r=$(q -c "SELECT 'behavior ' || behavior_id FROM carbon.record_behavior('crash-bikes', 'c$n-$ROUND-$i',
                     $c, 'CRASH-BIKE', 1 + $RANDOM % 20, now())" 2>/dev/null) ;;
       2) r=$(q -c "SELECT 'entry ' || carbon.issue($c, 'RED', 1 + $RANDOM % 1000)" 2>/dev/null) ;;
+      3) r=$(q -c "BEGIN" -c "INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+                    SELECT 'crash-bikes', 'i$n-$ROUND-$i-' || k, 1 + k % 50, 'CRASH-BIKE', 1 + k % 20, now()
+                    FROM generate_series(1, 100) k" \
+                  -c "SELECT 'inbox i$n-$ROUND-$i-' FROM carbon.process_inbox() WHERE accepted + capped = 100" \
+                  -c "COMMIT" 2>/dev/null) ;;
     esac
     [ $? -eq 0 ] && [ -n "$r" ] && echo "$r" >>"$log"
     [ -e "$CL_TMP/stop" ] && return 0
@@ -67,10 +73,17 @@ for ROUND in $(seq 1 "$ROUNDS"); do
                        WHERE NOT EXISTS (SELECT 1 FROM carbon.entry WHERE id = e))
                     + (SELECT count(*) FROM unnest('{${missing_behaviors}}'::bigint[]) b
                        WHERE NOT EXISTS (SELECT 1 FROM carbon.behavior WHERE id = b))")
+  batches=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^inbox //p' | paste -sd, -)
+  lost=$((lost + $(q -c "SELECT count(*) FROM unnest('{${batches}}'::text[]) t
+                         WHERE (SELECT count(*) FROM carbon.behavior WHERE event_id LIKE t || '%') <> 100")))
+  # an inbox batch is all there or not at all, acknowledged or not
+  partial=$(q -c "SELECT count(*) FROM (SELECT substring(event_id from '^(i[0-9]+-[0-9]+-[0-9]+-)') AS t, count(*) AS n
+                  FROM carbon.behavior WHERE event_id LIKE 'i%' GROUP BY 1) b WHERE n <> 100")
+  check "round $ROUND: no inbox batch half there" test "$partial" = 0
   broken=$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
   check "round $ROUND: all $acked acknowledged commits survived" test "$lost" = 0
   check "round $ROUND: verify_integrity() clean after recovery" test "$broken" = 0
-  echo "# round $ROUND: $acked acknowledged commits, lost $lost, broken checks $broken"
+  echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100), lost $lost, broken checks $broken"
 done
 check "the ledger can be sealed and verified after $ROUNDS crashes" \
   test "$(q -c "SELECT carbon.seal() IS NOT NULL AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0")" = t
