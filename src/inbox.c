@@ -7,19 +7,23 @@
  *   1. one query each for the batch's sources, methodologies (every version)
  *      and accounts; then every row is checked in C by behavior_check(),
  *      the same rules as the single path;
- *   2. the daily usage and points remainders the batch touches are created
- *      if missing and locked, in key order, in two statements each;
+ *   2. the daily usage and points remainders the batch brings are created
+ *      if missing and locked, in key order (rows an earlier batch locked
+ *      stay locked and are not read again);
  *   3. grants, caps and remainders are computed in C as running state in
  *      seq order (behavior_grant(), as one by one);
- *   4. the behaviour rows go in with one INSERT ... ON CONFLICT DO NOTHING;
- *      a row that conflicts (an event another session recorded meanwhile)
- *      is a duplicate after all, and step 3 is redone without it;
- *   5. credits are posted per account (one entry per ENTRY_ACCOUNTS
- *      accounts), lots merged per (account, asset, expiry), and usage and
- *      remainders written back: one statement each.
+ *   4. the behaviour rows go in all at once, straight into the heap and
+ *      indexes when the table allows it; a row whose event id another
+ *      session recorded meanwhile is a duplicate after all, and step 3 is
+ *      redone without it;
+ *   5. the credits join the call's: per account and per (account, asset,
+ *      event time).  They are posted — one entry per ENTRY_ACCOUNTS
+ *      accounts, lots merged per expiry — and usage and remainders written
+ *      back, when INBOX_FLUSH of them are held and at the end of the call.
  * With issuance caps set, a batch goes one row at a time through
  * behavior_record() (each event takes its room under the cap in turn).
- * Memory is per batch: everything lives in the batch's SPI connection.
+ * Memory is bounded: a batch lives in its own SPI connection; what the
+ * call holds is capped by INBOX_FLUSH.
  */
 #include "postgres.h"
 
@@ -180,7 +184,6 @@ typedef struct InboxRow
 	BehaviorInput in;
 	bool		identity;		/* has a source and an event id */
 	bool		dup;			/* an earlier row, or a stored behaviour, has its id */
-	bool		checked_ok;		/* passed the checks: takes the locks as one by one */
 	const char *why;			/* rejection reason from the checks */
 	int64		er;
 	const Methodology *m;		/* the version in force, or NULL */
@@ -1289,7 +1292,6 @@ batch_process(InboxBatch *b, int64 *counts)
 		if (r->why == NULL)
 		{
 			/* as one by one, every row that passes the checks takes the locks, duplicates too */
-			r->checked_ok = true;
 			if (r->m->has_daily_cap)
 				r->usage = batch_state(b, b->call->usage, r->m->scenario, r->in.account, r->day);
 			r->carry = batch_state(b, b->call->carry, NULL, r->in.account, 0);
