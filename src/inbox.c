@@ -1358,20 +1358,20 @@ batch_one_by_one(InboxBatch *b, int64 *counts)
 	MemoryContextDelete(rowcxt);
 }
 
-static int
-row_seq_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y;
-}
-
 typedef struct SeqIndex
 {
 	int64		seq;
 	int			index;
 } SeqIndex;
+
+static int
+row_seq_cmp(const void *a, const void *b)
+{
+	int64		x = ((const SeqIndex *) a)->seq;
+	int64		y = ((const SeqIndex *) b)->seq;
+
+	return x < y ? -1 : x > y;
+}
 
 /*
  * process_inbox(max_rows) → (accepted, capped, rejected, duplicate)
