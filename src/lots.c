@@ -16,6 +16,8 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "co2e.h"
@@ -318,6 +320,84 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 }
 
 /*
+ * One range of accounts: delete its expired lots and post their remainders.
+ * Returns the lots deleted (spent-out ones included); adds to the totals.
+ */
+static int64
+expiry_batch(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
+{
+	int64		deleted = 0;
+
+	/* each batch in its own SPI level: its memory is freed with it */
+	ledger_spi_connect();
+	if (SPI_execute_plan(range_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "lot expiry failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		deleted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
+	}
+	expiry_post(SPI_tuptable, totals);
+	SPI_finish();
+	return deleted;
+}
+
+/*
+ * A batch of the expiry job, in a subtransaction: when it is chosen as the
+ * victim of a deadlock (a transfer that locked a balance first and then
+ * wants a lot of the batch's range), only the batch is rolled back, the
+ * transfer goes through, and the batch is tried again.
+ */
+static int64
+expiry_batch_retried(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	for (volatile int attempt = 1;; attempt++)
+	{
+		ExpiryTotals batch = {0, 0, 0};
+		volatile int64 deleted = 0;
+		volatile bool done = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			deleted = expiry_batch(range_plan, values, &batch);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			done = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED || attempt >= 5)
+				ReThrowError(edata);
+			ereport(LOG,
+					(errmsg("expire_lots: a batch lost a deadlock and is tried again (attempt %d)", attempt)));
+		}
+		PG_END_TRY();
+		if (done)
+		{
+			totals->lots += batch.lots;
+			totals->points += batch.points;
+			totals->grams += batch.grams;
+			return deleted;
+		}
+	}
+}
+
+/*
  * Sweep expired lots (of one account, or all when account = 0) into the
  * expired sinks, in batches of one entry each.  Returns totals.
  *
@@ -380,22 +460,14 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 	while (from <= last)
 	{
 		int64		to = (last - from < width) ? last + 1 : from + width;
-		int64		deleted = 0;
+		int64		deleted;
 
-		/* each batch in its own SPI level: its memory is freed with it */
-		ledger_spi_connect();
 		values[1] = Int64GetDatum(from);
 		values[2] = Int64GetDatum(to);
-		if (SPI_execute_plan(range_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "lot expiry failed");
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-
-			deleted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
-		}
-		expiry_post(SPI_tuptable, &totals);
-		SPI_finish();
+		if (account != 0)
+			deleted = expiry_batch(range_plan, values, &totals);
+		else
+			deleted = expiry_batch_retried(range_plan, values, &totals);
 		from = to;
 		/* aim the next range at `target` lots */
 		width = deleted > 0 ? width * target / deleted : width * 4;
