@@ -62,6 +62,22 @@ copy_name(char *dst, const char *src)
 	strlcpy(dst, src ? src : "", LEDGER_NAME_LEN);
 }
 
+/*
+ * Fill `acc` for account `id` from a result row whose columns first ..
+ * first + 3 are its kind, tier, region and status.
+ */
+void
+ledger_account_from_row(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc desc, int first)
+{
+	memset(acc, 0, sizeof(*acc));
+	acc->id = id;
+	copy_name(acc->kind, SPI_getvalue(tup, desc, first));
+	copy_name(acc->tier, SPI_getvalue(tup, desc, first + 1));
+	strlcpy(acc->region, SPI_getvalue(tup, desc, first + 2), sizeof(acc->region));
+	copy_name(acc->status, SPI_getvalue(tup, desc, first + 3));
+	acc->participant = strcmp(acc->kind, "participant") == 0;
+}
+
 /* Look an account up; false if there is none.  Needs an SPI connection. */
 bool
 ledger_get_account(int64 id, LedgerAccount *acc)
@@ -76,13 +92,7 @@ ledger_get_account(int64 id, LedgerAccount *acc)
 		elog(ERROR, "account lookup failed");
 	if (SPI_processed == 0)
 		return false;
-	acc->id = id;
-	copy_name(acc->kind, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	copy_name(acc->tier, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
-	strlcpy(acc->region, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
-			sizeof(acc->region));
-	copy_name(acc->status, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4));
-	acc->participant = strcmp(acc->kind, "participant") == 0;
+	ledger_account_from_row(acc, id, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	return true;
 }
 

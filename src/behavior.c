@@ -133,14 +133,7 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 	f->account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
 	settings_from_row(ctx, tup, desc, 21);
 	if (f->account_found)
-	{
-		f->acc.id = in->account;
-		strlcpy(f->acc.kind, SPI_getvalue(tup, desc, 17), LEDGER_NAME_LEN);
-		strlcpy(f->acc.tier, SPI_getvalue(tup, desc, 18), LEDGER_NAME_LEN);
-		strlcpy(f->acc.region, SPI_getvalue(tup, desc, 19), sizeof(f->acc.region));
-		strlcpy(f->acc.status, SPI_getvalue(tup, desc, 20), LEDGER_NAME_LEN);
-		f->acc.participant = strcmp(f->acc.kind, "participant") == 0;
-	}
+		ledger_account_from_row(&f->acc, in->account, tup, desc, 17);
 }
 
 /* Superusers and carbon_admin always; others as members of the source's role. */

@@ -11,6 +11,8 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "ledger.h"
 
@@ -107,6 +109,45 @@ ledger_spi_connect(void)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * Run fn(arg) in a subtransaction.  True when it ran through; false, with
+ * all it did rolled back, when it raised `sqlerrcode`.  Any other error
+ * rolls the subtransaction back and goes on up.
+ */
+bool
+ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != sqlerrcode)
+			ReThrowError(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
 }
 
 static bool

@@ -45,7 +45,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "behavior.h"
@@ -406,12 +405,7 @@ batch_lookups(InboxBatch *b)
 
 		if (ae == NULL)
 			continue;
-		ae->acc.id = id;
-		strlcpy(ae->acc.kind, SPI_getvalue(tup, desc, 2), LEDGER_NAME_LEN);
-		strlcpy(ae->acc.tier, SPI_getvalue(tup, desc, 3), LEDGER_NAME_LEN);
-		strlcpy(ae->acc.region, SPI_getvalue(tup, desc, 4), sizeof(ae->acc.region));
-		strlcpy(ae->acc.status, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
-		ae->acc.participant = strcmp(ae->acc.kind, "participant") == 0;
+		ledger_account_from_row(&ae->acc, id, tup, desc, 2);
 	}
 }
 
@@ -795,6 +789,30 @@ insert_arrays(Datum **cols, bool **nulls, int n, Datum *values)
 		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
 }
 
+/* The batch's behaviour rows as columns (batch_insert() fills them). */
+typedef struct BehaviorRows
+{
+	Datum	  **cols;
+	bool	  **nulls;
+	int			n;
+} BehaviorRows;
+
+/* All the rows: straight into the table when it allows it, else one INSERT. */
+static void
+insert_rows(void *arg)
+{
+	static SPIPlanPtr plan = NULL;
+	BehaviorRows *rows = arg;
+	Datum		values[15];
+
+	if (insert_direct(rows->cols, rows->nulls, rows->n))
+		return;
+	insert_arrays(rows->cols, rows->nulls, rows->n, values);
+	ledger_plan(&plan, BEHAVIOR_INSERT, 15, behavior_insert_types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
+		elog(ERROR, "behaviour insert failed");
+}
+
 /*
  * The rows, in a subtransaction: true when every row went in; false, with
  * nothing written, on a unique violation (an event recorded meanwhile).
@@ -803,44 +821,9 @@ insert_arrays(Datum **cols, bool **nulls, int n, Datum *values)
 static bool
 insert_all_or_none(Datum **cols, bool **nulls, int n)
 {
-	static SPIPlanPtr plan = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	BehaviorRows rows = {cols, nulls, n};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (!insert_direct(cols, nulls, n))
-		{
-			Datum		values[15];
-
-			insert_arrays(cols, nulls, n, values);
-			ledger_plan(&plan, BEHAVIOR_INSERT, 15, behavior_insert_types);
-			if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
-				elog(ERROR, "behaviour insert failed");
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			ReThrowError(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	return ledger_try_subxact(insert_rows, &rows, ERRCODE_UNIQUE_VIOLATION);
 }
 
 /* 4. The behaviour rows, in one statement; false if some turned out duplicates. */

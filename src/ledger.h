@@ -57,6 +57,7 @@ extern LedgerWrite ledger_write;
 /* carbon_ledger.c */
 extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
 extern void ledger_spi_connect(void);
+extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);
 extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
@@ -66,6 +67,7 @@ extern Datum ledger_int8_array(Datum *elems, int n);
 extern Datum ledger_int2_array(Datum *elems, int n);
 
 /* accounts.c */
+extern void ledger_account_from_row(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc desc, int first);
 extern bool ledger_get_account(int64 id, LedgerAccount *acc);
 extern void ledger_require_account(int64 id, LedgerAccount *acc);
 extern int16 ledger_asset_id(const char *code);

@@ -16,8 +16,6 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "co2e.h"
@@ -281,13 +279,8 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 		if (isnull || amount == 0)
 			continue;			/* no lots, or only spent-out ones: nothing to move */
 		asset = DatumGetInt16(SPI_getbinval(tup, desc, 2, &isnull));
-		acc = palloc0(sizeof(LedgerAccount));
-		acc->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		strlcpy(acc->kind, SPI_getvalue(tup, desc, 5), LEDGER_NAME_LEN);
-		strlcpy(acc->tier, SPI_getvalue(tup, desc, 6), LEDGER_NAME_LEN);
-		strlcpy(acc->region, SPI_getvalue(tup, desc, 7), sizeof(acc->region));
-		strlcpy(acc->status, SPI_getvalue(tup, desc, 8), LEDGER_NAME_LEN);
-		acc->participant = strcmp(acc->kind, "participant") == 0;
+		acc = palloc(sizeof(LedgerAccount));
+		ledger_account_from_row(acc, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)), tup, desc, 5);
 		totals->lots += DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		if (asset == ASSET_POINT)
 			totals->points += amount;
@@ -343,6 +336,23 @@ expiry_batch(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
 	return deleted;
 }
 
+/* A batch of the expiry job, as ledger_try_subxact() runs it. */
+typedef struct ExpiryBatch
+{
+	SPIPlanPtr	range_plan;
+	Datum	   *values;
+	ExpiryTotals totals;
+	int64		deleted;
+} ExpiryBatch;
+
+static void
+expiry_batch_run(void *arg)
+{
+	ExpiryBatch *batch = arg;
+
+	batch->deleted = expiry_batch(batch->range_plan, batch->values, &batch->totals);
+}
+
 /*
  * A batch of the expiry job, in a subtransaction: when it is chosen as the
  * victim of a deadlock (a transfer that locked a balance first and then
@@ -352,49 +362,25 @@ expiry_batch(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
 static int64
 expiry_batch_retried(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ExpiryBatch batch;
 
-	for (volatile int attempt = 1;; attempt++)
+	for (int attempt = 1;; attempt++)
 	{
-		ExpiryTotals batch = {0, 0, 0};
-		volatile int64 deleted = 0;
-		volatile bool done = false;
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			deleted = expiry_batch(range_plan, values, &batch);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			done = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			if (edata->sqlerrcode != ERRCODE_T_R_DEADLOCK_DETECTED || attempt >= 5)
-				ReThrowError(edata);
-			ereport(LOG,
-					(errmsg("expire_lots: a batch lost a deadlock and is tried again (attempt %d)", attempt)));
-		}
-		PG_END_TRY();
-		if (done)
-		{
-			totals->lots += batch.lots;
-			totals->points += batch.points;
-			totals->grams += batch.grams;
-			return deleted;
-		}
+		batch = (ExpiryBatch) {range_plan, values, {0, 0, 0}, 0};
+		if (ledger_try_subxact(expiry_batch_run, &batch, ERRCODE_T_R_DEADLOCK_DETECTED))
+			break;
+		if (attempt == 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("expire_lots: a batch lost a deadlock %d times", attempt),
+					 errhint("Run expire_lots() again; it is idempotent.")));
+		ereport(LOG,
+				(errmsg("expire_lots: a batch lost a deadlock and is tried again (attempt %d)", attempt)));
 	}
+	totals->lots += batch.totals.lots;
+	totals->points += batch.totals.points;
+	totals->grams += batch.totals.grams;
+	return batch.deleted;
 }
 
 /*
