@@ -275,6 +275,19 @@ distinct_keys(HTAB *h, Oid elemtype)
 	return array_of(elems, NULL, i, elemtype);
 }
 
+/* One lookup query over the distinct keys of `keys`; its rows in SPI_tuptable. */
+static void
+batch_query(SPIPlanPtr *plan, const char *sql, HTAB *keys, Oid elemtype)
+{
+	Oid			types[1] = {elemtype == TEXTOID ? TEXTARRAYOID : INT8ARRAYOID};
+	Datum		arg[1];
+
+	ledger_plan(plan, sql, 1, types);
+	arg[0] = distinct_keys(keys, elemtype);
+	if (SPI_execute_plan(*plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "inbox lookup failed");
+}
+
 /* 1. The batch's sources, methodologies and accounts, one query each. */
 static void
 batch_lookups(InboxBatch *b)
@@ -282,9 +295,6 @@ batch_lookups(InboxBatch *b)
 	static SPIPlanPtr source_plan = NULL;
 	static SPIPlanPtr methodology_plan = NULL;
 	static SPIPlanPtr account_plan = NULL;
-	Oid			text_array[1] = {TEXTARRAYOID};
-	Oid			int8_array[1] = {INT8ARRAYOID};
-	Datum		arg[1];
 
 	b->sources = inbox_hash("inbox sources", sizeof(SourceEntry), 16);
 	b->methodologies = inbox_hash("inbox methodologies", sizeof(MethodologyEntry), 16);
@@ -322,12 +332,9 @@ batch_lookups(InboxBatch *b)
 		}
 	}
 
-	ledger_plan(&source_plan,
+	batch_query(&source_plan,
 				"SELECT source, scenarios, operator_role FROM carbon.source WHERE source = ANY ($1)",
-				1, text_array);
-	arg[0] = distinct_keys(b->sources, TEXTOID);
-	if (SPI_execute_plan(source_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "source lookup failed");
+				b->sources, TEXTOID);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -357,14 +364,13 @@ batch_lookups(InboxBatch *b)
 
 	if (hash_get_num_entries(b->methodologies) > 0)
 	{
-		ledger_plan(&methodology_plan,
-					"SELECT code, effective_from, status = 'published', " METHODOLOGY_COLUMNS " "
+		/* every version, in the order METHODOLOGY_IN_FORCE picks from */
+		batch_query(&methodology_plan,
+					"SELECT code, effective_from, status = 'published' AND effective_from IS NOT NULL, "
+					METHODOLOGY_COLUMNS " "
 					"FROM carbon.methodology WHERE code = ANY ($1) "
 					"ORDER BY code, effective_from DESC NULLS LAST, version DESC",
-					1, text_array);
-		arg[0] = distinct_keys(b->methodologies, TEXTOID);
-		if (SPI_execute_plan(methodology_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "methodology lookup failed");
+					b->methodologies, TEXTOID);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
@@ -373,28 +379,22 @@ batch_lookups(InboxBatch *b)
 			MethodologyEntry *me = inbox_lookup(b->methodologies, SPI_getvalue(tup, desc, 1), NULL, 0, 0, 0,
 												HASH_FIND, NULL);
 			MethodologyVersion *v;
-			Datum		eff;
 
 			if (me == NULL)
 				continue;
-			me->versions = me->nversions == 0 ? palloc(sizeof(MethodologyVersion) * 4)
-				: (me->nversions % 4 == 0 ? repalloc(me->versions, sizeof(MethodologyVersion) * (me->nversions + 4))
-				   : me->versions);
+			/* the rows of a code are few: grow its array one at a time */
+			me->versions = me->nversions == 0 ? palloc(sizeof(MethodologyVersion))
+				: repalloc(me->versions, sizeof(MethodologyVersion) * (me->nversions + 1));
 			v = &me->versions[me->nversions++];
-			eff = SPI_getbinval(tup, desc, 2, &isnull);
-			v->published = !isnull && DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) && !isnull;
-			v->effective_from = DatumGetTimestampTz(eff);
-			if (v->published)
-				v->published = methodology_from_row(tup, desc, 4, me->key.s1, &v->m);
+			v->effective_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+			v->published = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)) &&
+				methodology_from_row(tup, desc, 4, me->key.s1, &v->m);
 		}
 	}
 
-	ledger_plan(&account_plan,
+	batch_query(&account_plan,
 				"SELECT id, kind, tier, region, status FROM carbon.account WHERE id = ANY ($1)",
-				1, int8_array);
-	arg[0] = distinct_keys(b->accounts, INT8OID);
-	if (SPI_execute_plan(account_plan, arg, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "account lookup failed");
+				b->accounts, INT8OID);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
