@@ -200,6 +200,15 @@ ledger_system_account_info(const char *kind, int16 asset, const char *tier, cons
 
 /* ---- the posting path ---- */
 
+/* An entry ($1 kind, $2 memo, $3 reverses) and its postings ($4 accounts, $5 assets, $6 amounts). */
+#define ENTRY_CTE \
+	"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) " \
+	"           RETURNING id, created_at)"
+#define POSTINGS_INSERT \
+	"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) " \
+	"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at " \
+	"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq)"
+
 /*
  * Write one entry and its postings in one statement, so that the statement
  * trigger sees the entry whole.  `accounts[i]` describes the account of
@@ -260,32 +269,20 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 		values[6] = ledger_int8_array(lot_amounts, n);
 		values[7] = TimestampTzGetDatum(ledger_write.lot_basis);
 		ledger_plan(&fresh_plan,
-					"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
-					"           RETURNING id, created_at), "
-					"p AS (INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
-					"      SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
-					"      FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq)), "
-					"l AS (INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+					ENTRY_CTE ", "
+					"p AS (" POSTINGS_INSERT "), "
+					"l AS (" LOT_INSERT
 					"      SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("$8") ", sum(u.amount), sum(u.amount), "
 					"             min(e.id) "
 					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount), " LOT_SETTINGS " "
-					"      WHERE u.amount > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-					"      ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
-					"      SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining) "
+					"      WHERE u.amount > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE ") "
 					"SELECT id FROM e",
 					8, types);
 		use = fresh_plan;
 	}
 	else
 	{
-		ledger_plan(&plan,
-					"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) "
-					"           RETURNING id, created_at) "
-					"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
-					"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at "
-					"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq) "
-					"RETURNING entry_id",
-					6, types);
+		ledger_plan(&plan, ENTRY_CTE " " POSTINGS_INSERT " RETURNING entry_id", 6, types);
 		use = plan;
 	}
 

@@ -118,6 +118,13 @@ extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16
 	"  ELSE (date_trunc('day', (" basis " + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') " \
 	"       AT TIME ZONE v.tz END"
 
+/* Credits into lots: one row per (account, asset, expiry), merged. */
+#define LOT_INSERT \
+	"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+#define LOT_MERGE \
+	"ON CONFLICT (account, asset_id, expires_at) DO UPDATE " \
+	"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining"
+
 extern bool ledger_has_expired_lots(int64 account, int16 asset);
 extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries);
 extern int64 ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,

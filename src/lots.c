@@ -96,13 +96,11 @@ credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 	values[4] = TimestampTzGetDatum(basis);
 	values[5] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
-				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+				LOT_INSERT
 				"SELECT u.account, u.asset, coalesce(u.expires_at, " LOT_FRESH_EXPIRY("$5") "), "
 				"       sum(u.amount), sum(u.amount), $6 "
 				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount), " LOT_SETTINGS " "
-				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
-				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
+				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE,
 				6, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "lot credit failed");
@@ -125,12 +123,10 @@ ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amount
 				/* the expiry once per distinct event time, not per credit */
 				"e AS (SELECT d.basis, " LOT_FRESH_EXPIRY("d.basis") " AS expires_at "
 				"      FROM (SELECT DISTINCT basis FROM u) d, " LOT_SETTINGS ") "
-				"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
+				LOT_INSERT
 				"SELECT u.account, u.asset, e.expires_at, sum(u.amount), sum(u.amount), min(u.entry) "
 				"FROM u JOIN e ON e.basis = u.basis "
-				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 "
-				"ON CONFLICT (account, asset_id, expires_at) DO UPDATE "
-				"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining",
+				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE,
 				5, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "lot credit failed");
