@@ -168,7 +168,6 @@ typedef struct AccountEntry
 typedef struct StateEntry
 {
 	InboxKey	key;
-	bool		locked;			/* created if missing and locked: value is current */
 	int64		value;			/* used / milli, as the rows so far leave it */
 	int64		last;			/* last_grant / last_points */
 	bool		touched;		/* changed by a granted event: to be written */
@@ -467,6 +466,22 @@ row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
 }
 
 /*
+ * Create the rows of `values` that are missing, then lock them all in key
+ * order; the locked rows (current values) are left in SPI_tuptable.
+ */
+static void
+create_and_lock(SPIPlanPtr *create_plan, const char *create_sql, SPIPlanPtr *lock_plan, const char *lock_sql,
+				int nargs, Oid *types, Datum *values, int nrows)
+{
+	ledger_plan(create_plan, create_sql, nargs, types);
+	if (SPI_execute_plan(*create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "inbox state insert failed");
+	ledger_plan(lock_plan, lock_sql, nargs, types);
+	if (SPI_execute_plan(*lock_plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) nrows)
+		elog(ERROR, "inbox state lock failed");
+}
+
+/*
  * 2. Create the missing usage and remainder rows the batch brings, then
  * lock them in key order (rows locked by an earlier batch stay locked).
  */
@@ -498,21 +513,16 @@ batch_lock_states(InboxBatch *b)
 		values[0] = array_of(acc, NULL, nusage, INT8OID);
 		values[1] = array_of(scen, NULL, nusage, TEXTOID);
 		values[2] = array_of(day, NULL, nusage, DATEOID);
-		ledger_plan(&usage_new,
-					"INSERT INTO carbon.daily_usage (account, scenario, day, used, last_grant) "
-					"SELECT a, s, d, 0, 0 FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d "
-					"ON CONFLICT (account, scenario, day) DO NOTHING",
-					3, usage_types);
-		if (SPI_execute_plan(usage_new, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "daily usage insert failed");
-		ledger_plan(&usage_lock,
-					"SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
-					"JOIN unnest($1, $2, $3) AS k(a, s, d) ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
-					"ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u",
-					3, usage_types);
-		if (SPI_execute_plan(usage_lock, values, NULL, false, 0) != SPI_OK_SELECT ||
-			SPI_processed != (uint64) nusage)
-			elog(ERROR, "daily usage lock failed");
+		create_and_lock(&usage_new,
+						"INSERT INTO carbon.daily_usage (account, scenario, day, used, last_grant) "
+						"SELECT a, s, d, 0, 0 FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d "
+						"ON CONFLICT (account, scenario, day) DO NOTHING",
+						&usage_lock,
+						"SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
+						"JOIN unnest($1, $2, $3) AS k(a, s, d) "
+						"  ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
+						"ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u",
+						3, usage_types, values, nusage);
 		for (uint64 k = 0; k < SPI_processed; k++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[k];
@@ -523,7 +533,6 @@ batch_lock_states(InboxBatch *b)
 										 DatumGetDateADT(SPI_getbinval(tup, desc, 3, &isnull)), HASH_FIND, NULL);
 
 			e->value = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			e->locked = true;
 		}
 	}
 	for (int i = 0; i < b->nfresh; i++)
@@ -532,19 +541,13 @@ batch_lock_states(InboxBatch *b)
 	if (ncarry > 0)
 	{
 		values[0] = array_of(acc, NULL, ncarry, INT8OID);
-		ledger_plan(&carry_new,
-					"INSERT INTO carbon.points_carry (account, milli, last_points) "
-					"SELECT a, 0, 0 FROM unnest($1) AS a ORDER BY a ON CONFLICT (account) DO NOTHING",
-					1, carry_types);
-		if (SPI_execute_plan(carry_new, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "remainder insert failed");
-		ledger_plan(&carry_lock,
-					"SELECT account, milli FROM carbon.points_carry WHERE account = ANY ($1) "
-					"ORDER BY account FOR UPDATE",
-					1, carry_types);
-		if (SPI_execute_plan(carry_lock, values, NULL, false, 0) != SPI_OK_SELECT ||
-			SPI_processed != (uint64) ncarry)
-			elog(ERROR, "remainder lock failed");
+		create_and_lock(&carry_new,
+						"INSERT INTO carbon.points_carry (account, milli, last_points) "
+						"SELECT a, 0, 0 FROM unnest($1) AS a ORDER BY a ON CONFLICT (account) DO NOTHING",
+						&carry_lock,
+						"SELECT account, milli FROM carbon.points_carry WHERE account = ANY ($1) "
+						"ORDER BY account FOR UPDATE",
+						1, carry_types, values, ncarry);
 		for (uint64 k = 0; k < SPI_processed; k++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[k];
@@ -554,7 +557,6 @@ batch_lock_states(InboxBatch *b)
 										 0, 0, HASH_FIND, NULL);
 
 			e->value = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			e->locked = true;
 		}
 	}
 }
@@ -1218,7 +1220,6 @@ batch_state(InboxBatch *b, HTAB *h, const char *scenario, int64 account, DateADT
 	{
 		if (scenario)
 			e->key.s1 = MemoryContextStrdup(b->call->cxt, scenario);	/* outlives the batch */
-		e->locked = false;
 		e->value = e->last = 0;
 		e->touched = false;
 		e->gen = -1;
