@@ -2,14 +2,29 @@
 # everything they need themselves (see README.md).
 
 EXTENSION    = carbon_ledger
-EXTVERSION   = 0.1
+EXTVERSION   = 0.2
 MODULE_big   = carbon_ledger
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is built from the parts in src/sql/, in name order.
+# The install script of this version is built from the parts in src/sql/,
+# in name order.  Scripts of earlier versions and the upgrade steps between
+# versions are kept in the repository as shipped (never edited): every change
+# to src/sql/ comes with its step in carbon_ledger--<previous>--$(EXTVERSION).sql
+# (test/suites/upgrade.sh compares an upgraded database with a fresh one).
 SQL_PARTS    = $(sort $(wildcard src/sql/*.sql))
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql
+DATA         = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql))
 EXTRA_CLEAN  = results regression.diffs regression.out test/isolation/output_iso
+
+# `make installcheck` against an installed extension on a running server
+# (PGHOST, PGPORT, PGUSER as for psql; a superuser): the pg_regress
+# transcripts of sql/ and the isolation specs of test/isolation/specs/, as in
+# PostgreSQL's contrib.  `make test` runs them too, with everything else.
+REGRESS        = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS   = --load-extension=$(EXTENSION)
+ISOLATION      = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso \
+                 --load-extension=$(EXTENSION)
 
 PG_CONFIG   ?= pg_config
 

@@ -308,7 +308,7 @@ ledger_set_account_status(PG_FUNCTION_ARGS)
 	char	   *status = ledger_arg_text(fcinfo, 1, "status");
 	char	   *reason = ledger_arg_text(fcinfo, 2, "reason");
 	static SPIPlanPtr lock_plan = NULL;
-	static SPIPlanPtr nonzero_plan = NULL;
+	static SPIPlanPtr balance_plan = NULL;
 	static SPIPlanPtr update_plan = NULL;
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
@@ -347,29 +347,41 @@ ledger_set_account_status(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CL_LIFECYCLE),
 				 errmsg("account " INT64_FORMAT " is closed", account),
 				 errdetail("Closing an account is final.")));
-	if (strcmp(status, "closed") == 0)
-	{
-		/* lock the balance rows too, so that no posting slips in */
-		ledger_plan(&nonzero_plan,
-					"SELECT a.code, b.amount FROM carbon.balance b JOIN carbon.asset a ON a.id = b.asset_id "
-					"WHERE b.account = $1 AND b.amount <> 0 ORDER BY a.code FOR UPDATE OF b",
-					1, types);
-		if (SPI_execute_plan(nonzero_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "balance lookup failed");
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_CL_LIFECYCLE),
-					 errmsg("account " INT64_FORMAT " still holds value and cannot be closed", account),
-					 errdetail("It holds %s %s.",
-							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
-							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
-					 errhint("Transfer or redeem the balance first.")));
-	}
+	/*
+	 * The status goes into a balance row of every asset, made now if the
+	 * account never held that asset: a transfer whose snapshot predates this
+	 * change then meets the row (and waits for us, or fails to serialize)
+	 * instead of creating it with the status it read earlier.  Rows are
+	 * locked in (account, asset) order, as the posting trigger does.
+	 */
 	values[1] = CStringGetTextDatum(status);
 	values[2] = CStringGetTextDatum(reason);
+	ledger_plan(&balance_plan,
+				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
+				"SELECT $1, s.id, 0, 0, $2 FROM carbon.asset s ORDER BY s.id "
+				"ON CONFLICT (account, asset_id, stripe) DO UPDATE SET status = excluded.status "
+				"RETURNING (SELECT code FROM carbon.asset s WHERE s.id = b.asset_id), b.amount",
+				2, types);
+	if (SPI_execute_plan(balance_plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "balance status update failed");
+	if (strcmp(status, "closed") == 0)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_CL_LIFECYCLE),
+						 errmsg("account " INT64_FORMAT " still holds value and cannot be closed", account),
+						 errdetail("It holds %s %s.",
+								   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2),
+								   SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)),
+						 errhint("Transfer or redeem the balance first.")));
+		}
+	}
 	ledger_plan(&update_plan,
-				"WITH a AS (UPDATE carbon.account SET status = $2 WHERE id = $1 RETURNING id), "
-				"b AS (UPDATE carbon.balance SET status = $2 WHERE account = $1 RETURNING 1) "
+				"WITH a AS (UPDATE carbon.account SET status = $2 WHERE id = $1 RETURNING id) "
 				"INSERT INTO carbon.account_status_log (account, old_status, new_status, reason) "
 				"SELECT id, (SELECT status FROM carbon.account WHERE id = $1), $2, $3 FROM a",
 				3, types);

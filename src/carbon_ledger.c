@@ -29,6 +29,21 @@ void		_PG_init(void);
 static int64 acting_account = 0;
 static bool acting_set = false;
 
+/*
+ * act_as() behaves like SET LOCAL: each call remembers what it replaced and
+ * in which subtransaction, so that ROLLBACK TO SAVEPOINT undoes it.  The
+ * stack lives in TopTransactionContext and is forgotten at transaction end.
+ */
+typedef struct ActingUndo
+{
+	SubTransactionId subid;
+	int64		account;
+	bool		set;
+	struct ActingUndo *prev;
+} ActingUndo;
+
+static ActingUndo *acting_undo = NULL;
+
 static void
 ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
@@ -54,6 +69,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	}
 	acting_set = false;
 	acting_account = 0;
+	acting_undo = NULL;
 	ledger_write.active = false;
 	ledger_forget_deferred();
 	if (committed)
@@ -68,12 +84,24 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
  * may have created system accounts that no longer exist.
  */
 static void
-ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid pg_attribute_unused(),
-						SubTransactionId parentSubid pg_attribute_unused(),
-						void *arg pg_attribute_unused())
+ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg pg_attribute_unused())
 {
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* a released savepoint's act_as() now belongs to its parent */
+		for (ActingUndo *u = acting_undo; u != NULL && u->subid == mySubid; u = u->prev)
+			u->subid = parentSubid;
+	}
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		/* undo the act_as() calls made inside the rolled-back subtransaction */
+		while (acting_undo != NULL && acting_undo->subid == mySubid)
+		{
+			acting_account = acting_undo->account;
+			acting_set = acting_undo->set;
+			acting_undo = acting_undo->prev;
+		}
 		ledger_write.active = false;
 		ledger_forget_xact_cache();
 		ledger_forget_deferred();	/* their postings are rolled back too */
@@ -185,6 +213,52 @@ ledger_check_acting(int64 account, bool read_only)
 						acting_account, account)));
 }
 
+/* Is `account` bound to the login `caller` by carbon.bind_account()? */
+static bool
+account_bound_to(int64 account, Oid caller)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {INT8OID, NAMEOID};
+	Datum		values[2];
+	NameData	login;
+
+	namestrcpy(&login, GetUserNameFromId(caller, false));
+	values[0] = Int64GetDatum(account);
+	values[1] = NameGetDatum(&login);
+	ledger_plan(&plan, "SELECT 1 FROM carbon.account_binding WHERE account = $1 AND login = $2", 2, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "account binding lookup failed");
+	return SPI_processed > 0;
+}
+
+/*
+ * Who may act for whom (api.md §7): superusers and carbon_admin for anyone;
+ * a carbon_app member for any personal account; everyone else, and members
+ * of carbon_merchant and carbon_trader for any account at all, only for the
+ * accounts bound to their login with carbon.bind_account().
+ */
+static void
+check_may_act_for(const LedgerAccount *acc)
+{
+	Oid			caller = GetOuterUserId();
+	bool		dealer;
+
+	if (superuser_arg(caller) || role_has(caller, "carbon_admin"))
+		return;
+	dealer = role_has(caller, "carbon_merchant") || role_has(caller, "carbon_trader");
+	if (!dealer && strcmp(acc->tier, "personal") == 0 && role_has(caller, "carbon_app"))
+		return;
+	if (account_bound_to(acc->id, caller))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may not act for account " INT64_FORMAT,
+					GetUserNameFromId(caller, false), acc->id),
+			 errdetail(dealer ? "Merchants and traders act only for the accounts bound to their login."
+					   : "Apps act for personal accounts; other accounts must be bound to the login."),
+			 errhint("carbon_admin binds an account to a login with carbon.bind_account(account, login).")));
+}
+
 /* act_as(account bigint) → void: act for this account until the transaction ends */
 PG_FUNCTION_INFO_V1(ledger_act_as);
 Datum
@@ -192,6 +266,7 @@ ledger_act_as(PG_FUNCTION_ARGS)
 {
 	int64		account;
 	LedgerAccount acc;
+	ActingUndo *undo;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -200,12 +275,20 @@ ledger_act_as(PG_FUNCTION_ARGS)
 	account = PG_GETARG_INT64(0);
 	ledger_spi_connect();
 	ledger_require_account(account, &acc);
-	SPI_finish();
 	if (!acc.participant)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("account " INT64_FORMAT " is a system account", account),
 				 errdetail("Apps act only for participant accounts.")));
+	check_may_act_for(&acc);
+	SPI_finish();
+
+	undo = MemoryContextAlloc(TopTransactionContext, sizeof(ActingUndo));
+	undo->subid = GetCurrentSubTransactionId();
+	undo->account = acting_account;
+	undo->set = acting_set;
+	undo->prev = acting_undo;
+	acting_undo = undo;
 	acting_account = account;
 	acting_set = true;
 	PG_RETURN_VOID();

@@ -485,6 +485,11 @@ ledger_request_begin(int64 account, const char *request_id, const char *fn,
 
 	if (request_id == NULL)
 		return false;
+	if (request_id[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request_id must not be empty"),
+				 errhint("Pass NULL for a call that is not retried, or a unique id per request.")));
 	if (strlen(request_id) > LEDGER_MAX_REQUEST_ID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -14,6 +14,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -137,7 +138,7 @@ ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amount
  * pieces taken (with their expiry) to `pieces`.
  */
 static void
-lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npieces, int maxpieces)
+lot_consume(int64 account, int16 asset, int64 amount, LotPiece **pieces, int *npieces, int *maxpieces)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {INT8OID, INT2OID, INT8OID};
@@ -165,9 +166,14 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece *pieces, int *npi
 		bool		isnull;
 		LotPiece   *p;
 
-		if (*npieces >= maxpieces)
-			elog(ERROR, "too many lots moved in one entry");
-		p = &pieces[(*npieces)++];
+		CHECK_FOR_INTERRUPTS();
+		if (*npieces >= *maxpieces)
+		{
+			/* an account may hold any number of lots (one per day, say) */
+			*maxpieces *= 2;
+			*pieces = repalloc_huge(*pieces, sizeof(LotPiece) * *maxpieces);
+		}
+		p = &(*pieces)[(*npieces)++];
 		p->asset = asset;
 		p->expires_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		p->amount = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
@@ -201,12 +207,14 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 
 	for (int i = 0; i < n; i++)
 		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
-			maxpieces += 64;
-	if (maxpieces > 0)
-		pieces = palloc(sizeof(LotPiece) * maxpieces);
-	for (int i = 0; i < n; i++)
-		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
-			lot_consume(accounts[i]->id, assets[i], -amounts[i], pieces, &npieces, maxpieces);
+		{
+			if (pieces == NULL)
+			{
+				maxpieces = 64;
+				pieces = palloc(sizeof(LotPiece) * maxpieces);
+			}
+			lot_consume(accounts[i]->id, assets[i], -amounts[i], &pieces, &npieces, &maxpieces);
+		}
 
 	for (int i = 0; i < n; i++)
 	{

@@ -36,17 +36,19 @@ CREATE VIEW carbon.v_reduction_monthly WITH (security_invoker = true) AS
 COMMENT ON VIEW carbon.v_reduction_monthly IS
   '月度减排量 reductions credited per month (local), region, scenario and methodology';
 
--- Supply per asset, tier and region, from the segment's accounts.
+-- Supply per asset, tier and region, from the segment's accounts.  The
+-- amounts are numeric: a segment's striped issuance rows may together pass
+-- the bigint range, and no view may fail on data the ledger accepted.
 CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
   SELECT s.code AS asset, a.tier, a.region,
-         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0)::bigint AS issued,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'participant'), 0)::bigint AS outstanding,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0)::bigint AS redeemed,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0)::bigint AS expired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0)::bigint AS retired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0)::bigint AS cancelled,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0)::bigint AS escrow,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0)::bigint AS moved_out
+         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'participant'), 0) AS outstanding,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
   FROM carbon.balance b
   JOIN carbon.account a ON a.id = b.account
   JOIN carbon.asset s ON s.id = b.asset_id

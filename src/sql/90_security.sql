@@ -10,52 +10,93 @@ GRANT USAGE ON SCHEMA carbon TO PUBLIC;   -- the co2e type and its operators are
 REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA carbon FROM PUBLIC;
 
--- Ledger functions: nothing for PUBLIC, then per role.
-REVOKE EXECUTE ON FUNCTION
-  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
-  carbon.set_account_status(bigint, text, text), carbon.balance(bigint, text),
-  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint),
-  carbon.define_asset(text, text, text),
-  carbon.transfer(bigint, bigint, text, bigint, text, text),
-  carbon.issue(bigint, text, bigint, text, text), carbon.reverse_entry(bigint, text),
-  carbon.seal(), carbon.verify_integrity(),
-  carbon._posting_check(), carbon._append_only(), carbon._allowed_flow_guard(),
-  carbon._entry_text(bigint[]), carbon._seal_members(carbon.seal)
-FROM PUBLIC;
+-- ---------------------------------------------------------------------------
+-- Functions: the one place where EXECUTE is decided.  Nothing is executable
+-- by PUBLIC but the co2e type's own functions (I/O, operators, aggregates,
+-- grams/kg/tonnes), as in any type extension; every other function is
+-- granted below to the roles that may call it.  test/pgtap/privileges.sql
+-- lists every function of the schema with its roles, so a new function
+-- without a decision here fails the tests.
+-- ---------------------------------------------------------------------------
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA carbon FROM PUBLIC;
+DO $co2e$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'carbon'::regnamespace AND NOT p.prosecdef
+             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
+                  OR (p.prokind = 'a' AND p.proargtypes[0] = 'carbon.co2e'::regtype))
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+  END LOOP;
+END
+$co2e$;
 
 -- carbon_admin: runs the system.
 GRANT EXECUTE ON FUNCTION
   carbon.open_account(text, text, text, text), carbon.account_id(text, text),
   carbon.set_account_status(bigint, text, text), carbon.balance(bigint, text),
-  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint),
+  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint), carbon.acting_account(),
+  carbon.bind_account(bigint, name), carbon.unbind_account(bigint, name),
   carbon.define_asset(text, text, text),
   carbon.transfer(bigint, bigint, text, bigint, text, text),
   carbon.issue(bigint, text, bigint, text, text), carbon.reverse_entry(bigint, text),
-  carbon.seal(), carbon.verify_integrity()
+  carbon.seal(), carbon.verify_integrity(),
+  carbon.set_setting(text, text),
+  carbon.define_methodology(text, int, text, text, text, text, jsonb),
+  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
+  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
+  carbon.retire_methodology(text, int), carbon.calc_reduction(text, numeric, jsonb, timestamptz),
+  carbon.register_source(text, text[], name),
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
+  carbon.set_issuance_cap(text, text, text, int, bigint),
+  carbon._valid_tier(text)                    -- CHECK of carbon.allowed_flow, which the admin edits
 TO carbon_admin;
-GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
-GRANT INSERT, UPDATE, DELETE ON carbon.allowed_flow TO carbon_admin;
 
 -- carbon_auditor: reads everything (but the HMAC key), writes nothing.
 GRANT EXECUTE ON FUNCTION
   carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
-  carbon.verify_integrity(), carbon.account_id(text, text)
-TO carbon_auditor;
-GRANT SELECT ON carbon.asset, carbon.account, carbon.account_status_log, carbon.entry,
-  carbon.posting, carbon.balance, carbon.request, carbon.allowed_flow, carbon.seal
+  carbon.verify_integrity(), carbon.account_id(text, text), carbon.acting_account(),
+  carbon.calc_reduction(text, numeric, jsonb, timestamptz)
 TO carbon_auditor;
 
+-- Scenario operators report behaviour (for their own sources only: checked
+-- per source against its operator_role) and COPY into the inbox.
+GRANT EXECUTE ON FUNCTION
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.calc_reduction(text, numeric, jsonb, timestamptz)
+TO carbon_operator;
+
+GRANT EXECUTE ON FUNCTION carbon.calc_reduction(text, numeric, jsonb, timestamptz) TO carbon_verifier;
+
 -- carbon_app (citizen app backend), carbon_merchant, carbon_trader: act for
--- one account per transaction (act_as) and move only its value.
+-- one account per transaction (act_as; who may act for whom is checked
+-- there) and read or move only its value.
 GRANT EXECUTE ON FUNCTION
   carbon.open_account(text, text, text, text), carbon.account_id(text, text),
-  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
-  carbon.act_as(bigint), carbon.transfer(bigint, bigint, text, bigint, text, text)
+  carbon.calc_reduction(text, numeric, jsonb, timestamptz)
 TO carbon_app;
 GRANT EXECUTE ON FUNCTION
   carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
-  carbon.act_as(bigint), carbon.transfer(bigint, bigint, text, bigint, text, text)
-TO carbon_merchant, carbon_trader;
+  carbon.act_as(bigint), carbon.acting_account(),
+  carbon.transfer(bigint, bigint, text, bigint, text, text)
+TO carbon_app, carbon_merchant, carbon_trader;
+
+-- ---------------------------------------------------------------------------
+-- Tables and views.
+-- ---------------------------------------------------------------------------
+GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
+GRANT INSERT, UPDATE, DELETE ON carbon.allowed_flow TO carbon_admin;
+-- sequences are readable by those who read everything, so that they can
+-- pg_dump what they may read (pg_dump reads every sequence of a table)
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA carbon TO carbon_admin, carbon_auditor;
+
+GRANT SELECT ON carbon.asset, carbon.account, carbon.account_status_log, carbon.entry,
+  carbon.posting, carbon.balance, carbon.request, carbon.allowed_flow, carbon.seal,
+  carbon.account_binding
+TO carbon_auditor;
 GRANT SELECT ON carbon.asset, carbon.allowed_flow TO carbon_app, carbon_merchant, carbon_trader,
   carbon_operator, carbon_verifier;
 GRANT SELECT ON carbon.account, carbon.entry, carbon.posting, carbon.balance
@@ -88,38 +129,10 @@ CREATE POLICY acting_account ON carbon.entry FOR SELECT
 
 -- Citizens' side (api.md §3, §4).
 REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION
-  carbon.set_setting(text, text), carbon._check_params(text, jsonb),
-  carbon._methodology(text, int), carbon._methodology_step(text, int, text[], text, text, timestamptz),
-  carbon.define_methodology(text, int, text, text, text, text, jsonb),
-  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
-  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
-  carbon.retire_methodology(text, int), carbon._methodology_frozen(),
-  carbon.register_source(text, text[], name),
-  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
-  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
-  carbon.set_issuance_cap(text, text, text, int, bigint)
-FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION
-  carbon.set_setting(text, text),
-  carbon.define_methodology(text, int, text, text, text, text, jsonb),
-  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
-  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
-  carbon.retire_methodology(text, int), carbon.register_source(text, text[], name),
-  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
-  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
-  carbon.set_issuance_cap(text, text, text, int, bigint)
-TO carbon_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
 GRANT INSERT, SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 
--- Scenario operators report behaviour (for their own sources only: checked
--- per source against its operator_role) and COPY into the inbox.
-GRANT EXECUTE ON FUNCTION
-  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
-  carbon.process_inbox(int)
-TO carbon_operator;
+-- Scenario operators COPY into the inbox.
 GRANT INSERT ON carbon.behavior_inbox TO carbon_operator;
 GRANT USAGE ON SEQUENCE carbon.behavior_inbox_seq TO carbon_operator, carbon_admin;
 GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_operator, carbon_app,
@@ -138,4 +151,7 @@ GRANT SELECT ON carbon.lot, carbon.behavior TO carbon_app, carbon_merchant, carb
 
 SELECT carbon._account_rls(ARRAY['lot', 'behavior'], 'account');
 SELECT carbon._account_rls(ARRAY['points_carry', 'daily_usage'], NULL);
-REVOKE EXECUTE ON FUNCTION carbon._account_rls(text[], text) FROM PUBLIC;
+SELECT carbon._account_rls(ARRAY['account_binding'], NULL);
+
+-- Install-time helpers go: nothing but the API stays behind.
+DROP FUNCTION carbon._account_rls(text[], text);

@@ -23,22 +23,19 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then (cd /tmp && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
+# The Debian packages every command needs: test/harness/packages, one per
+# line.  Checked by package name with dpkg-query (never by probing for a
+# file, which may be on this machine for another reason); the missing ones
+# are installed together.
+deps_packages() {
+  sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$ROOT/test/harness/packages"
+}
+
 ensure_deps() {
-  local need=()
-  local pgxs
-  pgxs=$(pg_config --pgxs 2>/dev/null || true)
-  [ -n "$pgxs" ] && [ -f "$pgxs" ] || need+=("postgresql-server-dev-$PG_MAJOR")
-  [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pgtap.control" ] || need+=("postgresql-$PG_MAJOR-pgtap")
-  command -v pg_prove >/dev/null 2>&1 || need+=(libtap-parser-sourcehandler-pgtap-perl)
-  perl -MIPC::Run -e1 >/dev/null 2>&1 || need+=(libipc-run-perl)
-  [ -f "/usr/share/postgresql/$PG_MAJOR/extension/pg_cron.control" ] || need+=("postgresql-$PG_MAJOR-cron")
-  command -v cppcheck >/dev/null 2>&1 || need+=(cppcheck)
-  command -v gcc >/dev/null 2>&1 || need+=(gcc)
-  command -v make >/dev/null 2>&1 || need+=(make)
-  for extra in "${EXTRA_PACKAGES[@]:-}"; do
-    [ -n "$extra" ] || continue
-    dpkg -s "$extra" >/dev/null 2>&1 || need+=("$extra")
-  done
+  local need=() pkg
+  while read -r pkg; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || need+=("$pkg")
+  done < <(deps_packages)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -23,29 +23,28 @@ if (cd "$ROOT" && make -s lint); then tally cppcheck 1 0; else tally cppcheck 0 
 start_cluster off "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
   "cron.use_background_workers = on"
 
-# run_regress NAME DRIVER INPUTDIR OUTPUTDIR DB TEST... — pg_regress or
-# pg_isolation_regress against the cluster; tallies ok / FAILED lines.
-run_regress() {
-  local name=$1 driver=$2 inputdir=$3 outputdir=$4 db=$5
-  shift 5
-  log "$name"
+# run_installcheck NAME OUTPUTDIR COUNT MAKE-ARGS... — PGXS's `make
+# installcheck` (REGRESS or ISOLATION) against the cluster, exactly as a user
+# runs it on their own server; tallies the ok / FAILED lines.
+run_installcheck() {
+  local name=$1 outputdir=$2 count=$3
+  shift 3
+  log "$name (make installcheck $*)"
   rm -rf "$outputdir/results" "$outputdir/regression.diffs" "$outputdir/regression.out"
-  mkdir -p "$outputdir"
   set +e
-  "$driver" --inputdir="$inputdir" --outputdir="$outputdir" --bindir="$PGBIN" --dbname="$db" \
-    --load-extension=carbon_ledger "$@" 2>&1 | tee "$CL_TMP/$name.log"
+  make -C "$ROOT" -s installcheck "$@" 2>&1 | tee "$CL_TMP/$name.log"
   set -e
   local ok bad
   ok=$(grep -cE '\.\.\. ok' "$CL_TMP/$name.log" || true)
   bad=$(grep -cE '\.\.\. FAILED' "$CL_TMP/$name.log" || true)
-  [ $((ok + bad)) -eq $# ] || bad=$((bad + $# - ok - bad))
+  [ $((ok + bad)) -eq "$count" ] || bad=$((bad + count - ok - bad))
   tally "$name" "$ok" "$bad"
   [ "$bad" -eq 0 ] || cat "$outputdir/regression.diffs" 2>/dev/null || true
 }
 
-# pg_regress: behaviour as readable transcripts.
-mapfile -t regress < <(cd "$ROOT/sql" && ls *.sql | sed 's/\.sql$//')
-run_regress pg_regress "$PGXS_DIR/src/test/regress/pg_regress" "$ROOT" "$ROOT" carbon_regress "${regress[@]}"
+# pg_regress: behaviour as readable transcripts (sql/, expected/).
+n_regress=$(ls "$ROOT"/sql/*.sql | wc -l)
+run_installcheck pg_regress "$ROOT" "$n_regress" ISOLATION=
 
 # pgTAP: refusals and invariants, each file in its own fresh database.
 log "pgTAP"
@@ -75,10 +74,9 @@ for t in "$ROOT"/test/pgtap/*.sql; do
 done
 tally pgTAP "$tap_pass" "$tap_fail"
 
-# Isolation specs: races between sessions.
-mapfile -t specs < <(cd "$ROOT/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
-run_regress isolation "$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$ROOT/test/isolation" \
-  "$ROOT/test/isolation/output_iso" carbon_isolation "${specs[@]}"
+# Isolation specs: races between sessions (test/isolation/).
+n_specs=$(ls "$ROOT"/test/isolation/specs/*.spec | wc -l)
+run_installcheck isolation "$ROOT/test/isolation/output_iso" "$n_specs" REGRESS=
 
 # Script suites (test/suites/*.sh): each runs against this cluster (or
 # starts its own) and ends with its own "N passed, N failed" line.

@@ -64,6 +64,19 @@ check "verify_integrity() clean after new entries and a seal" test "$bad" = 0
 check "request ids survive: a retry after restore moves nothing" \
   test "$(q r6_dst -c "SELECT carbon.transfer(11, 44, 'POINT', 21, 'coffee', 'req-11')")" = "$(q r6_src -c "SELECT result FROM carbon.request WHERE request_id = 'req-11'")"
 
+# A restore is a superuser's COPY: it may load postings without the API, but
+# an unbalanced entry is still refused (CL009), and a superuser's plain
+# INSERT is not a restore (42501; issue 16: a SECURITY DEFINER function that
+# inserted postings must not skip the checks).
+copy_err=$(printf '%s\t1\t12\t1\t500\t2026-01-01 00:00:00+00\n\\.\n' -5 |
+  psql -X -q -d r6_dst -v ON_ERROR_STOP=1 -c "INSERT INTO carbon.entry (id, kind) VALUES (-5, 'forged')" \
+       -c "COPY carbon.posting FROM STDIN" 2>&1)
+check "a restore's COPY of an unbalanced entry is refused (CL009)" grep -q "is unbalanced" <<<"$copy_err"
+ins_err=$(q r6_dst -c "BEGIN" -c "INSERT INTO carbon.entry (id, kind) VALUES (-6, 'forged')" \
+  -c "INSERT INTO carbon.posting VALUES (-6, 1, 12, 1, 5, now()), (-6, 2, 13, 1, -5, now())" 2>&1)
+check "a superuser's INSERT of a balanced entry is not a restore (refused)" \
+  grep -q "postings are written only by carbon_ledger's functions" <<<"$ins_err"
+
 "$PGBIN/dropdb" r6_src; "$PGBIN/dropdb" r6_dst
 echo "dump_restore: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -5,7 +5,7 @@
 # its documented grammar, with AddressSanitizer and UBSan (test/fuzz/).
 # FUZZ_SECONDS per target (default 30; both targets run side by side when
 # there are two cores); FUZZ_SECONDS=3600 for a long run (docs/testing.md).
-# Installs clang and the libFuzzer runtime through ensure_deps if missing.
+# clang and the libFuzzer runtime come from test/harness/packages (ensure_deps).
 source "$(dirname "$0")/../harness/lib.sh"
 set +e
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
@@ -28,10 +28,7 @@ fuzzer_works() {
   rm -rf "$probe"
   return $rc
 }
-if ! fuzzer_works || ! pg_config --includedir-server >/dev/null 2>&1; then
-  EXTRA_PACKAGES=(clang libclang-rt-14-dev)
-  ensure_deps
-fi
+ensure_deps   # clang and libclang-rt-14-dev are in test/harness/packages
 check "clang with the libFuzzer runtime and the server headers" fuzzer_works
 [ "$fail" -eq 0 ] || finish
 

@@ -1,0 +1,166 @@
+-- carbon_ledger 0.1 → 0.2: ALTER EXTENSION carbon_ledger UPDATE TO '0.2'.
+-- Every change made to src/sql/ since 0.1, as steps on a populated ledger
+-- (test/suites/upgrade.sh checks the result equals a fresh 0.2 install).
+
+\echo Use "ALTER EXTENSION carbon_ledger UPDATE TO '0.2'" to load this file. \quit
+
+-- Who may act for whom: accounts bound to logins (issue 16).
+CREATE TABLE carbon.account_binding (
+  account   bigint NOT NULL REFERENCES carbon.account,
+  login     name NOT NULL,
+  bound_by  name NOT NULL DEFAULT session_user,
+  bound_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account, login)
+);
+CREATE INDEX account_binding_login_idx ON carbon.account_binding (login);
+COMMENT ON TABLE carbon.account_binding IS
+  '账户绑定 accounts bound to a login role, which may then act for them with carbon.act_as()';
+SELECT pg_catalog.pg_extension_config_dump('carbon.account_binding', '');
+
+CREATE FUNCTION carbon.bind_account(account bigint, login name) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+BEGIN
+  IF account IS NULL OR login IS NULL THEN
+    RAISE EXCEPTION 'account and login must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = bind_account.account AND a.kind = 'participant') THEN
+    RAISE EXCEPTION 'account % does not exist', account USING ERRCODE = '22023',
+      DETAIL = 'Only participant accounts are bound to logins.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login) THEN
+    RAISE EXCEPTION 'role "%" does not exist', login USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO carbon.account_binding AS b (account, login)
+  VALUES (bind_account.account, bind_account.login)
+  ON CONFLICT ON CONSTRAINT account_binding_pkey DO NOTHING;
+END $$;
+COMMENT ON FUNCTION carbon.bind_account(bigint, name) IS
+  '绑定账户 let a login act for an account (a merchant''s till for its shop, a trader''s desk for its firm)';
+
+CREATE FUNCTION carbon.unbind_account(account bigint, login name) RETURNS boolean
+  LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+  WITH gone AS (DELETE FROM carbon.account_binding b
+                WHERE b.account = unbind_account.account AND b.login = unbind_account.login RETURNING 1)
+  SELECT EXISTS (SELECT 1 FROM gone)
+$$;
+COMMENT ON FUNCTION carbon.unbind_account(bigint, name) IS
+  '解绑账户 the login may no longer act for the account; true when a binding was removed';
+
+-- v_supply in numeric: a segment's issuance may pass the bigint range
+-- (the column types change, so the view is made anew).
+DROP VIEW carbon.v_supply;
+-- Supply per asset, tier and region, from the segment's accounts.  The
+-- amounts are numeric: a segment's striped issuance rows may together pass
+-- the bigint range, and no view may fail on data the ledger accepted.
+CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
+  SELECT s.code AS asset, a.tier, a.region,
+         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'participant'), 0) AS outstanding,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
+  FROM carbon.balance b
+  JOIN carbon.account a ON a.id = b.account
+  JOIN carbon.asset s ON s.id = b.asset_id
+  GROUP BY 1, 2, 3;
+COMMENT ON VIEW carbon.v_supply IS
+  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
+  'escrow and moved_out (net moved to other tiers or regions) close the identity '
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out';
+
+-- Least privilege: EXECUTE decided for every function in one place; the
+-- install-time helper _account_rls is gone; sequences readable by the
+-- roles that read everything (pg_dump).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA carbon FROM PUBLIC;
+DO $co2e$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'carbon'::regnamespace AND NOT p.prosecdef
+             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
+                  OR (p.prokind = 'a' AND p.proargtypes[0] = 'carbon.co2e'::regtype))
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+  END LOOP;
+END
+$co2e$;
+
+-- carbon_admin: runs the system.
+GRANT EXECUTE ON FUNCTION
+  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
+  carbon.set_account_status(bigint, text, text), carbon.balance(bigint, text),
+  carbon.balance_at(bigint, text, timestamptz), carbon.act_as(bigint), carbon.acting_account(),
+  carbon.bind_account(bigint, name), carbon.unbind_account(bigint, name),
+  carbon.define_asset(text, text, text),
+  carbon.transfer(bigint, bigint, text, bigint, text, text),
+  carbon.issue(bigint, text, bigint, text, text), carbon.reverse_entry(bigint, text),
+  carbon.seal(), carbon.verify_integrity(),
+  carbon.set_setting(text, text),
+  carbon.define_methodology(text, int, text, text, text, text, jsonb),
+  carbon.submit_methodology(text, int), carbon.approve_methodology(text, int, text),
+  carbon.publish_methodology(text, int, timestamptz), carbon.suspend_methodology(text, int),
+  carbon.retire_methodology(text, int), carbon.calc_reduction(text, numeric, jsonb, timestamptz),
+  carbon.register_source(text, text[], name),
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.expire_lots(timestamptz),
+  carbon.set_issuance_cap(text, text, text, int, bigint),
+  carbon._valid_tier(text)                    -- CHECK of carbon.allowed_flow, which the admin edits
+TO carbon_admin;
+
+-- carbon_auditor: reads everything (but the HMAC key), writes nothing.
+GRANT EXECUTE ON FUNCTION
+  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
+  carbon.verify_integrity(), carbon.account_id(text, text), carbon.acting_account(),
+  carbon.calc_reduction(text, numeric, jsonb, timestamptz)
+TO carbon_auditor;
+
+-- Scenario operators report behaviour (for their own sources only: checked
+-- per source against its operator_role) and COPY into the inbox.
+GRANT EXECUTE ON FUNCTION
+  carbon.record_behavior(text, text, bigint, text, numeric, timestamptz, jsonb),
+  carbon.process_inbox(int), carbon.calc_reduction(text, numeric, jsonb, timestamptz)
+TO carbon_operator;
+
+GRANT EXECUTE ON FUNCTION carbon.calc_reduction(text, numeric, jsonb, timestamptz) TO carbon_verifier;
+
+-- carbon_app (citizen app backend), carbon_merchant, carbon_trader: act for
+-- one account per transaction (act_as; who may act for whom is checked
+-- there) and read or move only its value.
+GRANT EXECUTE ON FUNCTION
+  carbon.open_account(text, text, text, text), carbon.account_id(text, text),
+  carbon.calc_reduction(text, numeric, jsonb, timestamptz)
+TO carbon_app;
+GRANT EXECUTE ON FUNCTION
+  carbon.balance(bigint, text), carbon.balance_at(bigint, text, timestamptz),
+  carbon.act_as(bigint), carbon.acting_account(),
+  carbon.transfer(bigint, bigint, text, bigint, text, text)
+TO carbon_app, carbon_merchant, carbon_trader;
+
+-- ---------------------------------------------------------------------------
+-- Tables and views.
+-- ---------------------------------------------------------------------------
+GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
+GRANT INSERT, UPDATE, DELETE ON carbon.allowed_flow TO carbon_admin;
+-- sequences are readable by those who read everything, so that they can
+-- pg_dump what they may read (pg_dump reads every sequence of a table)
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA carbon TO carbon_admin, carbon_auditor;
+
+GRANT SELECT ON carbon.asset, carbon.account, carbon.account_status_log, carbon.entry,
+  carbon.posting, carbon.balance, carbon.request, carbon.allowed_flow, carbon.seal,
+  carbon.account_binding
+TO carbon_auditor;
+GRANT SELECT ON carbon.asset, carbon.allowed_flow TO carbon_app, carbon_merchant, carbon_trader,
+  carbon_operator, carbon_verifier;
+GRANT SELECT ON carbon.account, carbon.entry, carbon.posting, carbon.balance
+  TO carbon_app, carbon_merchant, carbon_trader;
+
+
+GRANT SELECT ON carbon.v_supply TO carbon_auditor, carbon_admin;
+GRANT SELECT ON carbon.account_binding TO carbon_admin, carbon_auditor;
+ALTER TABLE carbon.account_binding ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.account_binding FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+DROP FUNCTION carbon._account_rls(text[], text);
