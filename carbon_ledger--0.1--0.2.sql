@@ -71,6 +71,156 @@ COMMENT ON VIEW carbon.v_supply IS
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
   'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out';
 
+-- verify_integrity() checks that no closed account holds value.
+/*
+ * verify_integrity(): one row per check.  Read-only; run it as often as you
+ * like (it reads the whole ledger).
+ */
+CREATE OR REPLACE FUNCTION carbon.verify_integrity() RETURNS TABLE (check_name text, ok boolean, detail text)
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  n bigint;
+  d text;
+  sl carbon.seal;
+  expected_prev bytea := decode(repeat('00', 32), 'hex');
+  recomputed bytea;
+  members bigint[];
+  bad_seals text[] := '{}';
+  last_seal carbon.seal;
+  sealed_total bigint := 0;
+BEGIN
+  -- 1. every entry balances per asset
+  SELECT count(*), string_agg(format('entry %s asset %s sums to %s', entry_id, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT entry_id, asset_id, sum(amount) AS total FROM carbon.posting
+          GROUP BY entry_id, asset_id HAVING sum(amount) <> 0 ORDER BY entry_id LIMIT 20) u;
+  check_name := 'entries_balanced'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every entry sums to zero per asset' ELSE d END;
+  RETURN NEXT;
+
+  -- 2. ... and per segment (asset, tier, region): the tiers balance on their own
+  SELECT count(*), string_agg(format('entry %s asset %s segment %s/%s sums to %s',
+                                     entry_id, asset_id, tier, region, total), '; ')
+    INTO n, d
+    FROM (SELECT p.entry_id, p.asset_id, a.tier, a.region, sum(p.amount) AS total
+          FROM carbon.posting p JOIN carbon.account a ON a.id = p.account
+          GROUP BY 1, 2, 3, 4 HAVING sum(p.amount) <> 0 ORDER BY 1 LIMIT 20) u;
+  check_name := 'segments_balanced'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every entry balances within each tier and region' ELSE d END;
+  RETURN NEXT;
+
+  -- 3. every posting belongs to an entry and an account; every entry has postings
+  SELECT count(*) INTO n FROM carbon.posting p
+   WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = p.entry_id)
+      OR NOT EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = p.account)
+      OR NOT EXISTS (SELECT 1 FROM carbon.asset s WHERE s.id = p.asset_id);
+  SELECT n + count(*) INTO n FROM carbon.entry e
+   WHERE NOT EXISTS (SELECT 1 FROM carbon.posting p WHERE p.entry_id = e.id);
+  check_name := 'postings_complete'; ok := n = 0;
+  detail := format('%s orphan postings or empty entries', n);
+  RETURN NEXT;
+
+  -- 4. balances = Σ postings, for every account and asset
+  SELECT count(*), string_agg(format('account %s asset %s: balance %s, postings %s',
+                                     account, asset_id, b, p), '; ')
+    INTO n, d
+    FROM (SELECT coalesce(b.account, p.account) AS account, coalesce(b.asset_id, p.asset_id) AS asset_id,
+                 coalesce(b.total, 0) AS b, coalesce(p.total, 0) AS p
+          FROM (SELECT account, asset_id, sum(amount) AS total FROM carbon.balance GROUP BY 1, 2) b
+          FULL JOIN (SELECT account, asset_id, sum(amount) AS total FROM carbon.posting GROUP BY 1, 2) p
+            ON p.account = b.account AND p.asset_id = b.asset_id
+          WHERE coalesce(b.total, 0) <> coalesce(p.total, 0)
+          ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'balances_match_postings'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every balance equals the sum of its postings' ELSE d END;
+  RETURN NEXT;
+
+  -- 5. no participant holds less than nothing; issuance never positive, sinks never negative
+  SELECT count(*), string_agg(format('%s account %s asset %s: %s', kind, account, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT a.kind, b.account, b.asset_id, sum(b.amount) AS total
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          GROUP BY 1, 2, 3
+          HAVING (a.kind IN ('participant', 'expired', 'redeemed', 'retired', 'cancelled', 'escrow')
+                  AND sum(b.amount) < 0)
+              OR (a.kind = 'issuance' AND sum(b.amount) > 0)
+          ORDER BY 2 LIMIT 20) u;
+  check_name := 'balance_signs'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'participants, escrow and sinks >= 0; issuance <= 0' ELSE d END;
+  RETURN NEXT;
+
+  -- 6. supply per asset, tier and region: outstanding + escrow =
+  --    issued - redeemed - expired - retired - cancelled - net moved out (clearing)
+  SELECT count(*), string_agg(format('%s %s/%s off by %s', asset, tier, region, off), '; ')
+    INTO n, d
+    FROM (SELECT s.code AS asset, a.tier, a.region, sum(b.amount) AS off
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          JOIN carbon.asset s ON s.id = b.asset_id
+          GROUP BY 1, 2, 3 HAVING sum(b.amount) <> 0 ORDER BY 1, 2, 3 LIMIT 20) u;
+  check_name := 'supply'; ok := n = 0;
+  detail := CASE WHEN n = 0
+                 THEN 'outstanding = issued - redeemed - expired - retired - cancelled - moved out, per asset, tier and region'
+                 ELSE d END;
+  RETURN NEXT;
+
+  -- 7. lots = balances, for every participant and lot asset (POINT, RED)
+  SELECT count(*), string_agg(format('account %s asset %s: balance %s, lots %s', account, asset_id, b, l), '; ')
+    INTO n, d
+    FROM (SELECT coalesce(b.account, l.account) AS account, coalesce(b.asset_id, l.asset_id) AS asset_id,
+                 coalesce(b.total, 0) AS b, coalesce(l.total, 0) AS l
+          FROM (SELECT x.account, x.asset_id, sum(x.amount) AS total FROM carbon.balance x
+                JOIN carbon.account a ON a.id = x.account
+                WHERE a.kind = 'participant' AND x.asset_id IN (1, 2) GROUP BY 1, 2) b
+          FULL JOIN (SELECT account, asset_id, sum(remaining) AS total FROM carbon.lot GROUP BY 1, 2) l
+            ON l.account = b.account AND l.asset_id = b.asset_id
+          WHERE coalesce(b.total, 0) <> coalesce(l.total, 0)
+          ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'lots_match_balances'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every POINT and RED balance is held in lots' ELSE d END;
+  RETURN NEXT;
+
+  -- 8. a closed account holds nothing (api.md §7: it never receives value)
+  SELECT count(*), string_agg(format('account %s asset %s holds %s', account, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT b.account, b.asset_id, sum(b.amount) AS total
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          WHERE a.status = 'closed'
+          GROUP BY 1, 2 HAVING sum(b.amount) <> 0 ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'closed_accounts_empty'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'no closed account holds value' ELSE d END;
+  RETURN NEXT;
+
+  -- 9. seals: each hash recomputes from the rows and links to the one before
+  FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
+    members := carbon._seal_members(sl);
+    SELECT carbon._sha256_chain(sl.prev_hash, t.line ORDER BY t.id) INTO recomputed
+      FROM carbon._entry_text(members) t;
+    IF sl.prev_hash <> expected_prev OR recomputed IS DISTINCT FROM sl.hash
+       OR cardinality(members) <> sl.entries THEN
+      bad_seals := bad_seals || format('seal %s', sl.id);
+    END IF;
+    expected_prev := sl.hash;
+    sealed_total := sealed_total + sl.entries;
+    last_seal := sl;
+  END LOOP;
+  -- ... and no entry appeared inside the sealed range afterwards
+  IF last_seal.id IS NOT NULL THEN
+    SELECT count(*) INTO n FROM carbon.entry
+     WHERE id <= last_seal.max_id AND id <> ALL (last_seal.gaps);
+    IF n <> sealed_total THEN
+      bad_seals := bad_seals || format('%s entries inside the sealed range, %s sealed', n, sealed_total);
+    END IF;
+  END IF;
+  check_name := 'seals_intact'; ok := cardinality(bad_seals) = 0;
+  detail := CASE WHEN cardinality(bad_seals) = 0
+                 THEN format('%s seals, %s entries sealed', (SELECT count(*) FROM carbon.seal), sealed_total)
+                 ELSE 'tampered: ' || array_to_string(bad_seals, ', ') END;
+  RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION carbon.verify_integrity() IS
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, seals';
+
 -- Least privilege: EXECUTE decided for every function in one place; the
 -- install-time helper _account_rls is gone; sequences readable by the
 -- roles that read everything (pg_dump).

@@ -200,7 +200,18 @@ BEGIN
   detail := CASE WHEN n = 0 THEN 'every POINT and RED balance is held in lots' ELSE d END;
   RETURN NEXT;
 
-  -- 8. seals: each hash recomputes from the rows and links to the one before
+  -- 8. a closed account holds nothing (api.md §7: it never receives value)
+  SELECT count(*), string_agg(format('account %s asset %s holds %s', account, asset_id, total), '; ')
+    INTO n, d
+    FROM (SELECT b.account, b.asset_id, sum(b.amount) AS total
+          FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+          WHERE a.status = 'closed'
+          GROUP BY 1, 2 HAVING sum(b.amount) <> 0 ORDER BY 1, 2 LIMIT 20) u;
+  check_name := 'closed_accounts_empty'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'no closed account holds value' ELSE d END;
+  RETURN NEXT;
+
+  -- 9. seals: each hash recomputes from the rows and links to the one before
   FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
     members := carbon._seal_members(sl);
     SELECT carbon._sha256_chain(sl.prev_hash, t.line ORDER BY t.id) INTO recomputed
@@ -228,4 +239,4 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, seals';

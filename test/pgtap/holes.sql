@@ -1,0 +1,160 @@
+-- pgTAP: the holes found by trying the core from outside (issue 16), each
+-- with the refusal or behaviour it must have now.  Each block failed before
+-- its fix.
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(41);
+
+SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
+SELECT open_account('personal', '620700', 'H-other') AS other \gset
+SELECT open_account('merchant', '620700', 'H-shop') AS shop \gset
+SELECT open_account('merchant', '620700', 'H-rival') AS rival \gset
+SELECT open_account('enterprise', '620700', 'H-firm') AS firm \gset
+SELECT issue(:citizen, 'POINT', 1000) \gset
+SELECT issue(:firm, 'CNY', 100000) \gset
+CREATE ROLE h_till LOGIN IN ROLE carbon_merchant;
+CREATE ROLE h_desk LOGIN IN ROLE carbon_trader;
+CREATE ROLE h_app LOGIN IN ROLE carbon_app;
+CREATE ROLE h_app_shop LOGIN IN ROLE carbon_app, carbon_merchant;
+
+-- 3. act_as is undone by ROLLBACK TO SAVEPOINT, like SET LOCAL.
+SAVEPOINT s1;
+SELECT act_as(:citizen);
+ROLLBACK TO SAVEPOINT s1;
+SELECT is(acting_account(), NULL, 'ROLLBACK TO SAVEPOINT undoes act_as');
+SELECT act_as(:citizen);
+SAVEPOINT s2;
+SELECT act_as(:other);
+ROLLBACK TO SAVEPOINT s2;
+SELECT is(acting_account(), :'citizen'::bigint, '... back to the account acted for before the savepoint');
+SAVEPOINT s3;
+SAVEPOINT s4;
+SELECT act_as(:other);
+RELEASE SAVEPOINT s4;
+SELECT is(acting_account(), :'other'::bigint, 'a released savepoint keeps its act_as');
+ROLLBACK TO SAVEPOINT s3;
+SELECT is(acting_account(), :'citizen'::bigint, '... until the enclosing savepoint rolls back');
+SAVEPOINT s5;
+SELECT act_as(:other);
+RELEASE SAVEPOINT s5;
+SELECT is(acting_account(), :'other'::bigint, 'act_as in a released savepoint stays');
+
+-- 1. Who may act for whom (api.md §7).  A merchant's till acted for any
+--    citizen and moved their points.
+SET LOCAL ROLE h_till;
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :citizen), '42501', NULL,
+                 'a merchant login cannot act for a citizen');
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :shop), '42501', NULL,
+                 'a merchant login cannot act for a shop not bound to it');
+RESET ROLE;
+SELECT lives_ok(format('SELECT bind_account(%s, %L)', :shop, 'h_till'), 'the admin binds the shop to its till');
+SELECT lives_ok(format('SELECT bind_account(%s, %L)', :shop, 'h_till'), 'binding twice is harmless');
+SELECT throws_ok(format('SELECT bind_account(%s, %L)', :shop, 'no_such_login'), '22023', NULL,
+                 'binding to an unknown role');
+SELECT throws_ok($$SELECT bind_account(987654321, 'h_till')$$, '22023', NULL, 'binding an unknown account');
+SET LOCAL ROLE h_till;
+SELECT lives_ok(format('SELECT carbon.act_as(%s)', :shop), 'the till acts for its own shop');
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :rival), '42501', NULL, '... and for no other shop');
+SELECT throws_ok(format($$SELECT carbon.transfer(%s, %s, 'POINT', 100)$$, :citizen, :shop), '42501', NULL,
+                 'the till cannot move a citizen''s points');
+SELECT throws_ok(format($$SELECT carbon.balance(%s)$$, :citizen), '42501', NULL,
+                 'the till cannot read a citizen''s balance');
+SELECT is((SELECT count(*) FROM carbon.behavior WHERE account = :citizen), 0::bigint,
+          'the till sees no citizen''s trips');
+RESET ROLE;
+SET LOCAL ROLE h_desk;
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :firm), '42501', NULL,
+                 'a trader login cannot act for a firm not bound to it');
+RESET ROLE;
+SELECT bind_account(:firm, 'h_desk');
+SET LOCAL ROLE h_desk;
+SELECT lives_ok(format('SELECT carbon.act_as(%s)', :firm), 'a trader acts for the firm bound to it');
+RESET ROLE;
+SET LOCAL ROLE h_app;
+SELECT lives_ok(format('SELECT carbon.act_as(%s)', :citizen), 'the citizen app acts for a personal account');
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :firm), '42501', NULL,
+                 'the citizen app cannot act for an enterprise account');
+RESET ROLE;
+SET LOCAL ROLE h_app_shop;
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :citizen), '42501', NULL,
+                 'a login that is also a merchant acts only for bound accounts, personal ones included');
+RESET ROLE;
+SELECT is(unbind_account(:shop, 'h_till'), true, 'the admin unbinds the till');
+SELECT is(unbind_account(:shop, 'h_till'), false, 'unbinding again removes nothing');
+SET LOCAL ROLE h_till;
+SELECT throws_ok(format('SELECT carbon.act_as(%s)', :shop), '42501', NULL, 'an unbound till acts for nobody');
+RESET ROLE;
+
+-- 5. Restore mode is explicit: a SECURITY DEFINER SQL function owned by a
+--    superuser that inserts postings directly does not skip the checks.
+CREATE FUNCTION pg_temp.sneaky_post(acc bigint) RETURNS void LANGUAGE sql SECURITY DEFINER AS $$
+  INSERT INTO carbon.entry (id, kind) VALUES (-42, 'sneaky');
+  INSERT INTO carbon.posting VALUES (-42, 1, acc, 1, 500, now()),
+    (-42, 2, (SELECT id FROM carbon.account WHERE kind = 'issuance' LIMIT 1), 1, -500, now());
+$$;
+SELECT throws_ok(format('SELECT pg_temp.sneaky_post(%s)', :citizen), '42501', NULL,
+                 'a SECURITY DEFINER function cannot insert postings behind the API');
+
+-- 6. No fixed limit on the lots one entry draws on: 10,000 lots of one
+--    point each, spent in one transfer.
+SELECT open_account('personal', '620700', 'H-saver') AS saver \gset
+SELECT issue(:saver, 'POINT', 10000) \gset
+DELETE FROM lot WHERE account = :saver;
+INSERT INTO lot (account, asset_id, expires_at, original, remaining, entry_id)
+  SELECT :saver, 1, now() + make_interval(days => 30, secs => i), 1, 1, 0 FROM generate_series(1, 10000) i;
+SELECT lives_ok(format($$SELECT transfer(%s, %s, 'POINT', 10000, 'a month of intake')$$, :saver, :shop),
+                'a transfer drawing on 10,000 lots');
+SELECT is((SELECT count(*) FROM lot WHERE account = :shop AND remaining > 0), 10000::bigint,
+          'the merchant holds the 10,000 pieces with their expiry');
+SELECT is((SELECT count(*) FROM lot WHERE account = :saver AND remaining > 0), 0::bigint,
+          'the saver''s lots are spent');
+
+-- 7a. A closed account never receives value, reversals included.
+SELECT open_account('personal', '620700', 'H-leaver') AS leaver \gset
+SELECT issue(:leaver, 'POINT', 50) \gset
+SELECT transfer(:leaver, :shop, 'POINT', 50, 'all of it') AS moved \gset
+SELECT set_account_status(:leaver, 'closed', 'moved away');
+SELECT throws_ok(format($$SELECT reverse_entry(%s, 'wrong shop')$$, :moved), 'CL002', NULL,
+                 'reversing a move out of a closed account is refused');
+SELECT throws_ok(format($$SELECT issue(%s, 'POINT', 1)$$, :leaver), 'CL002', NULL, 'no issuance to a closed account');
+SELECT throws_ok(format($$SELECT transfer(%s, %s, 'CNY', 1)$$, :firm, :leaver), 'CL002', NULL,
+                 'no transfer of an asset it never held to a closed account');
+SELECT is((SELECT count(*) FROM balance WHERE account = :leaver AND status <> 'closed'), 0::bigint,
+          'every balance row of a closed account says closed (one per asset)');
+SELECT is((SELECT count(*)::int FROM balance WHERE account = :leaver), (SELECT count(*)::int FROM asset),
+          'a closed account has a balance row for every asset');
+SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'closed_accounts_empty'), true,
+          'verify_integrity: no closed account holds value');
+SAVEPOINT tamper;
+UPDATE balance SET amount = 7 WHERE account = :leaver AND asset_id = 4;
+UPDATE balance SET amount = amount - 7 WHERE account = :firm AND asset_id = 4;
+SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'closed_accounts_empty'), false,
+          'verify_integrity notices a closed account holding value');
+ROLLBACK TO SAVEPOINT tamper;
+
+-- 10. v_supply never raises on what the ledger holds: a segment's striped
+--     issuance rows may sum past the bigint range.
+SAVEPOINT big;
+SELECT issue(:other, 'CNY', 9000000000000000000) \gset
+INSERT INTO balance (account, asset_id, stripe, amount)
+  SELECT account, asset_id, (stripe + 1) % 16, amount FROM balance b
+   WHERE asset_id = 4 AND account = (SELECT id FROM account WHERE kind = 'issuance' AND asset_id = 4
+                                      AND tier = 'personal' AND region = '620700');
+SELECT lives_ok($$SELECT * FROM v_supply$$, 'v_supply reads a segment whose issuance passes the bigint range');
+SELECT cmp_ok((SELECT issued FROM v_supply WHERE asset = 'CNY' AND tier = 'personal' AND region = '620700'),
+              '>', 9223372036854775807::numeric, '... and reports it exactly, in numeric');
+ROLLBACK TO SAVEPOINT big;
+
+-- 13. An empty request_id is 22023, not a real id.
+SELECT throws_ok(format($$SELECT transfer(%s, %s, 'POINT', 1, 'x', '')$$, :citizen, :shop), '22023', NULL,
+                 'transfer with an empty request_id');
+SELECT throws_ok(format($$SELECT issue(%s, 'POINT', 1, 'x', '')$$, :citizen), '22023', NULL,
+                 'issue with an empty request_id');
+SELECT is((SELECT count(*) FROM request WHERE request_id = ''), 0::bigint, 'no empty request id is stored');
+
+-- Nothing above left the ledger inconsistent.
+SELECT is(ARRAY(SELECT check_name || ': ' || detail FROM verify_integrity() WHERE NOT ok), '{}'::text[],
+          'verify_integrity is clean');
+
+SELECT * FROM finish();
+ROLLBACK;
