@@ -46,6 +46,48 @@ $$;
 COMMENT ON FUNCTION carbon.unbind_account(bigint, name) IS
   '解绑账户 the login may no longer act for the account; true when a binding was removed';
 
+-- Inbox provenance (api.md §4): the database records the inserting role and
+-- judges each row as that role's report; rows that cannot be recorded at
+-- all are kept with their reason.  Rows already in the inbox when 0.1 is
+-- updated get the updating role (they are processed as 0.1 would have).
+ALTER TABLE carbon.behavior_inbox ADD COLUMN inserted_by name NOT NULL DEFAULT CURRENT_USER;
+COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
+  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
+-- Inbox rows that cannot be recorded at all (no source or event id, or one
+-- too long for its key): kept with their reason, never dropped silently.
+CREATE TABLE carbon.inbox_rejects (
+  seq          bigint PRIMARY KEY,
+  source       text,
+  event_id     text,
+  account      bigint,
+  methodology  text,
+  activity     numeric,
+  occurred_at  timestamptz,
+  attrs        jsonb,
+  inserted_by  name,
+  received_at  timestamptz,
+  reason       text NOT NULL,
+  rejected_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX inbox_rejects_inserted_by_idx ON carbon.inbox_rejects (inserted_by, seq);
+COMMENT ON TABLE carbon.inbox_rejects IS
+  '无法受理的收件箱记录 inbox rows without a usable source or event id, as they came, with the reason';
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_rejects', '');
+REVOKE INSERT ON carbon.behavior_inbox FROM carbon_operator;
+GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
+  ON carbon.behavior_inbox TO carbon_operator;
+GRANT SELECT ON carbon.behavior_inbox, carbon.inbox_rejects TO carbon_operator;
+GRANT SELECT ON carbon.inbox_rejects TO carbon_auditor;
+ALTER TABLE carbon.behavior_inbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE carbon.inbox_rejects ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.behavior_inbox FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY read_all ON carbon.inbox_rejects FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY own_rows ON carbon.behavior_inbox FOR ALL TO carbon_operator
+  USING (inserted_by = CURRENT_USER) WITH CHECK (inserted_by = CURRENT_USER);
+CREATE POLICY admin_rows ON carbon.behavior_inbox FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
+CREATE POLICY own_rows ON carbon.inbox_rejects FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
+
 -- v_supply in numeric: a segment's issuance may pass the bigint range
 -- (the column types change, so the view is made anew).
 DROP VIEW carbon.v_supply;

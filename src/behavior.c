@@ -35,17 +35,24 @@
 
 #define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
 
+/* Superusers and members of carbon_admin may report for any source. */
+bool
+behavior_role_is_admin(Oid role)
+{
+	Oid			admin = get_role_oid("carbon_admin", true);
+
+	return OidIsValid(role) &&
+		(superuser_arg(role) || (OidIsValid(admin) && has_privs_of_role(role, admin)));
+}
+
 /* Who calls: read once per call. */
 void
 behavior_context(BehaviorContext *ctx)
 {
-	Oid			admin = get_role_oid("carbon_admin", true);
-
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->latest = GetCurrentTransactionStartTimestamp() + CLOCK_SKEW_USEC;
 	ctx->caller = GetOuterUserId();
-	ctx->caller_is_admin = superuser_arg(ctx->caller) ||
-		(OidIsValid(admin) && has_privs_of_role(ctx->caller, admin));
+	ctx->caller_is_admin = behavior_role_is_admin(ctx->caller);
 }
 
 /* The settings an event needs, read with its lookup (columns first .. first + 3). */
@@ -136,18 +143,23 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 		ledger_account_from_row(&f->acc, in->account, tup, desc, 17);
 }
 
-/* Superusers and carbon_admin always; others as members of the source's role. */
+/*
+ * Superusers and carbon_admin always; others as members of the source's
+ * role.  The reporter is the caller, or for an inbox row the role that
+ * inserted it (api.md §4: a row is judged as if that role had called).
+ */
 static bool
-caller_may_report(const BehaviorContext *ctx, const char *role)
+may_report(const BehaviorContext *ctx, const BehaviorInput *in, const char *role)
 {
+	Oid			reporter = ctx->per_row_reporter ? in->reporter : ctx->caller;
 	Oid			roleid;
 
-	if (ctx->caller_is_admin)
+	if (ctx->per_row_reporter ? in->reporter_is_admin : ctx->caller_is_admin)
 		return true;
-	if (role == NULL)
+	if (role == NULL || !OidIsValid(reporter))
 		return false;
 	roleid = get_role_oid(role, true);
-	return OidIsValid(roleid) && has_privs_of_role(ctx->caller, roleid);
+	return OidIsValid(roleid) && has_privs_of_role(reporter, roleid);
 }
 
 /*
@@ -378,7 +390,9 @@ behavior_check(const BehaviorContext *ctx, const BehaviorInput *in, const Behavi
 
 	if (!f->source_found)
 		why = "unknown_source";
-	else if (!caller_may_report(ctx, f->role))
+	else if (ctx->per_row_reporter && !may_report(ctx, in, f->role))
+		why = "source_not_authorised";	/* an inbox row: a result, the batch goes on */
+	else if (!may_report(ctx, in, f->role))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("not allowed to record behaviour for source \"%s\"", in->source),

@@ -31,6 +31,7 @@ typedef struct BehaviorContext
 	bool		any_caps;		/* skip the cap check when no cap is set */
 	Oid			caller;
 	bool		caller_is_admin;
+	bool		per_row_reporter;	/* the inbox: each row is judged as the role that inserted it */
 } BehaviorContext;
 
 typedef struct BehaviorInput
@@ -44,6 +45,8 @@ typedef struct BehaviorInput
 	bool		has_occurred_at;
 	TimestampTz occurred_at;
 	Jsonb	   *attrs;
+	Oid			reporter;		/* per_row_reporter: the inserting role (InvalidOid: gone) */
+	bool		reporter_is_admin;
 } BehaviorInput;
 
 typedef struct BehaviorResult
@@ -78,6 +81,7 @@ typedef struct ClaimStore
 } ClaimStore;
 
 extern void behavior_context(BehaviorContext *ctx);
+extern bool behavior_role_is_admin(Oid role);
 extern void behavior_read_settings(BehaviorContext *ctx);
 extern const char *behavior_check(const BehaviorContext *ctx, const BehaviorInput *in,
 								  const BehaviorFacts *f, int64 *er);

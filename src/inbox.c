@@ -37,6 +37,8 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -1255,6 +1257,7 @@ batch_process(InboxBatch *b, int64 *counts)
 		BehaviorFacts f;
 		bool		found;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!r->identity)
 			continue;
 		/* the first row with an event id claims it; later ones are duplicates */
@@ -1319,6 +1322,7 @@ batch_one_by_one(InboxBatch *b, int64 *counts)
 		BehaviorResult out;
 		MemoryContext old;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!r->identity)
 		{
 			counts[2]++;
@@ -1340,6 +1344,94 @@ batch_one_by_one(InboxBatch *b, int64 *counts)
 		MemoryContextReset(rowcxt);
 	}
 	MemoryContextDelete(rowcxt);
+}
+
+/* Does carbon.behavior_inbox record who inserted each row (0.2 on)? */
+static bool
+inbox_has_provenance(void)
+{
+	Oid			relid = get_relname_relid("behavior_inbox", get_namespace_oid("carbon", false));
+
+	return OidIsValid(relid) && get_attnum(relid, "inserted_by") != InvalidAttrNumber;
+}
+
+/* The inserting roles of a call, looked up once each (rows come in runs). */
+typedef struct ReporterCache
+{
+	NameData	name;
+	Oid			role;
+	bool		is_admin;
+	bool		valid;
+} ReporterCache;
+
+static void
+reporter_of(ReporterCache *cache, HeapTuple tup, TupleDesc desc, int col, BehaviorInput *in)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+	{
+		in->reporter = InvalidOid;
+		in->reporter_is_admin = false;
+		return;
+	}
+	if (!cache->valid || strcmp(NameStr(cache->name), NameStr(*DatumGetName(d))) != 0)
+	{
+		namestrcpy(&cache->name, NameStr(*DatumGetName(d)));
+		cache->role = get_role_oid(NameStr(cache->name), true);	/* a dropped role reports for nothing */
+		cache->is_admin = behavior_role_is_admin(cache->role);
+		cache->valid = true;
+	}
+	in->reporter = cache->role;
+	in->reporter_is_admin = cache->is_admin;
+}
+
+/* Why a row cannot be recorded at all (no usable identity), or NULL. */
+static const char *
+identity_problem(const BehaviorInput *in)
+{
+	if (in->source == NULL || in->source[0] == '\0')
+		return "missing_source";
+	if (in->event_id == NULL || in->event_id[0] == '\0')
+		return "missing_event_id";
+	if (strlen(in->source) > BEHAVIOR_MAX_SOURCE)
+		return "source_too_long";
+	if (strlen(in->event_id) > BEHAVIOR_MAX_EVENT_ID)
+		return "event_id_too_long";
+	return NULL;
+}
+
+/*
+ * A row without a usable identity is never dropped silently: it is kept,
+ * as it came and with its reason, in carbon.inbox_rejects, where the admin,
+ * the auditor and the role that sent it see it.  (Rare: one row at a time.)
+ */
+static void
+keep_reject(HeapTuple tup, TupleDesc desc, const char *reason)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, NUMERICOID, TIMESTAMPTZOID,
+		JSONBOID, NAMEOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11];
+
+	for (int i = 0; i < 10; i++)
+	{
+		bool		isnull;
+
+		values[i] = SPI_getbinval(tup, desc, i + 1, &isnull);
+		nulls[i] = isnull ? 'n' : ' ';
+	}
+	values[10] = CStringGetTextDatum(reason);
+	nulls[10] = ' ';
+	ledger_plan(&plan,
+				"INSERT INTO carbon.inbox_rejects (seq, source, event_id, account, methodology, activity, "
+				"  occurred_at, attrs, inserted_by, received_at, reason) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+				11, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "inbox reject insert failed");
 }
 
 typedef struct SeqIndex
@@ -1369,7 +1461,11 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 {
 	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT32(0);
 	static SPIPlanPtr take_plan = NULL;
-	Oid			types[2] = {INT8OID, INT8OID};
+	static SPIPlanPtr legacy_take_plan = NULL;
+	Oid			types[4] = {INT8OID, INT8OID, BOOLOID, NAMEOID};
+	bool		provenance;
+	NameData	caller_name;
+	ReporterCache reporters;
 	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
 	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
 	int64		done = 0;
@@ -1387,6 +1483,10 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 				 errmsg("max_rows must not be negative")));
 	tupdesc = BlessTupleDesc(tupdesc);
 	behavior_context(&ctx);
+	provenance = inbox_has_provenance();
+	/* each row is judged as the role that inserted it; an operator takes only its own */
+	ctx.per_row_reporter = provenance;
+	namestrcpy(&caller_name, GetUserNameFromId(ctx.caller, false));
 
 	/*
 	 * One processor at a time: a second waits for the first to commit, then
@@ -1397,6 +1497,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(INBOX_LOCK_KEY));
 
 	memset(&call, 0, sizeof(call));
+	memset(&reporters, 0, sizeof(reporters));
 	call.cxt = AllocSetContextCreate(CurrentMemoryContext, "process_inbox", ALLOCSET_DEFAULT_SIZES);
 	call.usage = inbox_hash_in(call.cxt, "inbox usage", sizeof(StateEntry), 1024);
 	call.carry = inbox_hash_in(call.cxt, "inbox remainders", sizeof(StateEntry), 1024);
@@ -1406,22 +1507,38 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	while (done < max_rows)
 	{
 		int64		want = Min((int64) INBOX_BATCH, max_rows - done);
-		Datum		arg[2] = {Int64GetDatum(want), Int64GetDatum(last_seq)};
+		Datum		arg[4] = {Int64GetDatum(want), Int64GetDatum(last_seq), BoolGetDatum(ctx.caller_is_admin),
+		NameGetDatum(&caller_name)};
 		SPITupleTable *tt;
 		InboxBatch	b;
 		SeqIndex   *order;
 		uint64		nrows;
 
+		CHECK_FOR_INTERRUPTS();
+
 		/* each batch in its own SPI level: its memory goes with it */
 		ledger_spi_connect();
-		ledger_plan(&take_plan,
-					"WITH bound AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
-					"               ORDER BY seq OFFSET $1 - 1 LIMIT 1) "
-					"DELETE FROM carbon.behavior_inbox "
-					"WHERE seq > $2 AND seq <= coalesce((SELECT seq FROM bound), 9223372036854775807) "
-					"RETURNING seq, source, event_id, account, methodology, activity, occurred_at, attrs",
-					2, types);
-		if (SPI_execute_plan(take_plan, arg, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
+		if (provenance)
+			ledger_plan(&take_plan,
+						"WITH bound AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+						"               AND ($3 OR inserted_by = $4) ORDER BY seq OFFSET $1 - 1 LIMIT 1) "
+						"DELETE FROM carbon.behavior_inbox "
+						"WHERE seq > $2 AND seq <= coalesce((SELECT seq FROM bound), 9223372036854775807) "
+						"  AND ($3 OR inserted_by = $4) "
+						"RETURNING seq, source, event_id, account, methodology, activity, occurred_at, attrs, "
+						"          inserted_by, received_at",
+						4, types);
+		else					/* a 0.1 schema, before ALTER EXTENSION UPDATE: as 0.1 did */
+			ledger_plan(&legacy_take_plan,
+						"WITH bound AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+						"               ORDER BY seq OFFSET $1 - 1 LIMIT 1) "
+						"DELETE FROM carbon.behavior_inbox "
+						"WHERE seq > $2 AND seq <= coalesce((SELECT seq FROM bound), 9223372036854775807) "
+						"RETURNING seq, source, event_id, account, methodology, activity, occurred_at, attrs, "
+						"          NULL::name, received_at",
+						2, types);
+		if (SPI_execute_plan(provenance ? take_plan : legacy_take_plan, arg, NULL, false, 0) !=
+			SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "inbox read failed");
 		nrows = SPI_processed;
 		if (nrows == 0)
@@ -1468,9 +1585,12 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 			r->in.occurred_at = isnull ? 0 : DatumGetTimestampTz(d);
 			d = SPI_getbinval(tup, tt->tupdesc, 8, &isnull);
 			r->in.attrs = isnull ? NULL : DatumGetJsonbP(d);
-			/* no usable identity (missing, empty, too long): counted as rejected, not recorded */
-			r->identity = r->in.source && r->in.event_id && r->in.source[0] != '\0' && r->in.event_id[0] != '\0' &&
-				strlen(r->in.source) <= BEHAVIOR_MAX_SOURCE && strlen(r->in.event_id) <= BEHAVIOR_MAX_EVENT_ID;
+			if (provenance)
+				reporter_of(&reporters, tup, tt->tupdesc, 9, &r->in);
+			/* no usable identity (missing, empty, too long): kept in inbox_rejects, counted as rejected */
+			r->identity = identity_problem(&r->in) == NULL;
+			if (!r->identity && provenance)
+				keep_reject(tup, tt->tupdesc, identity_problem(&r->in));
 		}
 
 		behavior_read_settings(&ctx);

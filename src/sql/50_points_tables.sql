@@ -96,12 +96,38 @@ CREATE TABLE carbon.behavior_inbox (
   occurred_at  timestamptz,
   attrs        jsonb DEFAULT '{}',
   seq          bigint NOT NULL DEFAULT nextval('carbon.behavior_inbox_seq'),
-  received_at  timestamptz NOT NULL DEFAULT now()
+  received_at  timestamptz NOT NULL DEFAULT now(),
+  -- the role that inserted the row: set by the database (operators may not
+  -- write this column), and the row is judged as if that role had called
+  -- record_behavior
+  inserted_by  name NOT NULL DEFAULT CURRENT_USER
 );
 ALTER SEQUENCE carbon.behavior_inbox_seq OWNED BY carbon.behavior_inbox.seq;
 CREATE INDEX behavior_inbox_seq_idx ON carbon.behavior_inbox (seq);
 COMMENT ON TABLE carbon.behavior_inbox IS
   '批量行为收件箱 bulk intake: COPY behaviours here, then call carbon.process_inbox()';
+COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
+  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
+
+-- Inbox rows that cannot be recorded at all (no source or event id, or one
+-- too long for its key): kept with their reason, never dropped silently.
+CREATE TABLE carbon.inbox_rejects (
+  seq          bigint PRIMARY KEY,
+  source       text,
+  event_id     text,
+  account      bigint,
+  methodology  text,
+  activity     numeric,
+  occurred_at  timestamptz,
+  attrs        jsonb,
+  inserted_by  name,
+  received_at  timestamptz,
+  reason       text NOT NULL,
+  rejected_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX inbox_rejects_inserted_by_idx ON carbon.inbox_rejects (inserted_by, seq);
+COMMENT ON TABLE carbon.inbox_rejects IS
+  '无法受理的收件箱记录 inbox rows without a usable source or event id, as they came, with the reason';
 
 -- Per account, scenario and local day: the reduction granted so far (daily caps).
 CREATE TABLE carbon.daily_usage (
@@ -163,6 +189,7 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.behavior', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.daily_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.points_carry', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.lot', '');

@@ -132,15 +132,18 @@ REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
 GRANT INSERT, SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 
--- Scenario operators COPY into the inbox.
-GRANT INSERT ON carbon.behavior_inbox TO carbon_operator;
+-- Scenario operators COPY into the inbox, every column but inserted_by (the
+-- database records the inserting role), and see their own rows and rejects.
+GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
+  ON carbon.behavior_inbox TO carbon_operator;
+GRANT SELECT ON carbon.behavior_inbox, carbon.inbox_rejects TO carbon_operator;
 GRANT USAGE ON SEQUENCE carbon.behavior_inbox_seq TO carbon_operator, carbon_admin;
 GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_operator, carbon_app,
   carbon_verifier, carbon_merchant, carbon_trader;
 
 -- Auditors read everything but the HMAC key.
 GRANT SELECT ON carbon.setting, carbon.settings, carbon.methodology, carbon.source, carbon.behavior,
-  carbon.behavior_inbox, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
+  carbon.behavior_inbox, carbon.inbox_rejects, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
 TO carbon_auditor;
 
 -- Views: auditors and admins read them all; apps their own statement.
@@ -152,6 +155,14 @@ GRANT SELECT ON carbon.lot, carbon.behavior TO carbon_app, carbon_merchant, carb
 SELECT carbon._account_rls(ARRAY['lot', 'behavior'], 'account');
 SELECT carbon._account_rls(ARRAY['points_carry', 'daily_usage'], NULL);
 SELECT carbon._account_rls(ARRAY['account_binding'], NULL);
+
+-- The inbox: operators see and insert only their own rows; the admin (and
+-- the scheduled job) all of them.
+SELECT carbon._account_rls(ARRAY['behavior_inbox', 'inbox_rejects'], NULL);
+CREATE POLICY own_rows ON carbon.behavior_inbox FOR ALL TO carbon_operator
+  USING (inserted_by = CURRENT_USER) WITH CHECK (inserted_by = CURRENT_USER);
+CREATE POLICY admin_rows ON carbon.behavior_inbox FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
+CREATE POLICY own_rows ON carbon.inbox_rejects FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
 
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);

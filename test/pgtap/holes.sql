@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(41);
+SELECT plan(51);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -83,6 +83,50 @@ SELECT is(unbind_account(:shop, 'h_till'), true, 'the admin unbinds the till');
 SELECT is(unbind_account(:shop, 'h_till'), false, 'unbinding again removes nothing');
 SET LOCAL ROLE h_till;
 SELECT throws_ok(format('SELECT carbon.act_as(%s)', :shop), '42501', NULL, 'an unbound till acts for nobody');
+RESET ROLE;
+
+-- 2, 11. The inbox judges each row as the role that inserted it; operators
+--    see and process only their own rows; rows without an identity are kept.
+SELECT define_methodology('H-METRO', 1, 'metro', 'I', 'metro', 'distance_substitution',
+                          '{"baseline_g_per_pkm": 100, "project_g_per_pkm": 10}');
+SELECT define_methodology('H-BIKE', 1, 'bike', 'I', 'cycling', 'distance_substitution',
+                          '{"baseline_g_per_pkm": 100, "project_g_per_pkm": 0}');
+SELECT submit_methodology(c, 1), approve_methodology(c, 1, 'r'), publish_methodology(c, 1, now() - interval '1 day')
+  FROM unnest(ARRAY['H-METRO', 'H-BIKE']) c;
+CREATE ROLE h_metro_op LOGIN IN ROLE carbon_operator;
+CREATE ROLE h_bike_op LOGIN IN ROLE carbon_operator;
+SELECT register_source('h-metroco', ARRAY['metro'], 'h_metro_op');
+SELECT register_source('h-bikeco', ARRAY['cycling'], 'h_bike_op');
+SET LOCAL ROLE h_metro_op;
+INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
+  ('h-metroco', 'm-1', :citizen, 'H-METRO', 10, now() - interval '1 hour'),
+  ('h-bikeco', 'forged-1', :citizen, 'H-BIKE', 10, now() - interval '1 hour'),
+  (NULL, 'no-source', :citizen, 'H-METRO', 10, now() - interval '1 hour');
+SELECT throws_ok($$INSERT INTO carbon.behavior_inbox (source, event_id, inserted_by) VALUES ('h-bikeco', 'x', 'h_bike_op')$$,
+                 '42501', NULL, 'an operator cannot write inserted_by');
+RESET ROLE;
+SET LOCAL ROLE h_bike_op;
+INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
+  ('h-bikeco', 'b-1', :other, 'H-BIKE', 5, now() - interval '1 hour');
+SELECT is((SELECT count(*) FROM carbon.behavior_inbox), 1::bigint, 'an operator sees only its own inbox rows');
+SELECT is((SELECT row(accepted, capped, rejected, duplicate)::text FROM carbon.process_inbox()), '(1,0,0,0)',
+          'an operator processes only its own rows; another operator''s foreign row does not fail it');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM behavior_inbox WHERE inserted_by = 'h_metro_op'), 3::bigint,
+          'the metro operator''s rows wait for it (or the admin)');
+SELECT is((SELECT row(accepted, capped, rejected, duplicate)::text FROM process_inbox()), '(1,0,2,0)',
+          'the admin''s run takes the rest: the forged row and the row without a source are rejected');
+SELECT is((SELECT status || '/' || reason FROM behavior WHERE source = 'h-bikeco' AND event_id = 'forged-1'),
+          'rejected/source_not_authorised', 'a row is judged as the role that inserted it, not the processor');
+SELECT is((SELECT points FROM behavior WHERE source = 'h-bikeco' AND event_id = 'forged-1'), 0::bigint,
+          '... and credits nothing');
+SELECT is((SELECT reason || '/' || inserted_by FROM inbox_rejects WHERE event_id = 'no-source'),
+          'missing_source/h_metro_op', 'a row without a source is kept with its reason and sender');
+SET LOCAL ROLE h_metro_op;
+SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 1::bigint, 'the sender sees its rejected row');
+RESET ROLE;
+SET LOCAL ROLE h_bike_op;
+SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 0::bigint, 'another operator does not');
 RESET ROLE;
 
 -- 5. Restore mode is explicit: a SECURITY DEFINER SQL function owned by a

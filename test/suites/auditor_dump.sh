@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Issue 16 item 15: a login of carbon_auditor, or of carbon_admin, can
+# pg_dump the ledger it may read (once "permission denied for sequence
+# account_id_seq": the sequences are now granted SELECT to both roles).
+#
+# The commands (what each flag is for):
+#   auditor: pg_dump -a -U <login> --enable-row-security -n carbon -T carbon.ref_secret <db>
+#   admin:   pg_dump -a -U <login> --enable-row-security -n carbon <db>
+# --enable-row-security  needed: the ledger tables have row-level security
+#     (the roles see every row through their read_all policies), and without
+#     it pg_dump sets row_security = off, which fails for a role that is not
+#     the owner ("query would be affected by row-level security policy for
+#     table account").
+# -T carbon.ref_secret   needed for the auditor only: it may not read the
+#     HMAC key ("permission denied for table ref_secret"); the admin may.
+# -n carbon              not needed for privileges: every table of the
+#     schema is a member of the extension AND one of its configuration
+#     tables (pg_extension_config_dump), and pg_dump dumps a configuration
+#     table's data when the extension is dumped (a whole-database dump) or
+#     when its schema or the table itself is asked for (-n carbon / -t), the
+#     extension's own rows filtered out (asset WHERE NOT builtin,
+#     allowed_flow WHERE NOT seeded).  With -n carbon the dump is only the
+#     ledger, whatever else the database holds.  A member table that is not a
+#     configuration table would not be dumped at all.
+# -a                     not needed for privileges either (a schema-and-data
+#     dump works too); the ledger's rows are what an auditor takes away.
+# The sequences' values come along as setval() calls: pg_dump reads every
+# configuration sequence, hence the SELECT grant on them.
+# Runs against the cluster of `make test` (PGHOST/PGPORT set by the harness).
+set -uo pipefail
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+DB=auditor_dump; DST=auditor_dump_restored
+AUDITOR=cl_dump_auditor; ADMIN=cl_dump_admin
+pass=0; fail=0
+check() { # name, command...
+  local name=$1; shift
+  if "$@"; then pass=$((pass + 1)); echo "ok - $name"; else fail=$((fail + 1)); echo "not ok - $name"; fi
+}
+q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$@"; }
+
+# the logins are the cluster's: dropped with the databases, before and after
+drop_all() {
+  "$PGBIN/dropdb" --if-exists "$DB" >/dev/null 2>&1; "$PGBIN/dropdb" --if-exists "$DST" >/dev/null 2>&1
+  psql -X -q -d postgres -c "DROP ROLE IF EXISTS $AUDITOR" -c "DROP ROLE IF EXISTS $ADMIN" >/dev/null 2>&1
+}
+drop_all
+work=$(mktemp -d)
+trap 'drop_all; rm -rf "$work"' EXIT
+
+"$PGBIN/createdb" "$DB"
+q "$DB" >/dev/null <<SQL || { echo "not ok - setting up the ledger and the logins"; echo "auditor_dump: 0 passed, 1 failed"; exit 1; }
+CREATE EXTENSION carbon_ledger;
+CREATE ROLE $AUDITOR LOGIN IN ROLE carbon_auditor;
+CREATE ROLE $ADMIN LOGIN IN ROLE carbon_admin;
+SET search_path = carbon, public;
+SELECT define_asset('RAINBOW', 'currency', '彩虹元');
+INSERT INTO allowed_flow (from_tier, to_tier, asset, allowed, note) VALUES ('personal', 'personal', 'RAINBOW', true, 'tourism');
+SELECT open_account('personal', '620700', 'citizen-' || i, 'citizen ' || i) FROM generate_series(1, 10) i;
+SELECT open_account('merchant', '620700', 'shop-' || i) FROM generate_series(1, 2) i;
+SELECT issue(id, 'POINT', 1000 + id) FROM account WHERE tier = 'personal' AND kind = 'participant';
+SELECT issue(id, 'RAINBOW', 50) FROM account WHERE tier = 'personal' AND kind = 'participant' AND id % 2 = 0;
+SELECT transfer(id, 11 + id % 2, 'POINT', 10 + id, 'coffee', 'req-' || id) FROM account WHERE tier = 'personal' AND kind = 'participant';
+SELECT transfer(2, 3, 'RAINBOW', 7);
+SELECT bind_account(11, '$ADMIN');
+SELECT seal();
+SELECT set_account_status(7, 'frozen', 'dispute');
+SELECT reverse_entry(12, 'wrong shop');
+SELECT seal();
+SQL
+
+# dump LOGIN FILE pg_dump-args...: the dump's exit status; stderr in FILE.err
+dump() { local login=$1 file=$2; shift 2
+  "$PGBIN/pg_dump" -U "$login" "$@" -f "$file" "$DB" 2>"$file.err"; }
+# rows of table T in dump FILE
+dump_rows() { awk -v t="COPY carbon.$2 " 'index($0, t) == 1 { on = 1; next } on && $0 == "\\." { exit } on { n++ } END { print n + 0 }' "$1"; }
+# FILE holds every row of every table (but those named after it) that
+# pg_dump takes of a configuration table of carbon_ledger, as the superuser
+# counts them; FILE.diff says which differ
+all_rows() { local file=$1 t cond want got ok=0; shift
+  while IFS='|' read -r t cond; do
+    [[ " $* " == *" $t "* ]] && continue
+    want=$(q "$DB" -c "SELECT count(*) FROM carbon.$t $cond")
+    got=$(dump_rows "$file" "$t")
+    [ "$want" = "$got" ] || { echo "$t: dump $got rows, table $want" >>"$file.diff"; ok=1; }
+  done < <(q "$DB" -c "SELECT c.relname, x.cond FROM pg_extension e, unnest(e.extconfig, e.extcondition) x(oid, cond)
+                       JOIN pg_class c ON c.oid = x.oid WHERE e.extname = 'carbon_ledger' AND c.relkind = 'r' ORDER BY 1")
+  return $ok
+}
+show() { sed 's/^/#   /' "$@" 2>/dev/null; }
+
+# --- the auditor -------------------------------------------------------------
+aud=$work/auditor.sql
+dump "$AUDITOR" "$aud" -a --enable-row-security -n carbon -T carbon.ref_secret
+rc=$?
+check "the auditor's pg_dump -a --enable-row-security -n carbon -T carbon.ref_secret exits 0" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || show "$aud.err"
+check "the auditor's dump has the postings, all of them" \
+  test "$(dump_rows "$aud" posting)" -gt 0 -a "$(dump_rows "$aud" posting)" = "$(q "$DB" -c 'SELECT count(*) FROM carbon.posting')"
+check "the auditor's dump has every row of every ledger table it may read (all but ref_secret)" all_rows "$aud" ref_secret
+show "$aud.diff"
+check "the auditor's dump has no HMAC key" bash -c '! grep -q "carbon\.ref_secret" "$1"' _ "$aud"
+check "the auditor's dump carries the sequences (entry_id_seq at the last entry)" \
+  grep -qF "setval('carbon.entry_id_seq', $(q "$DB" -c 'SELECT max(id) FROM carbon.entry'), true)" "$aud"
+
+# restored by a superuser into a fresh database, it is the same ledger
+"$PGBIN/createdb" "$DST"
+check "the auditor's dump restores into a fresh database by a superuser, after CREATE EXTENSION" \
+  q "$DST" -c 'CREATE EXTENSION carbon_ledger' -f "$aud" -o /dev/null
+for t in entry posting balance seal; do
+  a=$(q "$DB" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
+  b=$(q "$DST" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
+  check "table $t restored from the auditor's dump identically" test "$a" = "$b"
+done
+check "verify_integrity() clean on the ledger restored from the auditor's dump" \
+  test "$(q "$DST" -c 'SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok')" = 0
+
+# the negatives: what the flags above are for
+dump "$AUDITOR" "$work/aud_key.sql" -a --enable-row-security -n carbon
+rc=$?
+check "the auditor's dump without -T carbon.ref_secret fails (it may not read the key)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "permission denied for table ref_secret" "$2"' _ "$rc" "$work/aud_key.sql.err"
+dump "$AUDITOR" "$work/aud_rls.sql" -a -n carbon -T carbon.ref_secret
+rc=$?
+check "the auditor's dump without --enable-row-security fails (row-level security)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "query would be affected by row-level security policy" "$2"' _ "$rc" "$work/aud_rls.sql.err"
+
+# --- the admin ---------------------------------------------------------------
+adm=$work/admin.sql
+dump "$ADMIN" "$adm" -a --enable-row-security -n carbon
+rc=$?
+check "the admin's pg_dump -a --enable-row-security -n carbon exits 0" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || show "$adm.err"
+check "the admin's dump has the postings, all of them" \
+  test "$(dump_rows "$adm" posting)" -gt 0 -a "$(dump_rows "$adm" posting)" = "$(q "$DB" -c 'SELECT count(*) FROM carbon.posting')"
+check "the admin's dump has every row of every ledger table, the HMAC key too" all_rows "$adm"
+show "$adm.diff"
+dump "$ADMIN" "$work/adm_rls.sql" -a -n carbon
+rc=$?
+check "the admin's dump without --enable-row-security fails (row-level security)" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "query would be affected by row-level security policy" "$2"' _ "$rc" "$work/adm_rls.sql.err"
+
+# --- the sequence grant is what item 15 needed --------------------------------
+q "$DB" -c "REVOKE SELECT ON SEQUENCE carbon.account_id_seq FROM carbon_auditor"
+dump "$AUDITOR" "$work/aud_seq.sql" -a --enable-row-security -n carbon -T carbon.ref_secret
+rc=$?
+check "without SELECT on the sequences the auditor's dump fails as issue 16 reported" \
+  bash -c '[ "$1" -ne 0 ] && grep -q "permission denied for sequence account_id_seq" "$2"' _ "$rc" "$work/aud_seq.sql.err"
+
+echo "auditor_dump: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
