@@ -194,6 +194,13 @@ check_flow(void)
 				 errhint("The allowed flows are in carbon.allowed_flow.")));
 }
 
+/* The stripe of system balances this backend writes to. */
+static int16
+system_stripe(void)
+{
+	return ledger_write.job_stripe ? LEDGER_JOB_STRIPE : (int16) (MyProcPid % LEDGER_STRIPES);
+}
+
 /* One (account, asset) group of postings, summed. */
 typedef struct BalanceDelta
 {
@@ -384,7 +391,7 @@ ledger_flush_deferred(void)
 	qsort(d, n, sizeof(BalanceDelta), cmp_delta);
 	ledger_spi_connect();
 	if (n > 0)
-		apply_setwise(d, n, (int16) (MyProcPid % LEDGER_STRIPES));
+		apply_setwise(d, n, system_stripe());
 	SPI_finish();
 	hash_destroy(deferred);
 	deferred = NULL;
@@ -396,7 +403,7 @@ apply_balances(PostingRow *rows, int n)
 {
 	BalanceDelta *d = palloc(sizeof(BalanceDelta) * n);
 	int			ngroups = 0;
-	int16		stripe = (int16) (MyProcPid % LEDGER_STRIPES);
+	int16		stripe = system_stripe();
 
 	for (int i = 0; i < n;)
 	{

@@ -21,8 +21,12 @@
 #define ERRCODE_CL_CONFLICT			MAKE_SQLSTATE('C','L','0','0','8')
 #define ERRCODE_CL_INTEGRITY		MAKE_SQLSTATE('C','L','0','0','9')
 
-/* System accounts are striped by backend so that no balance row is hot. */
+/*
+ * System accounts are striped by backend so that no balance row is hot;
+ * the expiry job writes to a stripe of its own (lots.c: lock order).
+ */
 #define LEDGER_STRIPES 16
+#define LEDGER_JOB_STRIPE LEDGER_STRIPES
 
 #define LEDGER_NAME_LEN 16
 
@@ -50,6 +54,7 @@ typedef struct LedgerWrite
 	bool		status_exempt;	/* system corrections may touch frozen accounts */
 	bool		lots_handled;	/* the caller moved the lots itself */
 	TimestampTz lot_basis;		/* new lots expire per points_validity from here */
+	bool		job_stripe;		/* expire_lots(): system balances in the job's own stripe */
 } LedgerWrite;
 
 extern LedgerWrite ledger_write;

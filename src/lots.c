@@ -317,25 +317,104 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 }
 
 /*
- * One range of accounts: delete its expired lots and post their remainders.
- * Returns the lots deleted (spent-out ones included); adds to the totals.
+ * Lock order.  Every writer locks an account's balance rows (in account,
+ * asset order, in the posting trigger) before its lots: transfers consume
+ * and credit lots after their postings, behaviours credit after theirs.
+ * Expiry does the same: it locks the balance rows of the (account, asset)
+ * pairs with expired lots first, then deletes exactly those pairs' lots.
+ * The job (expire_lots()) never waits for a row a transfer holds: it skips
+ * locked balances (SKIP LOCKED), comes back to them after the other
+ * ranges, and posts to sink stripes of its own (ledger_write.job_stripe), so
+ * the job does not wait for a transaction that could be waiting for it:
+ * the three-way deadlocks of two transfers and a batch are gone.  Balances
+ * still busy after about a second of retries are waited for one account at
+ * a time, only while nobody waits for the job (expiry_account_waiting());
+ * one held by a transaction that waits for the job itself is left to the
+ * next run (a NOTICE says so), since waiting could only end in a deadlock.
+ * Expired lots are not spendable meanwhile (balance() and transfers skip
+ * them).
+ */
+typedef struct ExpiryPairs
+{
+	int			n;
+	int			cap;
+	Datum	   *account;
+	Datum	   *asset;
+} ExpiryPairs;
+
+static void
+pairs_add(ExpiryPairs *p, Datum account, Datum asset)
+{
+	if (p->n == p->cap)
+	{
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->account = p->account ? repalloc(p->account, sizeof(Datum) * p->cap) : palloc(sizeof(Datum) * p->cap);
+		p->asset = p->asset ? repalloc(p->asset, sizeof(Datum) * p->cap) : palloc(sizeof(Datum) * p->cap);
+	}
+	p->account[p->n] = account;
+	p->asset[p->n++] = asset;
+}
+
+/* The plans of one expiry walk. */
+typedef struct ExpiryPlans
+{
+	SPIPlanPtr	lock_skip;		/* candidates in a range, locking the free ones */
+	SPIPlanPtr	lock_wait;		/* the same, waiting for busy ones */
+	SPIPlanPtr	delete;			/* delete the locked pairs' expired lots, grouped */
+	bool		skip;
+} ExpiryPlans;
+
+/*
+ * One range of accounts [from, to): lock the balances of the pairs with
+ * expired lots (skipping busy ones when plans->skip: they go to `busy`),
+ * delete those pairs' expired lots and post their remainders.  Returns the
+ * lots deleted (spent-out ones included); adds to the totals.
  */
 static int64
-expiry_batch(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
+expiry_batch(ExpiryPlans *plans, TimestampTz as_of, int64 from, int64 to, ExpiryTotals *totals,
+			 ExpiryPairs *busy, MemoryContext busy_cxt)
 {
+	Datum		values[3] = {TimestampTzGetDatum(as_of), Int64GetDatum(from), Int64GetDatum(to)};
+	ExpiryPairs locked = {0, 0, NULL, NULL};
 	int64		deleted = 0;
 
 	/* each batch in its own SPI level: its memory is freed with it */
 	ledger_spi_connect();
-	if (SPI_execute_plan(range_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "lot expiry failed");
+	if (SPI_execute_plan(plans->skip ? plans->lock_skip : plans->lock_wait, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "lot expiry lock failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
+		Datum		account = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		asset = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 
-		deleted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
+		SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
+		if (!isnull)
+			pairs_add(&locked, account, asset);
+		else if (busy != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(busy_cxt);
+
+			pairs_add(busy, account, asset);
+			MemoryContextSwitchTo(old);
+		}
 	}
-	expiry_post(SPI_tuptable, totals);
+	if (locked.n > 0)
+	{
+		Datum		del[3] = {TimestampTzGetDatum(as_of), ledger_int8_array(locked.account, locked.n),
+		ledger_int2_array(locked.asset, locked.n)};
+
+		if (SPI_execute_plan(plans->delete, del, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "lot expiry failed");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+
+			deleted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 9, &isnull));
+		}
+		expiry_post(SPI_tuptable, totals);
+	}
 	SPI_finish();
 	return deleted;
 }
@@ -343,10 +422,10 @@ expiry_batch(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
 /* A batch of the expiry job, as ledger_try_subxact() runs it. */
 typedef struct ExpiryBatch
 {
-	SPIPlanPtr	range_plan;
-	Datum	   *values;
+	ExpiryPlans *plans;
+	TimestampTz as_of;
+	int64		account;
 	ExpiryTotals totals;
-	int64		deleted;
 } ExpiryBatch;
 
 static void
@@ -354,37 +433,112 @@ expiry_batch_run(void *arg)
 {
 	ExpiryBatch *batch = arg;
 
-	batch->deleted = expiry_batch(batch->range_plan, batch->values, &batch->totals);
+	expiry_batch(batch->plans, batch->as_of, batch->account, batch->account + 1, &batch->totals, NULL, NULL);
+}
+
+/* Is any other transaction waiting for a lock this one holds? */
+static bool
+someone_waits_for_us(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+	bool		waits;
+
+	ledger_spi_connect();
+	ledger_plan(&plan,
+				"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity "
+				"               WHERE pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(pid)))",
+				0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "lock wait lookup failed");
+	waits = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return waits;
 }
 
 /*
- * A batch of the expiry job, in a subtransaction: when it is chosen as the
- * victim of a deadlock (a transfer that locked a balance first and then
- * wants a lot of the batch's range), only the batch is rolled back, the
- * transfer goes through, and the batch is tried again.
+ * The job's last pass over a balance still busy: it waits for it only while
+ * no transaction waits for the job.  Any cycle then forms with the job as
+ * the first to wait, so the job's deadlock check fires first and the job is
+ * the victim: its subtransaction (this account's batch) rolls back and is
+ * tried again, the other transaction goes on.  When someone does wait for
+ * the job, the account is left to the next run.  True when it was expired.
  */
-static int64
-expiry_batch_retried(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
+static bool
+expiry_account_waiting(ExpiryPlans *plans, TimestampTz as_of, int64 account, ExpiryTotals *totals)
 {
-	ExpiryBatch batch;
-
-	for (int attempt = 1;; attempt++)
+	for (int attempt = 1; attempt <= 5; attempt++)
 	{
-		batch = (ExpiryBatch) {range_plan, values, {0, 0, 0}, 0};
+		ExpiryBatch batch = {plans, as_of, account, {0, 0, 0}};
+
+		CHECK_FOR_INTERRUPTS();
+		if (someone_waits_for_us())
+			return false;
 		if (ledger_try_subxact(expiry_batch_run, &batch, ERRCODE_T_R_DEADLOCK_DETECTED))
-			break;
-		if (attempt == 5)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-					 errmsg("expire_lots: a batch lost a deadlock %d times", attempt),
-					 errhint("Run expire_lots() again; it is idempotent.")));
+		{
+			totals->lots += batch.totals.lots;
+			totals->points += batch.totals.points;
+			totals->grams += batch.totals.grams;
+			return true;
+		}
 		ereport(LOG,
 				(errmsg("expire_lots: a batch lost a deadlock and is tried again (attempt %d)", attempt)));
 	}
-	totals->lots += batch.totals.lots;
-	totals->points += batch.totals.points;
-	totals->grams += batch.totals.grams;
-	return batch.deleted;
+	return false;
+}
+
+/*
+ * The walk over account ranges [from, last]; the job skips busy balances
+ * and comes back to them (see the lock order above).
+ */
+static void
+expiry_walk(ExpiryPlans *plans, TimestampTz as_of, int64 from, int64 last, bool job, ExpiryTotals *totals)
+{
+	const int64 target = 16000;
+	const int64 max_width = 8000;
+	int64		width = 1024;
+	ExpiryPairs busy = {0, 0, NULL, NULL};
+	MemoryContext busy_cxt = CurrentMemoryContext;
+	int			left = 0;
+
+	while (from <= last)
+	{
+		int64		to = (last - from < width) ? last + 1 : from + width;
+		int64		deleted;
+
+		CHECK_FOR_INTERRUPTS();
+		deleted = expiry_batch(plans, as_of, from, to, totals, job ? &busy : NULL, busy_cxt);
+		from = to;
+		/* aim the next range at `target` lots */
+		width = deleted > 0 ? width * target / deleted : width * 4;
+		width = Max(1, Min(width, max_width));
+	}
+	/* busy accounts: again without waiting, for about a second; the job never waits */
+	for (int round = 0; busy.n > 0 && round < 100; round++)
+	{
+		ExpiryPairs still = {0, 0, NULL, NULL};
+
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+		for (int i = 0; i < busy.n; i++)
+			if (i == 0 || DatumGetInt64(busy.account[i]) != DatumGetInt64(busy.account[i - 1]))
+				expiry_batch(plans, as_of, DatumGetInt64(busy.account[i]), DatumGetInt64(busy.account[i]) + 1,
+							 totals, &still, busy_cxt);
+		busy = still;
+	}
+	plans->skip = false;
+	for (int i = 0; i < busy.n; i++)
+		if (i == 0 || DatumGetInt64(busy.account[i]) != DatumGetInt64(busy.account[i - 1]))
+		{
+			if (!expiry_account_waiting(plans, as_of, DatumGetInt64(busy.account[i]), totals))
+				left++;
+		}
+	if (left > 0)
+		ereport(NOTICE,
+				(errmsg("expire_lots: %d accounts were busy throughout and are left for the next run", left),
+				 errdetail("Their balances are held by transactions that wait for this one: waiting for them "
+						   "could only end in a deadlock."),
+				 errhint("Run expire_lots() again; it is idempotent.")));
 }
 
 /*
@@ -393,46 +547,50 @@ expiry_batch_retried(SPIPlanPtr range_plan, Datum *values, ExpiryTotals *totals)
  *
  * An expired lot is deleted, not zeroed: its remainder moves to the sink in
  * the batch's entry, which is the record.  DELETE ... RETURNING hands back
- * the remainder of the row version it removed (after waiting for a
- * concurrent spend, whose new version it rechecks), so no row lock is taken
- * beforehand, and removing a row writes no index entries where zeroing it
- * would (expired lots sit together on their pages, so such updates are
- * rarely HOT).
+ * the remainder of the row version it removed, and removing a row writes no
+ * index entries where zeroing it would (expired lots sit together on their
+ * pages, so such updates are rarely HOT).
  *
  * A batch is a range of account ids, walked along lot_key (account, asset,
- * expiry) in one index pass, so an account's expired lots become one
- * posting.  The range's width adapts so that a batch holds about
- * `target` lots; it never spans more than `max_width` accounts, which keeps
- * an entry's postings (one per account and asset, one per segment's sink)
- * under the smallint posting seq.
+ * expiry), so an account's expired lots become one posting.  The range's
+ * width adapts so that a batch holds about `target` lots; it never spans
+ * more than `max_width` accounts, which keeps an entry's postings (one per
+ * account and asset, one per segment's sink) under the smallint posting seq.
  */
 void
 ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams)
 {
-	static SPIPlanPtr range_plan = NULL;
+	static ExpiryPlans plans = {NULL, NULL, NULL, false};
 	static SPIPlanPtr last_plan = NULL;
-	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
-	Datum		values[3];
+	Oid			lock_types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
+	Oid			delete_types[3] = {TIMESTAMPTZOID, INT8ARRAYOID, INT2ARRAYOID};
 	ExpiryTotals totals = {0, 0, 0};
-	const int64 target = 16000;
-	const int64 max_width = 8000;
-	int64		width = 1024;
 	int64		from,
 				last;
+	bool		job = (account == 0);
 
-	ledger_plan(&range_plan,
-				"WITH gone AS (DELETE FROM carbon.lot "
-				"              WHERE account >= $2 AND account < $3 AND expires_at <= $1 "
-				"              RETURNING account, asset_id, remaining), "
+#define EXPIRY_CANDIDATES(lock, no_row) \
+	"SELECT c.account, c.asset_id, coalesce(b.locked, " no_row ") " \
+	"FROM (SELECT DISTINCT account, asset_id FROM carbon.lot " \
+	"      WHERE account >= $2 AND account < $3 AND expires_at <= $1 ORDER BY 1, 2) c " \
+	"LEFT JOIN LATERAL (SELECT true AS locked FROM carbon.balance b " \
+	"                   WHERE b.account = c.account AND b.asset_id = c.asset_id AND b.stripe = 0 " \
+	"                   " lock ") b ON true"
+	/* skipping, NULL is a busy row (or none: then the waiting pass takes it) */
+	ledger_plan(&plans.lock_skip, EXPIRY_CANDIDATES("FOR UPDATE SKIP LOCKED", "NULL"), 3, lock_types);
+	ledger_plan(&plans.lock_wait, EXPIRY_CANDIDATES("FOR UPDATE", "true"), 3, lock_types);
+	ledger_plan(&plans.delete,
+				"WITH gone AS (DELETE FROM carbon.lot l USING unnest($2, $3) AS u(account, asset_id) "
+				"              WHERE l.account = u.account AND l.asset_id = u.asset_id AND l.expires_at <= $1 "
+				"              RETURNING l.account, l.asset_id, l.remaining), "
 				"per_account AS (SELECT account, asset_id, sum(remaining)::bigint AS left_over, "
 				"                       count(*) FILTER (WHERE remaining > 0) AS lots, count(*) AS deleted "
 				"                FROM gone GROUP BY account, asset_id) "
 				"SELECT p.account, p.asset_id, p.left_over, p.lots, a.kind, a.tier, a.region, a.status, p.deleted "
 				"FROM per_account p JOIN carbon.account a ON a.id = p.account "
 				"ORDER BY p.account, p.asset_id",
-				3, types);
-	values[0] = TimestampTzGetDatum(as_of);
-	if (account != 0)
+				3, delete_types);
+	if (!job)
 		from = last = account;
 	else
 	{
@@ -447,28 +605,25 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 		else
 			last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	while (from <= last)
-	{
-		int64		to = (last - from < width) ? last + 1 : from + width;
-		int64		deleted;
 
-		values[1] = Int64GetDatum(from);
-		values[2] = Int64GetDatum(to);
-		if (account != 0)
-			deleted = expiry_batch(range_plan, values, &totals);
-		else
-			deleted = expiry_batch_retried(range_plan, values, &totals);
-		from = to;
-		/* aim the next range at `target` lots */
-		width = deleted > 0 ? width * target / deleted : width * 4;
-		width = Max(1, Min(width, max_width));
+	/* the job posts to sink stripes no transfer uses (see above) */
+	plans.skip = job;
+	ledger_write.job_stripe = job;
+	PG_TRY();
+	{
+		expiry_walk(&plans, as_of, from, last, job, &totals);
 	}
+	PG_FINALLY();
+	{
+		ledger_write.job_stripe = false;
+		plans.skip = false;
+	}
+	PG_END_TRY();
 	*lots = totals.lots;
 	*points = totals.points;
 	*grams = totals.grams;
 }
 
-/* Does the account hold lots of `asset` past their expiry?  (a key probe) */
 bool
 ledger_has_expired_lots(int64 account, int16 asset)
 {

@@ -66,7 +66,29 @@ SELECT seal();
 SELECT set_account_status(7, 'frozen', 'dispute');
 SELECT reverse_entry(12, 'wrong shop');
 SELECT seal();
+-- the citizens' side: behaviours with points, lots, daily usage and
+-- remainders; a rejected inbox row and two still waiting; a cap, a setting
+SELECT set_setting('points_per_kg', '100');
+SELECT define_methodology('CN-METRO', 1, 'metro ride', 'I', 'metro', 'distance_substitution',
+                          '{"baseline_g_per_pkm": 272, "project_g_per_pkm": 61, "daily_cap_g": 5000}');
+SELECT submit_methodology('CN-METRO', 1), approve_methodology('CN-METRO', 1, 'panel'),
+       publish_methodology('CN-METRO', 1, now() - interval '30 days');
+SELECT register_source('zy-metro', ARRAY['metro']);
+SELECT set_issuance_cap('POINT', 'personal', '620700', extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 100000000);
+SELECT record_behavior('zy-metro', 'ride-' || i, i, 'CN-METRO', 3.3 * i, now() - interval '1 hour') FROM generate_series(1, 8) i;
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+VALUES ('zy-metro', NULL, 9, 'CN-METRO', 2, now() - interval '1 hour');
+SELECT process_inbox();
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+VALUES ('zy-metro', 'inbox-1', 9, 'CN-METRO', 2, now() - interval '1 hour'),
+       ('zy-metro', 'inbox-2', 10, 'CN-METRO', 4, now() - interval '1 hour');
+SELECT seal();
 SQL
+# every table but ref_secret has rows (what the row counts below compare)
+check "the ledger to dump has rows in every table" \
+  test "$(q "$DB" -c "SELECT count(*) >= 20 AND bool_and((xpath('/row/n/text()', query_to_xml(
+      format('SELECT count(*) AS n FROM carbon.%I', c.relname), false, true, '')))[1]::text::int > 0)
+    FROM pg_class c WHERE c.relnamespace = 'carbon'::regnamespace AND c.relkind = 'r' AND c.relname <> 'ref_secret'")" = t
 
 # dump LOGIN FILE pg_dump-args...: the dump's exit status; stderr in FILE.err
 dump() { local login=$1 file=$2; shift 2
