@@ -474,6 +474,8 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
+		CHECK_FOR_INTERRUPTS();
+
 		if (n == cap)
 		{
 			cap *= 2;
