@@ -88,6 +88,26 @@ CREATE POLICY own_rows ON carbon.behavior_inbox FOR ALL TO carbon_operator
 CREATE POLICY admin_rows ON carbon.behavior_inbox FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
 CREATE POLICY own_rows ON carbon.inbox_rejects FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
 
+-- Reversing a behaviour's entry marks its behaviours reversed (api.md §7):
+-- a status more, the entry named by each single event, bulk entries linked
+-- to the behaviours they credit.
+ALTER TABLE carbon.behavior DROP CONSTRAINT behavior_status_check;
+ALTER TABLE carbon.behavior ADD CONSTRAINT behavior_status_check
+  CHECK (status IN ('accepted', 'capped', 'rejected', 'reversed'));
+COMMENT ON TABLE carbon.behavior IS
+  '低碳行为 reported low-carbon behaviour: accepted, capped or rejected (with the reason), reversed when its entry is; duplicates are answered, not stored';
+COMMENT ON COLUMN carbon.behavior.entry_id IS
+  '入账分录 the entry that credited this event alone (record_behavior); NULL for bulk credits (see carbon.behavior_batch) and events that credit nothing';
+CREATE TABLE carbon.behavior_batch (
+  entry_id        bigint PRIMARY KEY,
+  first_behavior  bigint NOT NULL,
+  last_behavior   bigint NOT NULL CHECK (last_behavior >= first_behavior)
+);
+COMMENT ON TABLE carbon.behavior_batch IS
+  '批量入账范围 the behaviours a bulk entry credits: its accounts'' behaviours with ids in the range and no entry of their own';
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_batch', '');
+GRANT SELECT ON carbon.behavior_batch TO carbon_auditor;
+
 -- v_supply in numeric: a segment's issuance may pass the bigint range
 -- (the column types change, so the view is made anew).
 DROP VIEW carbon.v_supply;

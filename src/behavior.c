@@ -232,11 +232,11 @@ behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Method
 			   BehaviorResult *out, const ClaimStore *st)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[18] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
+	Oid			types[19] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID, TEXTOID, NUMERICOID,
 		TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID,
-		BOOLOID, BOOLOID, INT8OID, INT8OID};
-	Datum		values[18];
-	char		nulls[18];
+		BOOLOID, BOOLOID, INT8OID, INT8OID, BOOLOID};
+	Datum		values[19];
+	char		nulls[19];
 	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -263,25 +263,31 @@ behavior_claim(const BehaviorContext *ctx, const BehaviorInput *in, const Method
 	values[15] = BoolGetDatum(st != NULL && st->has_cap);
 	values[16] = Int64GetDatum(st ? st->grant : 0);
 	values[17] = Int64GetDatum(st ? st->milli : 0);
+	/* an event that credits reserves its entry's id: the behaviour names its entry */
+	values[18] = BoolGetDatum(st != NULL && st->grant > 0);
 	ledger_plan(&plan,
 				"WITH claim AS ("
 				"  INSERT INTO carbon.behavior (source, event_id, account, methodology, version, scenario, "
-				"    activity, occurred_at, local_day, attrs, status, reduction, points, reason) "
+				"    activity, occurred_at, local_day, attrs, status, reduction, points, reason, entry_id) "
 				"  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ($8 AT TIME ZONE $9)::date, $10, $11, "
-				"          carbon.co2e_grams($12), $13, $14) "
-				"  ON CONFLICT (source, event_id) DO NOTHING RETURNING id), "
+				"          carbon.co2e_grams($12), $13, $14, "
+				"          CASE WHEN $19 THEN nextval('carbon.entry_id_seq') END) "
+				"  ON CONFLICT (source, event_id) DO NOTHING RETURNING id, entry_id), "
 				"u AS (UPDATE carbon.daily_usage SET used = used + $17, last_grant = $17 "
 				"      WHERE $15 AND $16 AND account = $3 AND scenario = $6 AND day = ($8 AT TIME ZONE $9)::date "
 				"        AND EXISTS (SELECT 1 FROM claim)), "
 				"c AS (UPDATE carbon.points_carry SET milli = $18, last_points = $13 "
 				"      WHERE $15 AND account = $3 AND EXISTS (SELECT 1 FROM claim)) "
-				"SELECT id FROM claim",
-				18, types);
+				"SELECT id, entry_id FROM claim",
+				19, types);
 	if (SPI_execute_plan(plan, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "behaviour insert failed");
 	if (SPI_processed == 1)
 	{
 		out->behavior_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		out->entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull)
+			out->entry_id = 0;
 		return true;
 	}
 	return false;
@@ -355,7 +361,7 @@ behavior_set_rejected(int64 behavior_id, const char *reason)
 	values[1] = CStringGetTextDatum(reason);
 	ledger_plan(&plan,
 				"UPDATE carbon.behavior SET status = 'rejected', reason = $2, "
-				"reduction = carbon.co2e_grams(0), points = 0 WHERE id = $1",
+				"reduction = carbon.co2e_grams(0), points = 0, entry_id = NULL WHERE id = $1",
 				2, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "behaviour update failed");
@@ -529,7 +535,7 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 			amounts[n++] = out->points;
 		}
 		ledger_post_behavior_entry(psprintf("behaviour " INT64_FORMAT, out->behavior_id),
-								   accounts, assets, amounts, n, in->occurred_at);
+								   accounts, assets, amounts, n, in->occurred_at, out->entry_id);
 	}
 }
 
@@ -591,4 +597,60 @@ ledger_record_behavior(PG_FUNCTION_ARGS)
 	values[4] = out.reason ? CStringGetTextDatum(out.reason) : (Datum) 0;
 	nulls[4] = out.reason == NULL;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * reverse_entry() of a behaviour's entry (api.md §7): the behaviours it
+ * credited become `reversed`, leave the reports, and give back their daily
+ * usage.  A single event's entry names it in its memo ("behaviour <id>",
+ * written by behavior_record); a bulk entry of process_inbox is linked by
+ * carbon.behavior_batch to the ids it covers, for its own accounts, among
+ * the behaviours without an entry of their own.  (Entries of 0.1 bulk calls
+ * have no link: their behaviours stay as they are.)  The sub-point
+ * remainder carried per account is not taken back, nor the issuance cap's
+ * count: a cap counts what was issued.
+ */
+void
+behavior_entry_reversed(int64 entry_id)
+{
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr mark_plan = NULL;
+	Oid			find_types[1] = {INT8OID};
+	Oid			mark_types[4] = {INT8OID, INT8OID, INT8ARRAYOID, BOOLOID};
+	Datum		values[4];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(entry_id);
+	ledger_plan(&find_plan,
+				"SELECT coalesce(k.first_behavior, substring(e.memo FROM '^behaviour ([0-9]+)$')::bigint), "
+				"       coalesce(k.last_behavior, substring(e.memo FROM '^behaviour ([0-9]+)$')::bigint), "
+				"       (SELECT array_agg(DISTINCT p.account) FROM carbon.posting p "
+				"          JOIN carbon.account a ON a.id = p.account "
+				"         WHERE p.entry_id = e.id AND a.kind = 'participant' AND p.amount > 0), "
+				"       k.entry_id IS NOT NULL "
+				"FROM carbon.entry e LEFT JOIN carbon.behavior_batch k ON k.entry_id = e.id "
+				"WHERE e.id = $1 AND e.kind = 'behavior'",
+				1, find_types);
+	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "behaviour entry lookup failed");
+	if (SPI_processed != 1)
+		return;
+	for (int i = 0; i < 4; i++)
+	{
+		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+		if (isnull)
+			return;				/* no behaviour named: nothing to mark */
+	}
+	ledger_plan(&mark_plan,
+				"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
+				"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
+				"               AND (NOT $4 OR b.entry_id IS NULL) "
+				"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
+				"             RETURNING b.account, b.scenario, b.local_day, carbon.grams(b.reduction) AS g) "
+				"UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
+				"FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
+				"WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day",
+				4, mark_types);
+	if (SPI_execute_plan(mark_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "behaviour reversal failed");
 }

@@ -56,6 +56,7 @@ typedef struct BehaviorResult
 	int64		grams;
 	int64		points;
 	char	   *reason;
+	int64		entry_id;		/* the entry reserved for its credit, or 0 */
 } BehaviorResult;
 
 /* What an event is checked against. */
@@ -89,5 +90,6 @@ extern bool behavior_grant(const BehaviorContext *ctx, const Methodology *m, int
 						   int64 milli, BehaviorResult *out, ClaimStore *st);
 extern void behavior_reject(BehaviorResult *out, const char *reason);
 extern void behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out);
+extern void behavior_entry_reversed(int64 entry_id);
 
 #endif							/* CARBON_BEHAVIOR_H */

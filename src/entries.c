@@ -21,6 +21,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "behavior.h"
 #include "ledger.h"
 
 LedgerWrite ledger_write;
@@ -201,8 +202,10 @@ ledger_system_account_info(const char *kind, int16 asset, const char *tier, cons
 /* ---- the posting path ---- */
 
 /* An entry ($1 kind, $2 memo, $3 reverses) and its postings ($4 accounts, $5 assets, $6 amounts). */
-#define ENTRY_CTE \
-	"WITH e AS (INSERT INTO carbon.entry (kind, memo, reverses) VALUES ($1, $2, $3) " \
+/* the entry's id: the one given (reserved by the caller), else the next */
+#define ENTRY_CTE(id_param) \
+	"WITH e AS (INSERT INTO carbon.entry (id, kind, memo, reverses) " \
+	"           VALUES (coalesce(" id_param "::bigint, nextval('carbon.entry_id_seq')), $1, $2, $3) " \
 	"           RETURNING id, created_at)"
 #define POSTINGS_INSERT \
 	"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) " \
@@ -216,14 +219,16 @@ ledger_system_account_info(const char *kind, int16 asset, const char *tier, cons
  */
 static int64
 post_entry(const char *kind, const char *memo, int64 reverses,
-		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n)
+		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n,
+		   int64 reserved_id)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr fresh_plan = NULL;
-	Oid			types[8] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID,
-		INT8ARRAYOID, TIMESTAMPTZOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			plain_types[7] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID, INT8OID};
+	Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID,
+		INT8ARRAYOID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum	   *acc_datums = palloc(sizeof(Datum) * n);
 	Datum	   *asset_datums = palloc(sizeof(Datum) * n);
 	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
@@ -268,8 +273,10 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 										   amounts[i] > 0 ? amounts[i] : 0);
 		values[6] = ledger_int8_array(lot_amounts, n);
 		values[7] = TimestampTzGetDatum(ledger_write.lot_basis);
+		values[8] = Int64GetDatum(reserved_id);
+		nulls[8] = reserved_id ? ' ' : 'n';
 		ledger_plan(&fresh_plan,
-					ENTRY_CTE ", "
+					ENTRY_CTE("$9") ", "
 					"p AS (" POSTINGS_INSERT "), "
 					"l AS (" LOT_INSERT
 					"      SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("$8") ", sum(u.amount), sum(u.amount), "
@@ -277,12 +284,14 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount), " LOT_SETTINGS " "
 					"      WHERE u.amount > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE ") "
 					"SELECT id FROM e",
-					8, types);
+					9, types);
 		use = fresh_plan;
 	}
 	else
 	{
-		ledger_plan(&plan, ENTRY_CTE " " POSTINGS_INSERT " RETURNING entry_id", 6, types);
+		values[6] = Int64GetDatum(reserved_id);
+		nulls[6] = reserved_id ? ' ' : 'n';
+		ledger_plan(&plan, ENTRY_CTE("$7") " " POSTINGS_INSERT " RETURNING entry_id", 7, plain_types);
 		use = plan;
 	}
 
@@ -339,7 +348,7 @@ ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount
 	ledger_write.lots_handled = true;
 	PG_TRY();
 	{
-		entry_id = post_entry(kind, memo, 0, accounts, assets, amounts, n);
+		entry_id = post_entry(kind, memo, 0, accounts, assets, amounts, n, 0);
 	}
 	PG_FINALLY();
 	{
@@ -353,14 +362,14 @@ ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount
 /* A behaviour's credit: new lots expire per points_validity from the event. */
 int64
 ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts, const int16 *assets,
-						   const int64 *amounts, int n, TimestampTz occurred_at)
+						   const int64 *amounts, int n, TimestampTz occurred_at, int64 reserved_id)
 {
 	int64		entry_id;
 
 	ledger_write.lot_basis = occurred_at;
 	PG_TRY();
 	{
-		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n);
+		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n, reserved_id);
 	}
 	PG_FINALLY();
 	{
@@ -384,7 +393,7 @@ ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, con
 	ledger_write.lots_handled = true;
 	PG_TRY();
 	{
-		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n);
+		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n, 0);
 	}
 	PG_FINALLY();
 	{
@@ -581,7 +590,7 @@ ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 		amounts[3] = amount;
 		n = 4;
 	}
-	return post_entry(kind, memo, 0, accounts, assets, amounts, n);
+	return post_entry(kind, memo, 0, accounts, assets, amounts, n, 0);
 }
 
 static void
@@ -732,6 +741,7 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 	int16	   *assets;
 	int64	   *amounts;
 	int64		result;
+	char	   *kind;
 
 	if (memo[0] == '\0')
 		ereport(ERROR,
@@ -748,7 +758,8 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("entry " INT64_FORMAT " does not exist", entry)));
-	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "reversal") == 0)
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(kind, "reversal") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_LIFECYCLE),
 				 errmsg("entry " INT64_FORMAT " is a reversal and cannot be reversed", entry),
@@ -787,7 +798,10 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 	ledger_write.status_exempt = true;
 	PG_TRY();
 	{
-		result = post_entry("reversal", memo, entry, accounts, assets, amounts, n);
+		result = post_entry("reversal", memo, entry, accounts, assets, amounts, n, 0);
+		/* a behaviour's credit taken back: the behaviours leave the reports */
+		if (strcmp(kind, "behavior") == 0)
+			behavior_entry_reversed(entry);
 	}
 	PG_FINALLY();
 	{

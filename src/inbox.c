@@ -212,6 +212,9 @@ typedef struct InboxCall
 	HTAB	   *carry;			/* StateEntry by account */
 	HTAB	   *credits;		/* AccountCredit by account */
 	HTAB	   *lots;			/* LotCredit by (account, asset, occurred_at) */
+	bool		link_entries;	/* record carbon.behavior_batch (0.2 on) */
+	int64		window_first;	/* the behaviours credited since the last flush: */
+	int64		window_last;	/* their ids lie in [first, last] */
 } InboxCall;
 
 typedef struct AccountCredit
@@ -1011,6 +1014,10 @@ batch_accumulate(InboxBatch *b)
 		}
 		c->red += r->st.grant;
 		c->points += r->out.points;
+		if (call->window_first == 0 || r->id < call->window_first)
+			call->window_first = r->id;
+		if (r->id > call->window_last)
+			call->window_last = r->id;
 		for (int a = ASSET_POINT; a <= ASSET_RED; a++)
 		{
 			int64		amount = a == ASSET_RED ? r->st.grant : r->out.points;
@@ -1022,6 +1029,26 @@ batch_accumulate(InboxBatch *b)
 			lc->amount = found ? lc->amount + amount : amount;
 		}
 	}
+}
+
+/*
+ * Which behaviours a bulk entry credits: those of its accounts (its
+ * postings) recorded by this call since the last flush, ids in [first,
+ * last], without an entry of their own (the single path names its entry in
+ * behavior.entry_id).  reverse_entry() reads it to mark them reversed.
+ */
+static void
+link_batch_entry(int64 entry_id, int64 first, int64 last)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3] = {Int64GetDatum(entry_id), Int64GetDatum(first), Int64GetDatum(last)};
+
+	ledger_plan(&plan,
+				"INSERT INTO carbon.behavior_batch (entry_id, first_behavior, last_behavior) VALUES ($1, $2, $3)",
+				3, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "behaviour batch link failed");
 }
 
 /*
@@ -1100,6 +1127,8 @@ call_flush_credits(InboxCall *call)
 												  accs, assets, amounts, n);
 			for (long j = from; j < to; j++)
 				sorted[j]->entry_id = entry_id;
+			if (call->link_entries)
+				link_batch_entry(entry_id, call->window_first, call->window_last);
 			pfree(accs);
 			pfree(assets);
 			pfree(amounts);
@@ -1129,6 +1158,7 @@ call_flush_credits(InboxCall *call)
 	}
 	hash_destroy(call->credits);
 	hash_destroy(call->lots);
+	call->window_first = call->window_last = 0;
 	call->credits = inbox_hash_in(call->cxt, "inbox credits", sizeof(AccountCredit), 1024);
 	call->lots = inbox_hash_in(call->cxt, "inbox lots", sizeof(LotCredit), 1024);
 	ledger_flush_deferred();
@@ -1503,6 +1533,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	call.carry = inbox_hash_in(call.cxt, "inbox remainders", sizeof(StateEntry), 1024);
 	call.credits = inbox_hash_in(call.cxt, "inbox credits", sizeof(AccountCredit), 1024);
 	call.lots = inbox_hash_in(call.cxt, "inbox lots", sizeof(LotCredit), 1024);
+	call.link_entries = provenance;
 	ledger_defer_system = true;
 	while (done < max_rows)
 	{

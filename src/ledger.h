@@ -87,7 +87,7 @@ extern int64 ledger_move(const char *kind, const char *memo, const LedgerAccount
 						 const LedgerAccount *to, int16 asset, int64 amount);
 extern int64 ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts,
 										const int16 *assets, const int64 *amounts, int n,
-										TimestampTz occurred_at);
+										TimestampTz occurred_at, int64 reserved_id);
 extern bool ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 							const char **assets, const int64 *amounts, int n);
 /* The longest request id (bytes): it is part of a unique key. */

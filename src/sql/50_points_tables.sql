@@ -71,7 +71,7 @@ CREATE TABLE carbon.behavior (
   occurred_at  timestamptz,
   local_day    date,
   attrs        jsonb,
-  status       text NOT NULL CHECK (status IN ('accepted', 'capped', 'rejected')),
+  status       text NOT NULL CHECK (status IN ('accepted', 'capped', 'rejected', 'reversed')),
   reduction    carbon.co2e NOT NULL,
   points       bigint NOT NULL,
   reason       text,
@@ -82,7 +82,20 @@ CREATE TABLE carbon.behavior (
 ALTER SEQUENCE carbon.behavior_id_seq OWNED BY carbon.behavior.id;
 CREATE INDEX behavior_account_idx ON carbon.behavior (account, occurred_at);
 COMMENT ON TABLE carbon.behavior IS
-  '低碳行为 reported low-carbon behaviour: accepted, capped or rejected (with the reason); duplicates are answered, not stored';
+  '低碳行为 reported low-carbon behaviour: accepted, capped or rejected (with the reason), reversed when its entry is; duplicates are answered, not stored';
+COMMENT ON COLUMN carbon.behavior.entry_id IS
+  '入账分录 the entry that credited this event alone (record_behavior); NULL for bulk credits (see carbon.behavior_batch) and events that credit nothing';
+
+-- Which behaviours a bulk entry of process_inbox() credits: those of the
+-- entry's accounts with ids in [first_behavior, last_behavior] and no entry
+-- of their own.  reverse_entry() marks them reversed.
+CREATE TABLE carbon.behavior_batch (
+  entry_id        bigint PRIMARY KEY,
+  first_behavior  bigint NOT NULL,
+  last_behavior   bigint NOT NULL CHECK (last_behavior >= first_behavior)
+);
+COMMENT ON TABLE carbon.behavior_batch IS
+  '批量入账范围 the behaviours a bulk entry credits: its accounts'' behaviours with ids in the range and no entry of their own';
 
 -- Bulk intake: sources COPY rows here; process_inbox() consumes them in
 -- inbox order and records each exactly as record_behavior would.
@@ -187,6 +200,7 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.methodology', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.source', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_batch', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_rejects', '');

@@ -143,7 +143,7 @@ GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_ope
 
 -- Auditors read everything but the HMAC key.
 GRANT SELECT ON carbon.setting, carbon.settings, carbon.methodology, carbon.source, carbon.behavior,
-  carbon.behavior_inbox, carbon.inbox_rejects, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
+  carbon.behavior_inbox, carbon.inbox_rejects, carbon.behavior_batch, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
 TO carbon_auditor;
 
 -- Views: auditors and admins read them all; apps their own statement.

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(51);
+SELECT plan(63);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -128,6 +128,43 @@ RESET ROLE;
 SET LOCAL ROLE h_bike_op;
 SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 0::bigint, 'another operator does not');
 RESET ROLE;
+
+-- 9. Reversing a behaviour's entry: the behaviour becomes reversed, its
+--    daily-cap usage is given back and the reports drop it; for a bulk
+--    entry, every behaviour it credited.
+SELECT define_methodology('H-WALK', 1, 'walk', 'I', 'walking', 'flat', '{"g_per_event": 300, "daily_cap_g": 500}');
+SELECT submit_methodology('H-WALK', 1), approve_methodology('H-WALK', 1, 'r'),
+       publish_methodology('H-WALK', 1, now() - interval '1 day');
+SELECT register_source('h-steps', ARRAY['walking']);
+SELECT open_account('personal', '620700', 'H-walker') AS walker \gset
+SELECT open_account('personal', '620700', 'H-walker2') AS walker2 \gset
+SELECT behavior_id AS w1 FROM record_behavior('h-steps', 'w-1', :walker, 'H-WALK', 1, now() - interval '1 minute') \gset
+SELECT is((SELECT status || ' ' || grams(reduction) FROM record_behavior('h-steps', 'w-2', :walker, 'H-WALK', 1, now() - interval '1 minute')),
+          'capped 200', 'the second walk of the day is capped at the 500 g left');
+SELECT id AS w1_entry FROM entry WHERE kind = 'behavior' AND memo = 'behaviour ' || :w1 \gset
+SELECT is((SELECT entry_id FROM behavior WHERE id = :w1), :'w1_entry'::bigint, 'a behaviour names the entry that credited it');
+SELECT lives_ok(format($$SELECT reverse_entry(%s, 'duplicate trip')$$, :w1_entry), 'the admin reverses a behaviour''s entry');
+SELECT is((SELECT status FROM behavior WHERE id = :w1), 'reversed', 'the behaviour is reversed');
+SELECT is((SELECT used FROM daily_usage WHERE account = :walker AND scenario = 'walking'), 200::bigint,
+          'its daily usage is given back');
+SELECT is((SELECT grams(reduction) FROM v_reduction_monthly WHERE scenario = 'walking'), 200::bigint,
+          'v_reduction_monthly drops it');
+SELECT is((SELECT status || ' ' || grams(reduction) FROM record_behavior('h-steps', 'w-3', :walker, 'H-WALK', 1, now() - interval '1 minute')),
+          'accepted 300', 'the freed room under the daily cap can be used again');
+SELECT is(balance(:walker, 'RED'), 500::bigint, 'what the walker holds: 200 + 300 g, the reversed 300 g taken back');
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
+  ('h-steps', 'wb-1', :walker2, 'H-WALK', 1, now() - interval '2 minutes'),
+  ('h-steps', 'wb-2', :walker2, 'H-WALK', 1, now() - interval '2 minutes'),
+  ('h-steps', 'wb-3', :citizen, 'H-WALK', 1, now() - interval '2 minutes');
+SELECT process_inbox();
+SELECT entry_id AS bulk FROM behavior_batch ORDER BY entry_id DESC LIMIT 1 \gset
+SELECT lives_ok(format($$SELECT reverse_entry(%s, 'feed replayed by mistake')$$, :bulk), 'reversing a bulk entry');
+SELECT is((SELECT array_agg(status ORDER BY event_id) FROM behavior WHERE event_id IN ('wb-1', 'wb-2', 'wb-3')),
+          ARRAY['reversed', 'reversed', 'reversed'], 'every behaviour the bulk entry credited is reversed');
+SELECT is((SELECT status FROM behavior WHERE id = (SELECT max(id) FROM behavior WHERE event_id = 'w-3')), 'accepted',
+          'a behaviour with an entry of its own is left alone');
+SELECT is((SELECT sum(used)::bigint FROM daily_usage WHERE account IN (:walker2, :citizen) AND scenario = 'walking'), 0::bigint,
+          'the bulk behaviours'' usage is given back');
 
 -- 5. Restore mode is explicit: a SECURITY DEFINER SQL function owned by a
 --    superuser that inserts postings directly does not skip the checks.
