@@ -74,6 +74,10 @@ SELECT define_methodology('CN-METRO', 1, 'metro ride', 'I', 'metro', 'distance_s
 SELECT submit_methodology('CN-METRO', 1), approve_methodology('CN-METRO', 1, 'panel'),
        publish_methodology('CN-METRO', 1, now() - interval '30 days');
 SELECT register_source('zy-metro', ARRAY['metro']);
+-- a bulk call before any cap: its entry is linked to its behaviours (behavior_batch)
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+  SELECT 'zy-metro', 'bulk-' || i, i, 'CN-METRO', 1.5, now() - interval '2 hours' FROM generate_series(1, 3) i;
+SELECT process_inbox();
 SELECT set_issuance_cap('POINT', 'personal', '620700', extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 100000000);
 SELECT record_behavior('zy-metro', 'ride-' || i, i, 'CN-METRO', 3.3 * i, now() - interval '1 hour') FROM generate_series(1, 8) i;
 INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
