@@ -10,11 +10,14 @@
 
 #include <ctype.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "ledger.h"
 
 static const char *const ledger_tiers[] = {
@@ -96,6 +99,58 @@ ledger_get_account(int64 id, LedgerAccount *acc)
 	return true;
 }
 
+/*
+ * Both accounts of a move in one query, and whether the payer holds expired
+ * lots of `asset` still to sweep (the hot path of transfer).  22023 for an
+ * unknown account, the payer's first.
+ */
+bool
+ledger_require_pair(int64 from_id, int64 to_id, int16 asset, LedgerAccount *from, LedgerAccount *to)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {INT8OID, INT8OID, INT2OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	bool		found_from = false,
+				found_to = false,
+				expired = false;
+
+	values[0] = Int64GetDatum(from_id);
+	values[1] = Int64GetDatum(to_id);
+	values[2] = Int16GetDatum(ledger_lot_asset(asset) ? asset : -1);	/* only lot assets expire */
+	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ledger_plan(&plan,
+				"SELECT a.id, a.kind, a.tier, a.region, a.status, "
+				"       a.id = $1 AND EXISTS (SELECT 1 FROM carbon.lot l WHERE l.account = a.id "
+				"                            AND l.asset_id = $3 AND l.expires_at <= $4 AND l.remaining > 0) "
+				"FROM carbon.account a WHERE a.id IN ($1, $2)",
+				4, types);
+	if (SPI_execute_plan(plan, values, NULL, true, 2) != SPI_OK_SELECT)
+		elog(ERROR, "account lookup failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (id == from_id)
+		{
+			ledger_account_from_row(from, id, tup, SPI_tuptable->tupdesc, 2);
+			found_from = true;
+			expired = DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 6, &isnull));
+		}
+		else
+		{
+			ledger_account_from_row(to, id, tup, SPI_tuptable->tupdesc, 2);
+			found_to = true;
+		}
+	}
+	if (!found_from || !found_to)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " does not exist", found_from ? to_id : from_id)));
+	return expired;
+}
+
 void
 ledger_require_account(int64 id, LedgerAccount *acc)
 {
@@ -119,20 +174,14 @@ ledger_require_active(const LedgerAccount *acc)
 int16
 ledger_asset_id(const char *code)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(code)};
-	bool		isnull;
+	int16		id = ledger_asset_lookup(code);	/* cached: catalog.c */
 
-	ledger_plan(&plan, "SELECT id FROM carbon.asset WHERE code = $1", 1, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "asset lookup failed");
-	if (SPI_processed == 0)
+	if (id < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown asset \"%s\"", code),
 				 errhint("Built-in assets are POINT, RED, CER and CNY; others come from carbon.define_asset().")));
-	return DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return id;
 }
 
 /*

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "behavior.h"
+#include "catalog.h"
 #include "co2e.h"
 
 #define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
@@ -55,34 +56,16 @@ behavior_context(BehaviorContext *ctx)
 	ctx->caller_is_admin = behavior_role_is_admin(ctx->caller);
 }
 
-/* The settings an event needs, read with its lookup (columns first .. first + 3). */
-#define BEHAVIOR_SETTINGS \
-	"(SELECT value FROM carbon.settings WHERE name = 'points_per_kg')::bigint, " \
-	"now() - (SELECT value FROM carbon.settings WHERE name = 'acceptance_window')::interval, " \
-	"(SELECT value FROM carbon.settings WHERE name = 'timezone'), " \
-	"EXISTS (SELECT 1 FROM carbon.issuance_cap)"
-
-static void
-settings_from_row(BehaviorContext *ctx, HeapTuple tup, TupleDesc desc, int first)
-{
-	bool		isnull;
-
-	ctx->points_per_kg = DatumGetInt64(SPI_getbinval(tup, desc, first, &isnull));
-	ctx->earliest = DatumGetTimestampTz(SPI_getbinval(tup, desc, first + 1, &isnull));
-	strlcpy(ctx->timezone, SPI_getvalue(tup, desc, first + 2), sizeof(ctx->timezone));
-	ctx->any_caps = DatumGetBool(SPI_getbinval(tup, desc, first + 3, &isnull));
-}
-
-/* The settings alone (the bulk path reads them once per batch). */
+/* The settings an event needs (cached per backend: catalog.c). */
 void
 behavior_read_settings(BehaviorContext *ctx)
 {
-	static SPIPlanPtr plan = NULL;
+	const LedgerSettings *s = ledger_settings();
 
-	ledger_plan(&plan, "SELECT " BEHAVIOR_SETTINGS, 0, NULL);
-	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "settings lookup failed");
-	settings_from_row(ctx, SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ctx->points_per_kg = s->points_per_kg;
+	ctx->earliest = ledger_acceptance_start();
+	strlcpy(ctx->timezone, s->timezone, sizeof(ctx->timezone));
+	ctx->any_caps = s->any_caps;
 }
 
 static Datum
@@ -119,8 +102,7 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 				"SELECT m.*, "												/* 1-11 */
 				"       EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1), "	/* 12 */
 				"       s.source IS NOT NULL, m.scenario = ANY (s.scenarios), s.operator_role, " /* 13-15 */
-				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status, "	/* 16-20 */
-				BEHAVIOR_SETTINGS " "											/* 21-24 */
+				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status "	/* 16-20 */
 				"FROM (SELECT 1) one "
 				"LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true "
 				"LEFT JOIN carbon.source s ON s.source = $3 "
@@ -138,7 +120,7 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 	f->scenario_ok = !isnull && DatumGetBool(d);
 	f->role = SPI_getvalue(tup, desc, 15);
 	f->account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
-	settings_from_row(ctx, tup, desc, 21);
+	behavior_read_settings(ctx);
 	if (f->account_found)
 		ledger_account_from_row(&f->acc, in->account, tup, desc, 17);
 }

@@ -22,6 +22,7 @@
 #include "utils/memutils.h"
 
 #include "behavior.h"
+#include "catalog.h"
 #include "ledger.h"
 
 LedgerWrite ledger_write;
@@ -272,17 +273,16 @@ post_entry(const char *kind, const char *memo, int64 reverses,
 			lot_amounts[i] = Int64GetDatum(accounts[i]->participant && ledger_lot_asset(assets[i]) &&
 										   amounts[i] > 0 ? amounts[i] : 0);
 		values[6] = ledger_int8_array(lot_amounts, n);
-		values[7] = TimestampTzGetDatum(ledger_write.lot_basis);
+		values[7] = TimestampTzGetDatum(ledger_fresh_expiry(ledger_write.lot_basis));
 		values[8] = Int64GetDatum(reserved_id);
 		nulls[8] = reserved_id ? ' ' : 'n';
 		ledger_plan(&fresh_plan,
 					ENTRY_CTE("$9") ", "
 					"p AS (" POSTINGS_INSERT "), "
 					"l AS (" LOT_INSERT
-					"      SELECT u.account, u.asset, " LOT_FRESH_EXPIRY("$8") ", sum(u.amount), sum(u.amount), "
-					"             min(e.id) "
-					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount), " LOT_SETTINGS " "
-					"      WHERE u.amount > 0 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE ") "
+					"      SELECT u.account, u.asset, $8, sum(u.amount), sum(u.amount), min(e.id) "
+					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount) "
+					"      WHERE u.amount > 0 GROUP BY 1, 2 ORDER BY 1, 2 " LOT_MERGE ") "
 					"SELECT id FROM e",
 					9, types);
 		use = fresh_plan;
@@ -622,6 +622,7 @@ ledger_transfer(PG_FUNCTION_ARGS)
 				to;
 	int16		asset;
 	int64		entry_id;
+	bool		expired;
 
 	if (from_id == to_id)
 		ereport(ERROR,
@@ -631,8 +632,7 @@ ledger_transfer(PG_FUNCTION_ARGS)
 
 	ledger_spi_connect();
 	asset = ledger_asset_id(asset_code);
-	ledger_require_account(from_id, &from);
-	ledger_require_account(to_id, &to);
+	expired = ledger_require_pair(from_id, to_id, asset, &from, &to);
 	require_participant(&from);
 	require_participant(&to);
 
@@ -649,7 +649,7 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	ledger_require_active(&to);
 
 	/* expired lots are swept before spending: they are not spendable */
-	if (ledger_lot_asset(asset) && ledger_has_expired_lots(from_id, asset))
+	if (expired)
 	{
 		int64		lots, points, grams;
 

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "behavior.h"
+#include "catalog.h"
 #include "co2e.h"
 
 #define INBOX_BATCH		50000
@@ -1063,6 +1064,8 @@ call_flush_credits(InboxCall *call)
 	AccountCredit *c;
 	AccountCredit **sorted;
 	LotCredit  *lc;
+	TimestampTz last_basis = 0,
+				last_expiry = 0;
 	long		ncredits = hash_get_num_entries(call->credits);
 	long		nlots = hash_get_num_entries(call->lots);
 	Datum	   *acc,
@@ -1148,7 +1151,12 @@ call_flush_credits(InboxCall *call)
 			c = inbox_lookup(call->credits, NULL, NULL, lc->key.n, 0, 0, HASH_FIND, NULL);
 			acc[i] = Int64GetDatum(lc->key.n);
 			asset[i] = Int16GetDatum((int16) lc->key.d);
-			basis[i] = TimestampTzGetDatum(lc->key.t);
+			if (i == 0 || lc->key.t != last_basis)	/* the expiry once per event time in a run */
+			{
+				last_basis = lc->key.t;
+				last_expiry = ledger_fresh_expiry(last_basis);
+			}
+			basis[i] = TimestampTzGetDatum(last_expiry);
 			amount[i] = Int64GetDatum(lc->amount);
 			entry[i++] = Int64GetDatum(c->entry_id);
 		}

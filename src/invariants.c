@@ -34,6 +34,7 @@
 #include "utils/portal.h"
 #include "utils/tuplestore.h"
 
+#include "catalog.h"
 #include "ledger.h"
 
 typedef struct PostingRow
@@ -72,22 +73,11 @@ cmp_account_asset(const void *a, const void *b)
 	return 0;
 }
 
-/* The code of an asset, for error messages (its own SPI connection). */
-static char *
+/* The code of an asset, for error messages (cached: catalog.c). */
+static const char *
 asset_code(int16 asset)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {INT2OID};
-	Datum		values[1] = {Int16GetDatum(asset)};
-	char	   *code = NULL;
-
-	ledger_spi_connect();
-	ledger_plan(&plan, "SELECT code FROM carbon.asset WHERE id = $1", 1, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		code = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	code = code ? MemoryContextStrdup(CurTransactionContext, code) : psprintf("#%d", asset);
-	SPI_finish();
-	return code;
+	return ledger_asset_code(asset);
 }
 
 static void
@@ -167,22 +157,8 @@ check_segments(PostingRow *rows, int n)
 static void
 check_flow(void)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	bool		isnull;
-
-	values[0] = CStringGetTextDatum(ledger_write.from_tier);
-	values[1] = CStringGetTextDatum(ledger_write.to_tier);
-	values[2] = CStringGetTextDatum(ledger_write.asset_code);
-	ledger_plan(&plan,
-				"SELECT allowed FROM carbon.allowed_flow "
-				"WHERE from_tier = $1 AND to_tier = $2 AND asset = $3 ORDER BY seeded LIMIT 1",
-				3, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "allowed-flow lookup failed");
-	if (SPI_processed == 0 ||
-		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	/* the matrix is cached per backend (catalog.c) */
+	if (!ledger_flow_allowed(ledger_write.from_tier, ledger_write.to_tier, ledger_write.asset_code))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_FLOW),
 				 errmsg("%s may not flow from a %s account to a %s account",

@@ -75,6 +75,7 @@ extern Datum ledger_int2_array(Datum *elems, int n);
 extern void ledger_account_from_row(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc desc, int first);
 extern bool ledger_get_account(int64 id, LedgerAccount *acc);
 extern void ledger_require_account(int64 id, LedgerAccount *acc);
+extern bool ledger_require_pair(int64 from_id, int64 to_id, int16 asset, LedgerAccount *from, LedgerAccount *to);
 extern int16 ledger_asset_id(const char *code);
 extern void ledger_require_active(const LedgerAccount *acc);
 
@@ -109,20 +110,6 @@ extern void ledger_forget_deferred(void);
 extern bool ledger_lot_asset(int16 asset);
 extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
 									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
-/*
- * The expiry of a fresh credit made at `basis` (SQL), given LOT_SETTINGS:
- * the end of the next local year, or basis + points_validity rounded up to
- * the next local midnight (so that a day's credits share one lot).
- */
-#define LOT_SETTINGS \
-	"(SELECT max(value) FILTER (WHERE name = 'points_validity') AS validity, " \
-	"        max(value) FILTER (WHERE name = 'timezone') AS tz FROM carbon.settings) v"
-#define LOT_FRESH_EXPIRY(basis) \
-	"CASE WHEN v.validity = 'end_of_next_year' " \
-	"  THEN (date_trunc('year', " basis " AT TIME ZONE v.tz) + interval '2 years') AT TIME ZONE v.tz " \
-	"  ELSE (date_trunc('day', (" basis " + v.validity::interval) AT TIME ZONE v.tz) + interval '1 day') " \
-	"       AT TIME ZONE v.tz END"
-
 /* Credits into lots: one row per (account, asset, expiry), merged. */
 #define LOT_INSERT \
 	"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
@@ -131,7 +118,7 @@ extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16
 	"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining"
 
 extern bool ledger_has_expired_lots(int64 account, int16 asset);
-extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries);
+extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amounts, Datum entries);
 extern int64 ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,
 										const int64 *amounts, int n);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "co2e.h"
 #include "ledger.h"
 
@@ -80,53 +81,51 @@ static void
 credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[6] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-		TIMESTAMPTZOID, INT8OID};
-	Datum		values[6];
-	int			dims[1];
-	int			lbs[1] = {1};
+	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID};
+	Datum		values[5];
+	TimestampTz fresh_expiry = 0;
 
 	if (c->n == 0)
 		return;
-	dims[0] = c->n;
+	for (int i = 0; i < c->n; i++)
+		if (c->fresh[i])
+		{
+			if (fresh_expiry == 0)
+				fresh_expiry = ledger_fresh_expiry(basis);
+			c->expires_at[i] = TimestampTzGetDatum(fresh_expiry);
+		}
 	values[0] = ledger_int8_array(c->account, c->n);
 	values[1] = ledger_int2_array(c->asset, c->n);
-	values[2] = PointerGetDatum(construct_md_array(c->expires_at, c->fresh, 1, dims, lbs, TIMESTAMPTZOID,
-												   8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(c->expires_at, c->n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
 	values[3] = ledger_int8_array(c->amount, c->n);
-	values[4] = TimestampTzGetDatum(basis);
-	values[5] = Int64GetDatum(entry_id);
+	values[4] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
 				LOT_INSERT
-				"SELECT u.account, u.asset, coalesce(u.expires_at, " LOT_FRESH_EXPIRY("$5") "), "
-				"       sum(u.amount), sum(u.amount), $6 "
-				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount), " LOT_SETTINGS " "
+				"SELECT u.account, u.asset, u.expires_at, sum(u.amount), sum(u.amount), $5 "
+				"FROM unnest($1, $2, $3, $4) AS u(account, asset, expires_at, amount) "
 				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE,
-				6, types);
+				5, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "lot credit failed");
 }
 
 /*
- * Fresh credits of bulk entries, each with its own basis (the event's time)
- * and entry: merged into the lots of (account, asset, expiry) in one
- * statement.
+ * Fresh credits of bulk entries, each with its expiry (ledger_fresh_expiry
+ * of its event's time) and entry: merged into the lots of (account, asset,
+ * expiry) in one statement.
  */
 void
-ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum bases, Datum amounts, Datum entries)
+ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amounts, Datum entries)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[5] = {accounts, assets, bases, amounts, entries};
+	Datum		values[5] = {accounts, assets, expiries, amounts, entries};
 
 	ledger_plan(&plan,
-				"WITH u AS (SELECT * FROM unnest($1, $2, $3, $4, $5) AS u(account, asset, basis, amount, entry)), "
-				/* the expiry once per distinct event time, not per credit */
-				"e AS (SELECT d.basis, " LOT_FRESH_EXPIRY("d.basis") " AS expires_at "
-				"      FROM (SELECT DISTINCT basis FROM u) d, " LOT_SETTINGS ") "
 				LOT_INSERT
-				"SELECT u.account, u.asset, e.expires_at, sum(u.amount), sum(u.amount), min(u.entry) "
-				"FROM u JOIN e ON e.basis = u.basis "
+				"SELECT u.account, u.asset, u.expires_at, sum(u.amount), sum(u.amount), min(u.entry) "
+				"FROM unnest($1, $2, $3, $4, $5) AS u(account, asset, expires_at, amount, entry) "
 				"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 " LOT_MERGE,
 				5, types);
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
@@ -188,6 +187,51 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece **pieces, int *np
 }
 
 /*
+ * The common case, one participant paying another one lot asset (a
+ * transfer, a redemption): the payer's lots consumed earliest-expiry first
+ * and the pieces credited to the payee with their expiry, in one statement.
+ */
+static void
+lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[5];
+	bool		isnull;
+	int64		taken;
+
+	values[0] = Int64GetDatum(payer);
+	values[1] = Int16GetDatum(asset);
+	values[2] = Int64GetDatum(amount);
+	values[3] = Int64GetDatum(payee);
+	values[4] = Int64GetDatum(entry_id);
+	ledger_plan(&plan,
+				"WITH locked AS (SELECT id, remaining, expires_at FROM carbon.lot "
+				"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 "
+				"                ORDER BY expires_at, id FOR UPDATE), "
+				"running AS (SELECT id, remaining, expires_at, "
+				"            (sum(remaining) OVER (ORDER BY expires_at, id))::bigint - remaining AS before FROM locked), "
+				"take AS (SELECT id, expires_at, least(remaining, $3 - before)::bigint AS taken "
+				"         FROM running WHERE before < $3), "
+				"moved AS (UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
+				"          RETURNING t.expires_at, t.taken), "
+				"credited AS (" LOT_INSERT
+				"             SELECT $4, $2, expires_at, sum(taken), sum(taken), $5 FROM moved "
+				"             GROUP BY expires_at ORDER BY expires_at " LOT_MERGE ") "
+				"SELECT coalesce(sum(taken), 0)::bigint FROM moved",
+				5, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "lot move failed");
+	taken = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (taken != amount)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("the lots of account " INT64_FORMAT " do not cover its balance", payer),
+				 errdetail("Needed " INT64_FORMAT ", lots hold " INT64_FORMAT ".", amount, taken),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/*
  * Move lots along with an entry's postings: participants' debits of POINT or
  * RED consume lots (earliest expiry first); credits take those pieces with
  * their expiry, or, when the value comes from a system account (issuance),
@@ -202,6 +246,26 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 				maxpieces = 0,
 				next = 0;
 	LotCredits	credits;
+	int			payer = -1,
+				payee = -1,
+				lot_postings = 0;
+
+	/* one participant paying another: one statement (lots_move_one) */
+	for (int i = 0; i < n; i++)
+		if (accounts[i]->participant && ledger_lot_asset(assets[i]))
+		{
+			lot_postings++;
+			if (amounts[i] < 0)
+				payer = i;
+			else
+				payee = i;
+		}
+	if (lot_postings == 2 && payer >= 0 && payee >= 0 && assets[payer] == assets[payee] &&
+		amounts[payee] == -amounts[payer])
+	{
+		lots_move_one(accounts[payer]->id, accounts[payee]->id, assets[payer], amounts[payee], entry_id);
+		return;
+	}
 
 	memset(&credits, 0, sizeof(credits));
 

@@ -20,6 +20,7 @@ CREATE TEMP TABLE expected (fn text, roles text);
 INSERT INTO expected VALUES
   ('carbon._allowed_flow_guard()', ''),
   ('carbon._append_only()', ''),
+  ('carbon._catalog_changed()', ''),
   ('carbon._check_params(text,jsonb)', ''),
   ('carbon._entry_text(bigint[])', ''),
   ('carbon._methodology(text,integer)', ''),

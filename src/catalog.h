@@ -1,0 +1,28 @@
+/*
+ * catalog.h — settings, assets, flows and caps, cached per backend
+ * (catalog.c).
+ */
+#ifndef CARBON_CATALOG_H
+#define CARBON_CATALOG_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+
+typedef struct LedgerSettings
+{
+	int64		points_per_kg;
+	bool		validity_end_of_next_year;
+	Interval	validity;		/* points_validity when an interval */
+	Interval	acceptance_window;
+	char		timezone[64];
+	bool		any_caps;		/* some issuance cap exists */
+} LedgerSettings;
+
+extern const LedgerSettings *ledger_settings(void);
+extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
+extern TimestampTz ledger_acceptance_start(void);
+extern int16 ledger_asset_lookup(const char *code);
+extern const char *ledger_asset_code(int16 id);
+extern bool ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asset);
+
+#endif							/* CARBON_CATALOG_H */
