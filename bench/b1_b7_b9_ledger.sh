@@ -47,33 +47,102 @@ pgbench_tps() {
 }
 
 
-# vs_tpcb ID LABEL SCRIPT GOAL: SCRIPT at 4 clients against tpcb-like,
-# alternating, BENCH_REPEAT times; the medians and their ratio.
+# profile_tx SCRIPT-ARGS... → "CPU_US WAL_BYTES WAL_RECORDS" per transaction:
+# one client, synchronous_commit = off (what a transaction costs, not what
+# it waits for); CPU from the backend's /proc/PID/schedstat over the middle
+# of the run, WAL from pg_current_wal_lsn() and pg_stat_wal around it.
+profile_tx() {
+  local seconds=${BENCH_PROFILE_SECONDS:-8} out pid t0 t1 c0 c1 l0 l1 r0 r1 n
+  out=$(mktemp)
+  l0=$(psql -X -t -A -d bench -c "SELECT pg_current_wal_lsn()")
+  r0=$(psql -X -t -A -d bench -c "SELECT wal_records FROM pg_stat_wal")
+  PGOPTIONS='-c synchronous_commit=off' "$PGBIN/pgbench" -n -c 1 -T "$seconds" "$@" bench >"$out" 2>&1 &
+  local pb=$!
+  sleep 1
+  pid=$(psql -X -t -A -d bench -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' LIMIT 1")
+  if [ -n "$pid" ] && [ -r "/proc/$pid/schedstat" ]; then
+    t0=$(date +%s%N); c0=$(awk '{print $1}' "/proc/$pid/schedstat")
+    sleep $((seconds - 2))
+    t1=$(date +%s%N); c1=$(awk '{print $1}' "/proc/$pid/schedstat" 2>/dev/null || echo "$c0")
+  fi
+  wait "$pb"
+  psql -X -q -d bench -c "SELECT pg_stat_force_next_flush()" >/dev/null 2>&1 || true
+  l1=$(psql -X -t -A -d bench -c "SELECT pg_current_wal_lsn()")
+  r1=$(psql -X -t -A -d bench -c "SELECT wal_records FROM pg_stat_wal")
+  n=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$out")
+  local tps
+  tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$out" | head -1)
+  rm -f "$out"
+  local bytes
+  bytes=$(psql -X -t -A -d bench -c "SELECT pg_wal_lsn_diff('$l1', '$l0')")
+  awk -v dc=$((${c1:-0} - ${c0:-0})) -v dt=$((${t1:-1} - ${t0:-0})) -v tps="${tps:-0}" -v b="$bytes" \
+      -v r=$((r1 - r0)) -v n="${n:-0}" \
+    'BEGIN { if (n == 0 || tps == 0) { print "n/a n/a n/a"; exit }
+             printf "%.0f %.0f %.1f\n", (dc / dt) / tps * 1e6, b / n, r / n }'
+}
+
+# vs_tpcb ID LABEL SCRIPT GOAL CLIENTS MODE: SCRIPT against tpcb-like at
+# CLIENTS clients, alternating, BENCH_REPEAT times, in durability MODE
+# (default: synchronous_commit = on; async: synchronous_commit = off);
+# the medians and their ratio.
 vs_tpcb() {
-  local id=$1 label=$2 script=$3 goal=$4
+  local id=$1 label=$2 script=$3 goal=$4 clients=${5:-4} mode=${6:-default}
   local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
-  local ours=() base=()
+  local ours=() base=() opts=""
+  [ "$mode" = async ] && opts='-c synchronous_commit=off'
+  [ "$clients" -lt 4 ] && repeat=1 && seconds=${BENCH_SMALL_SECONDS:-10}
   for _ in $(seq "$repeat"); do
-    base+=("$(pgbench_tps 4 "$seconds" -b tpcb-like)")
-    ours+=("$(pgbench_tps 4 "$seconds" -f "$script")")
+    base+=("$(PGOPTIONS=$opts pgbench_tps "$clients" "$seconds" -b tpcb-like)")
+    ours+=("$(PGOPTIONS=$opts pgbench_tps "$clients" "$seconds" -f "$script")")
   done
-  local mo mb
+  local mo mb what
   mo=$(median "${ours[@]}"); mb=$(median "${base[@]}")
-  bench_row "$id" "$label" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
+  what="$label, $clients client"; [ "$clients" -eq 1 ] || what="${what}s"
+  [ "$mode" = async ] && what="$what, synchronous_commit = off"
+  bench_row "$id" "$what" "$(printf '%.0f' "$mo") tps" "tpcb-like $(printf '%.0f' "$mb") tps" \
     "$(ratio "$mo" "$mb")" "$goal"
   local bad
   bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
   [ "$bad" = 0 ] || { echo "$id: verify_integrity() found $bad broken checks" >&2; return 1; }
 }
 
+# cost_rows ID LABEL SCRIPT: what a transaction of SCRIPT and of tpcb-like
+# cost (CPU, WAL), side by side.
+cost_rows() {
+  local id=$1 label=$2 script=$3 ours base
+  read -r oc ob orr <<<"$(profile_tx -f "$script")"
+  read -r bc bb br <<<"$(profile_tx -b tpcb-like)"
+  bench_row "$id" "$label: cost per transaction (1 client, synchronous_commit = off)" \
+    "$oc µs CPU, $ob B / $orr WAL records" "tpcb-like $bc µs, $bb B / $br records" \
+    "$(ratio "$oc" "$bc") CPU" "—"
+}
+
+# The machine: cores, and tpcb-like at 1 client with fsync on (its flush
+# latency: what a commit waits for here).
+machine_line() {
+  [ -n "${BENCH_MACHINE:-}" ] && return
+  local one
+  one=$(pgbench_tps 1 "${BENCH_SMALL_SECONDS:-10}" -b tpcb-like)
+  BENCH_MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo), PostgreSQL $(pg_config --version | awk '{print $2}'); tpcb-like at 1 client, fsync on: $(printf '%.0f' "$one") tps"
+  export BENCH_MACHINE
+}
+
 b7() {
   ledger_bench_setup
-  vs_tpcb B7 "transfer of points, 4 clients" "$CL_TMP/transfer.sql" "≥ 1.0"
+  machine_line
+  vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "≥ 1.0" 4 default
+  vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "≥ 1.0" 4 async
+  vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "—" 1 default
+  vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "—" 2 default
+  cost_rows B7 "transfer" "$CL_TMP/transfer.sql"
 }
 
 b1() {
   ledger_bench_setup
-  vs_tpcb B1 "record_behavior, 4 clients" "$CL_TMP/behavior.sql" "≥ 0.8"
+  machine_line
+  vs_tpcb B1 "record_behavior" "$CL_TMP/behavior.sql" "≥ 0.8" 4 default
+  vs_tpcb B1 "record_behavior" "$CL_TMP/behavior.sql" "≥ 0.8" 4 async
+  cost_rows B1 "record_behavior" "$CL_TMP/behavior.sql"
 }
 
 b9() {

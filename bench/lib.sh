@@ -33,12 +33,13 @@ bench_print() {
     echo "|---|---|---|---|---|---|"
     for r in "${BENCH_ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
-    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}'), BENCH_SCALE=${BENCH_SCALE:-1}; B1, B7: medians of ${BENCH_REPEAT:-3} alternating ${BENCH_SECONDS:-15} s runs; B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
+    echo "Measured $(date -u +%Y-%m-%d); machine: ${BENCH_MACHINE:-$(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')}. BENCH_SCALE=${BENCH_SCALE:-1}; B1, B7 at 4 clients: medians of ${BENCH_REPEAT:-3} alternating ${BENCH_SECONDS:-15} s runs, in both durability modes (default: fsync and synchronous_commit on; and synchronous_commit = off); at 1 and 2 clients one ${BENCH_SMALL_SECONDS:-10} s run each; costs per transaction from one ${BENCH_PROFILE_SECONDS:-8} s run at 1 client (CPU: the backend's schedstat); B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
   } >"$out"
-  printf '%-4s %-52s %-18s %-18s %-8s %s\n' id workload measured baseline ratio goal
+  printf '%-4s %-62s %-34s %-34s %-8s %s\n' id workload measured baseline ratio goal
   for r in "${BENCH_ROWS[@]}"; do
     IFS='|' read -r a b c d e f <<<"$r"
-    printf '%-4s %-52s %-18s %-18s %-8s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
+    printf '%-4s %-62s %-34s %-34s %-8s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
   done
+  echo "machine: ${BENCH_MACHINE:-$(nproc) cores}"
   echo "(written to bench/results/latest.md)"
 }
