@@ -32,6 +32,7 @@
 
 #include "behavior.h"
 #include "catalog.h"
+#include "journal.h"
 #include "co2e.h"
 
 #define CLOCK_SKEW_USEC (5 * USECS_PER_MINUTE)
@@ -504,6 +505,7 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 		int16		assets[4] = {ASSET_RED, ASSET_RED, ASSET_POINT, ASSET_POINT};
 		int64		amounts[4];
 		int			n = 0;
+		LedgerEntry entry = {0};
 
 		accounts[n] = ledger_system_account_info("issuance", ASSET_RED, acc->tier, acc->region);
 		amounts[n++] = -st.grant;
@@ -516,8 +518,15 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 			accounts[n] = acc;
 			amounts[n++] = out->points;
 		}
-		ledger_post_behavior_entry(psprintf("behaviour " INT64_FORMAT, out->behavior_id),
-								   accounts, assets, amounts, n, in->occurred_at, out->entry_id);
+		entry.kind = "behavior";
+		entry.memo = psprintf("behaviour " INT64_FORMAT, out->behavior_id);	/* names its behaviour */
+		entry.reserved_id = out->entry_id;
+		entry.n = n;
+		entry.accounts = accounts;
+		entry.assets = assets;
+		entry.amounts = amounts;
+		entry.fresh_basis = in->occurred_at;	/* new lots expire per points_validity from the event */
+		ledger_post(&entry);
 	}
 }
 

@@ -14,6 +14,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "journal.h"
 #include "ledger.h"
 
 PG_MODULE_MAGIC;
@@ -70,7 +71,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	acting_set = false;
 	acting_account = 0;
 	acting_undo = NULL;
-	ledger_write.active = false;
+	ledger_journal_reset();
 	ledger_forget_deferred();
 	if (committed)
 		ledger_keep_xact_cache();
@@ -102,7 +103,7 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			acting_set = acting_undo->set;
 			acting_undo = acting_undo->prev;
 		}
-		ledger_write.active = false;
+		ledger_journal_reset();
 		ledger_forget_xact_cache();
 		ledger_forget_deferred();	/* their postings are rolled back too */
 	}
@@ -113,6 +114,7 @@ _PG_init(void)
 {
 	RegisterXactCallback(ledger_xact_callback, NULL);
 	RegisterSubXactCallback(ledger_subxact_callback, NULL);
+	ledger_lots_register();		/* the holdings module of POINT and RED */
 }
 
 /* Prepare a statement once per backend and keep it (pg_cron's way). */

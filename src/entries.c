@@ -2,8 +2,8 @@
  * entries.c — writing entries: system accounts, the posting path, request
  * ids, and the value-moving functions transfer, issue and reverse_entry.
  *
- * Every movement is one entry and one multi-row INSERT of its postings; the
- * statement trigger in invariants.c then checks and applies it.  Each entry
+ * Every movement is one LedgerEntry posted through the journal API
+ * (journal.c); the statement trigger in invariants.c checks and applies it.  Each entry
  * balances per asset and per segment (asset, tier, region): a move between
  * segments passes through each segment's clearing account, so every tier and
  * region is a sub-ledger that balances on its own (总量同体量保持平衡).
@@ -23,9 +23,9 @@
 
 #include "behavior.h"
 #include "catalog.h"
+#include "journal.h"
 #include "ledger.h"
 
-LedgerWrite ledger_write;
 
 /* ---- system accounts, cached per backend ---- */
 
@@ -200,209 +200,6 @@ ledger_system_account_info(const char *kind, int16 asset, const char *tier, cons
 	return system_account(kind, asset, tier, region);
 }
 
-/* ---- the posting path ---- */
-
-/* An entry ($1 kind, $2 memo, $3 reverses) and its postings ($4 accounts, $5 assets, $6 amounts). */
-/* the entry's id: the one given (reserved by the caller), else the next */
-#define ENTRY_CTE(id_param) \
-	"WITH e AS (INSERT INTO carbon.entry (id, kind, memo, reverses) " \
-	"           VALUES (coalesce(" id_param "::bigint, nextval('carbon.entry_id_seq')), $1, $2, $3) " \
-	"           RETURNING id, created_at)"
-#define POSTINGS_INSERT \
-	"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) " \
-	"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at " \
-	"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq)"
-
-/*
- * Write one entry and its postings in one statement, so that the statement
- * trigger sees the entry whole.  `accounts[i]` describes the account of
- * posting i; the trigger uses it and re-checks status atomically.
- */
-static int64
-post_entry(const char *kind, const char *memo, int64 reverses,
-		   const LedgerAccount **accounts, const int16 *assets, const int64 *amounts, int n,
-		   int64 reserved_id)
-{
-	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr fresh_plan = NULL;
-	Oid			plain_types[7] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID, INT8OID};
-	Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID,
-		INT8ARRAYOID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Datum	   *acc_datums = palloc(sizeof(Datum) * n);
-	Datum	   *asset_datums = palloc(sizeof(Datum) * n);
-	Datum	   *amount_datums = palloc(sizeof(Datum) * n);
-	bool		isnull;
-	int64		entry_id = 0;
-	MemoryContext caller_context = CurrentMemoryContext;
-	bool		fresh_lots;
-	SPIPlanPtr	use;
-
-	for (int i = 0; i < n; i++)
-	{
-		acc_datums[i] = Int64GetDatum(accounts[i]->id);
-		asset_datums[i] = Int16GetDatum(assets[i]);
-		amount_datums[i] = Int64GetDatum(amounts[i]);
-	}
-	values[0] = CStringGetTextDatum(kind);
-	values[1] = memo ? CStringGetTextDatum(memo) : (Datum) 0;
-	nulls[1] = memo ? ' ' : 'n';
-	values[2] = Int64GetDatum(reverses);
-	nulls[2] = reverses ? ' ' : 'n';
-	values[3] = ledger_int8_array(acc_datums, n);
-	values[4] = ledger_int2_array(asset_datums, n);
-	values[5] = ledger_int8_array(amount_datums, n);
-
-	/*
-	 * An entry whose only lot movements are new lots (a behaviour's credit)
-	 * writes them in the same statement as its postings: one statement less
-	 * on the hottest path.  The trigger checks the entry at the end of that
-	 * statement, so a refused entry leaves no lot either.
-	 */
-	fresh_lots = !ledger_write.lots_handled && ledger_write.lot_basis != 0;
-	for (int i = 0; fresh_lots && i < n; i++)
-		if (accounts[i]->participant && ledger_lot_asset(assets[i]) && amounts[i] < 0)
-			fresh_lots = false;
-	if (fresh_lots)
-	{
-		Datum	   *lot_amounts = palloc(sizeof(Datum) * n);
-
-		/* each posting's new lot: its credit for a participant's lot asset, else 0 */
-		for (int i = 0; i < n; i++)
-			lot_amounts[i] = Int64GetDatum(accounts[i]->participant && ledger_lot_asset(assets[i]) &&
-										   amounts[i] > 0 ? amounts[i] : 0);
-		values[6] = ledger_int8_array(lot_amounts, n);
-		values[7] = TimestampTzGetDatum(ledger_fresh_expiry(ledger_write.lot_basis));
-		values[8] = Int64GetDatum(reserved_id);
-		nulls[8] = reserved_id ? ' ' : 'n';
-		ledger_plan(&fresh_plan,
-					ENTRY_CTE("$9") ", "
-					"p AS (" POSTINGS_INSERT "), "
-					"l AS (" LOT_INSERT
-					"      SELECT u.account, u.asset, $8, sum(u.amount), sum(u.amount), min(e.id) "
-					"      FROM e, unnest($4, $5, $7) AS u(account, asset, amount) "
-					"      WHERE u.amount > 0 GROUP BY 1, 2 ORDER BY 1, 2 " LOT_MERGE ") "
-					"SELECT id FROM e",
-					9, types);
-		use = fresh_plan;
-	}
-	else
-	{
-		values[6] = Int64GetDatum(reserved_id);
-		nulls[6] = reserved_id ? ' ' : 'n';
-		ledger_plan(&plan, ENTRY_CTE("$7") " " POSTINGS_INSERT " RETURNING entry_id", 7, plain_types);
-		use = plan;
-	}
-
-	ledger_write.active = true;
-	ledger_write.accounts = accounts;
-	ledger_write.naccounts = n;
-	PG_TRY();
-	{
-		int			rc = SPI_execute_plan(use, values, nulls, false, 0);
-
-		if ((rc != SPI_OK_INSERT_RETURNING && rc != SPI_OK_SELECT) || SPI_processed < 1)
-			elog(ERROR, "entry insert failed");
-		entry_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	PG_CATCH();
-	{
-		/*
-		 * A refusal from the posting trigger: drop the CONTEXT line that
-		 * quotes our internal INSERT, which tells a clerk nothing.
-		 */
-		MemoryContext ecxt = MemoryContextSwitchTo(caller_context);
-		ErrorData  *edata = CopyErrorData();
-
-		FlushErrorState();
-		MemoryContextSwitchTo(ecxt);
-		ledger_write.active = false;
-		ledger_write.accounts = NULL;
-		edata->context = NULL;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	ledger_write.active = false;
-	ledger_write.accounts = NULL;
-
-	/* balances are checked: now the lots follow the postings */
-	if (!ledger_write.lots_handled && !fresh_lots)
-		ledger_lots_follow_entry(accounts, assets, amounts, n, entry_id,
-								 ledger_write.lot_basis ? ledger_write.lot_basis
-								 : GetCurrentTransactionStartTimestamp());
-	return entry_id;
-}
-
-/*
- * An entry made by the system itself (expiry, ...): not a transfer, allowed
- * on frozen accounts, lots already handled by the caller.
- */
-int64
-ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount **accounts,
-						 const int16 *assets, const int64 *amounts, int n)
-{
-	int64		entry_id;
-
-	ledger_write.status_exempt = true;
-	ledger_write.lots_handled = true;
-	PG_TRY();
-	{
-		entry_id = post_entry(kind, memo, 0, accounts, assets, amounts, n, 0);
-	}
-	PG_FINALLY();
-	{
-		ledger_write.status_exempt = false;
-		ledger_write.lots_handled = false;
-	}
-	PG_END_TRY();
-	return entry_id;
-}
-
-/* A behaviour's credit: new lots expire per points_validity from the event. */
-int64
-ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts, const int16 *assets,
-						   const int64 *amounts, int n, TimestampTz occurred_at, int64 reserved_id)
-{
-	int64		entry_id;
-
-	ledger_write.lot_basis = occurred_at;
-	PG_TRY();
-	{
-		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n, reserved_id);
-	}
-	PG_FINALLY();
-	{
-		ledger_write.lot_basis = 0;
-	}
-	PG_END_TRY();
-	return entry_id;
-}
-
-/*
- * A batch of behaviours' credits (process_inbox): participants' statuses
- * are checked as for any entry; the caller writes the lots, each with its
- * event's expiry (ledger_lots_credit_fresh).
- */
-int64
-ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,
-						   const int64 *amounts, int n)
-{
-	int64		entry_id;
-
-	ledger_write.lots_handled = true;
-	PG_TRY();
-	{
-		entry_id = post_entry("behavior", memo, 0, accounts, assets, amounts, n, 0);
-	}
-	PG_FINALLY();
-	{
-		ledger_write.lots_handled = false;
-	}
-	PG_END_TRY();
-	return entry_id;
-}
-
 /* ---- issuance caps (碳积分总量控制) ---- */
 
 /*
@@ -565,12 +362,13 @@ same_segment(const LedgerAccount *a, const LedgerAccount *b)
  */
 int64
 ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
-			const LedgerAccount *to, int16 asset, int64 amount)
+			const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow)
 {
 	const LedgerAccount *accounts[4];
 	int16		assets[4] = {asset, asset, asset, asset};
 	int64		amounts[4];
 	int			n;
+	LedgerEntry entry = {0};
 
 	accounts[0] = from;
 	amounts[0] = -amount;
@@ -590,7 +388,14 @@ ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 		amounts[3] = amount;
 		n = 4;
 	}
-	return post_entry(kind, memo, 0, accounts, assets, amounts, n, 0);
+	entry.kind = kind;
+	entry.memo = memo;
+	entry.n = n;
+	entry.accounts = accounts;
+	entry.assets = assets;
+	entry.amounts = amounts;
+	entry.flow = flow;
+	return ledger_post(&entry);
 }
 
 static void
@@ -623,6 +428,7 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	int16		asset;
 	int64		entry_id;
 	bool		expired;
+	LedgerFlow	flow;
 
 	if (from_id == to_id)
 		ereport(ERROR,
@@ -656,19 +462,10 @@ ledger_transfer(PG_FUNCTION_ARGS)
 		ledger_expire(from_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
 	}
 
-	ledger_write.check_flow = true;
-	ledger_write.from_tier = from.tier;
-	ledger_write.to_tier = to.tier;
-	ledger_write.asset_code = asset_code;
-	PG_TRY();
-	{
-		entry_id = ledger_move("transfer", memo, &from, &to, asset, amount);
-	}
-	PG_FINALLY();
-	{
-		ledger_write.check_flow = false;
-	}
-	PG_END_TRY();
+	flow.from_tier = from.tier;
+	flow.to_tier = to.tier;
+	flow.asset_code = asset_code;
+	entry_id = ledger_move("transfer", memo, &from, &to, asset, amount, &flow);
 
 	ledger_request_finish(from_id, request_id, entry_id);
 	SPI_finish();
@@ -714,7 +511,7 @@ ledger_issue(PG_FUNCTION_ARGS)
 						amount, asset_code, acc.tier, acc.region),
 				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
 	issuer = system_account("issuance", asset, acc.tier, acc.region);
-	entry_id = ledger_move("issuance", memo, issuer, &acc, asset, amount);
+	entry_id = ledger_move("issuance", memo, issuer, &acc, asset, amount, NULL);
 	ledger_request_finish(account, request_id, entry_id);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
@@ -742,6 +539,7 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 	int64	   *amounts;
 	int64		result;
 	char	   *kind;
+	LedgerEntry reversal = {0};
 
 	if (memo[0] == '\0')
 		ereport(ERROR,
@@ -795,19 +593,18 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 			accounts[i] = acc;
 		}
 	}
-	ledger_write.status_exempt = true;
-	PG_TRY();
-	{
-		result = post_entry("reversal", memo, entry, accounts, assets, amounts, n, 0);
-		/* a behaviour's credit taken back: the behaviours leave the reports */
-		if (strcmp(kind, "behavior") == 0)
-			behavior_entry_reversed(entry);
-	}
-	PG_FINALLY();
-	{
-		ledger_write.status_exempt = false;
-	}
-	PG_END_TRY();
+	reversal.kind = "reversal";
+	reversal.memo = memo;
+	reversal.reverses = entry;
+	reversal.n = n;
+	reversal.accounts = accounts;
+	reversal.assets = assets;
+	reversal.amounts = amounts;
+	reversal.correction = true;	/* a frozen account may be corrected (a closed one never) */
+	result = ledger_post(&reversal);
+	/* a behaviour's credit taken back: the behaviours leave the reports */
+	if (strcmp(kind, "behavior") == 0)
+		behavior_entry_reversed(entry);
 	SPI_finish();
 	PG_RETURN_INT64(result);
 }

@@ -51,6 +51,7 @@
 
 #include "behavior.h"
 #include "catalog.h"
+#include "journal.h"
 #include "co2e.h"
 
 #define INBOX_BATCH		50000
@@ -1092,6 +1093,7 @@ call_flush_credits(InboxCall *call)
 			int			n = 0;
 			int			nparticipant;
 			int64		entry_id;
+			LedgerEntry batch = {0};
 
 			for (long j = from; j < to; j++)
 			{
@@ -1125,9 +1127,14 @@ call_flush_credits(InboxCall *call)
 				}
 				amounts[q] -= amounts[p];
 			}
-			entry_id = ledger_post_behavior_batch(psprintf("行为批量入账 credits of %ld accounts from the inbox",
-														   to - from),
-												  accs, assets, amounts, n);
+			batch.kind = "behavior";
+			batch.memo = psprintf("行为批量入账 credits of %ld accounts from the inbox", to - from);
+			batch.n = n;
+			batch.accounts = accs;
+			batch.assets = assets;
+			batch.amounts = amounts;
+			batch.holdings_moved = true;	/* lots are credited per event time below */
+			entry_id = ledger_post(&batch);
 			for (long j = from; j < to; j++)
 				sorted[j]->entry_id = entry_id;
 			if (call->link_entries)

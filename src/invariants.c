@@ -35,6 +35,7 @@
 #include "utils/tuplestore.h"
 
 #include "catalog.h"
+#include "journal.h"
 #include "ledger.h"
 
 typedef struct PostingRow
@@ -155,26 +156,35 @@ check_segments(PostingRow *rows, int n)
 }
 
 static void
-check_flow(void)
+check_flow(const LedgerFlow *flow)
 {
 	/* the matrix is cached per backend (catalog.c) */
-	if (!ledger_flow_allowed(ledger_write.from_tier, ledger_write.to_tier, ledger_write.asset_code))
+	if (!ledger_flow_allowed(flow->from_tier, flow->to_tier, flow->asset_code))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_FLOW),
 				 errmsg("%s may not flow from a %s account to a %s account",
-						ledger_write.asset_code, ledger_write.from_tier, ledger_write.to_tier),
-				 strcmp(ledger_write.from_tier, "personal") == 0 &&
-				 strcmp(ledger_write.to_tier, "personal") == 0 &&
-				 strcmp(ledger_write.asset_code, "POINT") == 0 ?
+						flow->asset_code, flow->from_tier, flow->to_tier),
+				 strcmp(flow->from_tier, "personal") == 0 &&
+				 strcmp(flow->to_tier, "personal") == 0 &&
+				 strcmp(flow->asset_code, "POINT") == 0 ?
 				 errdetail("Points are an incentive, not a currency between citizens.") : 0,
 				 errhint("The allowed flows are in carbon.allowed_flow.")));
+}
+
+/* expire_lots() writes system balances in a stripe of its own (lots.c). */
+static bool job_stripe = false;
+
+void
+ledger_set_job_stripe(bool on)
+{
+	job_stripe = on;
 }
 
 /* The stripe of system balances this backend writes to. */
 static int16
 system_stripe(void)
 {
-	return ledger_write.job_stripe ? LEDGER_JOB_STRIPE : (int16) (MyProcPid % LEDGER_STRIPES);
+	return job_stripe ? LEDGER_JOB_STRIPE : (int16) (MyProcPid % LEDGER_STRIPES);
 }
 
 /* One (account, asset) group of postings, summed. */
@@ -189,9 +199,11 @@ typedef struct BalanceDelta
 static void
 refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 {
+	const LedgerEntry *entry = ledger_posting_entry();
+
 	/* system corrections may touch a frozen account; nothing touches a closed one */
 	if (strcmp(status, "closed") == 0 ||
-		(strcmp(status, "active") != 0 && !ledger_write.status_exempt))
+		(strcmp(status, "active") != 0 && !(entry != NULL && entry->correction)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_ACCOUNT_STATUS),
 				 errmsg("account " INT64_FORMAT " is %s", d->account, status)));
@@ -431,7 +443,8 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 	PostingRow *rows;
 	int			n = 0,
 				cap = 16;
-	bool		ours = ledger_write.active;
+	const LedgerEntry *entry = ledger_posting_entry();	/* the request being posted (journal.c) */
+	bool		ours = entry != NULL;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
@@ -466,16 +479,16 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 		rows[n].acc = NULL;
 		if (ours)
 		{
-			if (rows[n].seq < 1 || rows[n].seq > ledger_write.naccounts ||
-				ledger_write.accounts[rows[n].seq - 1]->id != rows[n].account)
+			if (rows[n].seq < 1 || rows[n].seq > entry->n ||
+				entry->accounts[rows[n].seq - 1]->id != rows[n].account)
 				elog(ERROR, "posting %d does not match the entry being written", rows[n].seq);
-			rows[n].acc = ledger_write.accounts[rows[n].seq - 1];
+			rows[n].acc = entry->accounts[rows[n].seq - 1];
 		}
 		n++;
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	if (ours && n != ledger_write.naccounts)
-		elog(ERROR, "%d postings inserted for an entry of %d", n, ledger_write.naccounts);
+	if (ours && n != entry->n)
+		elog(ERROR, "%d postings inserted for an entry of %d", n, entry->n);
 
 	qsort(rows, n, sizeof(PostingRow), cmp_entry_asset);
 	check_balanced(rows, n);
@@ -484,8 +497,8 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 
 	check_segments(rows, n);
 	ledger_spi_connect();
-	if (ledger_write.check_flow)
-		check_flow();
+	if (entry->flow != NULL)
+		check_flow(entry->flow);
 	qsort(rows, n, sizeof(PostingRow), cmp_account_asset);
 	apply_balances(rows, n);
 	SPI_finish();

@@ -41,23 +41,6 @@ typedef struct LedgerAccount
 	char		status[LEDGER_NAME_LEN];
 } LedgerAccount;
 
-/* What the C caller tells the posting trigger about the entry it writes. */
-typedef struct LedgerWrite
-{
-	bool		active;			/* set while our own INSERT runs */
-	const LedgerAccount **accounts; /* the account of each posting, by seq */
-	int			naccounts;
-	bool		check_flow;		/* transfer between participants */
-	const char *from_tier;
-	const char *to_tier;
-	const char *asset_code;
-	bool		status_exempt;	/* system corrections may touch frozen accounts */
-	bool		lots_handled;	/* the caller moved the lots itself */
-	TimestampTz lot_basis;		/* new lots expire per points_validity from here */
-	bool		job_stripe;		/* expire_lots(): system balances in the job's own stripe */
-} LedgerWrite;
-
-extern LedgerWrite ledger_write;
 
 /* carbon_ledger.c */
 extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
@@ -82,13 +65,9 @@ extern void ledger_require_active(const LedgerAccount *acc);
 /* entries.c */
 extern const LedgerAccount *ledger_system_account_info(const char *kind, int16 asset,
 														const char *tier, const char *region);
-extern int64 ledger_post_system_entry(const char *kind, const char *memo, const LedgerAccount **accounts,
-									  const int16 *assets, const int64 *amounts, int n);
+struct LedgerFlow;
 extern int64 ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
-						 const LedgerAccount *to, int16 asset, int64 amount);
-extern int64 ledger_post_behavior_entry(const char *memo, const LedgerAccount **accounts,
-										const int16 *assets, const int64 *amounts, int n,
-										TimestampTz occurred_at, int64 reserved_id);
+						 const LedgerAccount *to, int16 asset, int64 amount, const struct LedgerFlow *flow);
 extern bool ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 							const char **assets, const int64 *amounts, int n);
 /* The longest request id (bytes): it is part of a unique key. */
@@ -103,13 +82,13 @@ extern void ledger_release_retired_caches(void);
 
 /* invariants.c */
 extern bool ledger_defer_system;
+extern void ledger_set_job_stripe(bool on);
 extern void ledger_flush_deferred(void);
 extern void ledger_forget_deferred(void);
 
 /* lots.c */
 extern bool ledger_lot_asset(int16 asset);
-extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets,
-									 const int64 *amounts, int n, int64 entry_id, TimestampTz basis);
+extern void ledger_lots_register(void);
 /* Credits into lots: one row per (account, asset, expiry), merged. */
 #define LOT_INSERT \
 	"INSERT INTO carbon.lot AS l (account, asset_id, expires_at, original, remaining, entry_id) "
@@ -119,8 +98,7 @@ extern void ledger_lots_follow_entry(const LedgerAccount **accounts, const int16
 
 extern bool ledger_has_expired_lots(int64 account, int16 asset);
 extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amounts, Datum entries);
-extern int64 ledger_post_behavior_batch(const char *memo, const LedgerAccount **accounts, const int16 *assets,
-										const int64 *amounts, int n);
+
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
 #endif							/* CARBON_LEDGER_H */

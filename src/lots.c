@@ -20,6 +20,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "journal.h"
 #include "co2e.h"
 #include "ledger.h"
 
@@ -237,10 +238,14 @@ lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_i
  * their expiry, or, when the value comes from a system account (issuance),
  * a new lot expiring per points_validity from `basis`.
  */
-void
-ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, const int64 *amounts,
-						 int n, int64 entry_id, TimestampTz basis)
+static void
+lots_follow(const LedgerEntry *entry, int64 entry_id)
 {
+	const LedgerAccount **accounts = entry->accounts;
+	const int16 *assets = entry->assets;
+	const int64 *amounts = entry->amounts;
+	int			n = entry->n;
+	TimestampTz basis = entry->fresh_basis ? entry->fresh_basis : GetCurrentTransactionStartTimestamp();
 	LotPiece   *pieces = NULL;
 	int			npieces = 0,
 				maxpieces = 0,
@@ -305,6 +310,35 @@ ledger_lots_follow_entry(const LedgerAccount **accounts, const int16 *assets, co
 			credits_add(&credits, accounts[i]->id, assets[i], 0, true, left);
 	}
 	credits_write(&credits, basis, entry_id);
+}
+
+/* A behaviour's fresh credits, in the entry's own statement: their expiry. */
+static Datum
+lots_fresh_expiry(const LedgerEntry *entry)
+{
+	return TimestampTzGetDatum(ledger_fresh_expiry(entry->fresh_basis));
+}
+
+/*
+ * The holdings module of POINT and RED: every participant's balance of them
+ * is held in lots (journal.h).
+ */
+static const LedgerHoldings lots_holdings = {
+	.name = "lots",
+	.holds = ledger_lot_asset,
+	.follow = lots_follow,
+	.fresh_cte = LOT_INSERT
+	"SELECT u.account, u.asset, $8, sum(u.amount), sum(u.amount), min(e.id) "
+	"FROM e, unnest($4, $5, $7) AS u(account, asset, amount) "
+	"WHERE u.amount > 0 GROUP BY 1, 2 ORDER BY 1, 2 " LOT_MERGE,
+	.fresh_param = lots_fresh_expiry,
+	.fresh_param_type = TIMESTAMPTZOID,
+};
+
+void
+ledger_lots_register(void)
+{
+	ledger_register_holdings(&lots_holdings);
 }
 
 /* Totals of one expire_lots() run. */
@@ -377,7 +411,19 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 		amounts[n++] = sink_amounts[k];
 	}
 	if (n > 0)
-		ledger_post_system_entry("expiry", "有效期届满 lots expired", accs, assets, amounts, n);
+	{
+		LedgerEntry entry = {0};
+
+		entry.kind = "expiry";
+		entry.memo = "有效期届满 lots expired";
+		entry.n = n;
+		entry.accounts = accs;
+		entry.assets = assets;
+		entry.amounts = amounts;
+		entry.correction = true;	/* a frozen account's lots expire too */
+		entry.holdings_moved = true;	/* the lots are deleted already */
+		ledger_post(&entry);
+	}
 }
 
 /*
@@ -388,7 +434,7 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
  * pairs with expired lots first, then deletes exactly those pairs' lots.
  * The job (expire_lots()) never waits for a row a transfer holds: it skips
  * locked balances (SKIP LOCKED), comes back to them after the other
- * ranges, and posts to sink stripes of its own (ledger_write.job_stripe), so
+ * ranges, and posts to sink stripes of its own (ledger_set_job_stripe), so
  * the job does not wait for a transaction that could be waiting for it:
  * the three-way deadlocks of two transfers and a batch are gone.  Balances
  * still busy after about a second of retries are waited for one account at
@@ -672,14 +718,14 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 
 	/* the job posts to sink stripes no transfer uses (see above) */
 	plans.skip = job;
-	ledger_write.job_stripe = job;
+	ledger_set_job_stripe(job);
 	PG_TRY();
 	{
 		expiry_walk(&plans, as_of, from, last, job, &totals);
 	}
 	PG_FINALLY();
 	{
-		ledger_write.job_stripe = false;
+		ledger_set_job_stripe(false);
 		plans.skip = false;
 	}
 	PG_END_TRY();

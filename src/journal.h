@@ -1,0 +1,65 @@
+/*
+ * journal.h — the one way to post: a LedgerEntry handed to ledger_post(),
+ * and the holdings interface through which value held in pieces (lots of
+ * points and reductions today; serial blocks and escrow next) follows the
+ * postings.  docs/ledger.md, "The journal API", has an example.
+ */
+#ifndef CARBON_JOURNAL_H
+#define CARBON_JOURNAL_H
+
+#include "ledger.h"
+
+/* A transfer between participants: the allowed-flow matrix applies. */
+typedef struct LedgerFlow
+{
+	const char *from_tier;
+	const char *to_tier;
+	const char *asset_code;
+} LedgerFlow;
+
+/*
+ * One entry and how it is to be checked.  Posting i moves amounts[i] of
+ * assets[i] on accounts[i] (positive credits the account); the amounts sum
+ * to zero per asset and per segment.
+ */
+typedef struct LedgerEntry
+{
+	const char *kind;			/* transfer, issuance, behavior, expiry, reversal, ... */
+	const char *memo;
+	int64		reverses;		/* the entry this one negates, or 0 */
+	int64		reserved_id;	/* an id the caller took from carbon.entry_id_seq, or 0 */
+	int			n;
+	const LedgerAccount **accounts;
+	const int16 *assets;
+	const int64 *amounts;
+	const LedgerFlow *flow;		/* non-NULL: a transfer, checked against the matrix */
+	bool		correction;		/* a system correction: frozen accounts may be touched */
+	bool		holdings_moved; /* the caller moved the holdings itself */
+	TimestampTz fresh_basis;	/* credits from system accounts open holdings dated
+								 * from here (0: the transaction's start) */
+} LedgerEntry;
+
+/*
+ * A holdings module: the assets whose value it keeps in pieces, and what
+ * follows an entry's postings once the trigger has accepted them.  A module
+ * may also write fresh credits (every holding of the entry a credit from a
+ * system account) inside the entry's own statement: `fresh_cte` is then a
+ * CTE body reading the entry `e` and the arrays $4 (accounts), $5 (assets),
+ * $7 (each posting's fresh credit, 0 if none) and $8 (fresh_param()).
+ */
+typedef struct LedgerHoldings
+{
+	const char *name;
+	bool		(*holds) (int16 asset);
+	void		(*follow) (const LedgerEntry *entry, int64 entry_id);
+	const char *fresh_cte;
+	Datum		(*fresh_param) (const LedgerEntry *entry);
+	Oid			fresh_param_type;
+} LedgerHoldings;
+
+extern void ledger_register_holdings(const LedgerHoldings *h);
+extern int64 ledger_post(const LedgerEntry *entry);
+extern const LedgerEntry *ledger_posting_entry(void);
+extern void ledger_journal_reset(void);
+
+#endif							/* CARBON_JOURNAL_H */
