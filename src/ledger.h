@@ -96,7 +96,6 @@ extern void ledger_lots_register(void);
 	"ON CONFLICT (account, asset_id, expires_at) DO UPDATE " \
 	"SET original = l.original + excluded.original, remaining = l.remaining + excluded.remaining"
 
-extern bool ledger_has_expired_lots(int64 account, int16 asset);
 extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amounts, Datum entries);
 
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);

@@ -734,25 +734,6 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 	*grams = totals.grams;
 }
 
-bool
-ledger_has_expired_lots(int64 account, int16 asset)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {INT8OID, INT2OID, TIMESTAMPTZOID};
-	Datum		values[3];
-	bool		isnull;
-
-	values[0] = Int64GetDatum(account);
-	values[1] = Int16GetDatum(asset);
-	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	ledger_plan(&plan,
-				"SELECT EXISTS (SELECT 1 FROM carbon.lot WHERE account = $1 AND asset_id = $2 "
-				"               AND expires_at <= $3 AND remaining > 0)",
-				3, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "lot lookup failed");
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
 
 /*
  * expire_lots(as_of) → (lots, points, reduction): idempotent; always one row.

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(63);
+SELECT plan(64);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -165,6 +165,18 @@ SELECT is((SELECT status FROM behavior WHERE id = (SELECT max(id) FROM behavior 
           'a behaviour with an entry of its own is left alone');
 SELECT is((SELECT sum(used)::bigint FROM daily_usage WHERE account IN (:walker2, :citizen) AND scenario = 'walking'), 0::bigint,
           'the bulk behaviours'' usage is given back');
+
+-- Issue 17 item 7: the inbox's direct heap writer checks every constraint
+--    the table has (it accepted one CHECK unchecked): a CHECK a DBA added in
+--    place of the extension's own is enforced on bulk rows too.
+SAVEPOINT direct;
+ALTER TABLE behavior DROP CONSTRAINT behavior_status_check;
+ALTER TABLE behavior ADD CONSTRAINT few_points CHECK (points < 10) NOT VALID;
+INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
+  ('h-steps', 'dx-1', :other, 'H-WALK', 1, now() - interval '3 minutes');
+SELECT throws_ok('SELECT process_inbox()', '23514', NULL,
+                 'a CHECK constraint of carbon.behavior holds for rows written straight into the heap');
+ROLLBACK TO SAVEPOINT direct;
 
 -- 5. Restore mode is explicit: a SECURITY DEFINER SQL function owned by a
 --    superuser that inserts postings directly does not skip the checks.
