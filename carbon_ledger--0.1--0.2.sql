@@ -150,7 +150,8 @@ COMMENT ON VIEW carbon.v_supply IS
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
   'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out';
 
--- verify_integrity() checks that no closed account holds value.
+-- verify_integrity() checks that no closed account holds value; the lot
+-- assets by code, not by id.
 /*
  * verify_integrity(): one row per check.  Read-only; run it as often as you
  * like (it reads the whole ledger).
@@ -250,7 +251,9 @@ BEGIN
                  coalesce(b.total, 0) AS b, coalesce(l.total, 0) AS l
           FROM (SELECT x.account, x.asset_id, sum(x.amount) AS total FROM carbon.balance x
                 JOIN carbon.account a ON a.id = x.account
-                WHERE a.kind = 'participant' AND x.asset_id IN (1, 2) GROUP BY 1, 2) b
+                WHERE a.kind = 'participant'
+                  AND x.asset_id IN (SELECT id FROM carbon.asset WHERE code IN ('POINT', 'RED'))
+                GROUP BY 1, 2) b
           FULL JOIN (SELECT account, asset_id, sum(remaining) AS total FROM carbon.lot GROUP BY 1, 2) l
             ON l.account = b.account AND l.asset_id = b.asset_id
           WHERE coalesce(b.total, 0) <> coalesce(l.total, 0)
@@ -299,6 +302,22 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
   '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, seals';
+
+-- The tier list once, in C; v_points_expiring finds POINT by its code.
+CREATE OR REPLACE FUNCTION carbon._valid_tier(text) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'ledger_valid_tier' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE VIEW carbon.v_points_expiring WITH (security_invoker = true) AS
+  -- a lot expiring at local midnight of 1 January counts for December
+  SELECT date_trunc('month', (l.expires_at AT TIME ZONE tz.value) - interval '1 microsecond')::date AS month,
+         a.region, a.tier, sum(l.remaining)::bigint AS points
+  FROM carbon.lot l
+  JOIN carbon.account a ON a.id = l.account
+  CROSS JOIN (SELECT value FROM carbon.settings WHERE name = 'timezone') tz
+  WHERE l.asset_id = (SELECT id FROM carbon.asset WHERE code = 'POINT') AND l.remaining > 0
+  GROUP BY 1, 2, 3;
+COMMENT ON VIEW carbon.v_points_expiring IS
+  '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
+
 
 -- Least privilege: EXECUTE decided for every function in one place; the
 -- install-time helper _account_rls is gone; sequences readable by the

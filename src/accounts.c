@@ -35,6 +35,16 @@ valid_tier(const char *tier)
 	return false;
 }
 
+/* _valid_tier(text) → boolean: the CHECK of every tier column (one list, here) */
+PG_FUNCTION_INFO_V1(ledger_valid_tier);
+Datum
+ledger_valid_tier(PG_FUNCTION_ARGS)
+{
+	char	   *tier = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(valid_tier(tier));
+}
+
 static void
 require_tier(const char *tier)
 {

@@ -11,6 +11,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "catalog.h"
 #include "ledger.h"
 #include "methodology.h"
 
@@ -18,8 +19,9 @@
 #define BEHAVIOR_MAX_SOURCE		128
 #define BEHAVIOR_MAX_EVENT_ID	256
 
-#define ASSET_POINT 1
-#define ASSET_RED	2
+/* the assets a behaviour credits, by code (catalog.c) */
+#define ASSET_POINT ledger_asset_point()
+#define ASSET_RED	ledger_asset_red()
 
 /* Settings and caller, read once per call (or per inbox batch). */
 typedef struct BehaviorContext

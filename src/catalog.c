@@ -249,6 +249,35 @@ ledger_asset_lookup(const char *code)
 	return -1;
 }
 
+/* The built-in assets by code (their ids are the install script's). */
+int16
+ledger_asset_point(void)
+{
+	static int16 id = -1;
+	static bool known = false;
+
+	if (!known || !assets_valid)
+	{
+		id = ledger_asset_lookup("POINT");
+		known = true;
+	}
+	return id;
+}
+
+int16
+ledger_asset_red(void)
+{
+	static int16 id = -1;
+	static bool known = false;
+
+	if (!known || !assets_valid)
+	{
+		id = ledger_asset_lookup("RED");
+		known = true;
+	}
+	return id;
+}
+
 /* The code of an asset id (for messages); "#id" if unknown. */
 const char *
 ledger_asset_code(int16 id)

@@ -23,6 +23,8 @@ extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
 extern TimestampTz ledger_acceptance_start(void);
 extern int16 ledger_asset_lookup(const char *code);
 extern const char *ledger_asset_code(int16 id);
+extern int16 ledger_asset_point(void);
+extern int16 ledger_asset_red(void);
 extern bool ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asset);
 
 #endif							/* CARBON_CATALOG_H */

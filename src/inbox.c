@@ -1045,8 +1045,9 @@ batch_accumulate(InboxBatch *b)
 			call->window_first = r->id;
 		if (r->id > call->window_last)
 			call->window_last = r->id;
-		for (int a = ASSET_POINT; a <= ASSET_RED; a++)
+		for (int k = 0; k < 2; k++)
 		{
+			int16		a = k == 0 ? ASSET_POINT : ASSET_RED;
 			int64		amount = a == ASSET_RED ? r->st.grant : r->out.points;
 			LotCredit  *lc;
 

@@ -24,13 +24,11 @@
 #include "co2e.h"
 #include "ledger.h"
 
-#define ASSET_POINT 1
-#define ASSET_RED	2
-
+/* POINT and RED are held in lots (assets by code: catalog.c). */
 bool
 ledger_lot_asset(int16 asset)
 {
-	return asset == ASSET_POINT || asset == ASSET_RED;
+	return asset == ledger_asset_point() || asset == ledger_asset_red();
 }
 
 typedef struct LotPiece
@@ -384,7 +382,7 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 		acc = palloc(sizeof(LedgerAccount));
 		ledger_account_from_row(acc, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)), tup, desc, 5);
 		totals->lots += DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		if (asset == ASSET_POINT)
+		if (asset == ledger_asset_point())
 			totals->points += amount;
 		else
 			totals->grams += amount;

@@ -7,10 +7,10 @@
 -- on frozen or closed accounts.  Entries and postings are append-only.
 -- ---------------------------------------------------------------------------
 
--- Tiers of the carbon inclusion system, each a separately reported sub-ledger.
+-- Tiers of the carbon inclusion system, each a separately reported
+-- sub-ledger: the list is in C (accounts.c), once.
 CREATE FUNCTION carbon._valid_tier(text) RETURNS boolean
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT $1 IN ('personal', 'enterprise', 'government', 'merchant', 'verifier', 'platform') $$;
+  AS 'MODULE_PATHNAME', 'ledger_valid_tier' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 CREATE TABLE carbon.asset (
   id          smallint PRIMARY KEY,

@@ -191,7 +191,9 @@ BEGIN
                  coalesce(b.total, 0) AS b, coalesce(l.total, 0) AS l
           FROM (SELECT x.account, x.asset_id, sum(x.amount) AS total FROM carbon.balance x
                 JOIN carbon.account a ON a.id = x.account
-                WHERE a.kind = 'participant' AND x.asset_id IN (1, 2) GROUP BY 1, 2) b
+                WHERE a.kind = 'participant'
+                  AND x.asset_id IN (SELECT id FROM carbon.asset WHERE code IN ('POINT', 'RED'))
+                GROUP BY 1, 2) b
           FULL JOIN (SELECT account, asset_id, sum(remaining) AS total FROM carbon.lot GROUP BY 1, 2) l
             ON l.account = b.account AND l.asset_id = b.asset_id
           WHERE coalesce(b.total, 0) <> coalesce(l.total, 0)

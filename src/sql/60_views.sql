@@ -20,7 +20,7 @@ CREATE VIEW carbon.v_points_expiring WITH (security_invoker = true) AS
   FROM carbon.lot l
   JOIN carbon.account a ON a.id = l.account
   CROSS JOIN (SELECT value FROM carbon.settings WHERE name = 'timezone') tz
-  WHERE l.asset_id = 1 AND l.remaining > 0
+  WHERE l.asset_id = (SELECT id FROM carbon.asset WHERE code = 'POINT') AND l.remaining > 0
   GROUP BY 1, 2, 3;
 COMMENT ON VIEW carbon.v_points_expiring IS
   '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
