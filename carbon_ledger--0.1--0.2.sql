@@ -124,6 +124,10 @@ CREATE TRIGGER allowed_flow_cached AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
 -- only whether a cap exists is cached: the running count (UPDATE) is not
 CREATE TRIGGER issuance_cap_cached AFTER INSERT OR DELETE OR TRUNCATE ON carbon.issuance_cap
   FOR EACH STATEMENT EXECUTE FUNCTION carbon._catalog_changed();
+CREATE TRIGGER methodology_cached AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carbon.methodology
+  FOR EACH STATEMENT EXECUTE FUNCTION carbon._catalog_changed();
+CREATE TRIGGER source_cached AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carbon.source
+  FOR EACH STATEMENT EXECUTE FUNCTION carbon._catalog_changed();
 
 -- v_supply in numeric: a segment's issuance may pass the bigint range
 -- (the column types change, so the view is made anew).

@@ -77,53 +77,29 @@ text_or_null(const char *s, char *null)
 }
 
 /*
- * Everything an event is checked against, in one query: the methodology
- * version in force at occurred_at, the source and whether it may report the
- * methodology's scenario, and the account.
+ * Everything an event is checked against: the methodology version in force
+ * at occurred_at and the source (both cached per backend, catalog.c), and
+ * the account (one query).
  */
 static void
 lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-
-	values[0] = text_or_null(in->methodology, &nulls[0]);
-	values[1] = TimestampTzGetDatum(in->occurred_at);
-	nulls[1] = in->has_occurred_at ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(in->source);
-	values[3] = Int64GetDatum(in->account);
-	nulls[3] = in->has_account ? ' ' : 'n';
-	ledger_plan(&plan,
-				"SELECT m.*, "												/* 1-11 */
-				"       EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1), "	/* 12 */
-				"       s.source IS NOT NULL, m.scenario = ANY (s.scenarios), s.operator_role, " /* 13-15 */
-				"       a.id IS NOT NULL, a.kind, a.tier, a.region, a.status "	/* 16-20 */
-				"FROM (SELECT 1) one "
-				"LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true "
-				"LEFT JOIN carbon.source s ON s.source = $3 "
-				"LEFT JOIN carbon.account a ON a.id = $4",
-				4, types);
-	if (SPI_execute_plan(plan, values, nulls, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "behaviour lookup failed");
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 	memset(f, 0, sizeof(*f));
-	f->has_m = in->methodology && methodology_from_row(tup, desc, 1, in->methodology, &f->m);
-	f->methodology_known = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
-	f->source_found = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
-	d = SPI_getbinval(tup, desc, 14, &isnull);
-	f->scenario_ok = !isnull && DatumGetBool(d);
-	f->role = SPI_getvalue(tup, desc, 15);
-	f->account_found = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+	if (in->methodology)
+	{
+		bool		known;
+
+		f->has_m = in->has_occurred_at &&
+			ledger_methodology_in_force(in->methodology, in->occurred_at, &f->m, &known);
+		if (!in->has_occurred_at)
+			ledger_methodology_in_force(in->methodology, 0, &f->m, &known);
+		f->methodology_known = known;
+	}
+	f->source_found = ledger_source(in->source, f->has_m ? f->m.scenario : NULL, &f->scenario_ok, &f->role);
+	if (f->role)
+		f->role = pstrdup(f->role);	/* the cache may be dropped by a later statement */
+	f->account_found = in->has_account && ledger_get_account(in->account, &f->acc);
 	behavior_read_settings(ctx);
-	if (f->account_found)
-		ledger_account_from_row(&f->acc, in->account, tup, desc, 17);
 }
 
 /*

@@ -1,17 +1,20 @@
 /*
  * catalog.c — what the ledger reads on every call, held in backend memory:
  * the settings (carbon.setting over the defaults of carbon.settings), the
- * assets, the allowed-flow matrix, and whether any issuance cap exists.
+ * assets, the allowed-flow matrix, whether any issuance cap exists, the
+ * methodologies (every version, parsed) and the sources.
  *
  * Each is loaded with one query on first use and kept until its table
  * changes: a statement trigger on carbon.setting, carbon.asset,
- * carbon.allowed_flow and carbon.issuance_cap (carbon._catalog_changed)
+ * carbon.allowed_flow, carbon.issuance_cap, carbon.methodology and
+ * carbon.source (carbon._catalog_changed)
  * queues a relcache invalidation of that table, which every backend
  * receives when the change commits (and this backend at once); our relcache
  * callback then drops what it held.  DROP EXTENSION invalidates everything.
  *
  * The rules that use them live here once: the expiry of a fresh credit
- * (ledger_fresh_expiry), the acceptance window, the flow matrix.
+ * (ledger_fresh_expiry), the acceptance window, the flow matrix, the
+ * methodology version in force at a time (ledger_methodology_in_force).
  */
 #include "postgres.h"
 
@@ -20,12 +23,14 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -36,6 +41,8 @@ static Oid	setting_relid = InvalidOid;
 static Oid	asset_relid = InvalidOid;
 static Oid	flow_relid = InvalidOid;
 static Oid	cap_relid = InvalidOid;
+static Oid	methodology_relid = InvalidOid;
+static Oid	source_relid = InvalidOid;
 
 static LedgerSettings settings;
 static bool settings_valid = false;
@@ -67,6 +74,38 @@ typedef struct FlowEntry
 static HTAB *flows = NULL;
 static MemoryContext catalog_cxt = NULL;
 
+/* Methodologies by code: every version, parsed, newest in force first. */
+typedef struct MethodologyVersion
+{
+	Methodology m;
+	bool		published;
+	bool		has_effective;
+	TimestampTz effective_from;
+} MethodologyVersion;
+typedef struct MethodologyEntry
+{
+	char		code[64];
+	int			nversions;
+	MethodologyVersion *versions;
+} MethodologyEntry;
+static HTAB *methodologies = NULL;
+static MemoryContext methodology_cxt = NULL;
+
+/* Sources by name: the scenarios each may report and its operator role. */
+typedef struct SourceEntry
+{
+	char		source[LEDGER_SOURCE_KEY];
+	bool		found;
+	int			nscenarios;
+	char	  **scenarios;
+	char	   *role;
+} SourceEntry;
+static HTAB *sources = NULL;
+static MemoryContext source_cxt = NULL;
+
+/* a cache of codes and sources met in input is bounded */
+#define MAX_LOOKUP_ENTRIES 4096
+
 static void
 catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
@@ -84,8 +123,20 @@ catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 		if (catalog_cxt)
 			MemoryContextReset(catalog_cxt);
 	}
+	if (all || relid == methodology_relid)
+	{
+		methodologies = NULL;
+		if (methodology_cxt)
+			MemoryContextReset(methodology_cxt);
+	}
+	if (all || relid == source_relid)
+	{
+		sources = NULL;
+		if (source_cxt)
+			MemoryContextReset(source_cxt);
+	}
 	if (all)
-		setting_relid = asset_relid = flow_relid = cap_relid = InvalidOid;
+		setting_relid = asset_relid = flow_relid = cap_relid = methodology_relid = source_relid = InvalidOid;
 }
 
 static Oid
@@ -103,6 +154,9 @@ catalog_init(void)
 	{
 		CacheRegisterRelcacheCallback(catalog_relcache_callback, (Datum) 0);
 		catalog_cxt = AllocSetContextCreate(TopMemoryContext, "carbon_ledger catalog", ALLOCSET_SMALL_SIZES);
+		methodology_cxt = AllocSetContextCreate(TopMemoryContext, "carbon_ledger methodologies",
+												ALLOCSET_SMALL_SIZES);
+		source_cxt = AllocSetContextCreate(TopMemoryContext, "carbon_ledger sources", ALLOCSET_SMALL_SIZES);
 		registered = true;
 	}
 	if (!OidIsValid(setting_relid))
@@ -111,7 +165,22 @@ catalog_init(void)
 		asset_relid = carbon_relid("asset");
 		flow_relid = carbon_relid("allowed_flow");
 		cap_relid = carbon_relid("issuance_cap");
+		methodology_relid = carbon_relid("methodology");
+		source_relid = carbon_relid("source");
 	}
+}
+
+/*
+ * A query that fills a cache reads the latest committed state (plus this
+ * transaction's own changes), as PostgreSQL's catalog caches do, not the
+ * transaction's snapshot: in REPEATABLE READ a reload after an
+ * invalidation must not keep an older picture for later transactions.
+ */
+static int
+catalog_query(SPIPlanPtr *cache, const char *sql, int nargs, Oid *types, Datum *values, long limit)
+{
+	ledger_plan(cache, sql, nargs, types);
+	return SPI_execute_snapshot(*cache, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, false, limit);
 }
 
 static Interval
@@ -125,6 +194,9 @@ interval_from_text(const char *s)
 const LedgerSettings *
 ledger_settings(void)
 {
+	static SPIPlanPtr settings_plan = NULL;
+	static SPIPlanPtr caps_plan = NULL;
+
 	catalog_init();
 	if (!settings_valid)
 	{
@@ -132,7 +204,7 @@ ledger_settings(void)
 
 		memset(&s, 0, sizeof(s));
 		ledger_spi_connect();
-		if (SPI_execute("SELECT name, value FROM carbon.settings", true, 0) != SPI_OK_SELECT)
+		if (catalog_query(&settings_plan, "SELECT name, value FROM carbon.settings", 0, NULL, NULL, 0) != SPI_OK_SELECT)
 			elog(ERROR, "settings lookup failed");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -161,7 +233,8 @@ ledger_settings(void)
 		bool		isnull;
 
 		ledger_spi_connect();
-		if (SPI_execute("SELECT EXISTS (SELECT 1 FROM carbon.issuance_cap)", true, 1) != SPI_OK_SELECT)
+		if (catalog_query(&caps_plan, "SELECT EXISTS (SELECT 1 FROM carbon.issuance_cap)", 0, NULL, NULL, 1) !=
+			SPI_OK_SELECT)
 			elog(ERROR, "cap lookup failed");
 		settings.any_caps = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_finish();
@@ -218,11 +291,14 @@ ledger_acceptance_start(void)
 static void
 assets_load(void)
 {
+	static SPIPlanPtr plan = NULL;
+
 	catalog_init();
 	if (assets_valid)
 		return;
 	ledger_spi_connect();
-	if (SPI_execute("SELECT id, code, kind FROM carbon.asset ORDER BY id", true, MAX_ASSETS) != SPI_OK_SELECT)
+	if (catalog_query(&plan, "SELECT id, code, kind FROM carbon.asset ORDER BY id", 0, NULL, NULL, MAX_ASSETS) !=
+		SPI_OK_SELECT)
 		elog(ERROR, "asset lookup failed");
 	nassets = 0;
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -297,6 +373,7 @@ ledger_asset_code(int16 id)
 bool
 ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asset)
 {
+	static SPIPlanPtr flows_plan = NULL;
 	FlowKey		key;
 	FlowEntry  *e;
 
@@ -312,8 +389,8 @@ ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asse
 		flows = hash_create("carbon_ledger flows", 128, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		ledger_spi_connect();
 		/* seeded rows first: the admin's rows overwrite them */
-		if (SPI_execute("SELECT from_tier, to_tier, asset, allowed FROM carbon.allowed_flow "
-						"ORDER BY seeded DESC", true, 0) != SPI_OK_SELECT)
+		if (catalog_query(&flows_plan, "SELECT from_tier, to_tier, asset, allowed FROM carbon.allowed_flow "
+						  "ORDER BY seeded DESC", 0, NULL, NULL, 0) != SPI_OK_SELECT)
 			elog(ERROR, "allowed-flow lookup failed");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -336,6 +413,157 @@ ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asse
 	strlcpy(key.asset, asset, sizeof(key.asset));
 	e = hash_search(flows, &key, HASH_FIND, NULL);
 	return e != NULL && e->allowed;
+}
+
+static HTAB *
+lookup_table(const char *name, Size keysize, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* Every version of a methodology code, parsed (cached). */
+static MethodologyEntry *
+methodology_versions(const char *code)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	MethodologyEntry *e;
+	bool		found;
+
+	catalog_init();
+	if (strlen(code) >= sizeof(e->code))
+		return NULL;			/* no code is that long */
+	if (methodologies == NULL || hash_get_num_entries(methodologies) >= MAX_LOOKUP_ENTRIES)
+	{
+		MemoryContextReset(methodology_cxt);
+		methodologies = lookup_table("carbon_ledger methodologies", sizeof(e->code), sizeof(MethodologyEntry),
+									 methodology_cxt);
+	}
+	e = hash_search(methodologies, code, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	values[0] = CStringGetTextDatum(code);
+	ledger_spi_connect();
+	if (catalog_query(&plan,
+					  "SELECT " METHODOLOGY_COLUMNS ", status = 'published', effective_from "
+					  "FROM carbon.methodology WHERE code = $1 "
+					  "ORDER BY effective_from DESC NULLS LAST, version DESC",
+					  1, types, values, 0) != SPI_OK_SELECT)
+		elog(ERROR, "methodology lookup failed");
+	e = hash_search(methodologies, code, HASH_ENTER, &found);
+	e->nversions = 0;
+	e->versions = MemoryContextAlloc(methodology_cxt, sizeof(MethodologyVersion) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MethodologyVersion *v = &e->versions[e->nversions];
+		bool		isnull;
+		Datum		d;
+
+		if (!methodology_from_row(tup, desc, 1, code, &v->m))
+			continue;
+		v->published = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		d = SPI_getbinval(tup, desc, 13, &isnull);
+		v->has_effective = !isnull;
+		v->effective_from = isnull ? 0 : DatumGetTimestampTz(d);
+		e->nversions++;
+	}
+	SPI_finish();
+	return e;
+}
+
+/*
+ * The version of `code` in force at `at`: the latest published one with
+ * effective_from <= at (later effective_from first, then the higher
+ * version).  False when there is none; *known says whether the code has any
+ * version at all.
+ */
+bool
+ledger_methodology_in_force(const char *code, TimestampTz at, Methodology *m, bool *known)
+{
+	MethodologyEntry *e = methodology_versions(code);
+
+	*known = e != NULL && e->nversions > 0;
+	for (int i = 0; *known && i < e->nversions; i++)
+		if (e->versions[i].published && e->versions[i].has_effective && e->versions[i].effective_from <= at)
+		{
+			*m = e->versions[i].m;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * A source: whether it is registered, the scenarios it may report and its
+ * operator role (cached).  `scenario` non-NULL: *scenario_ok says whether
+ * the source may report it.
+ */
+bool
+ledger_source(const char *source, const char *scenario, bool *scenario_ok, const char **role)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	SourceEntry *e;
+	bool		found;
+
+	catalog_init();
+	*scenario_ok = false;
+	*role = NULL;
+	if (strlen(source) >= LEDGER_SOURCE_KEY)
+		return false;
+	if (sources == NULL || hash_get_num_entries(sources) >= MAX_LOOKUP_ENTRIES)
+	{
+		MemoryContextReset(source_cxt);
+		sources = lookup_table("carbon_ledger sources", LEDGER_SOURCE_KEY, sizeof(SourceEntry), source_cxt);
+	}
+	e = hash_search(sources, source, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		values[0] = CStringGetTextDatum(source);
+		ledger_spi_connect();
+		if (catalog_query(&plan, "SELECT scenarios, operator_role FROM carbon.source WHERE source = $1",
+						  1, types, values, 1) != SPI_OK_SELECT)
+			elog(ERROR, "source lookup failed");
+		e = hash_search(sources, source, HASH_ENTER, &found);
+		e->found = SPI_processed == 1;
+		e->nscenarios = 0;
+		e->scenarios = NULL;
+		e->role = NULL;
+		if (e->found)
+		{
+			bool		isnull;
+			Datum		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+			e->scenarios = MemoryContextAlloc(source_cxt, sizeof(char *) * Max(n, 1));
+			for (int i = 0; i < n; i++)
+				if (!nulls[i])
+					e->scenarios[e->nscenarios++] = MemoryContextStrdup(source_cxt, TextDatumGetCString(elems[i]));
+			e->role = r ? MemoryContextStrdup(source_cxt, r) : NULL;
+		}
+		SPI_finish();
+	}
+	if (!e->found)
+		return false;
+	*role = e->role;
+	for (int i = 0; scenario != NULL && i < e->nscenarios; i++)
+		if (strcmp(e->scenarios[i], scenario) == 0)
+			*scenario_ok = true;
+	return true;
 }
 
 /*

@@ -8,6 +8,11 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 
+#include "methodology.h"
+
+/* a source's name is at most 128 bytes (BEHAVIOR_MAX_SOURCE) */
+#define LEDGER_SOURCE_KEY 129
+
 typedef struct LedgerSettings
 {
 	int64		points_per_kg;
@@ -26,5 +31,7 @@ extern const char *ledger_asset_code(int16 id);
 extern int16 ledger_asset_point(void);
 extern int16 ledger_asset_red(void);
 extern bool ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asset);
+extern bool ledger_methodology_in_force(const char *code, TimestampTz at, Methodology *m, bool *known);
+extern bool ledger_source(const char *source, const char *scenario, bool *scenario_ok, const char **role);
 
 #endif							/* CARBON_CATALOG_H */

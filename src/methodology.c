@@ -19,6 +19,7 @@
 
 #include "co2e.h"
 #include "ledger.h"
+#include "catalog.h"
 #include "methodology.h"
 
 #define DEC_MAX_DIGITS 18		/* per operand, so a product fits in int128 */
@@ -321,23 +322,12 @@ methodology_from_row(HeapTuple tup, TupleDesc desc, int first, const char *code,
 bool
 methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
-	Datum		values[2];
-	bool		isnull;
+	bool		known;
 
-	values[0] = CStringGetTextDatum(code);
-	values[1] = TimestampTzGetDatum(at);
-	ledger_plan(&plan,
-				"SELECT m.*, EXISTS (SELECT 1 FROM carbon.methodology WHERE code = $1) "
-				"FROM (SELECT 1) one LEFT JOIN LATERAL (" METHODOLOGY_IN_FORCE("$1", "$2") ") m ON true",
-				2, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "methodology lookup failed");
-	if (methodology_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, code, m))
+	/* the versions are cached per backend; the rule is catalog.c's */
+	if (ledger_methodology_in_force(code, at, m, &known))
 		return true;
-	*why = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 12, &isnull))
-		? "methodology_not_in_force" : "unknown_methodology";
+	*why = known ? "methodology_not_in_force" : "unknown_methodology";
 	return false;
 }
 
