@@ -58,6 +58,8 @@ typedef struct AssetEntry
 static AssetEntry assets[MAX_ASSETS];
 static int	nassets = 0;
 static bool assets_valid = false;
+static int16 point_id = -1;
+static int16 red_id = -1;
 
 /* The flow matrix: (from tier, to tier, asset code) → allowed. */
 typedef struct FlowKey
@@ -312,6 +314,8 @@ assets_load(void)
 	}
 	SPI_finish();
 	assets_valid = true;
+	point_id = ledger_asset_lookup("POINT");
+	red_id = ledger_asset_lookup("RED");
 }
 
 /* The id of an asset code, or -1. */
@@ -325,33 +329,19 @@ ledger_asset_lookup(const char *code)
 	return -1;
 }
 
-/* The built-in assets by code (their ids are the install script's). */
+/* The built-in assets a behaviour credits, by code (looked up with the assets). */
 int16
 ledger_asset_point(void)
 {
-	static int16 id = -1;
-	static bool known = false;
-
-	if (!known || !assets_valid)
-	{
-		id = ledger_asset_lookup("POINT");
-		known = true;
-	}
-	return id;
+	assets_load();
+	return point_id;
 }
 
 int16
 ledger_asset_red(void)
 {
-	static int16 id = -1;
-	static bool known = false;
-
-	if (!known || !assets_valid)
-	{
-		id = ledger_asset_lookup("RED");
-		known = true;
-	}
-	return id;
+	assets_load();
+	return red_id;
 }
 
 /* The code of an asset id (for messages); "#id" if unknown. */

@@ -132,6 +132,30 @@ ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amo
 }
 
 /*
+ * The pieces to take for $3 of asset $2 from account $1's lots, earliest
+ * expiry first, the lots locked: CTEs `locked`, `running`, `take`.
+ */
+#define LOTS_TAKE \
+	"WITH locked AS (SELECT id, remaining, expires_at FROM carbon.lot " \
+	"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 " \
+	"                ORDER BY expires_at, id FOR UPDATE), " \
+	"running AS (SELECT id, remaining, expires_at, " \
+	"            (sum(remaining) OVER (ORDER BY expires_at, id))::bigint - remaining AS before FROM locked), " \
+	"take AS (SELECT id, expires_at, least(remaining, $3 - before)::bigint AS taken " \
+	"         FROM running WHERE before < $3)"
+
+/* Lots that do not add up to the balance: the ledger is inconsistent. */
+static void
+lots_not_covered(int64 account, int64 amount, int64 taken)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_INTEGRITY),
+			 errmsg("the lots of account " INT64_FORMAT " do not cover its balance", account),
+			 errdetail("Needed " INT64_FORMAT ", lots hold " INT64_FORMAT ".", amount, taken),
+			 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/*
  * Take `amount` from the account's lots, earliest expiry first; appends the
  * pieces taken (with their expiry) to `pieces`.
  */
@@ -147,13 +171,7 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece **pieces, int *np
 	values[1] = Int16GetDatum(asset);
 	values[2] = Int64GetDatum(amount);
 	ledger_plan(&plan,
-				"WITH locked AS (SELECT id, remaining, expires_at FROM carbon.lot "
-				"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 "
-				"                ORDER BY expires_at, id FOR UPDATE), "
-				"running AS (SELECT id, remaining, expires_at, "
-				"            (sum(remaining) OVER (ORDER BY expires_at, id))::bigint - remaining AS before FROM locked), "
-				"take AS (SELECT id, expires_at, least(remaining, $3 - before)::bigint AS taken "
-				"         FROM running WHERE before < $3) "
+				LOTS_TAKE " "
 				"UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
 				"RETURNING t.expires_at, t.taken",
 				3, types);
@@ -178,11 +196,7 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece **pieces, int *np
 		taken += p->amount;
 	}
 	if (taken != amount)
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_INTEGRITY),
-				 errmsg("the lots of account " INT64_FORMAT " do not cover its balance", account),
-				 errdetail("Needed " INT64_FORMAT ", lots hold " INT64_FORMAT ".", amount, taken),
-				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+		lots_not_covered(account, amount, taken);
 }
 
 /*
@@ -205,13 +219,7 @@ lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_i
 	values[3] = Int64GetDatum(payee);
 	values[4] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
-				"WITH locked AS (SELECT id, remaining, expires_at FROM carbon.lot "
-				"                WHERE account = $1 AND asset_id = $2 AND remaining > 0 "
-				"                ORDER BY expires_at, id FOR UPDATE), "
-				"running AS (SELECT id, remaining, expires_at, "
-				"            (sum(remaining) OVER (ORDER BY expires_at, id))::bigint - remaining AS before FROM locked), "
-				"take AS (SELECT id, expires_at, least(remaining, $3 - before)::bigint AS taken "
-				"         FROM running WHERE before < $3), "
+				LOTS_TAKE ", "
 				"moved AS (UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
 				"          RETURNING t.expires_at, t.taken), "
 				"credited AS (" LOT_INSERT
@@ -223,11 +231,7 @@ lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_i
 		elog(ERROR, "lot move failed");
 	taken = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (taken != amount)
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_INTEGRITY),
-				 errmsg("the lots of account " INT64_FORMAT " do not cover its balance", payer),
-				 errdetail("Needed " INT64_FORMAT ", lots hold " INT64_FORMAT ".", amount, taken),
-				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+		lots_not_covered(payer, amount, taken);
 }
 
 /*
