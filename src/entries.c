@@ -214,8 +214,8 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 {
 	static SPIPlanPtr take_plan = NULL;
 	static SPIPlanPtr undo_plan = NULL;
-	Oid			types[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum		values[5];
+	Oid			types[6] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID};
+	Datum		values[6];
 	Datum	   *a = palloc(sizeof(Datum) * n);
 	Datum	   *m = palloc(sizeof(Datum) * n);
 	bool		isnull;
@@ -232,17 +232,17 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 	values[2] = TimestampTzGetDatum(at);
 	values[3] = PointerGetDatum(construct_array(a, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[4] = ledger_int8_array(m, n);
+	values[5] = CStringGetTextDatum(ledger_settings()->timezone);	/* the cap's year is local */
 	ledger_plan(&take_plan,
 				"WITH want AS (SELECT * FROM unnest($4, $5) AS w(asset, amount) WHERE amount > 0), "
-				"k AS (SELECT extract(year FROM $3 AT TIME ZONE "
-				"             (SELECT value FROM carbon.settings WHERE name = 'timezone'))::int AS year), "
+				"k AS (SELECT extract(year FROM $3 AT TIME ZONE $6)::int AS year), "
 				"took AS (UPDATE carbon.issuance_cap c SET issued = c.issued + w.amount FROM want w, k "
 				"         WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year "
 				"           AND c.issued + w.amount <= c.cap RETURNING c.asset) "
 				"SELECT (SELECT count(*) FROM took), (SELECT array_agg(asset) FROM took), "
 				"       (SELECT count(*) FROM carbon.issuance_cap c, want w, k "
 				"        WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year)",
-				5, types);
+				6, types);
 	if (SPI_execute_plan(take_plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "issuance cap check failed");
 	taken = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -252,19 +252,19 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 	/* one asset fit and another did not: give back what was taken */
 	if (taken > 0)
 	{
-		Oid			undo_types[6] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
-		Datum		undo_values[6];
+		Oid			undo_types[7] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT8ARRAYOID, TEXTOID,
+		TEXTARRAYOID};
+		Datum		undo_values[7];
 
-		memcpy(undo_values, values, sizeof(Datum) * 5);
-		undo_values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		memcpy(undo_values, values, sizeof(Datum) * 6);
+		undo_values[6] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		ledger_plan(&undo_plan,
 					"WITH want AS (SELECT * FROM unnest($4, $5) AS w(asset, amount) "
-					"              WHERE amount > 0 AND asset = ANY ($6)), "
-					"k AS (SELECT extract(year FROM $3 AT TIME ZONE "
-					"             (SELECT value FROM carbon.settings WHERE name = 'timezone'))::int AS year) "
+					"              WHERE amount > 0 AND asset = ANY ($7)), "
+					"k AS (SELECT extract(year FROM $3 AT TIME ZONE $6)::int AS year) "
 					"UPDATE carbon.issuance_cap c SET issued = c.issued - w.amount FROM want w, k "
 					"WHERE c.asset = w.asset AND c.tier = $1 AND c.region = $2 AND c.year = k.year",
-					6, undo_types);
+					7, undo_types);
 		if (SPI_execute_plan(undo_plan, undo_values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "issuance cap release failed");
 	}
