@@ -323,6 +323,22 @@ COMMENT ON VIEW carbon.v_points_expiring IS
   '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
 
 
+-- co2e times or divided by a plain integer literal (was ambiguous).
+-- integer (int4) operands, the type of a plain literal such as 2: without
+-- them `reduction * 2` would be ambiguous between bigint and numeric
+CREATE FUNCTION carbon.co2e_mul_int4(carbon.co2e, integer) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION carbon.int4_mul_co2e(integer, carbon.co2e) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION carbon.co2e_div_int4(carbon.co2e, integer) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OPERATOR carbon.* (LEFTARG = carbon.co2e, RIGHTARG = integer,
+  FUNCTION = carbon.co2e_mul_int4, COMMUTATOR = OPERATOR(carbon.*));
+CREATE OPERATOR carbon.* (LEFTARG = integer, RIGHTARG = carbon.co2e,
+  FUNCTION = carbon.int4_mul_co2e, COMMUTATOR = OPERATOR(carbon.*));
+CREATE OPERATOR carbon./ (LEFTARG = carbon.co2e, RIGHTARG = integer,
+  FUNCTION = carbon.co2e_div_int4);
+
 -- Least privilege: EXECUTE decided for every function in one place; the
 -- install-time helper _account_rls is gone; sequences readable by the
 -- roles that read everything (pg_dump).
@@ -333,7 +349,7 @@ DECLARE
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
            WHERE p.pronamespace = 'carbon'::regnamespace AND NOT p.prosecdef
-             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
+             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int4_mul_co2e', 'int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
                   OR (p.prokind = 'a' AND p.proargtypes[0] = 'carbon.co2e'::regtype))
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);

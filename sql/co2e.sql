@@ -99,3 +99,8 @@ SELECT count(*) FROM readings WHERE v = '2 kg';
 SELECT count(*) FROM readings WHERE v > '1 kg';
 RESET enable_seqscan;
 DROP TABLE readings;
+
+-- A plain integer literal multiplies and divides without a cast.
+SELECT '1.5 kg'::co2e * 2 AS times_two, 3 * '250 g'::co2e AS three_times, '1 kg'::co2e / 3 AS a_third;
+SELECT '1 kg'::co2e / 0;
+SELECT co2e_grams(9223372036854775807) * 2;

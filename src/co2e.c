@@ -289,25 +289,20 @@ co2e_um(PG_FUNCTION_ARGS)
 }
 
 /* co2e * bigint (and bigint * co2e through the argument order in SQL) */
-PG_FUNCTION_INFO_V1(co2e_mul_int8);
-Datum
-co2e_mul_int8(PG_FUNCTION_ARGS)
+static Co2e
+co2e_times(Co2e value, int64 factor)
 {
 	int64		result;
 
-	if (pg_mul_s64_overflow(PG_GETARG_CO2E(0), PG_GETARG_INT64(1), &result))
+	if (pg_mul_s64_overflow(value, factor, &result))
 		co2e_out_of_range();
-	PG_RETURN_CO2E(result);
+	return result;
 }
 
-/* co2e / bigint, truncated toward zero */
-PG_FUNCTION_INFO_V1(co2e_div_int8);
-Datum
-co2e_div_int8(PG_FUNCTION_ARGS)
+/* truncated toward zero; / 0 is 22012 */
+static Co2e
+co2e_divided(Co2e dividend, int64 divisor)
 {
-	Co2e		dividend = PG_GETARG_CO2E(0);
-	int64		divisor = PG_GETARG_INT64(1);
-
 	if (divisor == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DIVISION_BY_ZERO),
@@ -316,9 +311,49 @@ co2e_div_int8(PG_FUNCTION_ARGS)
 	{
 		if (dividend == PG_INT64_MIN)
 			co2e_out_of_range();
-		PG_RETURN_CO2E(-dividend);
+		return -dividend;
 	}
-	PG_RETURN_CO2E(dividend / divisor);
+	return dividend / divisor;
+}
+
+PG_FUNCTION_INFO_V1(co2e_mul_int8);
+Datum
+co2e_mul_int8(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CO2E(co2e_times(PG_GETARG_CO2E(0), PG_GETARG_INT64(1)));
+}
+
+/* co2e / bigint, truncated toward zero */
+PG_FUNCTION_INFO_V1(co2e_div_int8);
+Datum
+co2e_div_int8(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CO2E(co2e_divided(PG_GETARG_CO2E(0), PG_GETARG_INT64(1)));
+}
+
+/*
+ * The same with integer (int4) operands, the type of a plain literal such
+ * as 2: without them `reduction * 2` is ambiguous (bigint or numeric).
+ */
+PG_FUNCTION_INFO_V1(co2e_mul_int4);
+Datum
+co2e_mul_int4(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CO2E(co2e_times(PG_GETARG_CO2E(0), PG_GETARG_INT32(1)));
+}
+
+PG_FUNCTION_INFO_V1(int4_mul_co2e);
+Datum
+int4_mul_co2e(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CO2E(co2e_times(PG_GETARG_CO2E(1), PG_GETARG_INT32(0)));
+}
+
+PG_FUNCTION_INFO_V1(co2e_div_int4);
+Datum
+co2e_div_int4(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CO2E(co2e_divided(PG_GETARG_CO2E(0), PG_GETARG_INT32(1)));
 }
 
 /* co2e / co2e → double precision: a ratio, not a mass. */

@@ -116,6 +116,15 @@ CREATE FUNCTION carbon.co2e_div_numeric(carbon.co2e, numeric) RETURNS carbon.co2
 CREATE FUNCTION carbon.co2e_div_co2e(carbon.co2e, carbon.co2e) RETURNS double precision
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- integer (int4) operands, the type of a plain literal such as 2: without
+-- them `reduction * 2` would be ambiguous between bigint and numeric
+CREATE FUNCTION carbon.co2e_mul_int4(carbon.co2e, integer) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION carbon.int4_mul_co2e(integer, carbon.co2e) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION carbon.co2e_div_int4(carbon.co2e, integer) RETURNS carbon.co2e
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE OPERATOR carbon.+ (LEFTARG = carbon.co2e, RIGHTARG = carbon.co2e,
   FUNCTION = carbon.co2e_pl, COMMUTATOR = OPERATOR(carbon.+));
 CREATE OPERATOR carbon.- (LEFTARG = carbon.co2e, RIGHTARG = carbon.co2e,
@@ -135,6 +144,13 @@ CREATE OPERATOR carbon./ (LEFTARG = carbon.co2e, RIGHTARG = numeric,
   FUNCTION = carbon.co2e_div_numeric);
 CREATE OPERATOR carbon./ (LEFTARG = carbon.co2e, RIGHTARG = carbon.co2e,
   FUNCTION = carbon.co2e_div_co2e);
+
+CREATE OPERATOR carbon.* (LEFTARG = carbon.co2e, RIGHTARG = integer,
+  FUNCTION = carbon.co2e_mul_int4, COMMUTATOR = OPERATOR(carbon.*));
+CREATE OPERATOR carbon.* (LEFTARG = integer, RIGHTARG = carbon.co2e,
+  FUNCTION = carbon.int4_mul_co2e, COMMUTATOR = OPERATOR(carbon.*));
+CREATE OPERATOR carbon./ (LEFTARG = carbon.co2e, RIGHTARG = integer,
+  FUNCTION = carbon.co2e_div_int4);
 
 -- Helpers.
 CREATE FUNCTION carbon.grams(carbon.co2e) RETURNS bigint

@@ -25,7 +25,7 @@ DECLARE
 BEGIN
   FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
            WHERE p.pronamespace = 'carbon'::regnamespace AND NOT p.prosecdef
-             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
+             AND (p.proname LIKE 'co2e\_%' OR p.proname IN ('int4_mul_co2e', 'int8_mul_co2e', 'numeric_mul_co2e', 'grams', 'kg', 'tonnes')
                   OR (p.prokind = 'a' AND p.proargtypes[0] = 'carbon.co2e'::regtype))
   LOOP
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
