@@ -481,7 +481,7 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 		int16		assets[4] = {ASSET_RED, ASSET_RED, ASSET_POINT, ASSET_POINT};
 		int64		amounts[4];
 		int			n = 0;
-		LedgerEntry entry = {0};
+		LedgerEntry entry;
 
 		accounts[n] = ledger_system_account_info("issuance", ASSET_RED, acc->tier, acc->region);
 		amounts[n++] = -st.grant;
@@ -494,13 +494,10 @@ behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *o
 			accounts[n] = acc;
 			amounts[n++] = out->points;
 		}
-		entry.kind = "behavior";
-		entry.memo = psprintf("behaviour " INT64_FORMAT, out->behavior_id);	/* names its behaviour */
+		/* the memo names its behaviour (behavior_entry_reversed reads it) */
+		entry = ledger_entry("behavior", psprintf("behaviour " INT64_FORMAT, out->behavior_id),
+							 n, accounts, assets, amounts);
 		entry.reserved_id = out->entry_id;
-		entry.n = n;
-		entry.accounts = accounts;
-		entry.assets = assets;
-		entry.amounts = amounts;
 		entry.fresh_basis = in->occurred_at;	/* new lots expire per points_validity from the event */
 		ledger_post(&entry);
 	}

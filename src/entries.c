@@ -368,7 +368,7 @@ ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 	int16		assets[4] = {asset, asset, asset, asset};
 	int64		amounts[4];
 	int			n;
-	LedgerEntry entry = {0};
+	LedgerEntry entry;
 
 	accounts[0] = from;
 	amounts[0] = -amount;
@@ -388,12 +388,7 @@ ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 		amounts[3] = amount;
 		n = 4;
 	}
-	entry.kind = kind;
-	entry.memo = memo;
-	entry.n = n;
-	entry.accounts = accounts;
-	entry.assets = assets;
-	entry.amounts = amounts;
+	entry = ledger_entry(kind, memo, n, accounts, assets, amounts);
 	entry.flow = flow;
 	return ledger_post(&entry);
 }
@@ -539,7 +534,7 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 	int64	   *amounts;
 	int64		result;
 	char	   *kind;
-	LedgerEntry reversal = {0};
+	LedgerEntry reversal;
 
 	if (memo[0] == '\0')
 		ereport(ERROR,
@@ -593,13 +588,8 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 			accounts[i] = acc;
 		}
 	}
-	reversal.kind = "reversal";
-	reversal.memo = memo;
+	reversal = ledger_entry("reversal", memo, n, accounts, assets, amounts);
 	reversal.reverses = entry;
-	reversal.n = n;
-	reversal.accounts = accounts;
-	reversal.assets = assets;
-	reversal.amounts = amounts;
 	reversal.correction = true;	/* a frozen account may be corrected (a closed one never) */
 	result = ledger_post(&reversal);
 	/* a behaviour's credit taken back: the behaviours leave the reports */

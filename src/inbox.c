@@ -1119,7 +1119,7 @@ call_flush_credits(InboxCall *call)
 			int			n = 0;
 			int			nparticipant;
 			int64		entry_id;
-			LedgerEntry batch = {0};
+			LedgerEntry batch;
 
 			for (long j = from; j < to; j++)
 			{
@@ -1153,12 +1153,8 @@ call_flush_credits(InboxCall *call)
 				}
 				amounts[q] -= amounts[p];
 			}
-			batch.kind = "behavior";
-			batch.memo = psprintf("行为批量入账 credits of %ld accounts from the inbox", to - from);
-			batch.n = n;
-			batch.accounts = accs;
-			batch.assets = assets;
-			batch.amounts = amounts;
+			batch = ledger_entry("behavior", psprintf("行为批量入账 credits of %ld accounts from the inbox", to - from),
+								 n, accs, assets, amounts);
 			batch.holdings_moved = true;	/* lots are credited per event time below */
 			entry_id = ledger_post(&batch);
 			for (long j = from; j < to; j++)

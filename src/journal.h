@@ -57,6 +57,22 @@ typedef struct LedgerHoldings
 	Oid			fresh_param_type;
 } LedgerHoldings;
 
+/* An entry of n postings, every other field zero: the caller sets what applies. */
+static inline LedgerEntry
+ledger_entry(const char *kind, const char *memo, int n, const LedgerAccount **accounts,
+			 const int16 *assets, const int64 *amounts)
+{
+	LedgerEntry e = {0};
+
+	e.kind = kind;
+	e.memo = memo;
+	e.n = n;
+	e.accounts = accounts;
+	e.assets = assets;
+	e.amounts = amounts;
+	return e;
+}
+
 extern void ledger_register_holdings(const LedgerHoldings *h);
 extern int64 ledger_post(const LedgerEntry *entry);
 extern const LedgerEntry *ledger_posting_entry(void);

@@ -414,14 +414,8 @@ expiry_post(SPITupleTable *tuptable, ExpiryTotals *totals)
 	}
 	if (n > 0)
 	{
-		LedgerEntry entry = {0};
+		LedgerEntry entry = ledger_entry("expiry", "有效期届满 lots expired", n, accs, assets, amounts);
 
-		entry.kind = "expiry";
-		entry.memo = "有效期届满 lots expired";
-		entry.n = n;
-		entry.accounts = accs;
-		entry.assets = assets;
-		entry.amounts = amounts;
 		entry.correction = true;	/* a frozen account's lots expire too */
 		entry.holdings_moved = true;	/* the lots are deleted already */
 		ledger_post(&entry);
