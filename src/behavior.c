@@ -89,10 +89,9 @@ lookup(BehaviorContext *ctx, const BehaviorInput *in, BehaviorFacts *f)
 	{
 		bool		known;
 
-		f->has_m = in->has_occurred_at &&
-			ledger_methodology_in_force(in->methodology, in->occurred_at, &f->m, &known);
-		if (!in->has_occurred_at)
-			ledger_methodology_in_force(in->methodology, 0, &f->m, &known);
+		/* without an event time there is no version in force, but the code may be known */
+		f->has_m = ledger_methodology_in_force(in->methodology, in->occurred_at, &f->m, &known) &&
+			in->has_occurred_at;
 		f->methodology_known = known;
 	}
 	f->source_found = ledger_source(in->source, f->has_m ? f->m.scenario : NULL, &f->scenario_ok, &f->role);

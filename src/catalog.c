@@ -77,13 +77,6 @@ static HTAB *flows = NULL;
 static MemoryContext catalog_cxt = NULL;
 
 /* Methodologies by code: every version, parsed, newest in force first. */
-typedef struct MethodologyVersion
-{
-	Methodology m;
-	bool		published;
-	bool		has_effective;
-	TimestampTz effective_from;
-} MethodologyVersion;
 typedef struct MethodologyEntry
 {
 	char		code[64];
@@ -443,7 +436,8 @@ methodology_versions(const char *code)
 	values[0] = CStringGetTextDatum(code);
 	ledger_spi_connect();
 	if (catalog_query(&plan,
-					  "SELECT " METHODOLOGY_COLUMNS ", status = 'published', effective_from "
+					  "SELECT " METHODOLOGY_COLUMNS ", status = 'published' AND effective_from IS NOT NULL, "
+					  "       effective_from "
 					  "FROM carbon.methodology WHERE code = $1 "
 					  "ORDER BY effective_from DESC NULLS LAST, version DESC",
 					  1, types, values, 0) != SPI_OK_SELECT)
@@ -457,14 +451,11 @@ methodology_versions(const char *code)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MethodologyVersion *v = &e->versions[e->nversions];
 		bool		isnull;
-		Datum		d;
 
 		if (!methodology_from_row(tup, desc, 1, code, &v->m))
 			continue;
 		v->published = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
-		d = SPI_getbinval(tup, desc, 13, &isnull);
-		v->has_effective = !isnull;
-		v->effective_from = isnull ? 0 : DatumGetTimestampTz(d);
+		v->effective_from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 13, &isnull));
 		e->nversions++;
 	}
 	SPI_finish();
@@ -472,24 +463,22 @@ methodology_versions(const char *code)
 }
 
 /*
- * The version of `code` in force at `at`: the latest published one with
- * effective_from <= at (later effective_from first, then the higher
- * version).  False when there is none; *known says whether the code has any
- * version at all.
+ * The version of `code` in force at `at` (methodology_version_in_force),
+ * copied to *m.  False when there is none; *known says whether the code has
+ * any version at all.
  */
 bool
 ledger_methodology_in_force(const char *code, TimestampTz at, Methodology *m, bool *known)
 {
 	MethodologyEntry *e = methodology_versions(code);
+	const Methodology *in_force;
 
 	*known = e != NULL && e->nversions > 0;
-	for (int i = 0; *known && i < e->nversions; i++)
-		if (e->versions[i].published && e->versions[i].has_effective && e->versions[i].effective_from <= at)
-		{
-			*m = e->versions[i].m;
-			return true;
-		}
-	return false;
+	in_force = *known ? methodology_version_in_force(e->versions, e->nversions, at) : NULL;
+	if (in_force == NULL)
+		return false;
+	*m = *in_force;
+	return true;
 }
 
 /*

@@ -150,13 +150,6 @@ typedef struct SourceEntry
 	char	   *role;
 } SourceEntry;
 
-typedef struct MethodologyVersion
-{
-	TimestampTz effective_from;
-	bool		published;
-	Methodology m;
-} MethodologyVersion;
-
 typedef struct MethodologyEntry
 {
 	InboxKey	key;			/* s1 = code */
@@ -372,7 +365,7 @@ batch_lookups(InboxBatch *b)
 
 	if (hash_get_num_entries(b->methodologies) > 0)
 	{
-		/* every version, in the order METHODOLOGY_IN_FORCE picks from */
+		/* every version, in the order methodology_version_in_force() reads them */
 		batch_query(&methodology_plan,
 					"SELECT code, effective_from, status = 'published' AND effective_from IS NOT NULL, "
 					METHODOLOGY_COLUMNS " "
@@ -443,15 +436,14 @@ row_facts(InboxBatch *b, InboxRow *r, BehaviorFacts *f)
 											   HASH_FIND, NULL);
 		me = b->last_methodology;
 		f->methodology_known = me->nversions > 0;
-		/* as METHODOLOGY_IN_FORCE: the latest published version in force at occurred_at */
-		for (int k = 0; r->in.has_occurred_at && k < me->nversions; k++)
-			if (me->versions[k].published && me->versions[k].effective_from <= r->in.occurred_at)
-			{
-				r->m = &me->versions[k].m;
-				f->m = *r->m;
-				f->has_m = true;
-				break;
-			}
+		/* the version in force at occurred_at (one rule: methodology.c) */
+		if (r->in.has_occurred_at)
+			r->m = methodology_version_in_force(me->versions, me->nversions, r->in.occurred_at);
+		if (r->m != NULL)
+		{
+			f->m = *r->m;
+			f->has_m = true;
+		}
 	}
 	f->source_found = se->found;
 	f->role = se->role;
@@ -1637,6 +1629,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 		{
 			HeapTuple	tup = tt->vals[order[i].index];
 			InboxRow   *r = &b.rows[i];
+			const char *problem;
 			bool		isnull;
 			Datum		d;
 
@@ -1656,9 +1649,10 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 			if (provenance)
 				reporter_of(&reporters, tup, tt->tupdesc, 9, &r->in);
 			/* no usable identity (missing, empty, too long): kept in inbox_rejects, counted as rejected */
-			r->identity = identity_problem(&r->in) == NULL;
-			if (!r->identity && provenance)
-				keep_reject(tup, tt->tupdesc, identity_problem(&r->in));
+			problem = identity_problem(&r->in);
+			r->identity = problem == NULL;
+			if (problem != NULL && provenance)
+				keep_reject(tup, tt->tupdesc, problem);
 		}
 
 		behavior_read_settings(&ctx);

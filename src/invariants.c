@@ -74,12 +74,6 @@ cmp_account_asset(const void *a, const void *b)
 	return 0;
 }
 
-/* The code of an asset, for error messages (cached: catalog.c). */
-static const char *
-asset_code(int16 asset)
-{
-	return ledger_asset_code(asset);
-}
 
 static void
 unbalanced(int64 entry, int16 asset, const char *what, int128 sum)
@@ -88,7 +82,7 @@ unbalanced(int64 entry, int16 asset, const char *what, int128 sum)
 			(errcode(ERRCODE_CL_INTEGRITY),
 			 errmsg("entry " INT64_FORMAT " is unbalanced", entry),
 			 errdetail("Its %s postings sum to " INT64_FORMAT "%s, not zero.",
-					   asset_code(asset), (int64) sum, what),
+					   ledger_asset_code(asset), (int64) sum, what),
 			 errhint("Every entry must post whole: its postings sum to zero per asset.")));
 }
 
@@ -212,7 +206,7 @@ refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 				(errcode(ERRCODE_CL_INSUFFICIENT),
 				 errmsg("insufficient balance in account " INT64_FORMAT, d->account),
 				 errdetail("The account holds " INT64_FORMAT " %s; this needs " INT64_FORMAT ".",
-						   after - d->delta, asset_code(d->asset), -d->delta)));
+						   after - d->delta, ledger_asset_code(d->asset), -d->delta)));
 }
 
 /* One set-based upsert for all groups, rows in (account, asset) order. */
@@ -426,7 +420,7 @@ apply_balances(PostingRow *rows, int n)
 /*
  * A restore: the statement the client sent is a COPY (pg_restore's and
  * psql's data loads), run by a superuser.  Anything else that inserts
- * postings without going through post_entry() is refused.
+ * postings without going through ledger_post() is refused.
  */
 static bool
 restoring(void)

@@ -316,8 +316,23 @@ methodology_from_row(HeapTuple tup, TupleDesc desc, int first, const char *code,
 }
 
 /*
- * The version of `code` in force at `at`: the latest published one with
- * effective_from <= at.  Returns false, with *why set, when there is none.
+ * The version in force at `at` among `versions` (ordered as the struct
+ * says): the latest published one with effective_from <= at, or NULL.  The
+ * one place of this rule: the single path (through catalog.c's cache) and
+ * the inbox's batches both ask it.
+ */
+const Methodology *
+methodology_version_in_force(const MethodologyVersion *versions, int n, TimestampTz at)
+{
+	for (int i = 0; i < n; i++)
+		if (versions[i].published && versions[i].effective_from <= at)
+			return &versions[i].m;
+	return NULL;
+}
+
+/*
+ * The version of `code` in force at `at`.  Returns false, with *why set,
+ * when there is none.
  */
 bool
 methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why)

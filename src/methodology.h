@@ -45,25 +45,31 @@ typedef struct Methodology
 	Dec			max_activity;
 } Methodology;
 
-/*
- * The query of the version of `code` in force at `at` (SQL parameters),
- * as 11 columns that methodology_from_row() reads.
- */
+/* 11 columns of a methodology version that methodology_from_row() reads. */
 #define METHODOLOGY_COLUMNS \
 	"version, class, scenario, formula, " \
 	"params->>'baseline_g_per_pkm', params->>'project_g_per_pkm', params->>'g_per_unit', " \
 	"params->>'baseline', params->>'g_per_event', params->>'daily_cap_g', params->>'max_activity'"
-#define METHODOLOGY_IN_FORCE(code, at) \
-	"SELECT " METHODOLOGY_COLUMNS " " \
-	"FROM carbon.methodology " \
-	"WHERE code = " code " AND status = 'published' AND effective_from <= " at " " \
-	"ORDER BY effective_from DESC, version DESC LIMIT 1"
+/*
+ * A version of a methodology as the version-in-force rule sees it:
+ * `published` only when its status is published and it has an
+ * effective_from.  Lists of them are ordered effective_from descending,
+ * then version descending.
+ */
+typedef struct MethodologyVersion
+{
+	TimestampTz effective_from;
+	bool		published;
+	Methodology m;
+} MethodologyVersion;
 
 extern bool dec_parse(const char *str, Dec *out);
 extern bool dec_from_numeric(Numeric num, Dec *out);
 extern Formula methodology_formula(const char *name);
 extern bool methodology_from_row(HeapTuple tup, TupleDesc desc, int first, const char *code,
 								 Methodology *m);
+extern const Methodology *methodology_version_in_force(const MethodologyVersion *versions, int n,
+														TimestampTz at);
 extern bool methodology_in_force(const char *code, TimestampTz at, Methodology *m, const char **why);
 extern bool methodology_reduce(const Methodology *m, Numeric activity, Jsonb *attrs,
 							   int64 *grams, const char **why);
