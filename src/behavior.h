@@ -1,7 +1,8 @@
 /*
- * behavior.h — one low-carbon behaviour, checked and granted; shared by the
- * single path (record_behavior, behavior.c) and the bulk path
- * (process_inbox, inbox.c), so that a row gives the same result either way.
+ * behavior.h — the rules a low-carbon event is judged by (behavior.c) and
+ * the one engine that applies them to a batch of events (engine.c):
+ * record_behavior is a batch of one, process_inbox batches of up to 50,000,
+ * so that a row gives the same result either way.
  */
 #ifndef CARBON_BEHAVIOR_H
 #define CARBON_BEHAVIOR_H
@@ -74,10 +75,9 @@ typedef struct BehaviorFacts
 	bool		account_found;
 } BehaviorFacts;
 
-/* What a claimed event stores besides its behaviour row. */
+/* What a granted event changes besides its behaviour row. */
 typedef struct ClaimStore
 {
-	bool		store;			/* update usage and remainder with the claim */
 	bool		has_cap;
 	int64		grant;
 	int64		milli;			/* the new remainder */
@@ -91,7 +91,12 @@ extern const char *behavior_check(const BehaviorContext *ctx, const BehaviorInpu
 extern bool behavior_grant(const BehaviorContext *ctx, const Methodology *m, int64 er, int64 cap_left,
 						   int64 milli, BehaviorResult *out, ClaimStore *st);
 extern void behavior_reject(BehaviorResult *out, const char *reason);
-extern void behavior_record(BehaviorContext *ctx, const BehaviorInput *in, BehaviorResult *out);
+/* engine.c */
+typedef struct BehaviorCall BehaviorCall;
+extern BehaviorCall *behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries);
+extern void behavior_call_batch(BehaviorCall *call, BehaviorInput *in, int n, BehaviorResult *results,
+								int64 *counts);
+extern void behavior_call_end(BehaviorCall *call);
 extern void behavior_entry_reversed(int64 entry_id);
 
 #endif							/* CARBON_BEHAVIOR_H */

@@ -90,10 +90,7 @@ static MemoryContext methodology_cxt = NULL;
 typedef struct SourceEntry
 {
 	char		source[LEDGER_SOURCE_KEY];
-	bool		found;
-	int			nscenarios;
-	char	  **scenarios;
-	char	   *role;
+	LedgerSource info;
 } SourceEntry;
 static HTAB *sources = NULL;
 static MemoryContext source_cxt = NULL;
@@ -463,6 +460,20 @@ methodology_versions(const char *code)
 }
 
 /*
+ * Every version of `code`, in the order methodology_version_in_force()
+ * reads them (*n = 0 for an unknown code).  Good until the next lookup of
+ * a code (the cache is bounded).
+ */
+const MethodologyVersion *
+ledger_methodology_versions(const char *code, int *n)
+{
+	MethodologyEntry *e = methodology_versions(code);
+
+	*n = e ? e->nversions : 0;
+	return e ? e->versions : NULL;
+}
+
+/*
  * The version of `code` in force at `at` (methodology_version_in_force),
  * copied to *m.  False when there is none; *known says whether the code has
  * any version at all.
@@ -483,66 +494,68 @@ ledger_methodology_in_force(const char *code, TimestampTz at, Methodology *m, bo
 
 /*
  * A source: whether it is registered, the scenarios it may report and its
- * operator role (cached).  `scenario` non-NULL: *scenario_ok says whether
- * the source may report it.
+ * operator role (cached).  The pointer is good until the next lookup of a
+ * source (the cache is bounded).
  */
-bool
-ledger_source(const char *source, const char *scenario, bool *scenario_ok, const char **role)
+const LedgerSource *
+ledger_source_info(const char *source)
 {
 	static SPIPlanPtr plan = NULL;
+	static const LedgerSource unknown = {false, 0, NULL, NULL};
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	SourceEntry *e;
 	bool		found;
 
 	catalog_init();
-	*scenario_ok = false;
-	*role = NULL;
 	if (strlen(source) >= LEDGER_SOURCE_KEY)
-		return false;
+		return &unknown;
 	if (sources == NULL || hash_get_num_entries(sources) >= MAX_LOOKUP_ENTRIES)
 	{
 		MemoryContextReset(source_cxt);
 		sources = lookup_table("carbon_ledger sources", LEDGER_SOURCE_KEY, sizeof(SourceEntry), source_cxt);
 	}
 	e = hash_search(sources, source, HASH_FIND, NULL);
-	if (e == NULL)
-	{
-		values[0] = CStringGetTextDatum(source);
-		ledger_spi_connect();
-		if (catalog_query(&plan, "SELECT scenarios, operator_role FROM carbon.source WHERE source = $1",
-						  1, types, values, 1) != SPI_OK_SELECT)
-			elog(ERROR, "source lookup failed");
-		e = hash_search(sources, source, HASH_ENTER, &found);
-		e->found = SPI_processed == 1;
-		e->nscenarios = 0;
-		e->scenarios = NULL;
-		e->role = NULL;
-		if (e->found)
-		{
-			bool		isnull;
-			Datum		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
+	if (e != NULL)
+		return &e->info;
 
-			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-			e->scenarios = MemoryContextAlloc(source_cxt, sizeof(char *) * Max(n, 1));
-			for (int i = 0; i < n; i++)
-				if (!nulls[i])
-					e->scenarios[e->nscenarios++] = MemoryContextStrdup(source_cxt, TextDatumGetCString(elems[i]));
-			e->role = r ? MemoryContextStrdup(source_cxt, r) : NULL;
-		}
-		SPI_finish();
+	values[0] = CStringGetTextDatum(source);
+	ledger_spi_connect();
+	if (catalog_query(&plan, "SELECT scenarios, operator_role FROM carbon.source WHERE source = $1",
+					  1, types, values, 1) != SPI_OK_SELECT)
+		elog(ERROR, "source lookup failed");
+	e = hash_search(sources, source, HASH_ENTER, &found);
+	memset(&e->info, 0, sizeof(e->info));
+	e->info.found = SPI_processed == 1;
+	if (e->info.found)
+	{
+		bool		isnull;
+		Datum		arr = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		e->info.scenarios = MemoryContextAlloc(source_cxt, sizeof(char *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				e->info.scenarios[e->info.nscenarios++] = MemoryContextStrdup(source_cxt,
+																			  TextDatumGetCString(elems[i]));
+		e->info.role = r ? MemoryContextStrdup(source_cxt, r) : NULL;
 	}
-	if (!e->found)
-		return false;
-	*role = e->role;
-	for (int i = 0; scenario != NULL && i < e->nscenarios; i++)
-		if (strcmp(e->scenarios[i], scenario) == 0)
-			*scenario_ok = true;
-	return true;
+	SPI_finish();
+	return &e->info;
+}
+
+/* May the source report the scenario?  (The one place this rule is written.) */
+bool
+ledger_source_allows(const LedgerSource *s, const char *scenario)
+{
+	for (int i = 0; s->found && scenario != NULL && i < s->nscenarios; i++)
+		if (strcmp(s->scenarios[i], scenario) == 0)
+			return true;
+	return false;
 }
 
 /*

@@ -32,6 +32,18 @@ extern int16 ledger_asset_point(void);
 extern int16 ledger_asset_red(void);
 extern bool ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asset);
 extern bool ledger_methodology_in_force(const char *code, TimestampTz at, Methodology *m, bool *known);
-extern bool ledger_source(const char *source, const char *scenario, bool *scenario_ok, const char **role);
+extern const MethodologyVersion *ledger_methodology_versions(const char *code, int *n);
+
+/* A registered source (carbon.source), as cached. */
+typedef struct LedgerSource
+{
+	bool		found;
+	int			nscenarios;
+	char	  **scenarios;
+	char	   *role;			/* operator role, or NULL */
+} LedgerSource;
+
+extern const LedgerSource *ledger_source_info(const char *source);
+extern bool ledger_source_allows(const LedgerSource *s, const char *scenario);
 
 #endif							/* CARBON_CATALOG_H */
