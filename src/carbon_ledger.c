@@ -8,6 +8,7 @@
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "catalog/pg_type.h"
+#include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -132,6 +133,30 @@ ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 		*cache = plan;
 	}
 	return *cache;
+}
+
+/*
+ * A statement over arrays of keys, prepared twice: for a few rows a generic
+ * plan, always (a custom plan would be planned again on every call, the
+ * plan cache finding the generic one dearer for its guess of the arrays'
+ * length); for many, the plan cache's choice, planned for the arrays given.
+ */
+SPIPlanPtr
+ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs, const Oid *argtypes)
+{
+	bool		few = rows <= LEDGER_FEW_ROWS;
+
+	if (cache[few] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, few ? CURSOR_OPT_GENERIC_PLAN : 0);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed (%s) for: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		SPI_keepplan(plan);
+		cache[few] = plan;
+	}
+	return cache[few];
 }
 
 void

@@ -119,7 +119,7 @@ inbox_hash_in(MemoryContext cxt, const char *name, Size entrysize, long nelem)
 	ctl.hash = inbox_key_hash;
 	ctl.match = inbox_key_match;
 	ctl.hcxt = cxt;
-	return hash_create(name, Max(nelem, 16), &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	return hash_create(name, Max(nelem, 4), &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 static HTAB *
@@ -219,6 +219,7 @@ struct BehaviorCall
 	BehaviorContext *ctx;
 	bool		own_entries;	/* each event its own entry (record_behavior) */
 	bool		link_entries;	/* record carbon.behavior_batch (0.2 on) */
+	long		table_size;		/* initial size of the tables below */
 	int			gen;			/* the current batch */
 	HTAB	   *usage;			/* StateEntry by (scenario, account, day) */
 	HTAB	   *carry;			/* StateEntry by account */
@@ -268,7 +269,28 @@ array_of(Datum *elems, bool *nulls, int n, Oid elemtype)
 	int			dims[1];
 	int			lbs[1] = {1};
 
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	/* the built-in types of our arrays, without a catalog lookup per array */
+	switch (elemtype)
+	{
+		case INT8OID:
+		case TIMESTAMPTZOID:
+			typlen = 8, typbyval = FLOAT8PASSBYVAL, typalign = TYPALIGN_DOUBLE;
+			break;
+		case INT4OID:
+		case DATEOID:
+			typlen = 4, typbyval = true, typalign = TYPALIGN_INT;
+			break;
+		case INT2OID:
+			typlen = 2, typbyval = true, typalign = TYPALIGN_SHORT;
+			break;
+		case TEXTOID:
+		case NUMERICOID:
+		case JSONBOID:
+			typlen = -1, typbyval = false, typalign = TYPALIGN_INT;
+			break;
+		default:
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	}
 	dims[0] = n;
 	if (n == 0)
 		return PointerGetDatum(construct_empty_array(elemtype));
@@ -293,14 +315,14 @@ distinct_keys(HTAB *h, Oid elemtype)
 
 /* One lookup query over the distinct keys of `keys`; its rows in SPI_tuptable. */
 static void
-batch_query(SPIPlanPtr *plan, const char *sql, HTAB *keys, Oid elemtype)
+batch_query(SPIPlanPtr plans[2], const char *sql, HTAB *keys, Oid elemtype)
 {
 	Oid			types[1] = {elemtype == TEXTOID ? TEXTARRAYOID : INT8ARRAYOID};
 	Datum		arg[1];
+	SPIPlanPtr	plan = ledger_plan_sized(plans, hash_get_num_entries(keys), sql, 1, types);
 
-	ledger_plan(plan, sql, 1, types);
 	arg[0] = distinct_keys(keys, elemtype);
-	if (SPI_execute_plan(*plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "inbox lookup failed");
 }
 
@@ -308,10 +330,10 @@ batch_query(SPIPlanPtr *plan, const char *sql, HTAB *keys, Oid elemtype)
 static void
 batch_lookups(EngineBatch *b)
 {
-	static SPIPlanPtr account_plan = NULL;
+	static SPIPlanPtr account_plans[2];
 
-	b->sources = inbox_hash("engine sources", sizeof(SourceEntry), 16);
-	b->methodologies = inbox_hash("engine methodologies", sizeof(MethodologyEntry), 16);
+	b->sources = inbox_hash("engine sources", sizeof(SourceEntry), 4);
+	b->methodologies = inbox_hash("engine methodologies", sizeof(MethodologyEntry), 4);
 	b->accounts = inbox_hash("engine accounts", sizeof(AccountEntry), b->n);
 	for (int i = 0; i < b->n; i++)
 	{
@@ -355,7 +377,7 @@ batch_lookups(EngineBatch *b)
 
 	if (hash_get_num_entries(b->accounts) == 0)
 		return;
-	batch_query(&account_plan,
+	batch_query(account_plans,
 				"SELECT id, kind, tier, region, status FROM carbon.account WHERE id = ANY ($1)",
 				b->accounts, INT8OID);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -461,16 +483,17 @@ fresh_keys(EngineBatch *b, char kind, Datum *c0, Datum *c1, Datum *c2, Datum *c3
 static uint64
 lock_states(EngineBatch *b, Datum *values)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2];
 	Oid			types[4] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, INT8ARRAYOID};
+	SPIPlanPtr	plan;
 
-	ledger_plan(&plan,
+	plan = ledger_plan_sized(plans, b->nfresh,
 				"WITH u AS (SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
 				"           JOIN unnest($1, $2, $3) AS k(a, s, d) "
 				"             ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
 				"           ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u), "
-				"     c AS (SELECT account, milli FROM carbon.points_carry WHERE account = ANY ($4) "
-				"           ORDER BY account FOR UPDATE) "
+				"     c AS (SELECT c.account, c.milli FROM carbon.points_carry c JOIN unnest($4) AS k(a) "
+				"             ON c.account = k.a ORDER BY c.account FOR UPDATE OF c) "
 				"SELECT account, scenario, day, used FROM u "
 				"UNION ALL SELECT account, NULL, NULL, milli FROM c",
 				4, types);
@@ -506,9 +529,10 @@ lock_states(EngineBatch *b, Datum *values)
 static void
 batch_lock_states(EngineBatch *b)
 {
-	static SPIPlanPtr usage_new = NULL;
-	static SPIPlanPtr carry_new = NULL;
-	static SPIPlanPtr cap_lock = NULL;
+	static SPIPlanPtr usage_new[2];
+	static SPIPlanPtr carry_new[2];
+	static SPIPlanPtr cap_lock[2];
+	SPIPlanPtr	plan;
 	Oid			usage_types[3] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID};
 	Oid			carry_types[1] = {INT8ARRAYOID};
 	Oid			cap_types[4] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
@@ -530,18 +554,18 @@ batch_lock_states(EngineBatch *b)
 	values[3] = array_of(c0, NULL, ncarry, INT8OID);
 	if (nusage + ncarry > 0 && lock_states(b, values) != (uint64) (nusage + ncarry))
 	{
-		ledger_plan(&usage_new,
+		plan = ledger_plan_sized(usage_new, nusage,
 					"INSERT INTO carbon.daily_usage (account, scenario, day, used, last_grant) "
 					"SELECT a, s, d, 0, 0 FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d "
 					"ON CONFLICT (account, scenario, day) DO NOTHING",
 					3, usage_types);
-		if (SPI_execute_plan(usage_new, values, NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "daily usage insert failed");
-		ledger_plan(&carry_new,
+		plan = ledger_plan_sized(carry_new, ncarry,
 					"INSERT INTO carbon.points_carry (account, milli, last_points) "
 					"SELECT a, 0, 0 FROM unnest($1) AS a ORDER BY a ON CONFLICT (account) DO NOTHING",
 					1, carry_types);
-		if (SPI_execute_plan(carry_new, &values[3], NULL, false, 0) != SPI_OK_INSERT)
+		if (SPI_execute_plan(plan, &values[3], NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "remainder insert failed");
 		if (lock_states(b, values) != (uint64) (nusage + ncarry))
 			elog(ERROR, "daily usage and remainder lock failed");
@@ -554,13 +578,13 @@ batch_lock_states(EngineBatch *b)
 	values[1] = array_of(c1, NULL, ncaps, TEXTOID);
 	values[2] = array_of(c2, NULL, ncaps, TEXTOID);
 	values[3] = array_of(c3, NULL, ncaps, INT4OID);
-	ledger_plan(&cap_lock,
+	plan = ledger_plan_sized(cap_lock, ncaps,
 				"SELECT c.asset, c.tier, c.region, c.year, c.cap, c.issued FROM carbon.issuance_cap c "
 				"JOIN unnest($1, $2, $3, $4) AS k(asset, tier, region, year) "
 				"  ON c.asset = k.asset AND c.tier = k.tier AND c.region = k.region AND c.year = k.year "
 				"ORDER BY c.asset, c.tier, c.region, c.year FOR UPDATE OF c",
 				4, cap_types);
-	if (SPI_execute_plan(cap_lock, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "issuance cap lock failed");
 	for (uint64 k = 0; k < SPI_processed; k++)
 	{
@@ -679,9 +703,15 @@ batch_compute(EngineBatch *b)
 	}
 }
 
-#define BEHAVIOR_INSERT \
+#define BEHAVIOR_INSERT_INTO \
 	"INSERT INTO carbon.behavior (id, source, event_id, account, methodology, version, scenario, " \
-	"  activity, occurred_at, local_day, attrs, status, reduction, points, reason, entry_id) " \
+	"  activity, occurred_at, local_day, attrs, status, reduction, points, reason, entry_id) "
+
+/* one row, bound as scalars (a batch of one: no arrays to build and unnest) */
+#define BEHAVIOR_INSERT_ONE BEHAVIOR_INSERT_INTO \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, carbon.co2e_grams($13), $14, $15, $16)"
+
+#define BEHAVIOR_INSERT BEHAVIOR_INSERT_INTO \
 	"SELECT u.id, u.source, u.event_id, u.account, u.methodology, u.version, u.scenario, " \
 	"       u.activity, u.occurred_at, u.local_day, u.attrs, u.status, carbon.co2e_grams(u.grams), " \
 	"       u.points, u.reason, u.entry_id " \
@@ -694,6 +724,9 @@ batch_compute(EngineBatch *b)
 static const Oid behavior_insert_types[BEHAVIOR_NCOLS] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, NUMERICARRAYOID, TIMESTAMPTZARRAYOID,
 DATEARRAYOID, JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+
+static const Oid behavior_row_types[BEHAVIOR_NCOLS] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID,
+TEXTOID, NUMERICOID, TIMESTAMPTZOID, DATEOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID};
 
 /* carbon.behavior's columns, in the order batch_insert() fills them. */
 static const char *const behavior_columns[BEHAVIOR_NCOLS] = {"id", "source", "event_id", "account",
@@ -931,13 +964,121 @@ row_entry_id(const BehaviorCall *call, EngineRow *r, bool *isnull)
 }
 
 /*
+ * The usage, remainders and caps changed since they were last written, as
+ * the 13 arrays of STATES_WRITE_CTES; returns how many.
+ */
+#define STATE_NARGS 13
+static const Oid state_types[STATE_NARGS] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+
+/*
+ * Three data-modifying CTEs that write them (a statement's own SELECT
+ * follows); `u`, `c`, `k`: the parameters of the usage (5), remainder (3)
+ * and cap (5) arrays; `when`: a condition all three obey.
+ */
+#define STATES_WRITE_CTES(when, u, c, k) \
+	"su AS (UPDATE carbon.daily_usage d SET used = u.used, last_grant = u.last_grant " \
+	"       FROM unnest(" u ") AS u(account, scenario, day, used, last_grant) " \
+	"       WHERE " when " AND d.account = u.account AND d.scenario = u.scenario AND d.day = u.day " \
+	"       ), " \
+	"sc AS (UPDATE carbon.points_carry c SET milli = u.milli, last_points = u.last_points " \
+	"       FROM unnest(" c ") AS u(account, milli, last_points) " \
+	"       WHERE " when " AND c.account = u.account), " \
+	"sk AS (UPDATE carbon.issuance_cap c SET issued = k.issued " \
+	"       FROM unnest(" k ") AS k(asset, tier, region, year, issued) " \
+	"       WHERE " when " AND c.asset = k.asset AND c.tier = k.tier AND c.region = k.region " \
+	"         AND c.year = k.year) "
+
+static int
+states_arrays(BehaviorCall *call, Datum *values)
+{
+	long		most = Max(Max(hash_get_num_entries(call->usage), hash_get_num_entries(call->carry)),
+						   Max(hash_get_num_entries(call->caps), 1));
+	HASH_SEQ_STATUS seq;
+	StateEntry *e;
+	Datum	   *c[5];
+	int			k,
+				touched = 0;
+
+	for (int i = 0; i < 5; i++)
+		c[i] = palloc(sizeof(Datum) * most);
+	k = 0;
+	hash_seq_init(&seq, call->usage);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->touched)
+		{
+			c[0][k] = Int64GetDatum(e->key.n);
+			c[1][k] = CStringGetTextDatum(e->key.s1);
+			c[2][k] = DateADTGetDatum(e->key.d);
+			c[3][k] = Int64GetDatum(e->value);
+			c[4][k++] = Int64GetDatum(e->last);
+		}
+	touched += k;
+	values[0] = array_of(c[0], NULL, k, INT8OID);
+	values[1] = array_of(c[1], NULL, k, TEXTOID);
+	values[2] = array_of(c[2], NULL, k, DATEOID);
+	values[3] = array_of(c[3], NULL, k, INT8OID);
+	values[4] = array_of(c[4], NULL, k, INT8OID);
+	k = 0;
+	hash_seq_init(&seq, call->carry);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->touched)
+		{
+			c[0][k] = Int64GetDatum(e->key.n);
+			c[1][k] = Int64GetDatum(e->value);
+			c[2][k++] = Int64GetDatum(e->last);
+		}
+	touched += k;
+	values[5] = array_of(c[0], NULL, k, INT8OID);
+	values[6] = array_of(c[1], NULL, k, INT8OID);
+	values[7] = array_of(c[2], NULL, k, INT8OID);
+	k = 0;
+	hash_seq_init(&seq, call->caps);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->touched)
+		{
+			c[0][k] = CStringGetTextDatum(e->key.s1);
+			c[1][k] = CStringGetTextDatum(e->key.s2);
+			c[2][k] = CStringGetTextDatum(psprintf("%06lld", (long long) e->key.n));
+			c[3][k] = Int32GetDatum(e->key.d);
+			c[4][k++] = Int64GetDatum(e->value);
+		}
+	touched += k;
+	values[8] = array_of(c[0], NULL, k, TEXTOID);
+	values[9] = array_of(c[1], NULL, k, TEXTOID);
+	values[10] = array_of(c[2], NULL, k, TEXTOID);
+	values[11] = array_of(c[3], NULL, k, INT4OID);
+	values[12] = array_of(c[4], NULL, k, INT8OID);
+	return touched;
+}
+
+/* Once written: nothing left to write. */
+static void
+states_written(BehaviorCall *call)
+{
+	HTAB	   *tables[3] = {call->usage, call->carry, call->caps};
+
+	for (int t = 0; t < 3; t++)
+	{
+		HASH_SEQ_STATUS seq;
+		StateEntry *e;
+
+		hash_seq_init(&seq, tables[t]);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			e->touched = false;
+	}
+}
+
+/*
  * 4. The behaviour rows, in one statement; false if some turned out
  * duplicates (recorded meanwhile by another session).
  */
 static bool
 batch_insert(EngineBatch *b)
 {
-	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr insert_plans[2];
+	SPIPlanPtr	plan;
 	Datum	   *cols[BEHAVIOR_NCOLS];
 	bool	   *nulls[BEHAVIOR_NCOLS];
 	Datum		values[BEHAVIOR_NCOLS];
@@ -1000,15 +1141,58 @@ batch_insert(EngineBatch *b)
 	 * A large batch goes in all at once first (a speculative INSERT costs
 	 * about half as much again); if an event was recorded meanwhile that
 	 * fails on the unique key, and the same rows go in again with ON
-	 * CONFLICT DO NOTHING.  A small one goes in that way at once.
+	 * CONFLICT DO NOTHING.  A small one goes in that way at once, and the
+	 * same statement writes the states the call changed if every row went
+	 * in (else they are computed again, and written later).
 	 */
 	if (n >= DIRECT_MIN_ROWS && insert_all_or_none(cols, nulls, n))
 		return true;
-	insert_arrays(cols, nulls, n, values);
-	ledger_plan(&insert_plan, BEHAVIOR_INSERT " ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-				BEHAVIOR_NCOLS, behavior_insert_types);
-	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "behaviour insert failed");
+	if (n > 1)
+		insert_arrays(cols, nulls, n, values);
+	if (n < DIRECT_MIN_ROWS)
+	{
+		static SPIPlanPtr small_plans[2];
+		static SPIPlanPtr one_plans[2];
+		Oid			types[BEHAVIOR_NCOLS + STATE_NARGS + 1];
+		Datum		all[BEHAVIOR_NCOLS + STATE_NARGS + 1];
+		char		all_nulls[BEHAVIOR_NCOLS + STATE_NARGS + 1];
+
+		memset(all_nulls, ' ', sizeof(all_nulls));
+		memcpy(types, n == 1 ? behavior_row_types : behavior_insert_types, sizeof(behavior_insert_types));
+		memcpy(types + BEHAVIOR_NCOLS, state_types, sizeof(state_types));
+		types[BEHAVIOR_NCOLS + STATE_NARGS] = INT4OID;
+		for (int c = 0; c < BEHAVIOR_NCOLS; c++)
+		{
+			all[c] = n == 1 ? cols[c][0] : values[c];
+			if (n == 1 && nulls[c][0])
+				all_nulls[c] = 'n';
+		}
+		states_arrays(b->call, all + BEHAVIOR_NCOLS);
+		all[BEHAVIOR_NCOLS + STATE_NARGS] = Int32GetDatum(n);
+#define SMALL_INSERT(insert) \
+		"WITH claim AS (" insert " ON CONFLICT (source, event_id) DO NOTHING RETURNING id), " \
+		"every AS (SELECT count(*) = $30 AS went_in FROM claim), " \
+		STATES_WRITE_CTES("(SELECT went_in FROM every)", "$17, $18, $19, $20, $21", "$22, $23, $24", \
+						  "$25, $26, $27, $28, $29") \
+		"SELECT id FROM claim"
+		if (n == 1)
+			plan = ledger_plan_sized(one_plans, 1, SMALL_INSERT(BEHAVIOR_INSERT_ONE),
+									 BEHAVIOR_NCOLS + STATE_NARGS + 1, types);
+		else
+			plan = ledger_plan_sized(small_plans, n, SMALL_INSERT(BEHAVIOR_INSERT), BEHAVIOR_NCOLS + STATE_NARGS + 1,
+									 types);
+		if (SPI_execute_plan(plan, all, all_nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "behaviour insert failed");
+		if (SPI_processed == (uint64) n)
+			states_written(b->call);
+	}
+	else
+	{
+		plan = ledger_plan_sized(insert_plans, n, BEHAVIOR_INSERT " ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+								 BEHAVIOR_NCOLS, behavior_insert_types);
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "behaviour insert failed");
+	}
 	if (SPI_processed != (uint64) n)
 	{
 		/* recorded meanwhile by another session: those rows are duplicates */
@@ -1311,8 +1495,8 @@ call_flush_credits(BehaviorCall *call)
 	hash_destroy(call->credits);
 	hash_destroy(call->lots);
 	call->window_first = call->window_last = 0;
-	call->credits = inbox_hash_in(call->cxt, "engine credits", sizeof(AccountCredit), 64);
-	call->lots = inbox_hash_in(call->cxt, "engine lots", sizeof(LotCredit), 64);
+	call->credits = inbox_hash_in(call->cxt, "engine credits", sizeof(AccountCredit), call->table_size);
+	call->lots = inbox_hash_in(call->cxt, "engine lots", sizeof(LotCredit), call->table_size);
 	ledger_flush_deferred();
 }
 
@@ -1325,90 +1509,25 @@ call_flush_credits(BehaviorCall *call)
 static void
 call_flush_states(BehaviorCall *call)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[13] = {INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
-	long		most = Max(Max(hash_get_num_entries(call->usage), hash_get_num_entries(call->carry)),
-						   Max(hash_get_num_entries(call->caps), 1));
-	HASH_SEQ_STATUS seq;
-	StateEntry *e;
-	Datum	   *c[5];
-	Datum		values[13];
-	int			k,
-				touched = 0;
+	static SPIPlanPtr plans[2];
+	Datum		values[STATE_NARGS];
+	int			touched = states_arrays(call, values);
 
-	for (int i = 0; i < 5; i++)
-		c[i] = palloc(sizeof(Datum) * most);
-	k = 0;
-	hash_seq_init(&seq, call->usage);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->touched)
-		{
-			c[0][k] = Int64GetDatum(e->key.n);
-			c[1][k] = CStringGetTextDatum(e->key.s1);
-			c[2][k] = DateADTGetDatum(e->key.d);
-			c[3][k] = Int64GetDatum(e->value);
-			c[4][k++] = Int64GetDatum(e->last);
-		}
-	touched += k;
-	values[0] = array_of(c[0], NULL, k, INT8OID);
-	values[1] = array_of(c[1], NULL, k, TEXTOID);
-	values[2] = array_of(c[2], NULL, k, DATEOID);
-	values[3] = array_of(c[3], NULL, k, INT8OID);
-	values[4] = array_of(c[4], NULL, k, INT8OID);
-	k = 0;
-	hash_seq_init(&seq, call->carry);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->touched)
-		{
-			c[0][k] = Int64GetDatum(e->key.n);
-			c[1][k] = Int64GetDatum(e->value);
-			c[2][k++] = Int64GetDatum(e->last);
-		}
-	touched += k;
-	values[5] = array_of(c[0], NULL, k, INT8OID);
-	values[6] = array_of(c[1], NULL, k, INT8OID);
-	values[7] = array_of(c[2], NULL, k, INT8OID);
-	k = 0;
-	hash_seq_init(&seq, call->caps);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->touched)
-		{
-			c[0][k] = CStringGetTextDatum(e->key.s1);
-			c[1][k] = CStringGetTextDatum(e->key.s2);
-			c[2][k] = CStringGetTextDatum(psprintf("%06lld", (long long) e->key.n));
-			c[3][k] = Int32GetDatum(e->key.d);
-			c[4][k++] = Int64GetDatum(e->value);
-		}
-	touched += k;
-	values[8] = array_of(c[0], NULL, k, TEXTOID);
-	values[9] = array_of(c[1], NULL, k, TEXTOID);
-	values[10] = array_of(c[2], NULL, k, TEXTOID);
-	values[11] = array_of(c[3], NULL, k, INT4OID);
-	values[12] = array_of(c[4], NULL, k, INT8OID);
 	if (touched > 0)
 	{
-		ledger_plan(&plan,
-					"WITH u AS (UPDATE carbon.daily_usage d SET used = u.used, last_grant = u.last_grant "
-					"           FROM unnest($1, $2, $3, $4, $5) AS u(account, scenario, day, used, last_grant) "
-					"           WHERE d.account = u.account AND d.scenario = u.scenario AND d.day = u.day), "
-					"     k AS (UPDATE carbon.issuance_cap c SET issued = k.issued "
-					"           FROM unnest($9, $10, $11, $12, $13) AS k(asset, tier, region, year, issued) "
-					"           WHERE c.asset = k.asset AND c.tier = k.tier AND c.region = k.region "
-					"             AND c.year = k.year) "
-					"UPDATE carbon.points_carry c SET milli = u.milli, last_points = u.last_points "
-					"FROM unnest($6, $7, $8) AS u(account, milli, last_points) WHERE c.account = u.account",
-					13, types);
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		SPIPlanPtr	plan = ledger_plan_sized(plans, touched,
+											 "WITH " STATES_WRITE_CTES("true", "$1, $2, $3, $4, $5", "$6, $7, $8",
+																		  "$9, $10, $11, $12, $13") "SELECT 1", STATE_NARGS, state_types);
+
+		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "daily usage, remainder and cap update failed");
 	}
 	hash_destroy(call->usage);
 	hash_destroy(call->carry);
 	hash_destroy(call->caps);
-	call->usage = inbox_hash_in(call->cxt, "engine usage", sizeof(StateEntry), 64);
-	call->carry = inbox_hash_in(call->cxt, "engine remainders", sizeof(StateEntry), 64);
-	call->caps = inbox_hash_in(call->cxt, "engine caps", sizeof(StateEntry), 16);
+	call->usage = inbox_hash_in(call->cxt, "engine usage", sizeof(StateEntry), call->table_size);
+	call->carry = inbox_hash_in(call->cxt, "engine remainders", sizeof(StateEntry), call->table_size);
+	call->caps = inbox_hash_in(call->cxt, "engine caps", sizeof(StateEntry), 4);
 }
 
 /* A state entry of the call, created (and listed to be locked) on first sight. */
@@ -1559,18 +1678,22 @@ batch_process(EngineBatch *b)
 BehaviorCall *
 behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "behaviour engine", ALLOCSET_DEFAULT_SIZES);
+	/* an event alone needs little: small blocks, small tables */
+	MemoryContext cxt = own_entries
+		? AllocSetContextCreate(CurrentMemoryContext, "behaviour engine", ALLOCSET_SMALL_SIZES)
+		: AllocSetContextCreate(CurrentMemoryContext, "behaviour engine", ALLOCSET_DEFAULT_SIZES);
 	BehaviorCall *call = MemoryContextAllocZero(cxt, sizeof(BehaviorCall));
 
 	call->cxt = cxt;
 	call->ctx = ctx;
 	call->own_entries = own_entries;
 	call->link_entries = link_entries;
-	call->usage = inbox_hash_in(cxt, "engine usage", sizeof(StateEntry), 64);
-	call->carry = inbox_hash_in(cxt, "engine remainders", sizeof(StateEntry), 64);
-	call->caps = inbox_hash_in(cxt, "engine caps", sizeof(StateEntry), 16);
-	call->credits = inbox_hash_in(cxt, "engine credits", sizeof(AccountCredit), 64);
-	call->lots = inbox_hash_in(cxt, "engine lots", sizeof(LotCredit), 64);
+	call->table_size = own_entries ? 4 : 1024;
+	call->usage = inbox_hash_in(cxt, "engine usage", sizeof(StateEntry), call->table_size);
+	call->carry = inbox_hash_in(cxt, "engine remainders", sizeof(StateEntry), call->table_size);
+	call->caps = inbox_hash_in(cxt, "engine caps", sizeof(StateEntry), 4);
+	call->credits = inbox_hash_in(cxt, "engine credits", sizeof(AccountCredit), call->table_size);
+	call->lots = inbox_hash_in(cxt, "engine lots", sizeof(LotCredit), call->table_size);
 	return call;
 }
 

@@ -44,6 +44,9 @@ typedef struct LedgerAccount
 
 /* carbon_ledger.c */
 extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
+#define LEDGER_FEW_ROWS 64
+extern SPIPlanPtr ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs,
+									const Oid *argtypes);
 extern void ledger_spi_connect(void);
 extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);
