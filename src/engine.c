@@ -221,6 +221,7 @@ struct BehaviorCall
 	bool		link_entries;	/* record carbon.behavior_batch (0.2 on) */
 	long		table_size;		/* initial size of the tables below */
 	int			gen;			/* the current batch */
+	MemoryContext state_cxt;	/* the three tables below and their keys' strings */
 	HTAB	   *usage;			/* StateEntry by (scenario, account, day) */
 	HTAB	   *carry;			/* StateEntry by account */
 	HTAB	   *caps;			/* StateEntry by (asset, tier, region, year) */
@@ -963,6 +964,16 @@ row_entry_id(const BehaviorCall *call, EngineRow *r, bool *isnull)
 	return Int64GetDatum(r->entry_id);
 }
 
+/* Forget the states held (their rows stay locked): a flush, or a new call. */
+static void
+states_reset(BehaviorCall *call)
+{
+	MemoryContextReset(call->state_cxt);
+	call->usage = inbox_hash_in(call->state_cxt, "engine usage", sizeof(StateEntry), call->table_size);
+	call->carry = inbox_hash_in(call->state_cxt, "engine remainders", sizeof(StateEntry), call->table_size);
+	call->caps = inbox_hash_in(call->state_cxt, "engine caps", sizeof(StateEntry), 4);
+}
+
 /*
  * The usage, remainders and caps changed since they were last written, as
  * the 13 arrays of STATES_WRITE_CTES; returns how many.
@@ -1522,12 +1533,7 @@ call_flush_states(BehaviorCall *call)
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "daily usage, remainder and cap update failed");
 	}
-	hash_destroy(call->usage);
-	hash_destroy(call->carry);
-	hash_destroy(call->caps);
-	call->usage = inbox_hash_in(call->cxt, "engine usage", sizeof(StateEntry), call->table_size);
-	call->carry = inbox_hash_in(call->cxt, "engine remainders", sizeof(StateEntry), call->table_size);
-	call->caps = inbox_hash_in(call->cxt, "engine caps", sizeof(StateEntry), 4);
+	states_reset(call);
 }
 
 /* A state entry of the call, created (and listed to be locked) on first sight. */
@@ -1540,8 +1546,8 @@ batch_state(EngineBatch *b, HTAB *h, char kind, const char *s1, const char *s2, 
 	if (!found)
 	{
 		/* the key's strings outlive the batch */
-		e->key.s1 = s1 ? MemoryContextStrdup(b->call->cxt, s1) : NULL;
-		e->key.s2 = s2 ? MemoryContextStrdup(b->call->cxt, s2) : NULL;
+		e->key.s1 = s1 ? MemoryContextStrdup(b->call->state_cxt, s1) : NULL;
+		e->key.s2 = s2 ? MemoryContextStrdup(b->call->state_cxt, s2) : NULL;
 		e->kind = kind;
 		e->value = e->last = e->limit = 0;
 		e->exists = false;
@@ -1689,9 +1695,8 @@ behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries)
 	call->own_entries = own_entries;
 	call->link_entries = link_entries;
 	call->table_size = own_entries ? 4 : 1024;
-	call->usage = inbox_hash_in(cxt, "engine usage", sizeof(StateEntry), call->table_size);
-	call->carry = inbox_hash_in(cxt, "engine remainders", sizeof(StateEntry), call->table_size);
-	call->caps = inbox_hash_in(cxt, "engine caps", sizeof(StateEntry), 4);
+	call->state_cxt = AllocSetContextCreate(cxt, "engine states", ALLOCSET_DEFAULT_SIZES);
+	states_reset(call);
 	call->credits = inbox_hash_in(cxt, "engine credits", sizeof(AccountCredit), call->table_size);
 	call->lots = inbox_hash_in(cxt, "engine lots", sizeof(LotCredit), call->table_size);
 	return call;
