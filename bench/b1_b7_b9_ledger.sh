@@ -1,5 +1,6 @@
 # B7: transfers of points, 4 clients, random citizens (10,000) paying random
-# merchants (100), vs pgbench tpcb-like (scale 10) with 4 clients, same time.
+# merchants (100), vs pgbench tpcb-like (scale 10) with 4 clients, same time;
+# and redemptions: random citizens redeeming one of 100 offers.
 # B1: one record_behavior per transaction, 4 clients, vs tpcb-like.
 # B9: B1 at 1, 2, 4, 8 clients — every event posts against the same
 # issuance accounts, the would-be hot rows — vs tpcb-like at each count.
@@ -19,6 +20,9 @@ SELECT carbon.define_methodology('BENCH-METRO', 1, 'metro', 'I', 'metro', 'dista
 SELECT carbon.submit_methodology('BENCH-METRO', 1), carbon.approve_methodology('BENCH-METRO', 1, 'bench'),
        carbon.publish_methodology('BENCH-METRO', 1, now() - interval '1 day');
 SELECT carbon.register_source('bench-metro', ARRAY['metro']);
+SELECT count(carbon.create_offer(id, 'bench offer ' || id, 1 + id % 5, 1000000000,
+                                 tstzrange(now() - interval '1 day', now() + interval '10 years')))
+FROM carbon.account WHERE tier = 'merchant' AND kind = 'participant';
 SQL
   "$PGBIN/pgbench" -i -s 10 -q bench >/dev/null 2>&1
   psql -X -q -d bench -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
@@ -26,6 +30,11 @@ SQL
 \set c random(1, 10000)
 \set m random(10001, 10100)
 SELECT carbon.transfer(:c, :m, 'POINT', 1);
+SQL
+  cat >"$CL_TMP/redeem.sql" <<'SQL'
+\set c random(1, 10000)
+\set o random(1, 100)
+SELECT carbon.redeem(:c, :o);
 SQL
   cat >"$CL_TMP/behavior.sql" <<'SQL'
 \set c random(1, 10000)
@@ -135,6 +144,10 @@ b7() {
   vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "—" 1 default
   vs_tpcb B7 "transfer of points" "$CL_TMP/transfer.sql" "—" 2 default
   cost_rows B7 "transfer" "$CL_TMP/transfer.sql"
+  # the mall (issue 18): one redemption per transaction, random citizens, 100 offers
+  vs_tpcb B7 "redeem" "$CL_TMP/redeem.sql" "≥ 1.0" 4 default
+  vs_tpcb B7 "redeem" "$CL_TMP/redeem.sql" "≥ 1.0" 4 async
+  cost_rows B7 "redeem" "$CL_TMP/redeem.sql"
 }
 
 b1() {

@@ -364,6 +364,15 @@ int64
 ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 			const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow)
 {
+	return ledger_move_traced(kind, memo, from, to, asset, amount, flow, NULL);
+}
+
+/* ledger_move(), keeping the lot pieces the payer gave in *trace (a redemption). */
+int64
+ledger_move_traced(const char *kind, const char *memo, const LedgerAccount *from,
+				   const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow,
+				   LedgerLotTrace *trace)
+{
 	const LedgerAccount *accounts[4];
 	int16		assets[4] = {asset, asset, asset, asset};
 	int64		amounts[4];
@@ -390,6 +399,7 @@ ledger_move(const char *kind, const char *memo, const LedgerAccount *from,
 	}
 	entry = ledger_entry(kind, memo, n, accounts, assets, amounts);
 	entry.flow = flow;
+	entry.trace = trace;
 	return ledger_post(&entry);
 }
 

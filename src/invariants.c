@@ -149,8 +149,8 @@ check_segments(PostingRow *rows, int n)
 	pfree(group);
 }
 
-static void
-check_flow(const LedgerFlow *flow)
+void
+ledger_check_flow(const LedgerFlow *flow)
 {
 	/* the matrix is cached per backend (catalog.c) */
 	if (!ledger_flow_allowed(flow->from_tier, flow->to_tier, flow->asset_code))
@@ -492,7 +492,7 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 	check_segments(rows, n);
 	ledger_spi_connect();
 	if (entry->flow != NULL)
-		check_flow(entry->flow);
+		ledger_check_flow(entry->flow);
 	qsort(rows, n, sizeof(PostingRow), cmp_account_asset);
 	apply_balances(rows, n);
 	SPI_finish();

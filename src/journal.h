@@ -18,6 +18,18 @@ typedef struct LedgerFlow
 } LedgerFlow;
 
 /*
+ * The lot pieces a payer gave (expiry and amount, earliest first), when
+ * the caller asks for them: a redemption keeps them so that a refund gives
+ * back the same lots.  Filled by the holdings module.
+ */
+typedef struct LedgerLotTrace
+{
+	int			n;
+	TimestampTz *expires_at;
+	int64	   *amount;
+} LedgerLotTrace;
+
+/*
  * One entry and how it is to be checked.  Posting i moves amounts[i] of
  * assets[i] on accounts[i] (positive credits the account); the amounts sum
  * to zero per asset and per segment.
@@ -37,6 +49,7 @@ typedef struct LedgerEntry
 	bool		holdings_moved; /* the caller moved the holdings itself */
 	TimestampTz fresh_basis;	/* credits from system accounts open holdings dated
 								 * from here (0: the transaction's start) */
+	LedgerLotTrace *trace;		/* non-NULL: the payer's lot pieces, written here */
 } LedgerEntry;
 
 /*
@@ -77,5 +90,9 @@ extern void ledger_register_holdings(const LedgerHoldings *h);
 extern int64 ledger_post(const LedgerEntry *entry);
 extern const LedgerEntry *ledger_posting_entry(void);
 extern void ledger_journal_reset(void);
+extern void ledger_check_flow(const LedgerFlow *flow);
+extern int64 ledger_move_traced(const char *kind, const char *memo, const LedgerAccount *from,
+								const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow,
+								LedgerLotTrace *trace);
 
 #endif							/* CARBON_JOURNAL_H */

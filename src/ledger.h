@@ -101,6 +101,8 @@ extern void ledger_lots_register(void);
 
 extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expiries, Datum amounts, Datum entries);
 
+extern int64 ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int n, const TimestampTz *expiries,
+									 const int64 *amounts, int64 entry_id);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
 #endif							/* CARBON_LEDGER_H */

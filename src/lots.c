@@ -205,13 +205,12 @@ lot_consume(int64 account, int16 asset, int64 amount, LotPiece **pieces, int *np
  * and the pieces credited to the payee with their expiry, in one statement.
  */
 static void
-lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_id)
+lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_id, LedgerLotTrace *trace)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, INT8OID};
 	Datum		values[5];
-	bool		isnull;
-	int64		taken;
+	int64		taken = 0;
 
 	values[0] = Int64GetDatum(payer);
 	values[1] = Int16GetDatum(asset);
@@ -222,16 +221,84 @@ lots_move_one(int64 payer, int64 payee, int16 asset, int64 amount, int64 entry_i
 				LOTS_TAKE ", "
 				"moved AS (UPDATE carbon.lot l SET remaining = l.remaining - t.taken FROM take t WHERE l.id = t.id "
 				"          RETURNING t.expires_at, t.taken), "
+				"pieces AS (SELECT expires_at, sum(taken)::bigint AS taken FROM moved GROUP BY expires_at), "
 				"credited AS (" LOT_INSERT
-				"             SELECT $4, $2, expires_at, sum(taken), sum(taken), $5 FROM moved "
-				"             GROUP BY expires_at ORDER BY expires_at " LOT_MERGE ") "
-				"SELECT coalesce(sum(taken), 0)::bigint FROM moved",
+				"             SELECT $4, $2, expires_at, taken, taken, $5 FROM pieces "
+				"             ORDER BY expires_at " LOT_MERGE ") "
+				"SELECT expires_at, taken FROM pieces ORDER BY expires_at",
 				5, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "lot move failed");
-	taken = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (trace)
+	{
+		trace->n = (int) SPI_processed;
+		trace->expires_at = palloc(sizeof(TimestampTz) * Max(trace->n, 1));
+		trace->amount = palloc(sizeof(int64) * Max(trace->n, 1));
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		piece = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		taken += piece;
+		if (trace)
+		{
+			trace->expires_at[i] = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i],
+																	  SPI_tuptable->tupdesc, 1, &isnull));
+			trace->amount[i] = piece;
+		}
+	}
 	if (taken != amount)
 		lots_not_covered(payer, amount, taken);
+}
+
+/*
+ * Move exact pieces: amounts[i] from the payer's lot expiring at
+ * expiries[i] to the payee's lot of the same expiry (a refund), or out of
+ * lots altogether when payee is 0 (a settlement into a sink).  Returns what
+ * moved: a piece the payer no longer holds in full moves nothing, and the
+ * caller, who posted `want`, raises.  The payer's lots are locked in expiry
+ * order.
+ */
+int64
+ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int n, const TimestampTz *expiries,
+						const int64 *amounts, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[6] = {INT8OID, INT2OID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID, INT8OID};
+	Datum		values[6];
+	Datum	   *e = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *a = palloc(sizeof(Datum) * Max(n, 1));
+	int64		moved;
+	bool		isnull;
+
+	for (int i = 0; i < n; i++)
+	{
+		e[i] = TimestampTzGetDatum(expiries[i]);
+		a[i] = Int64GetDatum(amounts[i]);
+	}
+	values[0] = Int64GetDatum(payer);
+	values[1] = Int16GetDatum(asset);
+	values[2] = PointerGetDatum(construct_array(e, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = ledger_int8_array(a, n);
+	values[4] = Int64GetDatum(payee);
+	values[5] = Int64GetDatum(entry_id);
+	ledger_plan(&plan,
+				"WITH want AS (SELECT e, sum(a)::bigint AS a FROM unnest($3, $4) AS w(e, a) GROUP BY e), "
+				"locked AS (SELECT l.id, l.expires_at, w.a FROM carbon.lot l JOIN want w ON l.expires_at = w.e "
+				"           WHERE l.account = $1 AND l.asset_id = $2 AND l.remaining >= w.a "
+				"           ORDER BY l.expires_at FOR UPDATE OF l), "
+				"moved AS (UPDATE carbon.lot l SET remaining = l.remaining - k.a FROM locked k WHERE l.id = k.id "
+				"          RETURNING k.expires_at, k.a), "
+				"credited AS (" LOT_INSERT
+				"             SELECT $5, $2, expires_at, a, a, $6 FROM moved WHERE $5 <> 0 "
+				"             ORDER BY expires_at " LOT_MERGE ") "
+				"SELECT coalesce(sum(a), 0)::bigint FROM moved",
+				6, types);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "lot move failed");
+	moved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return moved;
 }
 
 /*
@@ -270,7 +337,8 @@ lots_follow(const LedgerEntry *entry, int64 entry_id)
 	if (lot_postings == 2 && payer >= 0 && payee >= 0 && assets[payer] == assets[payee] &&
 		amounts[payee] == -amounts[payer])
 	{
-		lots_move_one(accounts[payer]->id, accounts[payee]->id, assets[payer], amounts[payee], entry_id);
+		lots_move_one(accounts[payer]->id, accounts[payee]->id, assets[payer], amounts[payee], entry_id,
+					  entry->trace);
 		return;
 	}
 

@@ -164,5 +164,29 @@ CREATE POLICY own_rows ON carbon.behavior_inbox FOR ALL TO carbon_operator
 CREATE POLICY admin_rows ON carbon.behavior_inbox FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
 CREATE POLICY own_rows ON carbon.inbox_rejects FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
 
+-- The points mall (api.md §4, §7): merchants manage their own offers and
+-- refund their own redemptions (acting for their bound account); the app
+-- redeems for its acting citizen; the admin settles.
+GRANT EXECUTE ON FUNCTION
+  carbon.create_offer(bigint, text, bigint, int, tstzrange, int), carbon.set_offer_status(bigint, text),
+  carbon.restock_offer(bigint, int), carbon.refund_redemption(bigint, int, text)
+TO carbon_admin, carbon_merchant;
+GRANT EXECUTE ON FUNCTION carbon.redeem(bigint, bigint, int, text) TO carbon_admin, carbon_app;
+GRANT EXECUTE ON FUNCTION carbon.settle_merchant(bigint, timestamptz) TO carbon_admin;
+GRANT SELECT ON carbon.offer, carbon.redemption, carbon.refund, carbon.settlement TO carbon_auditor, carbon_merchant;
+GRANT SELECT ON carbon.redemption, carbon.refund TO carbon_app;
+GRANT SELECT ON carbon.v_offers TO carbon_admin, carbon_auditor, carbon_app, carbon_merchant;
+GRANT SELECT ON carbon.v_redemptions, carbon.v_merchant_statement TO carbon_admin, carbon_auditor, carbon_merchant;
+SELECT carbon._account_rls(ARRAY['offer'], 'merchant');
+SELECT carbon._account_rls(ARRAY['redemption'], 'account');
+SELECT carbon._account_rls(ARRAY['refund', 'settlement'], NULL);
+CREATE POLICY merchant_own ON carbon.redemption FOR SELECT TO carbon_merchant
+  USING (merchant = carbon.acting_account());
+CREATE POLICY acting_account ON carbon.refund FOR SELECT TO carbon_app, carbon_merchant
+  USING (EXISTS (SELECT 1 FROM carbon.redemption r WHERE r.entry_id = refund.redemption
+                 AND carbon.acting_account() IN (r.account, r.merchant)));
+CREATE POLICY merchant_own ON carbon.settlement FOR SELECT TO carbon_merchant
+  USING (merchant = carbon.acting_account());
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);

@@ -101,6 +101,12 @@ INSERT INTO expected VALUES
   ('carbon.sum(carbon.co2e)', 'PUBLIC'),
   ('carbon.suspend_methodology(text,integer)', 'carbon_admin'),
   ('carbon.tonnes(carbon.co2e)', 'PUBLIC'),
+  ('carbon.create_offer(bigint,text,bigint,integer,tstzrange,integer)', 'carbon_admin carbon_merchant'),
+  ('carbon.set_offer_status(bigint,text)', 'carbon_admin carbon_merchant'),
+  ('carbon.restock_offer(bigint,integer)', 'carbon_admin carbon_merchant'),
+  ('carbon.redeem(bigint,bigint,integer,text)', 'carbon_admin carbon_app'),
+  ('carbon.refund_redemption(bigint,integer,text)', 'carbon_admin carbon_merchant'),
+  ('carbon.settle_merchant(bigint,timestamp with time zone)', 'carbon_admin'),
   ('carbon.transfer(bigint,bigint,text,bigint,text,text)', 'carbon_admin carbon_app carbon_merchant carbon_trader'),
   ('carbon.unbind_account(bigint,name)', 'carbon_admin'),
   ('carbon.verify_integrity()', 'carbon_admin carbon_auditor');

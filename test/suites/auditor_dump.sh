@@ -86,6 +86,11 @@ SELECT process_inbox();
 INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
 VALUES ('zy-metro', 'inbox-1', 9, 'CN-METRO', 2, now() - interval '1 hour'),
        ('zy-metro', 'inbox-2', 10, 'CN-METRO', 4, now() - interval '1 hour');
+-- the mall: an offer, redemptions, a refund, a settlement
+SELECT create_offer(11, 'tea', 100, 10, tstzrange(now() - interval '1 hour', now() + interval '1 day'));
+SELECT redeem(1, 1, 2), redeem(2, 1);
+SELECT refund_redemption((SELECT min(entry_id) FROM redemption), 1);
+SELECT settle_merchant(11);
 SELECT seal();
 SQL
 # every table but ref_secret has rows (what the row counts below compare)

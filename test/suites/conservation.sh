@@ -2,9 +2,11 @@
 # R3 conservation ("bank" test): 4 clients move value at random between
 # participants for CONSERVATION_SECONDS (default 8) — points to merchants and
 # the bureau, merchants settling with the platform, CNY between anyone, CER
-# among the tiers that may hold it — many refused (flow, balance), many
-# concurrent on the same accounts.  Per asset, what participants hold in
-# total never changes, and verify_integrity() stays clean.
+# among the tiers that may hold it — and use the mall: redemptions of the
+# merchants' offers, refunds, settlements into the redeemed sink; many
+# refused (flow, balance, stock, nothing to refund), many concurrent on the
+# same accounts.  Per asset, what participants and the redeemed sinks hold
+# in total never changes, and verify_integrity() stays clean.
 set -uo pipefail
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 SECONDS_TO_RUN=${CONSERVATION_SECONDS:-8}
@@ -20,10 +22,14 @@ SELECT carbon.open_account(t, CASE WHEN i % 2 = 0 THEN '620700' ELSE '320100' EN
 FROM unnest(ARRAY['personal', 'enterprise', 'government', 'merchant', 'platform']) t, generate_series(1, 6) i;
 SELECT carbon.issue(id, a, 100000) FROM carbon.account, unnest(ARRAY['POINT', 'CNY', 'CER']) a
 WHERE kind = 'participant';
+SELECT carbon.create_offer(id, 'offer of ' || id, 1 + id % 7, 1000000,
+                           tstzrange(now() - interval '1 hour', now() + interval '1 day'))
+FROM carbon.account WHERE tier = 'merchant' AND kind = 'participant' ORDER BY id;
 SQL
 totals() { q -c "SELECT string_agg(s.code || '=' || t.total, ' ' ORDER BY s.code)
                  FROM (SELECT b.asset_id, sum(b.amount) AS total FROM carbon.balance b
-                       JOIN carbon.account a ON a.id = b.account WHERE a.kind = 'participant' GROUP BY 1) t
+                       JOIN carbon.account a ON a.id = b.account
+                       WHERE a.kind IN ('participant', 'redeemed') GROUP BY 1) t
                  JOIN carbon.asset s ON s.id = t.asset_id"; }
 before=$(totals)
 
@@ -35,8 +41,14 @@ client() {
       local from=$((1 + RANDOM % 30)) to=$((1 + RANDOM % 30))
       local asset
       asset=$(echo POINT CNY CER | cut -d' ' -f$((1 + RANDOM % 3)))
-      # each -c is its own transaction; a refusal ends that transfer only
-      args+=(-c "SELECT carbon.transfer($from, $to, '$asset', 1 + $RANDOM % 500)")
+      # each -c is its own transaction; a refusal ends that call only
+      case $((RANDOM % 10)) in
+        0|1) args+=(-c "SELECT carbon.redeem($from, 1 + $RANDOM % 6, 1 + $RANDOM % 3)") ;;
+        2) args+=(-c "SELECT carbon.refund_redemption((SELECT entry_id FROM carbon.redemption
+                                                       ORDER BY random() LIMIT 1), 1)") ;;
+        3) args+=(-c "SELECT carbon.settle_merchant((SELECT merchant FROM carbon.offer WHERE id = 1 + $RANDOM % 6))") ;;
+        *) args+=(-c "SELECT carbon.transfer($from, $to, '$asset', 1 + $RANDOM % 500)") ;;
+      esac
     done
     psql -X -q -t -A -v ON_ERROR_STOP=0 -d bank "${args[@]}" >/dev/null 2>&1
     batches=$((batches + 1))
@@ -53,7 +65,17 @@ after=$(totals)
 moved=$(q -c "SELECT count(*) FROM carbon.entry WHERE kind = 'transfer'")
 echo "# $batches batches of 10 random transfers, $moved transfers committed; totals before: $before; after: $after"
 check "random transfers were committed" test "$moved" -gt 100
-check "per-asset totals held by participants unchanged" test "$before" = "$after"
+mall=$(q -c "SELECT (SELECT count(*) FROM carbon.redemption) || ' redemptions, ' ||
+                    (SELECT count(*) FROM carbon.refund) || ' refunds, ' ||
+                    (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) || ' settlements'")
+echo "# the mall: $mall"
+check "redemptions, refunds and settlements were committed" \
+  test "$(q -c "SELECT (SELECT count(*) FROM carbon.redemption) > 20 AND (SELECT count(*) FROM carbon.refund) > 5
+                  AND (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) > 5")" = t
+check "no offer's stock below zero, no redemption refunded past its quantity" \
+  test "$(q -c "SELECT (SELECT count(*) FROM carbon.offer WHERE stock < 0)
+                     + (SELECT count(*) FROM carbon.redemption WHERE refunded > quantity)")" = 0
+check "per-asset totals held by participants and redeemed sinks unchanged" test "$before" = "$after"
 check "verify_integrity() clean" test "$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")" = 0
 check "no participant balance below zero" \
   test "$(q -c "SELECT count(*) FROM carbon.balance b JOIN carbon.account a ON a.id = b.account

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # R1 crash: 4 clients run a mixed workload (transfers, behaviours, issuance,
-# inbox batches: 100 events COPYed in and processed in one transaction)
+# inbox batches: 100 events COPYed in and processed in one transaction,
+# redemptions and refunds in the mall)
 # on a cluster of its own with fsync on, each logging every commit the server
 # acknowledged; the postmaster is killed with SIGKILL at a random moment;
 # after restart every acknowledged commit must be there and verify_integrity()
@@ -25,6 +26,8 @@ SELECT carbon.define_methodology('CRASH-BIKE', 1, 'bike', 'I', 'cycling', 'dista
 SELECT carbon.submit_methodology('CRASH-BIKE', 1), carbon.approve_methodology('CRASH-BIKE', 1, 'r1'),
        carbon.publish_methodology('CRASH-BIKE', 1, now() - interval '1 day');
 SELECT carbon.register_source('crash-bikes', ARRAY['cycling']);
+SELECT carbon.create_offer(50 + i, 'crash offer ' || i, 10 * i, 100000000,
+                           tstzrange(now() - interval '1 hour', now() + interval '1 day')) FROM generate_series(1, 5) i;
 SQL
 
 # client N: one transaction per psql call; a line is logged only once the
@@ -34,7 +37,7 @@ client() {
   while :; do
     i=$((i + 1))
     local c=$((1 + (RANDOM % 50))) m=$((51 + (RANDOM % 5))) r
-    case $((RANDOM % 4)) in
+    case $((RANDOM % 6)) in
       0) r=$(q -c "SELECT 'entry ' || carbon.transfer($c, $m, 'POINT', 1 + $RANDOM % 50)" 2>/dev/null) ;;
       1) r=$(q -c "SELECT 'behavior ' || behavior_id FROM carbon.record_behavior('crash-bikes', 'c$n-$ROUND-$i',
                     $c, 'CRASH-BIKE', 1 + $RANDOM % 20, now())" 2>/dev/null) ;;
@@ -44,6 +47,9 @@ client() {
                     FROM generate_series(1, 100) k" \
                   -c "SELECT 'inbox i$n-$ROUND-$i-' FROM carbon.process_inbox() WHERE accepted + capped = 100" \
                   -c "COMMIT" 2>/dev/null) ;;
+      4) r=$(q -c "SELECT 'redemption ' || carbon.redeem($c, 1 + $RANDOM % 5, 1 + $RANDOM % 3)" 2>/dev/null) ;;
+      5) r=$(q -c "SELECT 'entry ' || carbon.refund_redemption(entry_id, 1) FROM carbon.redemption
+                    WHERE refunded < quantity ORDER BY random() LIMIT 1" 2>/dev/null) ;;
     esac
     [ $? -eq 0 ] && [ -n "$r" ] && echo "$r" >>"$log"
     [ -e "$CL_TMP/stop" ] && return 0
@@ -69,10 +75,14 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   acked=$(cat "$CL_TMP"/acked.* 2>/dev/null | wc -l)
   missing_entries=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^entry //p' | paste -sd, -)
   missing_behaviors=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^behavior //p' | paste -sd, -)
+  redemptions=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^redemption //p' | paste -sd, -)
   lost=$(q -c "SELECT (SELECT count(*) FROM unnest('{${missing_entries}}'::bigint[]) e
                        WHERE NOT EXISTS (SELECT 1 FROM carbon.entry WHERE id = e))
                     + (SELECT count(*) FROM unnest('{${missing_behaviors}}'::bigint[]) b
-                       WHERE NOT EXISTS (SELECT 1 FROM carbon.behavior WHERE id = b))")
+                       WHERE NOT EXISTS (SELECT 1 FROM carbon.behavior WHERE id = b))
+                    + (SELECT count(*) FROM unnest('{${redemptions}}'::bigint[]) r
+                       WHERE NOT EXISTS (SELECT 1 FROM carbon.redemption WHERE entry_id = r)
+                          OR NOT EXISTS (SELECT 1 FROM carbon.entry WHERE id = r))")
   batches=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^inbox //p' | paste -sd, -)
   lost=$((lost + $(q -c "SELECT count(*) FROM unnest('{${batches}}'::text[]) t
                          WHERE (SELECT count(*) FROM carbon.behavior WHERE event_id LIKE t || '%') <> 100")))
@@ -83,6 +93,12 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   broken=$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
   check "round $ROUND: all $acked acknowledged commits survived" test "$lost" = 0
   check "round $ROUND: verify_integrity() clean after recovery" test "$broken" = 0
+  check "round $ROUND: every refund matches its redemption (refunded count = refund rows, stock = initial - net)" \
+    test "$(q -c "SELECT (SELECT count(*) FROM carbon.redemption r
+                  WHERE r.refunded <> (SELECT coalesce(sum(quantity), 0) FROM carbon.refund f WHERE f.redemption = r.entry_id))
+                 + (SELECT count(*) FROM carbon.offer o
+                    WHERE o.stock <> 100000000 - (SELECT coalesce(sum(quantity - refunded), 0) FROM carbon.redemption
+                                                  WHERE offer = o.id))")" = 0
   echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100), lost $lost, broken checks $broken"
 done
 check "the ledger can be sealed and verified after $ROUNDS crashes" \

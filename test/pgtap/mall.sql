@@ -1,0 +1,116 @@
+-- pgTAP: the points mall's refusals, each with its SQLSTATE (api.md §4
+-- merchants, issue 18), in api.md's order of checks, and who may do what
+-- (R5: a merchant's till manages, refunds and reads its own shop only).
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(45);
+
+SELECT open_account('personal', '620700', 'M-li') AS li \gset
+SELECT open_account('personal', '620700', 'M-poor') AS poor \gset
+SELECT open_account('personal', '620700', 'M-frozen') AS frozen \gset
+SELECT open_account('merchant', '620700', 'M-tea') AS tea \gset
+SELECT open_account('merchant', '620700', 'M-rival') AS rival \gset
+SELECT open_account('merchant', '620700', 'M-shut') AS shut \gset
+SELECT open_account('enterprise', '620700', 'M-firm') AS firm \gset
+SELECT issue(:li, 'POINT', 10000) \gset
+SELECT issue(:frozen, 'POINT', 10000) \gset
+SELECT issue(:poor, 'POINT', 50) \gset
+SELECT set_account_status(:frozen, 'frozen', 'test');
+SELECT set_account_status(:shut, 'frozen', 'test');
+CREATE ROLE m_till LOGIN IN ROLE carbon_merchant;
+CREATE ROLE m_rival_till LOGIN IN ROLE carbon_merchant;
+CREATE ROLE m_app LOGIN IN ROLE carbon_app;
+SELECT bind_account(:tea, 'm_till');
+SELECT bind_account(:rival, 'm_rival_till');
+
+\set open 'tstzrange(now() - interval ''1 hour'', now() + interval ''30 days'')'
+SELECT create_offer(:tea, 'tea', 100, 5, :open, 2) AS cup \gset
+SELECT create_offer(:tea, 'one left', 100, 1, :open) AS last \gset
+SELECT create_offer(:tea, 'later', 100, 5, tstzrange(now() + interval '1 day', now() + interval '2 days')) AS later \gset
+SELECT create_offer(:tea, 'gone', 100, 5, tstzrange(now() - interval '2 days', now() - interval '1 day')) AS gone \gset
+SELECT create_offer(:rival, 'rival cake', 100, 5, :open) AS cake \gset
+
+-- create_offer: arguments, then the merchant's status.
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, 5, %s)', :li, 'x', :'open'), '22023', NULL,
+                 'an offer belongs to a merchant account');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, 5, %s)', :firm, 'x', :'open'), '22023', NULL,
+                 '... not an enterprise');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 0, 5, %s)', :tea, 'x', :'open'), '22023', NULL,
+                 'a price of zero points');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, -1, %s)', :tea, 'x', :'open'), '22023', NULL,
+                 'a negative stock');
+SELECT throws_ok(format($$SELECT create_offer(%s, 'x', 100, 5, 'empty'::tstzrange)$$, :tea), '22023', NULL,
+                 'an empty validity');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, 5, %s, 0)', :tea, 'x', :'open'), '22023', NULL,
+                 'a per-account limit of zero');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, 5, %s)', :tea, '', :'open'), '22023', NULL,
+                 'an empty title');
+SELECT throws_ok(format('SELECT create_offer(%s, %L, 100, 5, %s)', :shut, 'x', :'open'), 'CL002', NULL,
+                 'a frozen merchant lists nothing');
+
+-- set_offer_status and restock_offer.
+SELECT throws_ok(format('SELECT set_offer_status(%s, %L)', :cup, 'sold'), '22023', NULL, 'an unknown status');
+SELECT throws_ok('SELECT set_offer_status(987654321, ''paused'')', '22023', NULL, 'an unknown offer');
+SELECT throws_ok(format('SELECT restock_offer(%s, 0)', :cup), '22023', NULL, 'restocking nothing');
+
+-- redeem, in api.md's order: arguments, account status, lifecycle, flow, stock and balance.
+SELECT throws_ok(format('SELECT redeem(%s, %s, 0)', :li, :cup), '22023', NULL, 'a quantity of zero');
+SELECT throws_ok(format('SELECT redeem(%s, 987654321)', :li), '22023', NULL, 'an unknown offer');
+SELECT throws_ok(format('SELECT redeem(987654321, %s)', :cup), '22023', NULL, 'an unknown account');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :tea, :cup), '22023', NULL, 'a merchant redeeming its own offer');
+SELECT throws_ok(format('SELECT redeem(%s, %s, 1, %L)', :li, :cup, ''), '22023', NULL, 'an empty request_id');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :frozen, :cup), 'CL002', NULL, 'a frozen citizen redeems nothing');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :frozen, :later), 'CL002', NULL,
+                 '... the account''s status is checked before the offer''s');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :li, :later), 'CL007', NULL, 'an offer not yet valid');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :li, :gone), 'CL007', NULL, 'an offer past its validity');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :firm, :cup), 'CL001', NULL,
+                 'an enterprise with no points (enterprise → merchant is an allowed flow)');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :poor, :cup), 'CL001', NULL, 'too few points');
+SELECT is(balance(:poor), 50::bigint, '... and nothing moved');
+SELECT lives_ok(format('SELECT redeem(%s, %s)', :li, :last), 'the last item');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :li, :last), 'CL001', NULL, 'out of stock');
+SELECT is((SELECT stock FROM offer WHERE id = :last), 0, '... the stock is zero, never below');
+SELECT lives_ok(format('SELECT redeem(%s, %s, 2)', :li, :cup), 'two cups, the per-account limit');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :li, :cup), 'CL001', NULL, 'a third is past the limit');
+SELECT set_offer_status(:cup, 'paused');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :poor, :cup), 'CL007', NULL, 'a paused offer');
+SELECT set_offer_status(:cup, 'closed');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :poor, :cup), 'CL007', NULL, 'a closed offer');
+SELECT throws_ok(format('SELECT set_offer_status(%s, %L)', :cup, 'active'), 'CL007', NULL, 'closed is final');
+SELECT throws_ok(format('SELECT restock_offer(%s, 5)', :cup), 'CL007', NULL, 'a closed offer takes no stock');
+
+-- refunds.
+SELECT max(entry_id) AS two_cups FROM redemption WHERE offer = :cup \gset
+SELECT throws_ok('SELECT refund_redemption(987654321)', '22023', NULL, 'an unknown redemption');
+SELECT throws_ok(format('SELECT refund_redemption(%s, 3)', :two_cups), 'CL001', NULL,
+                 'refunding more than was redeemed');
+SELECT throws_ok(format('SELECT refund_redemption(%s, 0)', :two_cups), '22023', NULL, 'refunding zero');
+SELECT lives_ok(format('SELECT refund_redemption(%s, 1)', :two_cups), 'refunding one of two');
+SELECT lives_ok(format('SELECT redeem(%s, %s)', :li, :cake), 'a cake from the rival shop');
+SELECT max(entry_id) AS cake_redemption FROM redemption WHERE offer = :cake \gset
+
+-- R5: the till manages, refunds and reads its own shop only.
+SET LOCAL ROLE m_till;
+SELECT act_as(:tea);
+SELECT throws_ok(format('SELECT carbon.set_offer_status(%s, %L)', :cake, 'paused'), '42501', NULL,
+                 'a till cannot pause another shop''s offer');
+SELECT throws_ok(format('SELECT carbon.refund_redemption(%s)', :cake_redemption), '42501', NULL,
+                 'a till cannot refund another shop''s customer');
+SELECT throws_ok(format('SELECT carbon.redeem(%s, %s)', :li, :cake), '42501', NULL,
+                 'a till cannot redeem for a citizen');
+SELECT is((SELECT count(*) FROM carbon.redemption WHERE merchant <> :tea), 0::bigint,
+          'a till sees no other shop''s redemptions');
+SELECT is((SELECT count(*) FROM carbon.offer WHERE merchant <> :tea), 0::bigint,
+          'a till sees no other shop''s offer rows');
+RESET ROLE;
+SET LOCAL ROLE m_app;
+SELECT act_as(:poor);
+SELECT throws_ok(format('SELECT carbon.redeem(%s, %s)', :li, :cake), '42501', NULL,
+                 'the app redeems for its acting citizen only');
+SELECT throws_ok(format('SELECT carbon.settle_merchant(%s)', :tea), '42501', NULL, 'the app does not settle');
+SELECT is((SELECT count(*) FROM carbon.v_offers), 1::bigint, 'the app reads the whole catalogue (open offers)');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
