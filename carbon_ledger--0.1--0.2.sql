@@ -622,4 +622,201 @@ CREATE POLICY acting_account ON carbon.refund FOR SELECT TO carbon_app, carbon_m
 CREATE POLICY merchant_own ON carbon.settlement FOR SELECT TO carbon_merchant
   USING (merchant = carbon.acting_account());
 
+-- ---------------------------------------------------------------------------
+-- Exchange and donations (issue 18): dated rates, the exchange with its
+-- carried remainder, the daily limit setting, donation receipts.
+-- ---------------------------------------------------------------------------
+CREATE OR REPLACE VIEW carbon.settings AS
+  SELECT d.name, coalesce(s.value, d.default_value) AS value, d.default_value,
+         s.name IS NULL AS is_default, d.description
+  FROM (VALUES
+    ('points_per_kg',     '100',              '每千克减排量折算积分 points per kg CO2e'),
+    ('points_validity',   'end_of_next_year', '积分有效期 end_of_next_year, or an interval such as 1 year'),
+    ('acceptance_window', '7 days',           '行为受理时限 how old an event may be when reported'),
+    ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry'),
+    ('exchange_daily_limit', '0',             '每日兑换上限 most of one asset an account may exchange per local day (0: no limit)')
+  ) AS d(name, default_value, description)
+  LEFT JOIN carbon.setting s USING (name);
+
+CREATE OR REPLACE FUNCTION carbon.set_setting(name text, value text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  n numeric;
+  iv interval;
+BEGIN
+  IF name IS NULL OR value IS NULL THEN
+    RAISE EXCEPTION 'name and value must not be null' USING ERRCODE = '22004';
+  END IF;
+  CASE name
+    WHEN 'points_per_kg' THEN
+      IF value !~ '^[0-9]{1,9}$' OR value::bigint = 0 THEN
+        RAISE EXCEPTION 'points_per_kg must be a positive whole number, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    WHEN 'points_validity' THEN
+      IF value <> 'end_of_next_year' THEN
+        BEGIN
+          iv := value::interval;
+        EXCEPTION WHEN OTHERS THEN
+          RAISE EXCEPTION 'points_validity must be end_of_next_year or an interval, not "%"', value
+            USING ERRCODE = '22023';
+        END;
+        IF iv <= interval '0' OR iv > interval '100 years' THEN
+          RAISE EXCEPTION 'points_validity must be a positive interval of at most 100 years' USING ERRCODE = '22023';
+        END IF;
+      END IF;
+    WHEN 'acceptance_window' THEN
+      BEGIN
+        iv := value::interval;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'acceptance_window must be an interval, not "%"', value USING ERRCODE = '22023';
+      END;
+      IF iv < interval '0' OR iv > interval '100 years' THEN
+        RAISE EXCEPTION 'acceptance_window must be between 0 and 100 years' USING ERRCODE = '22023';
+      END IF;
+    WHEN 'timezone' THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE pg_timezone_names.name = value) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', value USING ERRCODE = '22023',
+          HINT = 'Use a name from pg_timezone_names, such as Asia/Shanghai.';
+      END IF;
+    WHEN 'exchange_daily_limit' THEN
+      IF value !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'exchange_daily_limit must be a whole number (0: no limit), not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    ELSE
+      RAISE EXCEPTION 'unknown setting "%"', name USING ERRCODE = '22023',
+        HINT = 'The settings are listed in carbon.settings.';
+  END CASE;
+  INSERT INTO carbon.setting AS s (name, value) VALUES (set_setting.name, set_setting.value)
+  ON CONFLICT ON CONSTRAINT setting_pkey
+  DO UPDATE SET value = excluded.value, changed_by = session_user, changed_at = now();
+END $$;
+
+
+CREATE TABLE carbon.exchange_rate (
+  from_asset   text NOT NULL REFERENCES carbon.asset (code),
+  to_asset     text NOT NULL REFERENCES carbon.asset (code),
+  valid_from   timestamptz NOT NULL,
+  numerator    bigint NOT NULL CHECK (numerator > 0),
+  denominator  bigint NOT NULL CHECK (denominator > 0),
+  set_by       name NOT NULL DEFAULT session_user,
+  set_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (from_asset, to_asset, valid_from),
+  CHECK (from_asset <> to_asset)
+);
+COMMENT ON TABLE carbon.exchange_rate IS
+  '兑换比例 exchange rates, dated: amount × numerator / denominator, in force from valid_from until the next';
+
+-- The sub-unit remainder of each account's exchanges, per pair: a fraction
+-- of one unit of to_asset (0 ≤ carry_num < carry_den), so that nothing is
+-- lost to rounding over many exchanges.
+CREATE TABLE carbon.exchange_carry (
+  account    bigint NOT NULL REFERENCES carbon.account (id),
+  from_asset text NOT NULL,
+  to_asset   text NOT NULL,
+  carry_num  bigint NOT NULL CHECK (carry_num >= 0),
+  carry_den  bigint NOT NULL CHECK (carry_den > 0 AND carry_num < carry_den),
+  PRIMARY KEY (account, from_asset, to_asset)
+);
+COMMENT ON TABLE carbon.exchange_carry IS
+  '兑换余数 the fraction of a unit each account is owed per exchange pair, carried to its next exchange';
+
+CREATE TABLE carbon.exchange (
+  entry_id     bigint PRIMARY KEY,
+  account      bigint NOT NULL REFERENCES carbon.account (id),
+  from_asset   text NOT NULL,
+  amount       bigint NOT NULL CHECK (amount > 0),
+  to_asset     text NOT NULL,
+  received     bigint NOT NULL CHECK (received >= 0),
+  numerator    bigint NOT NULL,
+  denominator  bigint NOT NULL,
+  local_day    date NOT NULL,
+  at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX exchange_account_day_idx ON carbon.exchange (account, from_asset, local_day);
+COMMENT ON TABLE carbon.exchange IS '兑换记录 exchanges: what went out, what came in, at which rate';
+
+CREATE TABLE carbon.donation (
+  entry_id   bigint PRIMARY KEY,
+  account    bigint NOT NULL REFERENCES carbon.account (id),
+  recipient  bigint NOT NULL REFERENCES carbon.account (id),
+  amount     bigint NOT NULL CHECK (amount > 0),
+  receipt    text NOT NULL UNIQUE,
+  at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX donation_account_idx ON carbon.donation (account);
+COMMENT ON TABLE carbon.donation IS
+  '积分捐赠 donations of points, each with its receipt number (捐赠证书) the donor can show';
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.exchange_rate', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.exchange_carry', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.exchange', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.donation', '');
+
+CREATE FUNCTION carbon.set_exchange_rate(from_asset text, to_asset text, numerator bigint, denominator bigint,
+                                         valid_from timestamptz)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+BEGIN
+  IF from_asset IS NULL OR to_asset IS NULL OR numerator IS NULL OR denominator IS NULL OR valid_from IS NULL THEN
+    RAISE EXCEPTION 'no argument of set_exchange_rate may be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM carbon.asset a WHERE a.code = set_exchange_rate.from_asset) THEN
+    RAISE EXCEPTION 'unknown asset "%"', from_asset USING ERRCODE = '22023';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM carbon.asset a WHERE a.code = set_exchange_rate.to_asset) THEN
+    RAISE EXCEPTION 'unknown asset "%"', to_asset USING ERRCODE = '22023';
+  END IF;
+  IF from_asset = to_asset THEN
+    RAISE EXCEPTION 'an exchange rate is between two different assets' USING ERRCODE = '22023';
+  END IF;
+  IF numerator <= 0 OR denominator <= 0 THEN
+    RAISE EXCEPTION 'a rate''s numerator and denominator are positive' USING ERRCODE = '22023';
+  END IF;
+  -- a rate applies from valid_from only: never to exchanges already made
+  IF valid_from < now() THEN
+    RAISE EXCEPTION 'a new rate applies from now or later, not from the past' USING ERRCODE = '22023',
+      HINT = 'Exchanges already made keep the rate they were made at.';
+  END IF;
+  INSERT INTO carbon.exchange_rate AS r (from_asset, to_asset, valid_from, numerator, denominator)
+  VALUES (set_exchange_rate.from_asset, set_exchange_rate.to_asset, set_exchange_rate.valid_from,
+          set_exchange_rate.numerator, set_exchange_rate.denominator)
+  ON CONFLICT ON CONSTRAINT exchange_rate_pkey
+  DO UPDATE SET numerator = excluded.numerator, denominator = excluded.denominator,
+                set_by = session_user, set_at = now();
+END $$;
+COMMENT ON FUNCTION carbon.set_exchange_rate(text, text, bigint, bigint, timestamptz) IS
+  '设置兑换比例 a rate from_asset → to_asset, amount × numerator / denominator, in force from valid_from';
+
+CREATE FUNCTION carbon.exchange(account bigint, from_asset text, amount bigint, to_asset text,
+                                request_id text DEFAULT NULL)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'ledger_exchange'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.exchange(bigint, text, bigint, text, text) IS
+  '兑换 exchange an amount of one asset for another at the rate in force, floor(amount × n / d) with the '
+  'remainder carried; returns the entry id';
+
+CREATE FUNCTION carbon.donate(account bigint, recipient bigint, amount bigint, request_id text DEFAULT NULL)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'ledger_donate'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.donate(bigint, bigint, bigint, text) IS
+  '积分捐赠 donate points to a government or public-welfare account where allowed_flow allows it; '
+  'returns the entry id, which names the receipt in carbon.donation';
+
+REVOKE EXECUTE ON FUNCTION carbon.set_exchange_rate(text, text, bigint, bigint, timestamptz),
+  carbon.exchange(bigint, text, bigint, text, text), carbon.donate(bigint, bigint, bigint, text) FROM PUBLIC;
+GRANT SELECT ON carbon.exchange_rate, carbon.exchange_carry, carbon.exchange, carbon.donation TO carbon_admin;
+-- Exchange and donation (api.md §4): the app exchanges and donates for its
+-- acting citizen; the admin sets the rates; rates are public to the roles
+-- that read the catalogue.
+GRANT EXECUTE ON FUNCTION carbon.set_exchange_rate(text, text, bigint, bigint, timestamptz) TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.exchange(bigint, text, bigint, text, text), carbon.donate(bigint, bigint, bigint, text)
+TO carbon_admin, carbon_app;
+GRANT SELECT ON carbon.exchange_rate TO carbon_auditor, carbon_app, carbon_merchant, carbon_trader;
+GRANT SELECT ON carbon.exchange, carbon.exchange_carry, carbon.donation TO carbon_auditor;
+GRANT SELECT ON carbon.exchange, carbon.donation TO carbon_app;
+SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
+SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
+
 DROP FUNCTION carbon._account_rls(text[], text);

@@ -67,18 +67,37 @@ VALUES ('zy-metro-co', 'evt-4', 29, 'ZY-METRO', 6, now() - interval '1 day'),
 SELECT * FROM process_inbox();
 SELECT reason, count(*) FROM behavior WHERE status <> 'accepted' GROUP BY reason ORDER BY reason;
 
-\echo '-- a citizen at the counter: the app acts for her; points go to the merchant'
+\echo '-- the rights alliance (权益联盟): the cafe lists a coffee; a citizen redeems it in the app'
+SELECT create_offer(:cafe, '美式咖啡 an americano', 100, 50,
+                    tstzrange(now() - interval '1 day', now() + interval '90 days'), 3) AS coffee \gset
+SELECT merchant_name, title, points_cost, stock FROM v_offers;
 BEGIN;
 SELECT act_as(1);
 SELECT balance(1) AS points_before;
-SELECT transfer(1, :cafe, 'POINT', 100, '兑换咖啡 a coffee', 'app-req-0001') AS entry;
-SELECT transfer(1, :cafe, 'POINT', 100, '兑换咖啡 a coffee', 'app-req-0001') AS retried_same_entry;
+SELECT redeem(1, :coffee, 1, 'app-req-0001') AS redemption \gset
+SELECT redeem(1, :coffee, 1, 'app-req-0001') = :redemption AS retried_same_redemption;
 SELECT balance(1) AS points_after;
 COMMIT;
 \set ON_ERROR_STOP 0
 SELECT transfer(2, 3, 'POINT', 10);                 -- refused: points are not a currency between citizens
 \set ON_ERROR_STOP 1
-SELECT transfer(2, :bureau, 'POINT', 20, '捐赠 donation') > 0 AS donated;
+SELECT redeem(4, :coffee, 2) > 0 AS redeemed;
+SELECT refund_redemption(:redemption) > 0 AS refunded;      -- the coffee was cold: the same lots come back
+SELECT settle_merchant(:cafe) > 0 AS settled;               -- the cafe is settled for the rest
+SELECT points_redeemed, points_refunded, points_settled FROM v_merchant_statement;
+SELECT donate(2, :bureau, 20, 'gift-0001') AS gift \gset
+SELECT receipt, amount FROM donation WHERE entry_id = :gift;
+
+\echo '-- exchange: Zhangye points into 彩虹元 (fen), Nanjing points into a neighbouring city''s'
+SELECT define_asset('RAINBOW', 'currency', '彩虹元 Zhangye rainbow yuan (fen)');
+SELECT define_asset('ZJ_POINT', 'points', '镇江碳积分 Zhenjiang points');
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 10, now());      -- 10 points a fen
+SELECT set_exchange_rate('POINT', 'ZJ_POINT', 4, 5, now());      -- 5 Nanjing points for 4 of Zhenjiang's
+SELECT open_account('personal', '320100', 'NJ-CITIZEN-1', '南京市民') AS nanjing \gset
+SELECT issue(:nanjing, 'POINT', 1000) > 0 AS issued;
+SELECT exchange(5, 'POINT', 95, 'RAINBOW') > 0 AS exchanged, balance(5, 'RAINBOW') AS rainbow_fen,
+       (SELECT carry_num || '/' || carry_den FROM exchange_carry WHERE account = 5) AS carried;
+SELECT exchange(:nanjing, 'POINT', 500, 'ZJ_POINT') > 0 AS exchanged, balance(:nanjing, 'ZJ_POINT') AS zhenjiang_points;
 
 \echo '-- reports for the bureau and BI'
 SELECT scenario, methodology, events, participants, reduction, tonnes(reduction) AS tonnes

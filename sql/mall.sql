@@ -77,3 +77,36 @@ SELECT check_name, ok FROM verify_integrity() WHERE NOT ok;
 -- A closed offer stays closed.
 SELECT set_offer_status(:cup, 'closed');
 SELECT set_offer_status(:cup, 'active');                           -- CL007
+
+-- Exchange (Zhangye §11): points into 彩虹元 (counted in fen) at 3 points
+-- a fen.  10 points give 3 fen and a third of a fen is carried; three
+-- exchanges of 10 give exactly 10 fen, nothing lost to rounding.
+SELECT define_asset('RAINBOW', 'currency', '彩虹元 Zhangye tourism currency');   -- as in ledger.sql: a no-op
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now());
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() + interval '1 day');   -- a later rate: not used today
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() - interval '1 day');   -- 22023: never backdated
+SELECT i, exchange(:li, 'POINT', 10, 'RAINBOW', 'li-rainbow-' || i) > 0 AS exchanged FROM generate_series(1, 3) i;
+SELECT amount, received, numerator || '/' || denominator AS rate FROM exchange WHERE account = :li ORDER BY entry_id;
+SELECT carry_num, carry_den FROM exchange_carry WHERE account = :li;
+SELECT balance(:li, 'POINT') AS li_points, balance(:li, 'RAINBOW') AS li_rainbow_fen;
+SELECT exchange(:li, 'RAINBOW', 5, 'POINT');                        -- CL007: no rate that way
+SELECT set_exchange_rate('RAINBOW', 'POINT', 3, 1, now());
+SELECT exchange(:li, 'RAINBOW', 5, 'POINT') > 0 AS exchanged_back;
+SELECT balance(:li, 'POINT') AS li_points, balance(:li, 'RAINBOW') AS li_rainbow_fen;
+-- a daily limit per account and source asset
+SELECT set_setting('exchange_daily_limit', '40');
+SELECT exchange(:li, 'POINT', 20, 'RAINBOW');                       -- CL001: 30 already today
+SELECT exchange(:li, 'POINT', 10, 'RAINBOW') > 0 AS within_the_limit;
+SELECT set_setting('exchange_daily_limit', '0');
+SELECT asset, tier, issued, outstanding, moved_out,
+       outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out AS identity
+FROM v_supply WHERE region = '620702' AND asset IN ('POINT', 'RAINBOW') ORDER BY asset, tier;
+
+-- A donation to a public-welfare account (government tier), with its receipt.
+SELECT open_account('government', '620702', 'mall-welfare', '张掖市生态公益基金 eco fund') AS fund \gset
+SELECT donate(:wang, :fund, 100, 'wang-gift') AS gift \gset
+SELECT donate(:wang, :fund, 100, 'wang-gift') = :gift AS same_gift_on_retry;
+SELECT amount, receipt ~ '^JZ[0-9]{8}-[0-9]+$' AS receipt_numbered FROM donation WHERE entry_id = :gift;
+SELECT balance(:wang) AS wang, balance(:fund) AS fund;
+SELECT donate(:wang, :tea, 10);                                     -- 22023: a shop is not a welfare account
+SELECT check_name, ok FROM verify_integrity() WHERE NOT ok;

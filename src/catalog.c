@@ -10,7 +10,7 @@
  * carbon.source (carbon._catalog_changed)
  * queues a relcache invalidation of that table, which every backend
  * receives when the change commits (and this backend at once); our relcache
- * callback then drops what it held.  DROP EXTENSION invalidates everything.
+ * callback then drops all it held and looks the tables up again.
  *
  * The rules that use them live here once: the expiry of a fresh credit
  * (ledger_fresh_expiry), the acceptance window, the flow matrix, the
@@ -101,34 +101,29 @@ static MemoryContext source_cxt = NULL;
 static void
 catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
-	bool		all = !OidIsValid(relid);
-
-	if (all || relid == setting_relid)
-		settings_valid = false;
-	if (all || relid == cap_relid)
-		caps_valid = false;
-	if (all || relid == asset_relid)
-		assets_valid = false;
-	if (all || relid == flow_relid)
-	{
-		flows = NULL;
-		if (catalog_cxt)
-			MemoryContextReset(catalog_cxt);
-	}
-	if (all || relid == methodology_relid)
-	{
-		methodologies = NULL;
-		if (methodology_cxt)
-			MemoryContextReset(methodology_cxt);
-	}
-	if (all || relid == source_relid)
-	{
-		sources = NULL;
-		if (source_cxt)
-			MemoryContextReset(source_cxt);
-	}
-	if (all)
-		setting_relid = asset_relid = flow_relid = cap_relid = methodology_relid = source_relid = InvalidOid;
+	/*
+	 * A change to any of our tables drops every cache and forgets the
+	 * tables' OIDs, looked up again on next use: a table that is dropped
+	 * (DROP EXTENSION, then CREATE EXTENSION in the same session) comes back
+	 * under another OID, whose changes the old OIDs would never match.  The
+	 * tables change rarely (an admin's step), so dropping all is cheap.
+	 */
+	if (OidIsValid(relid) && relid != setting_relid && relid != cap_relid && relid != asset_relid &&
+		relid != flow_relid && relid != methodology_relid && relid != source_relid)
+		return;
+	settings_valid = false;
+	caps_valid = false;
+	assets_valid = false;
+	flows = NULL;
+	if (catalog_cxt)
+		MemoryContextReset(catalog_cxt);
+	methodologies = NULL;
+	if (methodology_cxt)
+		MemoryContextReset(methodology_cxt);
+	sources = NULL;
+	if (source_cxt)
+		MemoryContextReset(source_cxt);
+	setting_relid = asset_relid = flow_relid = cap_relid = methodology_relid = source_relid = InvalidOid;
 }
 
 static Oid
@@ -215,6 +210,8 @@ ledger_settings(void)
 				s.acceptance_window = interval_from_text(value);
 			else if (strcmp(name, "timezone") == 0)
 				strlcpy(s.timezone, value, sizeof(s.timezone));
+			else if (strcmp(name, "exchange_daily_limit") == 0)
+				s.exchange_daily_limit = strtoll(value, NULL, 10);
 		}
 		SPI_finish();
 		settings = s;

@@ -20,6 +20,7 @@ typedef struct LedgerSettings
 	Interval	validity;		/* points_validity when an interval */
 	Interval	acceptance_window;
 	char		timezone[64];
+	int64		exchange_daily_limit;	/* per account, source asset and local day; 0: none */
 	bool		any_caps;		/* some issuance cap exists */
 } LedgerSettings;
 

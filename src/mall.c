@@ -562,7 +562,11 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	redemption_from(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &r);
 	if (all)
 		quantity = r.quantity - r.refunded;
-	if (quantity <= 0 || quantity > r.quantity - r.refunded)
+	if (r.quantity == r.refunded)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INSUFFICIENT),
+				 errmsg("redemption " INT64_FORMAT " has nothing left to refund", redemption)));
+	if (quantity > r.quantity - r.refunded)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_INSUFFICIENT),
 				 errmsg("redemption " INT64_FORMAT " has %d left to refund, %d asked", redemption,
@@ -659,7 +663,8 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 	values[1] = TimestampTzGetDatum(up_to);
 	ledger_plan(&find_plan,
 				"SELECT " REDEMPTION_COLUMNS "FROM carbon.redemption "
-				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2 ORDER BY entry_id FOR UPDATE",
+				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2 AND refunded < quantity "
+				"ORDER BY entry_id FOR UPDATE",
 				2, (Oid[]) {INT8OID, TIMESTAMPTZOID});
 	run(find_plan, values, SPI_OK_SELECT);
 	count = SPI_processed;
@@ -700,7 +705,7 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 				"WITH s AS (INSERT INTO carbon.settlement (merchant, up_to, points, entry_id) "
 				"           VALUES ($1, $2, $3, NULLIF($4, 0)) RETURNING id) "
 				"UPDATE carbon.redemption SET settled_by = (SELECT id FROM s) "
-				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2",
+				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2 AND refunded < quantity",
 				4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID});
 	run(record_plan, values, SPI_OK_UPDATE);
 	SPI_finish();

@@ -20,7 +20,8 @@ CREATE VIEW carbon.settings AS
     ('points_per_kg',     '100',              '每千克减排量折算积分 points per kg CO2e'),
     ('points_validity',   'end_of_next_year', '积分有效期 end_of_next_year, or an interval such as 1 year'),
     ('acceptance_window', '7 days',           '行为受理时限 how old an event may be when reported'),
-    ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry')
+    ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry'),
+    ('exchange_daily_limit', '0',             '每日兑换上限 most of one asset an account may exchange per local day (0: no limit)')
   ) AS d(name, default_value, description)
   LEFT JOIN carbon.setting s USING (name);
 COMMENT ON VIEW carbon.settings IS '设置 every setting, its value and its default';

@@ -47,6 +47,11 @@ BEGIN
         RAISE EXCEPTION 'unknown time zone "%"', value USING ERRCODE = '22023',
           HINT = 'Use a name from pg_timezone_names, such as Asia/Shanghai.';
       END IF;
+    WHEN 'exchange_daily_limit' THEN
+      IF value !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'exchange_daily_limit must be a whole number (0: no limit), not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
     ELSE
       RAISE EXCEPTION 'unknown setting "%"', name USING ERRCODE = '22023',
         HINT = 'The settings are listed in carbon.settings.';

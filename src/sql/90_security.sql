@@ -188,5 +188,17 @@ CREATE POLICY acting_account ON carbon.refund FOR SELECT TO carbon_app, carbon_m
 CREATE POLICY merchant_own ON carbon.settlement FOR SELECT TO carbon_merchant
   USING (merchant = carbon.acting_account());
 
+-- Exchange and donation (api.md §4): the app exchanges and donates for its
+-- acting citizen; the admin sets the rates; rates are public to the roles
+-- that read the catalogue.
+GRANT EXECUTE ON FUNCTION carbon.set_exchange_rate(text, text, bigint, bigint, timestamptz) TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.exchange(bigint, text, bigint, text, text), carbon.donate(bigint, bigint, bigint, text)
+TO carbon_admin, carbon_app;
+GRANT SELECT ON carbon.exchange_rate TO carbon_auditor, carbon_app, carbon_merchant, carbon_trader;
+GRANT SELECT ON carbon.exchange, carbon.exchange_carry, carbon.donation TO carbon_auditor;
+GRANT SELECT ON carbon.exchange, carbon.donation TO carbon_app;
+SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
+SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);

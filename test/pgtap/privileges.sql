@@ -107,6 +107,9 @@ INSERT INTO expected VALUES
   ('carbon.redeem(bigint,bigint,integer,text)', 'carbon_admin carbon_app'),
   ('carbon.refund_redemption(bigint,integer,text)', 'carbon_admin carbon_merchant'),
   ('carbon.settle_merchant(bigint,timestamp with time zone)', 'carbon_admin'),
+  ('carbon.set_exchange_rate(text,text,bigint,bigint,timestamp with time zone)', 'carbon_admin'),
+  ('carbon.exchange(bigint,text,bigint,text,text)', 'carbon_admin carbon_app'),
+  ('carbon.donate(bigint,bigint,bigint,text)', 'carbon_admin carbon_app'),
   ('carbon.transfer(bigint,bigint,text,bigint,text,text)', 'carbon_admin carbon_app carbon_merchant carbon_trader'),
   ('carbon.unbind_account(bigint,name)', 'carbon_admin'),
   ('carbon.verify_integrity()', 'carbon_admin carbon_auditor');

@@ -91,6 +91,11 @@ SELECT create_offer(11, 'tea', 100, 10, tstzrange(now() - interval '1 hour', now
 SELECT redeem(1, 1, 2), redeem(2, 1);
 SELECT refund_redemption((SELECT min(entry_id) FROM redemption), 1);
 SELECT settle_merchant(11);
+-- exchange and a donation
+SELECT open_account('government', '620700', 'fund', 'eco fund');
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now());
+SELECT exchange(3, 'POINT', 10, 'RAINBOW');
+SELECT donate(4, (SELECT max(id) FROM account WHERE tier = 'government'), 5);
 SELECT seal();
 SQL
 # every table but ref_secret has rows (what the row counts below compare)

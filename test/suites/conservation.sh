@@ -3,10 +3,11 @@
 # participants for CONSERVATION_SECONDS (default 8) — points to merchants and
 # the bureau, merchants settling with the platform, CNY between anyone, CER
 # among the tiers that may hold it — and use the mall: redemptions of the
-# merchants' offers, refunds, settlements into the redeemed sink; many
-# refused (flow, balance, stock, nothing to refund), many concurrent on the
-# same accounts.  Per asset, what participants and the redeemed sinks hold
-# in total never changes, and verify_integrity() stays clean.
+# merchants' offers, refunds, settlements into the redeemed sink, exchanges
+# of points into 彩虹元 and back; many refused (flow, balance, stock,
+# nothing to refund), many concurrent on the same accounts.  Per asset, what
+# participants, the redeemed sinks and the clearing accounts hold in total
+# never changes, and verify_integrity() stays clean.
 set -uo pipefail
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 SECONDS_TO_RUN=${CONSERVATION_SECONDS:-8}
@@ -25,12 +26,14 @@ WHERE kind = 'participant';
 SELECT carbon.create_offer(id, 'offer of ' || id, 1 + id % 7, 1000000,
                            tstzrange(now() - interval '1 hour', now() + interval '1 day'))
 FROM carbon.account WHERE tier = 'merchant' AND kind = 'participant' ORDER BY id;
+SELECT carbon.define_asset('RAINBOW', 'currency', '彩虹元');
+SELECT carbon.set_exchange_rate('POINT', 'RAINBOW', 1, 3, now()), carbon.set_exchange_rate('RAINBOW', 'POINT', 3, 1, now());
 SQL
-totals() { q -c "SELECT string_agg(s.code || '=' || t.total, ' ' ORDER BY s.code)
-                 FROM (SELECT b.asset_id, sum(b.amount) AS total FROM carbon.balance b
+totals() { q -c "SELECT string_agg(s.code || '=' || coalesce(t.total, 0), ' ' ORDER BY s.code)
+                 FROM carbon.asset s LEFT JOIN
+                      (SELECT b.asset_id, sum(b.amount) AS total FROM carbon.balance b
                        JOIN carbon.account a ON a.id = b.account
-                       WHERE a.kind IN ('participant', 'redeemed') GROUP BY 1) t
-                 JOIN carbon.asset s ON s.id = t.asset_id"; }
+                       WHERE a.kind IN ('participant', 'redeemed', 'clearing') GROUP BY 1) t ON t.asset_id = s.id"; }
 before=$(totals)
 
 client() {
@@ -47,6 +50,8 @@ client() {
         2) args+=(-c "SELECT carbon.refund_redemption((SELECT entry_id FROM carbon.redemption
                                                        ORDER BY random() LIMIT 1), 1)") ;;
         3) args+=(-c "SELECT carbon.settle_merchant((SELECT merchant FROM carbon.offer WHERE id = 1 + $RANDOM % 6))") ;;
+        4) args+=(-c "SELECT carbon.exchange($from, 'POINT', 1 + $RANDOM % 50, 'RAINBOW')") ;;
+        5) args+=(-c "SELECT carbon.exchange($from, 'RAINBOW', 1 + $RANDOM % 5, 'POINT')") ;;
         *) args+=(-c "SELECT carbon.transfer($from, $to, '$asset', 1 + $RANDOM % 500)") ;;
       esac
     done
@@ -67,15 +72,17 @@ echo "# $batches batches of 10 random transfers, $moved transfers committed; tot
 check "random transfers were committed" test "$moved" -gt 100
 mall=$(q -c "SELECT (SELECT count(*) FROM carbon.redemption) || ' redemptions, ' ||
                     (SELECT count(*) FROM carbon.refund) || ' refunds, ' ||
-                    (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) || ' settlements'")
+                    (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) || ' settlements, ' ||
+                    (SELECT count(*) FROM carbon.exchange) || ' exchanges'")
 echo "# the mall: $mall"
-check "redemptions, refunds and settlements were committed" \
+check "redemptions, refunds, settlements and exchanges were committed" \
   test "$(q -c "SELECT (SELECT count(*) FROM carbon.redemption) > 20 AND (SELECT count(*) FROM carbon.refund) > 5
-                  AND (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) > 5")" = t
+                  AND (SELECT count(*) FROM carbon.settlement WHERE entry_id IS NOT NULL) > 5
+                  AND (SELECT count(*) FROM carbon.exchange) > 20")" = t
 check "no offer's stock below zero, no redemption refunded past its quantity" \
   test "$(q -c "SELECT (SELECT count(*) FROM carbon.offer WHERE stock < 0)
                      + (SELECT count(*) FROM carbon.redemption WHERE refunded > quantity)")" = 0
-check "per-asset totals held by participants and redeemed sinks unchanged" test "$before" = "$after"
+check "per-asset totals held by participants, redeemed sinks and clearing unchanged" test "$before" = "$after"
 check "verify_integrity() clean" test "$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")" = 0
 check "no participant balance below zero" \
   test "$(q -c "SELECT count(*) FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
