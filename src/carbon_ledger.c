@@ -159,6 +159,14 @@ ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs, c
 	return cache[few];
 }
 
+/* Run a prepared statement that must end as `expect` (SPI_OK_…). */
+void
+ledger_run(SPIPlanPtr plan, Datum *values, int expect)
+{
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != expect)
+		elog(ERROR, "carbon_ledger statement failed: %s", SPI_result_code_string(SPI_result));
+}
+
 void
 ledger_spi_connect(void)
 {

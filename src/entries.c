@@ -459,13 +459,8 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	ledger_require_active(&from);
 	ledger_require_active(&to);
 
-	/* expired lots are swept before spending: they are not spendable */
 	if (expired)
-	{
-		int64		lots, points, grams;
-
-		ledger_expire(from_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
-	}
+		ledger_sweep_expired(from_id);
 
 	flow.from_tier = from.tier;
 	flow.to_tier = to.tier;

@@ -41,13 +41,6 @@ gcd128(int128 a, int128 b)
 	return a;
 }
 
-static void
-run(SPIPlanPtr plan, Datum *values, int expect)
-{
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != expect)
-		elog(ERROR, "exchange statement failed");
-}
-
 /* The local day of the transaction's start (the daily limit's day). */
 static DateADT
 local_today(void)
@@ -124,7 +117,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 				"SELECT numerator, denominator FROM carbon.exchange_rate "
 				"WHERE from_asset = $1 AND to_asset = $2 AND valid_from <= $3 ORDER BY valid_from DESC LIMIT 1",
 				3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID});
-	run(rate_plan, values, SPI_OK_SELECT);
+	ledger_run(rate_plan, values, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_LIFECYCLE),
@@ -149,7 +142,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 					"SELECT coalesce(sum(amount), 0)::bigint FROM carbon.exchange "
 					"WHERE account = $1 AND from_asset = $2 AND local_day = $3",
 					3, (Oid[]) {INT8OID, TEXTOID, DATEOID});
-		run(day_plan, values, SPI_OK_SELECT);
+		ledger_run(day_plan, values, SPI_OK_SELECT);
 		done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (done > limit || amount > limit - done)
 			ereport(ERROR,
@@ -167,7 +160,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 				"SELECT carry_num, carry_den FROM carbon.exchange_carry "
 				"WHERE account = $1 AND from_asset = $2 AND to_asset = $3",
 				3, (Oid[]) {INT8OID, TEXTOID, TEXTOID});
-	run(carry_plan, values, SPI_OK_SELECT);
+	ledger_run(carry_plan, values, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		carry_num = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -202,14 +195,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 		LedgerEntry entry;
 
 		if (ledger_lot_asset(from_asset))
-		{
-			int64		lots,
-						points,
-						grams;
-
-			/* expired lots are swept before spending: they are not spendable */
-			ledger_expire(account_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
-		}
+			ledger_sweep_expired(account_id);	/* expired lots are not spendable */
 		accounts[n] = &acc;
 		assets[n] = from_asset;
 		amounts[n++] = -amount;
@@ -254,7 +240,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 
 		memcpy(args, values, sizeof(Datum) * 10);
 		args[10] = Int64GetDatum((int64) total_den);
-		run(record_plan, args, SPI_OK_INSERT);
+		ledger_run(record_plan, args, SPI_OK_INSERT);
 	}
 	ledger_request_finish(account_id, request_id, entry_id);
 	SPI_finish();
@@ -310,13 +296,7 @@ ledger_donate(PG_FUNCTION_ARGS)
 	ledger_require_active(&from);
 	ledger_require_active(&to);
 	if (expired)
-	{
-		int64		lots,
-					points,
-					grams;
-
-		ledger_expire(from_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
-	}
+		ledger_sweep_expired(from_id);
 	flow.from_tier = from.tier;
 	flow.to_tier = to.tier;
 	flow.asset_code = "POINT";
@@ -331,7 +311,7 @@ ledger_donate(PG_FUNCTION_ARGS)
 				"INSERT INTO carbon.donation (entry_id, account, recipient, amount, receipt) "
 				"VALUES ($1, $2, $3, $4, 'JZ' || to_char(now() AT TIME ZONE $5, 'YYYYMMDD') || '-' || $1)",
 				5, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID});
-	run(receipt_plan, values, SPI_OK_INSERT);
+	ledger_run(receipt_plan, values, SPI_OK_INSERT);
 	ledger_request_finish(from_id, request_id, entry_id);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);

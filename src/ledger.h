@@ -48,6 +48,7 @@ extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, con
 extern SPIPlanPtr ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs,
 									const Oid *argtypes);
 extern void ledger_spi_connect(void);
+extern void ledger_run(SPIPlanPtr plan, Datum *values, int expect);
 extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);
 extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
@@ -103,6 +104,7 @@ extern void ledger_lots_credit_fresh(Datum accounts, Datum assets, Datum expirie
 
 extern int64 ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int n, const TimestampTz *expiries,
 									 const int64 *amounts, int64 entry_id);
+extern void ledger_sweep_expired(int64 account);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
 #endif							/* CARBON_LEDGER_H */

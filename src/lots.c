@@ -802,6 +802,17 @@ ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int6
 /*
  * expire_lots(as_of) → (lots, points, reduction): idempotent; always one row.
  */
+/* Expired lots are swept before spending: they are not spendable. */
+void
+ledger_sweep_expired(int64 account)
+{
+	int64		lots,
+				points,
+				grams;
+
+	ledger_expire(account, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
+}
+
 PG_FUNCTION_INFO_V1(ledger_expire_lots);
 Datum
 ledger_expire_lots(PG_FUNCTION_ARGS)

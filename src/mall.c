@@ -103,13 +103,6 @@ arg_positive_int(FunctionCallInfo fcinfo, int argno, const char *name, int32 dfl
 	return v;
 }
 
-static void
-run(SPIPlanPtr plan, Datum *values, int expect)
-{
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != expect)
-		elog(ERROR, "mall statement failed");
-}
-
 /*
  * create_offer(merchant, title, points_cost, stock, valid, per_account_limit) → offer id
  */
@@ -214,7 +207,7 @@ ledger_set_offer_status(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(status);
 	ledger_plan(&plan, "UPDATE carbon.offer SET status = $2 WHERE id = $1", 2, (Oid[]) {INT8OID, TEXTOID});
-	run(plan, values, SPI_OK_UPDATE);
+	ledger_run(plan, values, SPI_OK_UPDATE);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -242,7 +235,7 @@ ledger_restock_offer(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(id);
 	values[1] = Int32GetDatum(stock);
 	ledger_plan(&plan, "UPDATE carbon.offer SET stock = $2 WHERE id = $1", 2, (Oid[]) {INT8OID, INT4OID});
-	run(plan, values, SPI_OK_UPDATE);
+	ledger_run(plan, values, SPI_OK_UPDATE);
 	SPI_finish();
 	PG_RETURN_INT32(stock);
 }
@@ -259,7 +252,7 @@ redeemed_by(int64 offer, int64 account)
 				"SELECT coalesce(sum(quantity - refunded), 0)::bigint FROM carbon.redemption "
 				"WHERE offer = $1 AND account = $2",
 				2, (Oid[]) {INT8OID, INT8OID});
-	run(plan, values, SPI_OK_SELECT);
+	ledger_run(plan, values, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -358,13 +351,7 @@ ledger_redeem(PG_FUNCTION_ARGS)
 
 	/* expired lots are swept before spending: they are not spendable */
 	if (expired)
-	{
-		int64		lots,
-					points,
-					grams;
-
-		ledger_expire(account_id, GetCurrentTransactionStartTimestamp(), &lots, &points, &grams);
-	}
+		ledger_sweep_expired(account_id);
 	entry_id = ledger_move_traced("redemption", psprintf("兑换 redemption of offer " INT64_FORMAT " × %d",
 														 offer_id, quantity),
 								  &citizen, &merchant, point, amount, &flow, &trace);
@@ -384,7 +371,7 @@ ledger_redeem(PG_FUNCTION_ARGS)
 				"INSERT INTO carbon.redemption (entry_id, offer, account, merchant, quantity, unit_points, "
 				"  lot_expiries, lot_amounts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
 				8, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
-	run(record_plan, values, SPI_OK_INSERT);
+	ledger_run(record_plan, values, SPI_OK_INSERT);
 
 	ledger_request_finish(account_id, request_id, entry_id);
 	SPI_finish();
@@ -524,9 +511,6 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	Offer		o;
 	Pieces		p = {0};
 	int64		entry_id = 0;
-	int64		lots,
-				points,
-				grams;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -535,7 +519,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(redemption);
 	ledger_plan(&find_plan, "SELECT " REDEMPTION_COLUMNS "FROM carbon.redemption WHERE entry_id = $1",
 				1, (Oid[]) {INT8OID});
-	run(find_plan, values, SPI_OK_SELECT);
+	ledger_run(find_plan, values, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -558,7 +542,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	offer_read(r.offer, true, &o);
 	ledger_plan(&lock_plan, "SELECT " REDEMPTION_COLUMNS "FROM carbon.redemption WHERE entry_id = $1 FOR UPDATE",
 				1, (Oid[]) {INT8OID});
-	run(lock_plan, values, SPI_OK_SELECT);
+	ledger_run(lock_plan, values, SPI_OK_SELECT);
 	redemption_from(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &r);
 	if (all)
 		quantity = r.quantity - r.refunded;
@@ -578,7 +562,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 				 errhint("Points settled into the redeemed sink are no longer the merchant's to give back.")));
 
 	/* what expired with the merchant goes to the expired sink now, not back */
-	ledger_expire(r.merchant, now, &lots, &points, &grams);
+	ledger_sweep_expired(r.merchant);
 	redemption_pieces(&r, quantity, now, &p);
 	if (p.live > 0)
 	{
@@ -650,9 +634,6 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	uint64		count;
 	int64		entry_id = 0;
-	int64		lots,
-				points,
-				grams;
 
 	ledger_spi_connect();
 	ledger_require_account(merchant_id, &merchant);
@@ -666,7 +647,7 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2 AND refunded < quantity "
 				"ORDER BY entry_id FOR UPDATE",
 				2, (Oid[]) {INT8OID, TIMESTAMPTZOID});
-	run(find_plan, values, SPI_OK_SELECT);
+	ledger_run(find_plan, values, SPI_OK_SELECT);
 	count = SPI_processed;
 	if (count == 0)
 	{
@@ -681,7 +662,7 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 		redemption_pieces(&r, r.quantity - r.refunded, now, &p);
 	}
 	/* what expired with the merchant goes to the expired sink, not to redeemed */
-	ledger_expire(merchant_id, now, &lots, &points, &grams);
+	ledger_sweep_expired(merchant_id);
 	if (p.live > 0)
 	{
 		const LedgerAccount *accounts[2];
@@ -707,7 +688,7 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 				"UPDATE carbon.redemption SET settled_by = (SELECT id FROM s) "
 				"WHERE merchant = $1 AND settled_by IS NULL AND at <= $2 AND refunded < quantity",
 				4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID});
-	run(record_plan, values, SPI_OK_UPDATE);
+	ledger_run(record_plan, values, SPI_OK_UPDATE);
 	SPI_finish();
 	if (entry_id == 0)
 		PG_RETURN_NULL();
