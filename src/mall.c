@@ -305,7 +305,8 @@ ledger_redeem(PG_FUNCTION_ARGS)
 	ledger_check_acting(account_id, false);
 	ledger_spi_connect();
 	point = ledger_asset_point();
-	offer_read(offer_id, false, &o);
+	/* the offer, locked: its stock and the account's count stay ours to the end */
+	offer_read(offer_id, true, &o);
 	expired = ledger_require_pair(account_id, o.merchant, point, &citizen, &merchant);
 	if (!citizen.participant || account_id == o.merchant)
 		ereport(ERROR,
@@ -320,9 +321,6 @@ ledger_redeem(PG_FUNCTION_ARGS)
 	}
 	ledger_require_active(&citizen);
 	ledger_require_active(&merchant);
-
-	/* the offer, locked: its stock and the account's count stay ours to the end */
-	offer_read(offer_id, true, &o);
 	if (strcmp(o.status, "active") != 0 || !o.valid_now)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_LIFECYCLE),
