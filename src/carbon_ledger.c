@@ -12,6 +12,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -385,15 +386,55 @@ ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name)
 	return amount;
 }
 
-/* SQL arrays of bigint and smallint datums, for unnest() in set-based statements. */
+/*
+ * A one-dimensional SQL array of `n` datums of a type (nulls may be NULL),
+ * for unnest() in set-based statements.
+ */
+Datum
+ledger_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	/* the built-in types of our arrays, without a catalog lookup per array */
+	switch (elemtype)
+	{
+		case INT8OID:
+		case TIMESTAMPTZOID:
+			typlen = 8, typbyval = FLOAT8PASSBYVAL, typalign = TYPALIGN_DOUBLE;
+			break;
+		case INT4OID:
+		case DATEOID:
+			typlen = 4, typbyval = true, typalign = TYPALIGN_INT;
+			break;
+		case INT2OID:
+			typlen = 2, typbyval = true, typalign = TYPALIGN_SHORT;
+			break;
+		case TEXTOID:
+		case NUMERICOID:
+		case JSONBOID:
+			typlen = -1, typbyval = false, typalign = TYPALIGN_INT;
+			break;
+		default:
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	}
+	dims[0] = n;
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(elemtype));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype, typlen, typbyval, typalign));
+}
+
 Datum
 ledger_int8_array(Datum *elems, int n)
 {
-	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return ledger_array(elems, NULL, n, INT8OID);
 }
 
 Datum
 ledger_int2_array(Datum *elems, int n)
 {
-	return PointerGetDatum(construct_array(elems, n, INT2OID, 2, true, TYPALIGN_SHORT));
+	return ledger_array(elems, NULL, n, INT2OID);
 }

@@ -233,6 +233,18 @@ ledger_settings(void)
 }
 
 /*
+ * The local day of `t` in time zone `tz` (text; the ledger's is the setting
+ * timezone), as SQL's (t AT TIME ZONE tz)::date: the day of a behaviour's
+ * daily cap, of an exchange's daily limit.
+ */
+DateADT
+ledger_local_day(Datum tz, TimestampTz t)
+{
+	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
+											   DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(t))));
+}
+
+/*
  * The expiry of a fresh credit made at `basis`: the end of the next local
  * year, or basis + points_validity rounded up to the next local midnight
  * (so that a day's credits share one lot).  The same functions SQL's

@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "utils/date.h"
 
 #include "methodology.h"
 
@@ -26,6 +27,7 @@ typedef struct LedgerSettings
 
 extern const LedgerSettings *ledger_settings(void);
 extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
+extern DateADT ledger_local_day(Datum tz, TimestampTz t);
 extern TimestampTz ledger_acceptance_start(void);
 extern int16 ledger_asset_lookup(const char *code);
 extern const char *ledger_asset_code(int16 id);

@@ -261,43 +261,6 @@ typedef struct EngineBatch
 	MethodologyEntry *last_methodology;
 } EngineBatch;
 
-static Datum
-array_of(Datum *elems, bool *nulls, int n, Oid elemtype)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1];
-	int			lbs[1] = {1};
-
-	/* the built-in types of our arrays, without a catalog lookup per array */
-	switch (elemtype)
-	{
-		case INT8OID:
-		case TIMESTAMPTZOID:
-			typlen = 8, typbyval = FLOAT8PASSBYVAL, typalign = TYPALIGN_DOUBLE;
-			break;
-		case INT4OID:
-		case DATEOID:
-			typlen = 4, typbyval = true, typalign = TYPALIGN_INT;
-			break;
-		case INT2OID:
-			typlen = 2, typbyval = true, typalign = TYPALIGN_SHORT;
-			break;
-		case TEXTOID:
-		case NUMERICOID:
-		case JSONBOID:
-			typlen = -1, typbyval = false, typalign = TYPALIGN_INT;
-			break;
-		default:
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	}
-	dims[0] = n;
-	if (n == 0)
-		return PointerGetDatum(construct_empty_array(elemtype));
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype, typlen, typbyval, typalign));
-}
-
 /* The distinct strings (or ids) of the batch, as one array per lookup. */
 static Datum
 distinct_keys(HTAB *h, Oid elemtype)
@@ -311,7 +274,7 @@ distinct_keys(HTAB *h, Oid elemtype)
 	hash_seq_init(&seq, h);
 	while ((k = hash_seq_search(&seq)) != NULL)
 		elems[i++] = elemtype == TEXTOID ? CStringGetTextDatum(k->s1) : Int64GetDatum(k->n);
-	return array_of(elems, NULL, i, elemtype);
+	return ledger_array(elems, NULL, i, elemtype);
 }
 
 /* One lookup query over the distinct keys of `keys`; its rows in SPI_tuptable. */
@@ -548,11 +511,11 @@ batch_lock_states(EngineBatch *b)
 				ncaps;
 
 	nusage = fresh_keys(b, STATE_USAGE, c0, c1, c2, NULL);
-	values[0] = array_of(c0, NULL, nusage, INT8OID);
-	values[1] = array_of(c1, NULL, nusage, TEXTOID);
-	values[2] = array_of(c2, NULL, nusage, DATEOID);
+	values[0] = ledger_array(c0, NULL, nusage, INT8OID);
+	values[1] = ledger_array(c1, NULL, nusage, TEXTOID);
+	values[2] = ledger_array(c2, NULL, nusage, DATEOID);
 	ncarry = fresh_keys(b, STATE_CARRY, c0, NULL, NULL, NULL);
-	values[3] = array_of(c0, NULL, ncarry, INT8OID);
+	values[3] = ledger_array(c0, NULL, ncarry, INT8OID);
 	if (nusage + ncarry > 0 && lock_states(b, values) != (uint64) (nusage + ncarry))
 	{
 		plan = ledger_plan_sized(usage_new, nusage,
@@ -575,10 +538,10 @@ batch_lock_states(EngineBatch *b)
 	ncaps = fresh_keys(b, STATE_CAP, c0, c1, c2, c3);
 	if (ncaps == 0)
 		return;
-	values[0] = array_of(c0, NULL, ncaps, TEXTOID);
-	values[1] = array_of(c1, NULL, ncaps, TEXTOID);
-	values[2] = array_of(c2, NULL, ncaps, TEXTOID);
-	values[3] = array_of(c3, NULL, ncaps, INT4OID);
+	values[0] = ledger_array(c0, NULL, ncaps, TEXTOID);
+	values[1] = ledger_array(c1, NULL, ncaps, TEXTOID);
+	values[2] = ledger_array(c2, NULL, ncaps, TEXTOID);
+	values[3] = ledger_array(c3, NULL, ncaps, INT4OID);
 	plan = ledger_plan_sized(cap_lock, ncaps,
 				"SELECT c.asset, c.tier, c.region, c.year, c.cap, c.issued FROM carbon.issuance_cap c "
 				"JOIN unnest($1, $2, $3, $4) AS k(asset, tier, region, year) "
@@ -902,7 +865,7 @@ insert_arrays(Datum **cols, bool **nulls, int n, Datum *values)
 	NUMERICOID, TIMESTAMPTZOID, DATEOID, JSONBOID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID};
 
 	for (int c = 0; c < BEHAVIOR_NCOLS; c++)
-		values[c] = array_of(cols[c], nulls[c], n, elem[c]);
+		values[c] = ledger_array(cols[c], nulls[c], n, elem[c]);
 }
 
 /* The batch's behaviour rows as columns (batch_insert() fills them). */
@@ -1026,11 +989,11 @@ states_arrays(BehaviorCall *call, Datum *values)
 			c[4][k++] = Int64GetDatum(e->last);
 		}
 	touched += k;
-	values[0] = array_of(c[0], NULL, k, INT8OID);
-	values[1] = array_of(c[1], NULL, k, TEXTOID);
-	values[2] = array_of(c[2], NULL, k, DATEOID);
-	values[3] = array_of(c[3], NULL, k, INT8OID);
-	values[4] = array_of(c[4], NULL, k, INT8OID);
+	values[0] = ledger_array(c[0], NULL, k, INT8OID);
+	values[1] = ledger_array(c[1], NULL, k, TEXTOID);
+	values[2] = ledger_array(c[2], NULL, k, DATEOID);
+	values[3] = ledger_array(c[3], NULL, k, INT8OID);
+	values[4] = ledger_array(c[4], NULL, k, INT8OID);
 	k = 0;
 	hash_seq_init(&seq, call->carry);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -1041,9 +1004,9 @@ states_arrays(BehaviorCall *call, Datum *values)
 			c[2][k++] = Int64GetDatum(e->last);
 		}
 	touched += k;
-	values[5] = array_of(c[0], NULL, k, INT8OID);
-	values[6] = array_of(c[1], NULL, k, INT8OID);
-	values[7] = array_of(c[2], NULL, k, INT8OID);
+	values[5] = ledger_array(c[0], NULL, k, INT8OID);
+	values[6] = ledger_array(c[1], NULL, k, INT8OID);
+	values[7] = ledger_array(c[2], NULL, k, INT8OID);
 	k = 0;
 	hash_seq_init(&seq, call->caps);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -1056,11 +1019,11 @@ states_arrays(BehaviorCall *call, Datum *values)
 			c[4][k++] = Int64GetDatum(e->value);
 		}
 	touched += k;
-	values[8] = array_of(c[0], NULL, k, TEXTOID);
-	values[9] = array_of(c[1], NULL, k, TEXTOID);
-	values[10] = array_of(c[2], NULL, k, TEXTOID);
-	values[11] = array_of(c[3], NULL, k, INT4OID);
-	values[12] = array_of(c[4], NULL, k, INT8OID);
+	values[8] = ledger_array(c[0], NULL, k, TEXTOID);
+	values[9] = ledger_array(c[1], NULL, k, TEXTOID);
+	values[10] = ledger_array(c[2], NULL, k, TEXTOID);
+	values[11] = ledger_array(c[3], NULL, k, INT4OID);
+	values[12] = ledger_array(c[4], NULL, k, INT8OID);
 	return touched;
 }
 
@@ -1261,12 +1224,12 @@ batch_fix_figures(EngineBatch *b)
 		cols[5][k] = row_entry_id(b->call, r, &enulls[k]);
 		k++;
 	}
-	values[0] = array_of(cols[0], NULL, k, INT8OID);
-	values[1] = array_of(cols[1], NULL, k, TEXTOID);
-	values[2] = array_of(cols[2], NULL, k, INT8OID);
-	values[3] = array_of(cols[3], NULL, k, INT8OID);
-	values[4] = array_of(cols[4], rnulls, k, TEXTOID);
-	values[5] = array_of(cols[5], enulls, k, INT8OID);
+	values[0] = ledger_array(cols[0], NULL, k, INT8OID);
+	values[1] = ledger_array(cols[1], NULL, k, TEXTOID);
+	values[2] = ledger_array(cols[2], NULL, k, INT8OID);
+	values[3] = ledger_array(cols[3], NULL, k, INT8OID);
+	values[4] = ledger_array(cols[4], rnulls, k, TEXTOID);
+	values[5] = ledger_array(cols[5], enulls, k, INT8OID);
 	ledger_plan(&plan,
 				"UPDATE carbon.behavior b SET status = u.status, reduction = carbon.co2e_grams(u.grams), "
 				"       points = u.points, reason = u.reason, entry_id = u.entry_id "
@@ -1499,9 +1462,9 @@ call_flush_credits(BehaviorCall *call)
 			amount[i] = Int64GetDatum(lc->amount);
 			entry[i++] = Int64GetDatum(c->entry_id);
 		}
-		ledger_lots_credit_fresh(array_of(acc, NULL, i, INT8OID), array_of(asset, NULL, i, INT2OID),
-								 array_of(basis, NULL, i, TIMESTAMPTZOID), array_of(amount, NULL, i, INT8OID),
-								 array_of(entry, NULL, i, INT8OID));
+		ledger_lots_credit_fresh(ledger_array(acc, NULL, i, INT8OID), ledger_array(asset, NULL, i, INT2OID),
+								 ledger_array(basis, NULL, i, TIMESTAMPTZOID), ledger_array(amount, NULL, i, INT8OID),
+								 ledger_array(entry, NULL, i, INT8OID));
 	}
 	hash_destroy(call->credits);
 	hash_destroy(call->lots);
@@ -1556,14 +1519,6 @@ batch_state(EngineBatch *b, HTAB *h, char kind, const char *s1, const char *s2, 
 		b->fresh[b->nfresh++] = e;
 	}
 	return e;
-}
-
-/* The local day of `t` in the ledger's timezone, as SQL's (t AT TIME ZONE tz)::date. */
-static DateADT
-local_day(Datum tz, TimestampTz t)
-{
-	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
-											   DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(t))));
 }
 
 /* The calendar year of a date (the issuance caps' year is the event's local year). */
@@ -1642,7 +1597,7 @@ batch_process(EngineBatch *b)
 		{
 			if (!have_last || last_t != in->occurred_at)
 			{
-				last_day = local_day(tz, in->occurred_at);
+				last_day = ledger_local_day(tz, in->occurred_at);
 				last_t = in->occurred_at;
 				have_last = true;
 			}

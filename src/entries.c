@@ -230,7 +230,7 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 	values[0] = CStringGetTextDatum(tier);
 	values[1] = CStringGetTextDatum(region);
 	values[2] = TimestampTzGetDatum(at);
-	values[3] = PointerGetDatum(construct_array(a, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = ledger_array(a, NULL, n, TEXTOID);
 	values[4] = ledger_int8_array(m, n);
 	values[5] = CStringGetTextDatum(ledger_settings()->timezone);	/* the cap's year is local */
 	ledger_plan(&take_plan,
@@ -414,9 +414,49 @@ require_participant(const LedgerAccount *acc)
 }
 
 /*
+ * A move of `amount` of `asset` between two participants, with transfer()'s
+ * checks in the order of api.md: arguments (both participants; the
+ * recipient as `check_recipient` wants it), a request id used before (its
+ * entry id back, *replayed, nothing moves), account status, expired lots
+ * swept, then the flow matrix and the balance (in the posting trigger).
+ * transfer() and donate() are this.  Needs an SPI connection.
+ */
+int64
+ledger_transfer_between(const char *kind, const char *memo, int64 from_id, int64 to_id, const char *asset_code,
+						int64 amount, void (*check_recipient) (const LedgerAccount *to),
+						const char *request_id, const char *fingerprint, bool *replayed)
+{
+	LedgerAccount from,
+				to;
+	int16		asset = ledger_asset_id(asset_code);
+	int64		entry_id;
+	bool		expired;
+	LedgerFlow	flow;
+
+	expired = ledger_require_pair(from_id, to_id, asset, &from, &to);
+	require_participant(&from);
+	require_participant(&to);
+	if (check_recipient)
+		check_recipient(&to);
+	*replayed = ledger_request_begin(from_id, request_id, kind, fingerprint, &entry_id);
+	if (*replayed)
+		return entry_id;
+
+	ledger_require_active(&from);
+	ledger_require_active(&to);
+	if (expired)
+		ledger_sweep_expired(from_id);
+
+	flow.from_tier = from.tier;
+	flow.to_tier = to.tier;
+	flow.asset_code = asset_code;
+	entry_id = ledger_move(kind, memo, &from, &to, asset, amount, &flow);
+	ledger_request_finish(from_id, request_id, entry_id);
+	return entry_id;
+}
+
+/*
  * transfer(from_account, to_account, asset, amount, memo, request_id) → entry id
- * Checks in the order of api.md: arguments, account status, the flow
- * matrix, then the balance (the last two in the posting trigger).
  */
 PG_FUNCTION_INFO_V1(ledger_transfer);
 Datum
@@ -428,12 +468,8 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	int64		amount = ledger_arg_amount(fcinfo, 3, "amount");
 	char	   *memo = ledger_arg_text_or_null(fcinfo, 4);
 	char	   *request_id = ledger_arg_text_or_null(fcinfo, 5);
-	LedgerAccount from,
-				to;
-	int16		asset;
 	int64		entry_id;
-	bool		expired;
-	LedgerFlow	flow;
+	bool		replayed;
 
 	if (from_id == to_id)
 		ereport(ERROR,
@@ -442,32 +478,10 @@ ledger_transfer(PG_FUNCTION_ARGS)
 	ledger_check_acting(from_id, false);
 
 	ledger_spi_connect();
-	asset = ledger_asset_id(asset_code);
-	expired = ledger_require_pair(from_id, to_id, asset, &from, &to);
-	require_participant(&from);
-	require_participant(&to);
-
-	if (ledger_request_begin(from_id, request_id, "transfer",
-							 psprintf(INT64_FORMAT "|%s|" INT64_FORMAT "|%s", to_id, asset_code,
-									  amount, memo ? memo : ""),
-							 &entry_id))
-	{
-		SPI_finish();
-		PG_RETURN_INT64(entry_id);
-	}
-
-	ledger_require_active(&from);
-	ledger_require_active(&to);
-
-	if (expired)
-		ledger_sweep_expired(from_id);
-
-	flow.from_tier = from.tier;
-	flow.to_tier = to.tier;
-	flow.asset_code = asset_code;
-	entry_id = ledger_move("transfer", memo, &from, &to, asset, amount, &flow);
-
-	ledger_request_finish(from_id, request_id, entry_id);
+	entry_id = ledger_transfer_between("transfer", memo, from_id, to_id, asset_code, amount, NULL, request_id,
+									   psprintf(INT64_FORMAT "|%s|" INT64_FORMAT "|%s", to_id, asset_code,
+												amount, memo ? memo : ""),
+									   &replayed);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }

@@ -41,17 +41,6 @@ gcd128(int128 a, int128 b)
 	return a;
 }
 
-/* The local day of the transaction's start (the daily limit's day). */
-static DateADT
-local_today(void)
-{
-	Datum		tz = CStringGetTextDatum(ledger_settings()->timezone);
-
-	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
-											   DirectFunctionCall2(timestamptz_zone, tz,
-																   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()))));
-}
-
 /*
  * exchange(account, from_asset, amount, to_asset, request_id) → entry id
  * Checks: arguments (22023), account status (CL002), a rate in force
@@ -129,7 +118,9 @@ ledger_exchange(PG_FUNCTION_ARGS)
 	/* one exchange per account at a time: the day's total and the carry are ours */
 	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(EXCHANGE_LOCK_CLASS),
 						Int32GetDatum((int32) (account_id ^ (account_id >> 32))));
-	today = local_today();
+	/* the daily limit's day: the local day of the transaction's start */
+	today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone),
+							 GetCurrentTransactionStartTimestamp());
 	limit = ledger_settings()->exchange_daily_limit;
 	if (limit > 0)
 	{
@@ -247,11 +238,23 @@ ledger_exchange(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(entry_id);
 }
 
+/* Donations go to the government tier (public-welfare bodies are opened there). */
+static void
+require_welfare(const LedgerAccount *to)
+{
+	if (strcmp(to->tier, "government") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " is not a government or public-welfare account", to->id),
+				 errhint("Donations go to accounts of the government tier (public-welfare bodies are opened there).")));
+}
+
 /*
  * donate(account, recipient, amount, request_id) → entry id
  * Points to a government or public-welfare account, where the allowed-flow
- * matrix allows it (by default personal → government); a receipt row
- * (捐赠证书 number) the donor can see.  Checks as transfer().
+ * matrix allows it (by default personal → government): a transfer, with
+ * its checks (ledger_transfer_between), and a receipt row (捐赠证书 number)
+ * the donor can see.
  */
 PG_FUNCTION_INFO_V1(ledger_donate);
 Datum
@@ -262,12 +265,8 @@ ledger_donate(PG_FUNCTION_ARGS)
 	int64		to_id = ledger_arg_int64(fcinfo, 1, "recipient");
 	int64		amount = ledger_arg_amount(fcinfo, 2, "amount");
 	char	   *request_id = ledger_arg_text_or_null(fcinfo, 3);
-	LedgerAccount from,
-				to;
-	LedgerFlow	flow;
 	int64		entry_id;
-	int16		point;
-	bool		expired;
+	bool		replayed;
 	Datum		values[5];
 
 	if (from_id == to_id)
@@ -276,43 +275,22 @@ ledger_donate(PG_FUNCTION_ARGS)
 				 errmsg("cannot donate to the donating account")));
 	ledger_check_acting(from_id, false);
 	ledger_spi_connect();
-	point = ledger_asset_point();
-	expired = ledger_require_pair(from_id, to_id, point, &from, &to);
-	if (!from.participant || !to.participant)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("donations are between participant accounts")));
-	if (strcmp(to.tier, "government") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("account " INT64_FORMAT " is not a government or public-welfare account", to_id),
-				 errhint("Donations go to accounts of the government tier (public-welfare bodies are opened there).")));
-	if (ledger_request_begin(from_id, request_id, "donate",
-							 psprintf(INT64_FORMAT "|" INT64_FORMAT, to_id, amount), &entry_id))
+	entry_id = ledger_transfer_between("donation", psprintf("捐赠 donation to account " INT64_FORMAT, to_id),
+									   from_id, to_id, "POINT", amount, require_welfare, request_id,
+									   psprintf(INT64_FORMAT "|" INT64_FORMAT, to_id, amount), &replayed);
+	if (!replayed)
 	{
-		SPI_finish();
-		PG_RETURN_INT64(entry_id);
+		values[0] = Int64GetDatum(entry_id);
+		values[1] = Int64GetDatum(from_id);
+		values[2] = Int64GetDatum(to_id);
+		values[3] = Int64GetDatum(amount);
+		values[4] = CStringGetTextDatum(ledger_settings()->timezone);
+		ledger_plan(&receipt_plan,
+					"INSERT INTO carbon.donation (entry_id, account, recipient, amount, receipt) "
+					"VALUES ($1, $2, $3, $4, 'JZ' || to_char(now() AT TIME ZONE $5, 'YYYYMMDD') || '-' || $1)",
+					5, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID});
+		ledger_run(receipt_plan, values, SPI_OK_INSERT);
 	}
-	ledger_require_active(&from);
-	ledger_require_active(&to);
-	if (expired)
-		ledger_sweep_expired(from_id);
-	flow.from_tier = from.tier;
-	flow.to_tier = to.tier;
-	flow.asset_code = "POINT";
-	entry_id = ledger_move("donation", psprintf("捐赠 donation to account " INT64_FORMAT, to_id), &from, &to, point,
-						   amount, &flow);
-	values[0] = Int64GetDatum(entry_id);
-	values[1] = Int64GetDatum(from_id);
-	values[2] = Int64GetDatum(to_id);
-	values[3] = Int64GetDatum(amount);
-	values[4] = CStringGetTextDatum(ledger_settings()->timezone);
-	ledger_plan(&receipt_plan,
-				"INSERT INTO carbon.donation (entry_id, account, recipient, amount, receipt) "
-				"VALUES ($1, $2, $3, $4, 'JZ' || to_char(now() AT TIME ZONE $5, 'YYYYMMDD') || '-' || $1)",
-				5, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID});
-	ledger_run(receipt_plan, values, SPI_OK_INSERT);
-	ledger_request_finish(from_id, request_id, entry_id);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }

@@ -232,7 +232,7 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 	values[1] = ledger_int2_array(cols[1], n);
 	values[2] = ledger_int2_array(cols[2], n);
 	values[3] = ledger_int8_array(cols[3], n);
-	values[4] = PointerGetDatum(construct_array(cols[4], n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = ledger_array(cols[4], NULL, n, TEXTOID);
 	ledger_plan(&plan,
 				"INSERT INTO carbon.balance AS b (account, asset_id, stripe, amount, status) "
 				"SELECT * FROM unnest($1, $2, $3, $4, $5) "

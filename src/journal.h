@@ -91,6 +91,10 @@ extern int64 ledger_post(const LedgerEntry *entry);
 extern const LedgerEntry *ledger_posting_entry(void);
 extern void ledger_journal_reset(void);
 extern void ledger_check_flow(const LedgerFlow *flow);
+extern int64 ledger_transfer_between(const char *kind, const char *memo, int64 from_id, int64 to_id,
+									 const char *asset_code, int64 amount,
+									 void (*check_recipient) (const LedgerAccount *to),
+									 const char *request_id, const char *fingerprint, bool *replayed);
 extern int64 ledger_move_traced(const char *kind, const char *memo, const LedgerAccount *from,
 								const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow,
 								LedgerLotTrace *trace);

@@ -55,6 +55,7 @@ extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *nam
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
 extern int64 ledger_arg_int64(FunctionCallInfo fcinfo, int argno, const char *name);
 extern int64 ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
+extern Datum ledger_array(Datum *elems, bool *nulls, int n, Oid elemtype);
 extern Datum ledger_int8_array(Datum *elems, int n);
 extern Datum ledger_int2_array(Datum *elems, int n);
 

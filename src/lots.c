@@ -95,8 +95,7 @@ credits_write(LotCredits *c, TimestampTz basis, int64 entry_id)
 		}
 	values[0] = ledger_int8_array(c->account, c->n);
 	values[1] = ledger_int2_array(c->asset, c->n);
-	values[2] = PointerGetDatum(construct_array(c->expires_at, c->n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
-												TYPALIGN_DOUBLE));
+	values[2] = ledger_array(c->expires_at, NULL, c->n, TIMESTAMPTZOID);
 	values[3] = ledger_int8_array(c->amount, c->n);
 	values[4] = Int64GetDatum(entry_id);
 	ledger_plan(&plan,
@@ -279,7 +278,7 @@ ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int n, const Time
 	}
 	values[0] = Int64GetDatum(payer);
 	values[1] = Int16GetDatum(asset);
-	values[2] = PointerGetDatum(construct_array(e, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = ledger_array(e, NULL, n, TIMESTAMPTZOID);
 	values[3] = ledger_int8_array(a, n);
 	values[4] = Int64GetDatum(payee);
 	values[5] = Int64GetDatum(entry_id);

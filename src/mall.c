@@ -30,7 +30,7 @@
 #include "journal.h"
 #include "ledger.h"
 
-/* An offer, as its row says (the row locked when `lock`). */
+/* An offer, as its row says, the row locked (the first lock a mall call takes). */
 typedef struct Offer
 {
 	int64		id;
@@ -45,23 +45,19 @@ typedef struct Offer
 } Offer;
 
 static void
-offer_read(int64 id, bool lock, Offer *o)
+offer_read(int64 id, Offer *o)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr lock_plan = NULL;
 	Datum		args[2] = {Int64GetDatum(id), TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
 	SPITupleTable *tt;
 	bool		isnull;
 	Datum		d;
 
-#define OFFER_COLUMNS "merchant, title, points_cost, stock, per_account_limit, status, valid @> $2::timestamptz "
-	if (lock)
-		ledger_plan(&lock_plan, "SELECT " OFFER_COLUMNS "FROM carbon.offer WHERE id = $1 FOR UPDATE", 2,
-					(Oid[]) {INT8OID, TIMESTAMPTZOID});
-	else
-		ledger_plan(&plan, "SELECT " OFFER_COLUMNS "FROM carbon.offer WHERE id = $1", 2,
-					(Oid[]) {INT8OID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(lock ? lock_plan : plan, args, NULL, false, 1) != SPI_OK_SELECT)
+	ledger_plan(&plan,
+				"SELECT merchant, title, points_cost, stock, per_account_limit, status, valid @> $2::timestamptz "
+				"FROM carbon.offer WHERE id = $1 FOR UPDATE",
+				2, (Oid[]) {INT8OID, TIMESTAMPTZOID});
+	if (SPI_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "offer lookup failed");
 	if (SPI_processed != 1)
 		ereport(ERROR,
@@ -175,7 +171,7 @@ ledger_create_offer(PG_FUNCTION_ARGS)
 static void
 offer_for_change(int64 id, Offer *o)
 {
-	offer_read(id, true, o);
+	offer_read(id, o);
 	ledger_check_acting(o->merchant, false);
 	if (strcmp(o->status, "closed") == 0)
 		ereport(ERROR,
@@ -263,7 +259,7 @@ timestamps_array(const TimestampTz *t, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = TimestampTzGetDatum(t[i]);
-	return PointerGetDatum(construct_array(d, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return ledger_array(d, NULL, n, TIMESTAMPTZOID);
 }
 
 static Datum
@@ -306,7 +302,7 @@ ledger_redeem(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	point = ledger_asset_point();
 	/* the offer, locked: its stock and the account's count stay ours to the end */
-	offer_read(offer_id, true, &o);
+	offer_read(offer_id, &o);
 	expired = ledger_require_pair(account_id, o.merchant, point, &citizen, &merchant);
 	if (!citizen.participant || account_id == o.merchant)
 		ereport(ERROR,
@@ -335,13 +331,17 @@ ledger_redeem(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_INSUFFICIENT),
 				 errmsg("offer " INT64_FORMAT " has %d left, %d asked", offer_id, o.stock, quantity)));
-	if (o.has_limit && redeemed_by(offer_id, account_id) + quantity > o.per_account_limit)
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_INSUFFICIENT),
-				 errmsg("offer " INT64_FORMAT " allows %d per account; account " INT64_FORMAT " has %lld already",
-						offer_id, o.per_account_limit, account_id,
-						(long long) redeemed_by(offer_id, account_id)),
-				 errdetail("Refunded items do not count.")));
+	if (o.has_limit)
+	{
+		int64		already = redeemed_by(offer_id, account_id);
+
+		if (already + quantity > o.per_account_limit)
+			ereport(ERROR,
+					(errcode(ERRCODE_CL_INSUFFICIENT),
+					 errmsg("offer " INT64_FORMAT " allows %d per account; account " INT64_FORMAT " has %lld already",
+							offer_id, o.per_account_limit, account_id, (long long) already),
+					 errdetail("Refunded items do not count.")));
+	}
 	if (pg_mul_s64_overflow(o.points_cost, quantity, &amount))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -537,7 +537,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	ledger_require_active(&citizen);
 
 	/* the offer, then the redemption: redeem()'s lock order */
-	offer_read(r.offer, true, &o);
+	offer_read(r.offer, &o);
 	ledger_plan(&lock_plan, "SELECT " REDEMPTION_COLUMNS "FROM carbon.redemption WHERE entry_id = $1 FOR UPDATE",
 				1, (Oid[]) {INT8OID});
 	ledger_run(lock_plan, values, SPI_OK_SELECT);
