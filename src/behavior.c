@@ -236,7 +236,7 @@ ledger_record_behavior(PG_FUNCTION_ARGS)
  * reverse_entry() of a behaviour's entry (api.md §7): the behaviours it
  * credited become `reversed`, leave the reports, and give back their daily
  * usage.  A single event's entry names it in its memo ("behaviour <id>",
- * written by behavior_record); a bulk entry of process_inbox is linked by
+ * written by the engine, engine.c: post_own_entry); a bulk entry of process_inbox is linked by
  * carbon.behavior_batch to the ids it covers, for its own accounts, among
  * the behaviours without an entry of their own.  (Entries of 0.1 bulk calls
  * have no link: their behaviours stay as they are.)  The sub-point
