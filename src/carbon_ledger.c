@@ -117,6 +117,7 @@ _PG_init(void)
 	RegisterXactCallback(ledger_xact_callback, NULL);
 	RegisterSubXactCallback(ledger_subxact_callback, NULL);
 	ledger_lots_register();		/* the holdings module of POINT and RED */
+	ledger_units_register();	/* ... and of CER: serial blocks */
 }
 
 /* Prepare a statement once per backend and keep it (pg_cron's way). */

@@ -507,6 +507,11 @@ ledger_issue(PG_FUNCTION_ARGS)
 
 	ledger_spi_connect();
 	asset = ledger_asset_id(asset_code);
+	if (strcmp(asset_code, "CER") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("certified units are not issued by carbon.issue()"),
+				 errhint("Units are issued with their serials by carbon.issue_units() for a verified monitoring report.")));
 	ledger_require_account(account, &acc);
 	require_participant(&acc);
 	if (ledger_request_begin(account, request_id, "issue",

@@ -108,4 +108,8 @@ extern int64 ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int 
 extern void ledger_sweep_expired(int64 account);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
+/* units.c */
+extern void ledger_units_register(void);
+extern int64 ledger_units_tradable(int64 account);
+
 #endif							/* CARBON_LEDGER_H */

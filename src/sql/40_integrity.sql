@@ -109,6 +109,7 @@ DECLARE
   bad_seals text[] := '{}';
   last_seal carbon.seal;
   sealed_total bigint := 0;
+  recomputed_total numeric;
 BEGIN
   -- 1. every entry balances per asset
   SELECT count(*), string_agg(format('entry %s asset %s sums to %s', entry_id, asset_id, total), '; ')
@@ -213,7 +214,56 @@ BEGIN
   detail := CASE WHEN n = 0 THEN 'no closed account holds value' ELSE d END;
   RETURN NEXT;
 
-  -- 9. seals: each hash recomputes from the rows and links to the one before
+  -- 9. serial blocks = CER balances: every participant's held blocks, and
+  --    the retired and cancelled blocks of each segment its sinks
+  SELECT count(*), string_agg(format('account %s: CER balance %s, blocks %s', account, b, u), '; ')
+    INTO n, d
+    FROM (SELECT coalesce(b.account, u.account) AS account, coalesce(b.total, 0) AS b, coalesce(u.total, 0) AS u
+          FROM (SELECT x.account, sum(x.amount) AS total FROM carbon.balance x
+                JOIN carbon.account a ON a.id = x.account
+                WHERE a.kind IN ('participant', 'retired', 'cancelled')
+                  AND x.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER')
+                GROUP BY 1) b
+          FULL JOIN (SELECT CASE WHEN k.state = 'held' THEN k.account ELSE s.id END AS account,
+                            sum(k.last - k.first + 1) AS total
+                     FROM carbon.unit_block k
+                     JOIN carbon.account h ON h.id = k.account
+                     LEFT JOIN carbon.account s ON k.state <> 'held' AND s.kind = k.state AND s.tier = h.tier
+                       AND s.region = h.region AND s.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER')
+                     GROUP BY 1) u
+            ON u.account = b.account
+          WHERE coalesce(b.total, 0) <> coalesce(u.total, 0)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'units_match_balances'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'every CER balance (held, retired, cancelled) is its serial blocks' ELSE d END;
+  RETURN NEXT;
+
+  -- 10. serials: the blocks of each issuance cover exactly its range (no
+  --     overlap: exclusion constraints), and CER issued = serials issued
+  SELECT count(*), string_agg(format('issuance %s: %s serials in blocks of %s', id, want, got), '; ')
+    INTO n, d
+    FROM (SELECT i.id, i.last - i.first + 1 AS want,
+                 coalesce((SELECT sum(k.last - k.first + 1) FROM carbon.unit_block k
+                           WHERE k.issuance = i.id AND k.first >= i.first AND k.last <= i.last), 0) AS got
+          FROM carbon.unit_issuance i) x
+   WHERE want <> got;
+  SELECT n + count(*) INTO n FROM carbon.unit_block k
+   WHERE NOT EXISTS (SELECT 1 FROM carbon.unit_issuance i
+                     WHERE i.id = k.issuance AND k.first >= i.first AND k.last <= i.last);
+  SELECT coalesce(sum(last - first + 1), 0) INTO recomputed_total FROM carbon.unit_issuance;
+  IF recomputed_total <> coalesce((SELECT -sum(b.amount) FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+                                   WHERE a.kind = 'issuance'
+                                     AND b.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER')), 0) THEN
+    n := n + 1;
+    d := coalesce(d || '; ', '') || format('%s serials issued, CER issuance accounts say otherwise', recomputed_total);
+  END IF;
+  check_name := 'serials_cover_issuances'; ok := n = 0;
+  detail := CASE WHEN n = 0
+                 THEN format('%s serials issued, each in exactly one block', recomputed_total)
+                 ELSE d END;
+  RETURN NEXT;
+
+  -- 11. seals: each hash recomputes from the rows and links to the one before
   FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
     members := carbon._seal_members(sl);
     SELECT carbon._sha256_chain(sl.prev_hash, t.line ORDER BY t.id) INTO recomputed
@@ -241,4 +291,4 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, seals';

@@ -106,6 +106,11 @@ BEGIN
       RAISE EXCEPTION 'parameter "daily_cap_g" must be a whole number of grams' USING ERRCODE = '22023';
     END IF;
   END LOOP;
+  -- buffer_pct: the share of a forestry issuance set aside for the buffer pool
+  IF params ? 'buffer_pct' AND (jsonb_typeof(params -> 'buffer_pct') <> 'number'
+       OR (params ->> 'buffer_pct')::numeric NOT IN (SELECT generate_series(0, 50))) THEN
+    RAISE EXCEPTION 'parameter "buffer_pct" must be a whole number from 0 to 50' USING ERRCODE = '22023';
+  END IF;
   IF formula = 'distance_substitution'
      AND (params ->> 'baseline_g_per_pkm')::numeric < (params ->> 'project_g_per_pkm')::numeric THEN
     RAISE EXCEPTION 'parameter "project_g_per_pkm" exceeds "baseline_g_per_pkm"' USING ERRCODE = '22023',

@@ -200,5 +200,49 @@ GRANT SELECT ON carbon.exchange, carbon.donation TO carbon_app;
 SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
 SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
 
+-- Projects and certified units (api.md §5): the administrator runs the
+-- lifecycle and recalls; owners submit monitoring and verifiers verify,
+-- each acting for its bound account (carbon_trader, carbon_verifier);
+-- holders transfer and retire their own units.  The project registry and
+-- issuances are public to the roles that read the catalogue; blocks and
+-- retirements to their holder.
+GRANT EXECUTE ON FUNCTION
+  carbon.register_project(bigint, text, text, text, text, text), carbon.publicize_project(bigint, date),
+  carbon.approve_project(bigint), carbon.issue_units(bigint), carbon.cancel_units(bigint, bigint, text),
+  carbon.recall_issuance(text, text)
+TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.submit_monitoring(bigint, daterange, carbon.co2e, jsonb)
+TO carbon_admin, carbon_trader;
+GRANT EXECUTE ON FUNCTION carbon.verify_monitoring(bigint, bigint, carbon.co2e, text), carbon.act_as(bigint),
+  carbon.acting_account()
+TO carbon_admin, carbon_verifier;
+GRANT EXECUTE ON FUNCTION
+  carbon.transfer_units(bigint, bigint, bigint, text, text),
+  carbon.retire_units(bigint, bigint, text, text, text, text),
+  carbon.retire_serials(bigint, text, text, text, text, text), carbon.tradable_units(bigint)
+TO carbon_admin, carbon_app, carbon_trader;
+GRANT EXECUTE ON FUNCTION carbon.tradable_units(bigint) TO carbon_auditor;
+GRANT EXECUTE ON FUNCTION carbon.working_days(date, date), carbon.parse_serial(text),
+  carbon.serial_text(text, int, text, bigint, bigint), carbon.verify_certificate(text), carbon.certificate(text)
+TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier, carbon_merchant, carbon_operator;
+GRANT EXECUTE ON FUNCTION carbon.serial_history(text) TO carbon_admin, carbon_auditor, carbon_verifier;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block,
+  carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements,
+  carbon.v_serial_history
+TO carbon_admin, carbon_auditor;
+GRANT INSERT, UPDATE, DELETE ON carbon.holiday TO carbon_admin;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.unit_issuance, carbon.v_projects, carbon.v_issuances
+TO carbon_app, carbon_trader, carbon_verifier;
+GRANT SELECT ON carbon.monitoring_report TO carbon_trader, carbon_verifier;
+GRANT SELECT ON carbon.unit_block, carbon.retirement, carbon.v_retirements TO carbon_app, carbon_trader;
+SELECT carbon._account_rls(ARRAY['unit_block', 'retirement'], 'account');
+-- a verifier sees every report (to take one on); an owner its own projects' reports
+ALTER TABLE carbon.monitoring_report ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.monitoring_report FOR SELECT TO carbon_admin, carbon_auditor, carbon_verifier
+  USING (true);
+CREATE POLICY owner_reports ON carbon.monitoring_report FOR SELECT TO carbon_trader
+  USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
+                 AND p.owner = carbon.acting_account()));
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);

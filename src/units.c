@@ -1,0 +1,1488 @@
+/*
+ * units.c — certified units (核证减排量, asset CER, 1 t per serial) held as
+ * serial blocks: issuance, transfer, retirement with certificates,
+ * cancellation and recall (api.md §5).
+ *
+ * Serial blocks are a holdings module of the journal, beside lots: every
+ * participant's CER balance is held in blocks of carbon.unit_block, and
+ * every issued serial is in exactly one block (exclusion constraints on
+ * issuances and blocks).  A move takes whole blocks oldest vintage first
+ * and splits the last one; the history of every block is in
+ * carbon.unit_event.
+ *
+ * Locks, always in this order: the report and project rows (issuance and
+ * recall), balances (the posting trigger), then blocks.  Named ranges are
+ * checked after the entry is posted, so that no call locks blocks before
+ * balances.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "journal.h"
+#include "ledger.h"
+
+#define GRAMS_PER_TONNE INT64CONST(1000000)
+#define MAX_SERIAL INT64CONST(999999999)
+
+static int16
+asset_cer(void)
+{
+	return ledger_asset_id("CER");
+}
+
+static bool
+units_hold(int16 asset)
+{
+	return asset == asset_cer();
+}
+
+/* ---- serial ranges ---- */
+
+typedef struct SerialRange
+{
+	char		region[7];
+	int			vintage;
+	char		code[33];
+	int64		first;
+	int64		last;
+} SerialRange;
+
+static pg_noinline void
+malformed_serial(const char *text)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("malformed serial range \"%s\"", text),
+			 errhint("A serial range is REGION-VINTAGE-PROJECTCODE-FIRST-LAST, e.g. 620700-2025-ZYFOREST01-000000001-000000100 "
+					 "(6-digit region, 4-digit year, 9-digit numbers, FIRST <= LAST).")));
+}
+
+/* Exactly `n` digits at *p, advanced past them. */
+static bool
+take_digits(const char **p, int n, int64 *value)
+{
+	int64		v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!isdigit((unsigned char) (*p)[i]))
+			return false;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*value = v;
+	return true;
+}
+
+static void
+serial_parse(const char *text, SerialRange *r)
+{
+	const char *p = text;
+	int64		v;
+	int			n = 0;
+
+	if (!take_digits(&p, 6, &v) || *p++ != '-')
+		malformed_serial(text);
+	memcpy(r->region, text, 6);
+	r->region[6] = '\0';
+	if (!take_digits(&p, 4, &v) || *p++ != '-')
+		malformed_serial(text);
+	r->vintage = (int) v;
+	while (p[n] && p[n] != '-')
+	{
+		char		c = p[n];
+
+		if (n >= 32 || !(isupper((unsigned char) c) || isdigit((unsigned char) c) || (c == '_' && n > 0)))
+			malformed_serial(text);
+		r->code[n] = c;
+		n++;
+	}
+	if (n == 0 || p[n] != '-')
+		malformed_serial(text);
+	r->code[n] = '\0';
+	p += n + 1;
+	if (!take_digits(&p, 9, &r->first) || *p++ != '-' || !take_digits(&p, 9, &r->last) || *p != '\0')
+		malformed_serial(text);
+	if (r->first < 1 || r->last < r->first)
+		malformed_serial(text);
+}
+
+static char *
+serial_format(const char *region, int vintage, const char *code, int64 first, int64 last)
+{
+	return psprintf("%s-%d-%s-%09lld-%09lld", region, vintage, code, (long long) first, (long long) last);
+}
+
+/* parse_serial(serial) → (region, vintage, project_code, first, last) */
+PG_FUNCTION_INFO_V1(ledger_parse_serial);
+Datum
+ledger_parse_serial(PG_FUNCTION_ARGS)
+{
+	SerialRange r;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	serial_parse(text_to_cstring(PG_GETARG_TEXT_PP(0)), &r);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "parse_serial must return a row");
+	values[0] = CStringGetTextDatum(r.region);
+	values[1] = Int32GetDatum(r.vintage);
+	values[2] = CStringGetTextDatum(r.code);
+	values[3] = Int64GetDatum(r.first);
+	values[4] = Int64GetDatum(r.last);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* ---- blocks ---- */
+
+/* Pieces of blocks to move: block id and the serials [first, last] taken from it. */
+typedef struct UnitPieces
+{
+	int			n;
+	Datum	   *block;
+	Datum	   *first;
+	Datum	   *last;
+	int64		tonnes;
+} UnitPieces;
+
+static void
+pieces_from_spi(UnitPieces *p)
+{
+	p->n = (int) SPI_processed;
+	p->block = palloc(sizeof(Datum) * Max(p->n, 1));
+	p->first = palloc(sizeof(Datum) * Max(p->n, 1));
+	p->last = palloc(sizeof(Datum) * Max(p->n, 1));
+	p->tonnes = 0;
+	for (int i = 0; i < p->n; i++)
+	{
+		bool		isnull;
+
+		p->block[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		p->first[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		p->last[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
+		p->tonnes += DatumGetInt64(p->last[i]) - DatumGetInt64(p->first[i]) + 1;
+	}
+}
+
+static pg_noinline void
+blocks_not_covered(int64 account, int64 tonnes, int64 found)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_INTEGRITY),
+			 errmsg("the serial blocks of account " INT64_FORMAT " do not cover its CER balance", account),
+			 errdetail("Needed " INT64_FORMAT " t, blocks hold " INT64_FORMAT " t.", tonnes, found),
+			 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/*
+ * Take `tonnes` from the account's held blocks, oldest vintage first (then
+ * project and serial), the blocks locked; only class `only_class` when not
+ * NULL.  The last block taken may be taken in part.
+ */
+static void
+units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', only_class ? ' ' : 'n'};
+
+	values[0] = Int64GetDatum(account);
+	values[1] = Int64GetDatum(tonnes);
+	values[2] = only_class ? CStringGetTextDatum(only_class) : (Datum) 0;
+	ledger_plan(&plan,
+				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
+				"                WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3) "
+				"                ORDER BY vintage, project, first FOR UPDATE), "
+				"running AS (SELECT id, vintage, project, first, last, "
+				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
+				"              - (last - first + 1) AS before FROM locked) "
+				"SELECT id, first, first + least(last - first + 1, $2 - before) - 1 FROM running "
+				"WHERE before < $2 ORDER BY vintage, project, first",
+				3, (Oid[]) {INT8OID, INT8OID, TEXTOID});
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit block lookup failed");
+	pieces_from_spi(p);
+	if (p->tonnes != tonnes)
+		blocks_not_covered(account, tonnes, p->tonnes);
+}
+
+/*
+ * Move the pieces: each to `holder` (state held), or retired / cancelled by
+ * its holder; what is left of a split block stays with its holder.  Writes
+ * the history (a split, then the move) and returns the moved serial ranges
+ * as text[] (oldest first).
+ */
+static Datum
+units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id, const char *event,
+		   const char *reference)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', holder ? ' ' : 'n', ' ', ' ', ' ', reference ? ' ' : 'n'};
+	bool		isnull;
+	Datum		serials;
+
+	values[0] = ledger_int8_array(p->block, p->n);
+	values[1] = ledger_int8_array(p->first, p->n);
+	values[2] = ledger_int8_array(p->last, p->n);
+	values[3] = Int64GetDatum(holder);
+	values[4] = CStringGetTextDatum(state);
+	values[5] = Int64GetDatum(entry_id);
+	values[6] = CStringGetTextDatum(event);
+	values[7] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	ledger_plan(&plan,
+				"WITH w AS (SELECT * FROM unnest($1, $2, $3) WITH ORDINALITY AS w(id, f, l, k)), "
+	/* deleted first: the parts below take the same serials (exclusion constraint) */
+				"gone AS (DELETE FROM carbon.unit_block b USING w, carbon.unit_issuance i, carbon.project pr "
+				"         WHERE b.id = w.id AND i.id = b.issuance AND pr.id = b.project "
+				"         RETURNING b.issuance, b.project, b.vintage, b.class, b.first, b.last, b.account, "
+				"                   b.entry_id, b.since, w.f, w.l, w.k, i.region, pr.code), "
+				"parts AS (SELECT issuance, project, vintage, class, f AS first, l AS last, "
+				"                 CASE WHEN $5 = 'held' THEN $4 ELSE account END AS account, $5 AS state, "
+				"                 $6 AS entry_id, now() AS since, true AS moved, k, region, code FROM gone "
+				"          UNION ALL SELECT issuance, project, vintage, class, first, f - 1, account, 'held', "
+				"                 entry_id, since, false, k, region, code FROM gone WHERE first < f "
+				"          UNION ALL SELECT issuance, project, vintage, class, l + 1, last, account, 'held', "
+				"                 entry_id, since, false, k, region, code FROM gone WHERE l < last), "
+				"ins AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, "
+				"                                       state, entry_id, since) "
+				"        SELECT issuance, project, vintage, class, first, last, account, state, entry_id, since "
+				"        FROM parts), "
+				"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
+				"                                        to_account, entry_id, reference) "
+				"         SELECT issuance, project, first, last, event, from_account, to_account, $6, reference "
+				"         FROM (SELECT k, 0 AS o, issuance, project, first, last, 'split' AS event, account AS from_account, "
+				"                      account AS to_account, "
+				"                      'split off ' || carbon.serial_text(region, vintage, code, f, l) AS reference "
+				"               FROM gone WHERE first < f OR l < last "
+				"               UNION ALL "
+				"               SELECT k, 1, issuance, project, f, l, $7, account, "
+				"                      CASE WHEN $5 = 'held' THEN $4 END, $8 FROM gone) h "
+				"         ORDER BY k, o) "
+				"SELECT coalesce(array_agg(carbon.serial_text(region, vintage, code, first, last) ORDER BY k), '{}') "
+				"FROM parts WHERE moved",
+				8, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID});
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "unit block move failed");
+	serials = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return datumCopy(serials, false, -1);
+}
+
+/*
+ * The holdings module's part of a posted entry (transfer(), transfer_units,
+ * reversals): one participant paying one other, or paying into the
+ * retired or cancelled sink.  Units never come back from a sink or from
+ * issuance: their serials are numbered by issue_units alone.
+ */
+static void
+units_follow(const LedgerEntry *entry, int64 entry_id)
+{
+	int			payer = -1,
+				payee = -1,
+				sink = -1,
+				debits = 0,
+				credits = 0;
+	int16		cer = asset_cer();
+	UnitPieces	p;
+
+	for (int i = 0; i < entry->n; i++)
+	{
+		const LedgerAccount *a = entry->accounts[i];
+
+		if (entry->assets[i] != cer)
+			continue;
+		if (a->participant)
+		{
+			if (entry->amounts[i] < 0)
+				payer = i, debits++;
+			else
+				payee = i, credits++;
+		}
+		else if (entry->amounts[i] > 0 &&
+				 (strcmp(a->kind, "retired") == 0 || strcmp(a->kind, "cancelled") == 0))
+			sink = i;
+	}
+	if (debits == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("certified units cannot be credited without their serials"),
+				 errdetail("Units are issued only by carbon.issue_units(); retired and cancelled units are final."),
+				 errhint("A retirement, cancellation or issuance of units cannot be reversed.")));
+	if (debits > 1 || credits > 1 || (credits == 0 && sink < 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("this entry moves certified units in a way their serials cannot follow"),
+				 errhint("Move units with carbon.transfer_units(), retire_units() or cancel_units().")));
+	units_take(entry->accounts[payer]->id, -entry->amounts[payer], NULL, &p);
+	if (credits == 1)
+		(void) units_move(&p, entry->accounts[payee]->id, "held", entry_id, "transfer", entry->memo);
+	else
+		(void) units_move(&p, 0, strcmp(entry->accounts[sink]->kind, "retired") == 0 ? "retired" : "cancelled",
+						  entry_id, strcmp(entry->accounts[sink]->kind, "retired") == 0 ? "retirement" : "cancellation",
+						  entry->memo);
+}
+
+static const LedgerHoldings units_holdings = {
+	.name = "serial blocks",
+	.holds = units_hold,
+	.follow = units_follow,
+};
+
+void
+ledger_units_register(void)
+{
+	ledger_register_holdings(&units_holdings);
+}
+
+/* ---- issuance ---- */
+
+typedef struct Report
+{
+	int64		id;
+	int64		project;
+	char	   *status;
+	int64		verified_g;
+	int			vintage;
+} Report;
+
+typedef struct Project
+{
+	int64		id;
+	int64		owner;
+	char	   *code;
+	char	   *region;
+	char	   *class;
+	char	   *methodology;
+	int32		version;
+	char	   *methodology_status;
+	char	   *factors;
+	int			buffer_pct;
+	int64		next_serial;
+	int64		debt;
+	bool		pooled;
+} Project;
+
+static void
+project_lock(int64 id, Project *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(id)};
+	SPITupleTable *tt;
+	bool		isnull;
+
+	ledger_plan(&plan,
+				"SELECT p.owner, p.code, p.region, p.class, p.methodology, p.methodology_version, m.status, "
+				"       m.params::text, coalesce((m.params ->> 'buffer_pct')::int, 0), p.next_serial, "
+				"       p.debt_tonnes, p.pooled "
+				"FROM carbon.project p JOIN carbon.methodology m "
+				"  ON m.code = p.methodology AND m.version = p.methodology_version "
+				"WHERE p.id = $1 FOR UPDATE OF p",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "project lookup failed");
+	tt = SPI_tuptable;
+	p->id = id;
+	p->owner = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	p->code = SPI_getvalue(tt->vals[0], tt->tupdesc, 2);
+	p->region = SPI_getvalue(tt->vals[0], tt->tupdesc, 3);
+	p->class = SPI_getvalue(tt->vals[0], tt->tupdesc, 4);
+	p->methodology = SPI_getvalue(tt->vals[0], tt->tupdesc, 5);
+	p->version = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 6, &isnull));
+	p->methodology_status = SPI_getvalue(tt->vals[0], tt->tupdesc, 7);
+	p->factors = SPI_getvalue(tt->vals[0], tt->tupdesc, 8);
+	p->buffer_pct = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 9, &isnull));
+	p->next_serial = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 10, &isnull));
+	p->debt = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 11, &isnull));
+	p->pooled = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 12, &isnull));
+}
+
+static void
+report_lock(int64 id, Report *r)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(id)};
+	SPITupleTable *tt;
+	bool		isnull;
+	Datum		d;
+
+	ledger_plan(&plan,
+				"SELECT project, status, carbon.grams(verified), extract(year FROM upper(period) - 1)::int "
+				"FROM carbon.monitoring_report WHERE id = $1 FOR UPDATE",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "report lookup failed");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("monitoring report " INT64_FORMAT " does not exist", id)));
+	tt = SPI_tuptable;
+	r->id = id;
+	r->project = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	r->status = SPI_getvalue(tt->vals[0], tt->tupdesc, 2);
+	d = SPI_getbinval(tt->vals[0], tt->tupdesc, 3, &isnull);
+	r->verified_g = isnull ? 0 : DatumGetInt64(d);
+	r->vintage = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
+}
+
+/* The platform's buffer-pool account of a region (opened on first use). */
+static void
+buffer_account(const char *region, LedgerAccount *acc)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {CStringGetTextDatum(region)};
+	bool		isnull;
+
+	static SPIPlanPtr read_plan = NULL;
+	Datum		id;
+
+	ledger_plan(&plan,
+				"SELECT carbon.open_account('platform', $1, 'carbon_ledger:buffer_pool:' || $1, "
+				"                           '缓冲池 buffer pool ' || $1)",
+				1, (Oid[]) {TEXTOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "buffer account lookup failed");
+	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	/* read-write, a new snapshot: an account opened just now is seen */
+	ledger_plan(&read_plan, "SELECT id, kind, tier, region, status FROM carbon.account WHERE id = $1",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(read_plan, &id, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "buffer account lookup failed");
+	ledger_account_from_row(acc, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+							SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+}
+
+/* One block of an issuance: an issued range and its first state. */
+typedef struct IssuedBlock
+{
+	const char *block;			/* owner, buffer, debt */
+	int64		account;
+	int64		first;
+	int64		last;
+	const char *state;
+} IssuedBlock;
+
+static void
+issuance_write(const Report *r, const Project *p, const IssuedBlock *b, int n, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		kind[3],
+				acc[3],
+				first[3],
+				last[3],
+				state[3];
+	Datum		values[14];
+
+	for (int i = 0; i < n; i++)
+	{
+		kind[i] = CStringGetTextDatum(b[i].block);
+		acc[i] = Int64GetDatum(b[i].account);
+		first[i] = Int64GetDatum(b[i].first);
+		last[i] = Int64GetDatum(b[i].last);
+		state[i] = CStringGetTextDatum(b[i].state);
+	}
+	values[0] = Int64GetDatum(r->id);
+	values[1] = Int64GetDatum(p->id);
+	values[2] = CStringGetTextDatum(p->region);
+	values[3] = Int32GetDatum(r->vintage);
+	values[4] = CStringGetTextDatum(p->class);
+	values[5] = CStringGetTextDatum(p->methodology);
+	values[6] = Int32GetDatum(p->version);
+	values[7] = CStringGetTextDatum(p->factors);
+	values[8] = Int64GetDatum(entry_id);
+	values[9] = ledger_array(kind, NULL, n, TEXTOID);
+	values[10] = ledger_int8_array(acc, n);
+	values[11] = ledger_int8_array(first, n);
+	values[12] = ledger_int8_array(last, n);
+	values[13] = ledger_array(state, NULL, n, TEXTOID);
+	ledger_plan(&plan,
+				"WITH b AS (SELECT * FROM unnest($10, $11, $12, $13, $14) WITH ORDINALITY "
+				"           AS b(block, account, first, last, state, k)), "
+				"i AS (INSERT INTO carbon.unit_issuance (report, project, region, vintage, first, last, block, "
+				"        account, class, methodology, methodology_version, factors, entry_id) "
+				"      SELECT $1, $2, $3, $4, first, last, block, account, $5, $6, $7, $8::jsonb, $9 "
+				"      FROM b ORDER BY k RETURNING id, first, last, account), "
+				"blk AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, "
+				"          state, entry_id) "
+				"        SELECT i.id, $2, $4, $5, i.first, i.last, i.account, b.state, $9 "
+				"        FROM i JOIN b ON b.first = i.first) "
+				"INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, to_account, "
+				"                               entry_id, reference) "
+				"SELECT id, $2, first, last, event, NULL, to_account, $9, reference FROM ("
+				"  SELECT b.k, 0 AS o, i.id, i.first, i.last, 'issuance' AS event, i.account AS to_account, "
+				"         'report ' || $1 || ', ' || b.block || ' block' AS reference "
+				"  FROM i JOIN b ON b.first = i.first "
+				"  UNION ALL "
+				"  SELECT b.k, 1, i.id, i.first, i.last, 'cancellation', NULL, 'recall debt repaid' "
+				"  FROM i JOIN b ON b.first = i.first WHERE b.state = 'cancelled') e ORDER BY k, o",
+				14, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, INT8OID,
+				TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "issuance insert failed");
+}
+
+static void
+report_issued(const Report *r, const Project *p, int64 tonnes, int64 repaid, int64 next_serial)
+{
+	static SPIPlanPtr report_plan = NULL;
+	static SPIPlanPtr project_plan = NULL;
+	Datum		rv[3] = {Int64GetDatum(r->id), Int64GetDatum(tonnes), Int64GetDatum(r->verified_g % GRAMS_PER_TONNE)};
+	Datum		pv[3] = {Int64GetDatum(p->id), Int64GetDatum(next_serial), Int64GetDatum(repaid)};
+
+	ledger_plan(&report_plan,
+				"UPDATE carbon.monitoring_report SET status = 'issued', issued_tonnes = $2, "
+				"       remainder = carbon.co2e_grams($3), issued_at = now() WHERE id = $1",
+				3, (Oid[]) {INT8OID, INT8OID, INT8OID});
+	if (SPI_execute_plan(report_plan, rv, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "report update failed");
+	ledger_plan(&project_plan,
+				"UPDATE carbon.project SET next_serial = $2, debt_tonnes = debt_tonnes - $3 WHERE id = $1",
+				3, (Oid[]) {INT8OID, INT8OID, INT8OID});
+	if (SPI_execute_plan(project_plan, pv, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "project update failed");
+}
+
+/*
+ * A pooled project (the platform certifying personal reductions it holds):
+ * the grams certified leave the platform's RED into the retired sink, so
+ * that no reduction counts twice.
+ */
+static void
+pooling_convert(const LedgerAccount *owner, int64 tonnes, const char *serials)
+{
+	int16		red = ledger_asset_red();
+	const LedgerAccount *sink = ledger_system_account_info("retired", red, owner->tier, owner->region);
+
+	(void) ledger_move("pooling", psprintf("certified into units %s", serials), owner, sink, red,
+					   tonnes * GRAMS_PER_TONNE, NULL);
+}
+
+static void
+srf_row(ReturnSetInfo *rsinfo, Datum a, Datum b, bool b_null)
+{
+	Datum		values[2] = {a, b};
+	bool		nulls[2] = {false, b_null};
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * issue_units(report) → (serial, tonnes): the verified report's whole
+ * tonnes (the remainder recorded, not issued), numbered on from the
+ * project's last serial.  The buffer share (methodology param buffer_pct)
+ * is its own block for the region's buffer pool; a recall debt of the
+ * project is repaid first from the owner's share (issued and cancelled at
+ * once).
+ */
+PG_FUNCTION_INFO_V1(ledger_issue_units);
+Datum
+ledger_issue_units(PG_FUNCTION_ARGS)
+{
+	int64		report_id = ledger_arg_int64(fcinfo, 0, "report");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Report		r;
+	Project		p;
+	LedgerAccount owner;
+	LedgerAccount buffer;
+	int64		tonnes,
+				buffer_t,
+				share,
+				repay,
+				keep,
+				next;
+	IssuedBlock blocks[3];
+	int			nblocks = 0;
+	const LedgerAccount *accounts[6];
+	int16		assets[6];
+	int64		amounts[6];
+	int			n = 0;
+	int16		cer;
+	LedgerEntry entry;
+	int64		entry_id;
+	const char *cer_code = "CER";
+
+	InitMaterializedSRF(fcinfo, 0);
+	ledger_spi_connect();
+	cer = asset_cer();
+	report_lock(report_id, &r);
+	if (strcmp(r.status, "verified") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("monitoring report " INT64_FORMAT " is %s, not verified", report_id, r.status),
+				 errhint(strcmp(r.status, "issued") == 0 ? "A report is issued once." :
+						 "Units are issued for a verified report (carbon.verify_monitoring).")));
+	project_lock(r.project, &p);
+	if (strcmp(p.methodology_status, "published") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_METHODOLOGY),
+				 errmsg("methodology %s version %d of project %s is %s", p.methodology, p.version, p.code,
+						p.methodology_status),
+				 errhint("Units are issued only under a methodology in force.")));
+	ledger_require_account(p.owner, &owner);
+	ledger_require_active(&owner);
+
+	tonnes = r.verified_g / GRAMS_PER_TONNE;
+	if (tonnes > 0 && p.next_serial + tonnes - 1 > MAX_SERIAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("project %s would pass serial number %lld", p.code, (long long) MAX_SERIAL)));
+	if (tonnes > 0 && !ledger_cap_take(owner.tier, p.region, GetCurrentTransactionStartTimestamp(),
+									   &cer_code, &tonnes, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_CAP),
+				 errmsg("issuing " INT64_FORMAT " t of CER would exceed this year's cap for %s accounts in %s",
+						tonnes, owner.tier, p.region),
+				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
+	buffer_t = tonnes * p.buffer_pct / 100;
+	share = tonnes - buffer_t;
+	repay = Min(p.debt, share);
+	keep = share - repay;
+	next = p.next_serial;
+	if (buffer_t > 0)
+	{
+		buffer_account(p.region, &buffer);
+		blocks[nblocks++] = (IssuedBlock) {"buffer", buffer.id, next, next + buffer_t - 1, "held"};
+		next += buffer_t;
+		accounts[n] = ledger_system_account_info("issuance", cer, buffer.tier, buffer.region);
+		assets[n] = cer, amounts[n++] = -buffer_t;
+		accounts[n] = &buffer;
+		assets[n] = cer, amounts[n++] = buffer_t;
+	}
+	if (repay > 0)
+	{
+		blocks[nblocks++] = (IssuedBlock) {"debt", owner.id, next, next + repay - 1, "cancelled"};
+		next += repay;
+		accounts[n] = ledger_system_account_info("cancelled", cer, owner.tier, owner.region);
+		assets[n] = cer, amounts[n++] = repay;
+	}
+	if (keep > 0)
+	{
+		blocks[nblocks++] = (IssuedBlock) {"owner", owner.id, next, next + keep - 1, "held"};
+		next += keep;
+		accounts[n] = &owner;
+		assets[n] = cer, amounts[n++] = keep;
+	}
+	if (share > 0)
+	{
+		accounts[n] = ledger_system_account_info("issuance", cer, owner.tier, owner.region);
+		assets[n] = cer, amounts[n++] = -share;
+	}
+	if (n > 0)
+	{
+		entry = ledger_entry("unit_issuance", psprintf("project %s, report " INT64_FORMAT, p.code, r.id),
+							 n, accounts, assets, amounts);
+		entry.holdings_moved = true;	/* the blocks are written below, numbered */
+		entry_id = ledger_post(&entry);
+		issuance_write(&r, &p, blocks, nblocks, entry_id);
+		if (p.pooled)
+			pooling_convert(&owner, tonnes,
+							serial_format(p.region, r.vintage, p.code, p.next_serial, next - 1));
+	}
+	report_issued(&r, &p, tonnes, repay, next);
+	for (int i = 0; i < nblocks; i++)
+		srf_row(rsinfo, CStringGetTextDatum(serial_format(p.region, r.vintage, p.code, blocks[i].first,
+														  blocks[i].last)),
+				Int64GetDatum(blocks[i].last - blocks[i].first + 1), false);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---- transfer, retirement, cancellation ---- */
+
+static void
+require_unit_holder(const LedgerAccount *acc)
+{
+	if (!acc->participant)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " is a system account", acc->id)));
+}
+
+/* transfer_units(from, to, tonnes, memo, request_id) → entry id */
+PG_FUNCTION_INFO_V1(ledger_transfer_units);
+Datum
+ledger_transfer_units(PG_FUNCTION_ARGS)
+{
+	int64		from_id = ledger_arg_int64(fcinfo, 0, "from_account");
+	int64		to_id = ledger_arg_int64(fcinfo, 1, "to_account");
+	int64		tonnes = ledger_arg_amount(fcinfo, 2, "tonnes");
+	char	   *memo = ledger_arg_text_or_null(fcinfo, 3);
+	char	   *request_id = ledger_arg_text_or_null(fcinfo, 4);
+	int64		entry_id;
+	bool		replayed;
+
+	if (from_id == to_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot transfer units from account " INT64_FORMAT " to itself", from_id)));
+	ledger_check_acting(from_id, false);
+	ledger_spi_connect();
+	entry_id = ledger_transfer_between("unit_transfer", memo, from_id, to_id, "CER", tonnes, NULL, request_id,
+									   psprintf(INT64_FORMAT "|" INT64_FORMAT "|%s", to_id, tonnes,
+												memo ? memo : ""),
+									   &replayed);
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+static const char *const purposes[] = {
+	"event_neutrality", "entity_neutrality", "eco_damage_compensation", "voluntary", "compliance_offset"
+};
+
+static void
+check_purpose(const char *purpose, const char *reference)
+{
+	bool		known = false;
+
+	for (size_t i = 0; i < lengthof(purposes); i++)
+		known |= strcmp(purpose, purposes[i]) == 0;
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown retirement purpose \"%s\"", purpose),
+				 errhint("Purposes are event_neutrality, entity_neutrality, eco_damage_compensation, voluntary "
+						 "and compliance_offset.")));
+	if (strcmp(purpose, "eco_damage_compensation") == 0 && (reference == NULL || reference[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a retirement for eco-damage compensation needs the case reference"),
+				 errhint("Pass the court or administrative case number as reference.")));
+}
+
+/* A retirement, as certified. */
+typedef struct Retirement
+{
+	int64		account;
+	int64		tonnes;
+	const char *purpose;
+	const char *beneficiary;
+	const char *jurisdiction;
+	const char *reference;
+	Datum		serials;		/* text[] */
+	int64		entry_id;
+	TimestampTz retired_at;
+} Retirement;
+
+static void
+json_key_text(StringInfo s, const char *key, const char *value)
+{
+	appendStringInfo(s, "\"%s\":", key);
+	if (value)
+		escape_json(s, value);
+	else
+		appendStringInfoString(s, "null");
+}
+
+/*
+ * The canonical content of a certificate: JSON, keys in order, no spaces,
+ * the time in UTC to the microsecond.  Its SHA-256 is the certificate id.
+ */
+static char *
+certificate_content(const Retirement *r)
+{
+	StringInfoData s;
+	ArrayType  *arr = DatumGetArrayTypeP(r->serials);
+	Datum	   *elems;
+	int			nelems;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(r->retired_at, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "retirement time out of range");
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	initStringInfo(&s);
+	appendStringInfo(&s, "{\"account\":" INT64_FORMAT ",", r->account);
+	json_key_text(&s, "beneficiary", r->beneficiary);
+	appendStringInfo(&s, ",\"entry\":" INT64_FORMAT ",", r->entry_id);
+	json_key_text(&s, "jurisdiction", r->jurisdiction);
+	appendStringInfoChar(&s, ',');
+	json_key_text(&s, "purpose", r->purpose);
+	appendStringInfoChar(&s, ',');
+	json_key_text(&s, "reference", r->reference);
+	appendStringInfo(&s, ",\"retired_at\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\",\"serials\":[",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	for (int i = 0; i < nelems; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&s, ',');
+		escape_json(&s, TextDatumGetCString(elems[i]));
+	}
+	appendStringInfo(&s, "],\"tonnes\":" INT64_FORMAT ",\"version\":1}", r->tonnes);
+	return s.data;
+}
+
+static char *
+sha256_hex(const char *data)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) data, strlen(data)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute SHA-256")));
+	pg_cryptohash_free(ctx);
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	return hex;
+}
+
+static char *
+retirement_write(const Retirement *r)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *certificate = sha256_hex(certificate_content(r));
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', r->reference ? ' ' : 'n', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(certificate);
+	values[1] = Int64GetDatum(r->account);
+	values[2] = Int64GetDatum(r->tonnes);
+	values[3] = CStringGetTextDatum(r->purpose);
+	values[4] = CStringGetTextDatum(r->beneficiary);
+	values[5] = CStringGetTextDatum(r->jurisdiction);
+	values[6] = r->reference ? CStringGetTextDatum(r->reference) : (Datum) 0;
+	values[7] = r->serials;
+	values[8] = Int64GetDatum(r->entry_id);
+	values[9] = TimestampTzGetDatum(r->retired_at);
+	ledger_plan(&plan,
+				"INSERT INTO carbon.retirement (certificate, account, tonnes, purpose, beneficiary, jurisdiction, "
+				"                               reference, serials, entry_id, retired_at) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+				10, (Oid[]) {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID,
+				INT8OID, TIMESTAMPTZOID});
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "retirement insert failed");
+	return certificate;
+}
+
+/* The certificate and serials of the retirement posted as `entry_id` (a replayed request). */
+static void
+retirement_replay(ReturnSetInfo *rsinfo, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(entry_id)};
+	bool		isnull;
+
+	ledger_plan(&plan, "SELECT certificate, serials FROM carbon.retirement WHERE entry_id = $1",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "retirement of entry " INT64_FORMAT " not found", entry_id);
+	srf_row(rsinfo, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), false);
+}
+
+/*
+ * Post the move of `tonnes` from the account into its segment's retired or
+ * cancelled sink (the blocks are moved by the caller: holdings_moved).
+ */
+static int64
+post_to_sink(const LedgerAccount *acc, const char *sink_kind, int64 tonnes, const char *kind, const char *memo)
+{
+	int16		cer = asset_cer();
+	const LedgerAccount *accounts[2] = {acc, ledger_system_account_info(sink_kind, cer, acc->tier, acc->region)};
+	int16		assets[2] = {cer, cer};
+	int64		amounts[2] = {-tonnes, tonnes};
+	LedgerEntry entry = ledger_entry(kind, memo, 2, accounts, assets, amounts);
+
+	entry.holdings_moved = true;
+	return ledger_post(&entry);
+}
+
+/*
+ * Lock the blocks of the named range and check that the account holds all
+ * of it (CL001 otherwise); the pieces to move.
+ */
+static void
+units_take_range(int64 account, const SerialRange *s, const char *text, UnitPieces *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[6];
+	int64		want = s->last - s->first + 1;
+	bool		all_held = true;
+
+	values[0] = Int64GetDatum(account);
+	values[1] = CStringGetTextDatum(s->code);
+	values[2] = CStringGetTextDatum(s->region);
+	values[3] = Int32GetDatum(s->vintage);
+	values[4] = Int64GetDatum(s->first);
+	values[5] = Int64GetDatum(s->last);
+	ledger_plan(&plan,
+				"SELECT b.id, greatest(b.first, $5), least(b.last, $6), "
+				"       b.account = $1 AND b.state = 'held' AND b.vintage = $4 AND i.region = $3 "
+				"FROM carbon.project pr "
+				"JOIN carbon.unit_block b ON b.project = pr.id "
+				" AND int8range(b.project, b.project, '[]') && int8range(pr.id, pr.id, '[]') "
+				" AND int8range(b.first, b.last, '[]') && int8range($5, $6, '[]') "
+				"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"WHERE pr.code = $2 ORDER BY b.first FOR UPDATE OF b",
+				6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit block lookup failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		all_held &= DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
+	}
+	pieces_from_spi(p);
+	if (!all_held || p->tonnes != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INSUFFICIENT),
+				 errmsg("account " INT64_FORMAT " does not hold all of %s", account, text),
+				 errdetail("It holds " INT64_FORMAT " of the " INT64_FORMAT " serials of the range.",
+						   all_held ? p->tonnes : (int64) 0, want)));
+}
+
+/*
+ * retire_units and retire_serials: arguments, request id, status, the
+ * entry, the blocks (oldest first, or the named range), the certificate.
+ */
+static Datum
+retire(FunctionCallInfo fcinfo, bool named)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	char	   *serial_text = named ? ledger_arg_text(fcinfo, 1, "serials") : NULL;
+	int64		tonnes = named ? 0 : ledger_arg_amount(fcinfo, 1, "tonnes");
+	char	   *purpose = ledger_arg_text(fcinfo, 2, "purpose");
+	char	   *beneficiary = ledger_arg_text(fcinfo, 3, "beneficiary");
+	char	   *reference = ledger_arg_text_or_null(fcinfo, 4);
+	char	   *request_id = ledger_arg_text_or_null(fcinfo, 5);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SerialRange range;
+	LedgerAccount acc;
+	Retirement r;
+	UnitPieces p;
+	int64		entry_id;
+	char	   *certificate;
+
+	if (named)
+	{
+		serial_parse(serial_text, &range);
+		tonnes = range.last - range.first + 1;
+	}
+	check_purpose(purpose, reference);
+	if (beneficiary[0] == '\0' || strlen(beneficiary) > 500)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a retirement names its beneficiary (1 to 500 bytes)")));
+	ledger_check_acting(account, false);
+	InitMaterializedSRF(fcinfo, 0);
+	ledger_spi_connect();
+	ledger_require_account(account, &acc);
+	require_unit_holder(&acc);
+	if (ledger_request_begin(account, request_id, named ? "retire_serials" : "retire_units",
+							 psprintf("%s|%s|%s|%s", named ? serial_text : psprintf(INT64_FORMAT, tonnes),
+									  purpose, beneficiary, reference ? reference : ""),
+							 &entry_id))
+	{
+		retirement_replay(rsinfo, entry_id);
+		SPI_finish();
+		return (Datum) 0;
+	}
+	ledger_require_active(&acc);
+	entry_id = post_to_sink(&acc, "retired", tonnes, "retirement",
+							psprintf("retired for %s (%s)", beneficiary, purpose));
+	if (named)
+		units_take_range(account, &range, serial_text, &p);
+	else
+		units_take(account, tonnes, NULL, &p);
+
+	r.account = account;
+	r.tonnes = tonnes;
+	r.purpose = purpose;
+	r.beneficiary = beneficiary;
+	r.jurisdiction = acc.region;
+	r.reference = reference;
+	r.entry_id = entry_id;
+	r.retired_at = GetCurrentTransactionStartTimestamp();
+	r.serials = units_move(&p, 0, "retired", entry_id, "retirement",
+						   psprintf("for %s (%s)", beneficiary, purpose));
+	certificate = retirement_write(&r);
+	ledger_request_finish(account, request_id, entry_id);
+	srf_row(rsinfo, CStringGetTextDatum(certificate), r.serials, false);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* retire_units(account, tonnes, purpose, beneficiary, reference, request_id) → (certificate, serials) */
+PG_FUNCTION_INFO_V1(ledger_retire_units);
+Datum
+ledger_retire_units(PG_FUNCTION_ARGS)
+{
+	return retire(fcinfo, false);
+}
+
+/* retire_serials(account, serials, purpose, beneficiary, reference, request_id) → (certificate, serials) */
+PG_FUNCTION_INFO_V1(ledger_retire_serials);
+Datum
+ledger_retire_serials(PG_FUNCTION_ARGS)
+{
+	return retire(fcinfo, true);
+}
+
+/* cancel_units(account, tonnes, reason) → entry id (administrative 注销) */
+PG_FUNCTION_INFO_V1(ledger_cancel_units);
+Datum
+ledger_cancel_units(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	int64		tonnes = ledger_arg_amount(fcinfo, 1, "tonnes");
+	char	   *reason = ledger_arg_text(fcinfo, 2, "reason");
+	LedgerAccount acc;
+	UnitPieces	p;
+	int64		entry_id;
+
+	if (reason[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a cancellation needs a reason")));
+	ledger_spi_connect();
+	ledger_require_account(account, &acc);
+	require_unit_holder(&acc);
+	entry_id = post_to_sink(&acc, "cancelled", tonnes, "cancellation", reason);
+	units_take(account, tonnes, NULL, &p);
+	(void) units_move(&p, 0, "cancelled", entry_id, "cancellation", reason);
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+/* ---- recall ---- */
+
+/*
+ * recall_issuance(serial, reason) → (serials, cancelled, flagged): the
+ * issuance (all blocks issued for the report) containing `serial`.  Units
+ * held anywhere are cancelled (event recall); retired ones stay retired,
+ * their certificates and history flagged.  The shortfall (retired tonnes)
+ * is drawn from the buffer pool first when the methodology keeps one —
+ * the issuance's own buffer block, then the region's pool, oldest first —
+ * and the rest is owed by the project, repaid first at its next issuance.
+ */
+PG_FUNCTION_INFO_V1(ledger_recall_issuance);
+Datum
+ledger_recall_issuance(PG_FUNCTION_ARGS)
+{
+	char	   *serial = ledger_arg_text(fcinfo, 0, "serial");
+	char	   *reason = ledger_arg_text(fcinfo, 1, "reason");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	static SPIPlanPtr find_plan = NULL;
+	static SPIPlanPtr held_plan = NULL;
+	static SPIPlanPtr flag_plan = NULL;
+	SerialRange s;
+	Datum		values[4];
+	bool		isnull;
+	int64		report_id,
+				project_id,
+				retired,
+				own_buffer = 0,
+				drawn = 0,
+				debt,
+				cancelled = 0,
+				entry_id = 0,
+				pool = 0;
+	bool		recalled;
+	Project		p;
+	UnitPieces	held,
+				draw;
+	int			nholders;
+	int64	   *holder_ids;
+	int64	   *holder_tonnes;
+	const LedgerAccount **accounts;
+	int16	   *assets;
+	int64	   *amounts;
+	int			n = 0;
+	int16		cer;
+	Datum		serials[2];
+	int			nserials = 0;
+	char	   *memo;
+
+	serial_parse(serial, &s);
+	if (reason[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a recall needs a reason")));
+	InitMaterializedSRF(fcinfo, 0);
+	ledger_spi_connect();
+	cer = asset_cer();
+
+	/* the issuance, its rows locked */
+	values[0] = CStringGetTextDatum(s.code);
+	values[1] = CStringGetTextDatum(s.region);
+	values[2] = Int32GetDatum(s.vintage);
+	values[3] = Int64GetDatum(s.first);
+	ledger_plan(&find_plan,
+				"SELECT i.report, i.project, bool_or(x.recalled_at IS NOT NULL) "
+				"FROM carbon.project pr JOIN carbon.unit_issuance i ON i.project = pr.id "
+				"JOIN carbon.unit_issuance x ON x.report = i.report "
+				"WHERE pr.code = $1 AND i.region = $2 AND i.vintage = $3 AND $4 BETWEEN i.first AND i.last "
+				"GROUP BY 1, 2",
+				4, (Oid[]) {TEXTOID, TEXTOID, INT4OID, INT8OID});
+	if (SPI_execute_plan(find_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "issuance lookup failed");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no issuance contains serial %s", serial)));
+	report_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	project_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	project_lock(project_id, &p);
+	{
+		static SPIPlanPtr lock_plan = NULL;
+		Datum		v[1] = {Int64GetDatum(report_id)};
+
+		/* under the project's lock: a concurrent recall has finished */
+		ledger_plan(&lock_plan,
+					"SELECT bool_or(recalled_at IS NOT NULL) FROM "
+					"(SELECT recalled_at FROM carbon.unit_issuance WHERE report = $1 FOR UPDATE) x",
+					1, (Oid[]) {INT8OID});
+		if (SPI_execute_plan(lock_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "issuance lock failed");
+		recalled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (recalled)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("the issuance of report " INT64_FORMAT " containing %s has already been recalled",
+						report_id, serial)));
+
+	/* held units of the issuance, per holder; and the retired tonnes */
+	values[0] = Int64GetDatum(report_id);
+	ledger_plan(&held_plan,
+				"SELECT b.account, sum(b.last - b.first + 1)::bigint, "
+				"       coalesce(sum(b.last - b.first + 1) FILTER (WHERE i.block = 'buffer'), 0)::bigint "
+				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"WHERE i.report = $1 AND b.state = 'held' GROUP BY 1 ORDER BY 1",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(held_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "held units lookup failed");
+	nholders = (int) SPI_processed;
+	holder_ids = palloc(sizeof(int64) * Max(nholders, 1));
+	holder_tonnes = palloc(sizeof(int64) * Max(nholders, 1));
+	for (int i = 0; i < nholders; i++)
+	{
+		holder_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		holder_tonnes[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		own_buffer += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		cancelled += holder_tonnes[i];
+	}
+	{
+		static SPIPlanPtr retired_plan = NULL;
+		Datum		v[1] = {Int64GetDatum(report_id)};
+
+		ledger_plan(&retired_plan,
+					"SELECT coalesce(sum(b.last - b.first + 1), 0)::bigint FROM carbon.unit_block b "
+					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+					"WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'",
+					1, (Oid[]) {INT8OID});
+		if (SPI_execute_plan(retired_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "retired units lookup failed");
+		retired = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	/* the buffer: the issuance's own block covers first, then the pool */
+	debt = retired;
+	if (p.buffer_pct > 0 && retired > 0)
+	{
+		LedgerAccount pool_account;
+		int64		buffer_id;
+		int64		want;
+
+		buffer_account(p.region, &pool_account);
+		buffer_id = pool_account.id;
+
+		debt -= Min(debt, own_buffer);
+		{
+			static SPIPlanPtr pool_plan = NULL;
+			Datum		v[2] = {Int64GetDatum(buffer_id), Int64GetDatum(report_id)};
+
+			ledger_plan(&pool_plan,
+						"SELECT coalesce(sum(b.last - b.first + 1), 0)::bigint FROM carbon.unit_block b "
+						"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+						"WHERE b.account = $1 AND b.state = 'held' AND i.report <> $2",
+						2, (Oid[]) {INT8OID, INT8OID});
+			if (SPI_execute_plan(pool_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "buffer pool lookup failed");
+			pool = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		want = Min(debt, pool);
+		if (want > 0)
+		{
+			/* the pool's own blocks of this issuance are cancelled below */
+			holder_ids = repalloc(holder_ids, sizeof(int64) * (nholders + 1));
+			holder_tonnes = repalloc(holder_tonnes, sizeof(int64) * (nholders + 1));
+			holder_ids[nholders] = buffer_id;
+			holder_tonnes[nholders++] = want;
+			drawn = want;
+			debt -= want;
+		}
+	}
+
+	/* one entry: every holder into its segment's cancelled sink */
+	accounts = palloc(sizeof(LedgerAccount *) * 2 * Max(nholders, 1));
+	assets = palloc(sizeof(int16) * 2 * Max(nholders, 1));
+	amounts = palloc(sizeof(int64) * 2 * Max(nholders, 1));
+	for (int i = 0; i < nholders; i++)
+	{
+		LedgerAccount *acc = palloc(sizeof(LedgerAccount));
+
+		ledger_require_account(holder_ids[i], acc);
+		accounts[n] = acc;
+		assets[n] = cer, amounts[n++] = -holder_tonnes[i];
+		accounts[n] = ledger_system_account_info("cancelled", cer, acc->tier, acc->region);
+		assets[n] = cer, amounts[n++] = holder_tonnes[i];
+	}
+	memo = psprintf("recall of report " INT64_FORMAT " of project %s: %s", report_id, p.code, reason);
+	if (n > 0)
+	{
+		LedgerEntry entry = ledger_entry("recall", memo, n, accounts, assets, amounts);
+
+		entry.holdings_moved = true;
+		entry.correction = true;	/* a frozen holder's units are recalled too */
+		entry_id = ledger_post(&entry);
+	}
+	if (cancelled > 0)
+	{
+		static SPIPlanPtr blocks_plan = NULL;
+		Datum		v[1] = {Int64GetDatum(report_id)};
+
+		ledger_plan(&blocks_plan,
+					"SELECT b.id, b.first, b.last FROM carbon.unit_block b "
+					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+					"WHERE i.report = $1 AND b.state = 'held' ORDER BY b.project, b.first FOR UPDATE OF b",
+					1, (Oid[]) {INT8OID});
+		if (SPI_execute_plan(blocks_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "held units lookup failed");
+		pieces_from_spi(&held);
+		if (held.tonnes != cancelled)
+			blocks_not_covered(0, cancelled, held.tonnes);
+		serials[nserials++] = units_move(&held, 0, "cancelled", entry_id, "recall", reason);
+	}
+	if (drawn > 0)
+	{
+		units_take(holder_ids[nholders - 1], drawn, NULL, &draw);
+		serials[nserials++] = units_move(&draw, 0, "cancelled", entry_id, "recall",
+										 psprintf("buffer pool drawn for the recall of report " INT64_FORMAT,
+												  report_id));
+	}
+
+	/* retired units: flagged, in their history and on their certificates */
+	values[0] = Int64GetDatum(report_id);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = Int64GetDatum(debt);
+	values[3] = Int64GetDatum(project_id);
+	ledger_plan(&flag_plan,
+				"WITH r AS (SELECT b.issuance, b.project, b.first, b.last, b.account, b.entry_id "
+				"           FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"           WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'), "
+				"ev AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
+				"                                      to_account, entry_id, reference) "
+				"       SELECT issuance, project, first, last, 'recall', account, NULL, entry_id, "
+				"              'flagged: retired before the recall: ' || $2 FROM r ORDER BY project, first), "
+				"cert AS (UPDATE carbon.retirement t SET recalled_at = now(), recall_reason = $2 "
+				"         WHERE t.entry_id IN (SELECT entry_id FROM r)), "
+				"iss AS (UPDATE carbon.unit_issuance SET recalled_at = now(), recall_reason = $2 WHERE report = $1) "
+				"UPDATE carbon.project SET debt_tonnes = debt_tonnes + $3 WHERE id = $4",
+				4, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID});
+	if (SPI_execute_plan(flag_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "recall bookkeeping failed");
+
+	{
+		Datum		all;
+		Datum		out[3];
+		bool		nulls[3] = {false, false, false};
+
+		if (nserials == 2)
+		{
+			static SPIPlanPtr cat_plan = NULL;
+			Datum		v[2] = {serials[0], serials[1]};
+
+			ledger_plan(&cat_plan, "SELECT $1 || $2", 2, (Oid[]) {TEXTARRAYOID, TEXTARRAYOID});
+			if (SPI_execute_plan(cat_plan, v, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "array concatenation failed");
+			all = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		}
+		else if (nserials == 1)
+			all = serials[0];
+		else
+			all = ledger_array(NULL, NULL, 0, TEXTOID);
+		out[0] = all;
+		out[1] = Int64GetDatum(cancelled + drawn);
+		out[2] = Int64GetDatum(retired);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---- certificates and tradable units ---- */
+
+/* The retirement row of a certificate, rebuilt; false if there is none. */
+static bool
+retirement_read(const char *certificate, Retirement *r, bool *flagged)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {CStringGetTextDatum(certificate)};
+	SPITupleTable *tt;
+	bool		isnull;
+
+	ledger_plan(&plan,
+				"SELECT account, tonnes, purpose, beneficiary, jurisdiction, reference, serials, entry_id, "
+				"       retired_at, recalled_at IS NOT NULL "
+				"FROM carbon.retirement WHERE certificate = $1",
+				1, (Oid[]) {TEXTOID});
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "certificate lookup failed");
+	if (SPI_processed != 1)
+		return false;
+	tt = SPI_tuptable;
+	r->account = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 1, &isnull));
+	r->tonnes = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 2, &isnull));
+	r->purpose = SPI_getvalue(tt->vals[0], tt->tupdesc, 3);
+	r->beneficiary = SPI_getvalue(tt->vals[0], tt->tupdesc, 4);
+	r->jurisdiction = SPI_getvalue(tt->vals[0], tt->tupdesc, 5);
+	r->reference = SPI_getvalue(tt->vals[0], tt->tupdesc, 6);
+	r->serials = datumCopy(SPI_getbinval(tt->vals[0], tt->tupdesc, 7, &isnull), false, -1);
+	r->entry_id = DatumGetInt64(SPI_getbinval(tt->vals[0], tt->tupdesc, 8, &isnull));
+	r->retired_at = DatumGetTimestampTz(SPI_getbinval(tt->vals[0], tt->tupdesc, 9, &isnull));
+	*flagged = DatumGetBool(SPI_getbinval(tt->vals[0], tt->tupdesc, 10, &isnull));
+	return true;
+}
+
+static bool
+looks_like_certificate(const char *c)
+{
+	int			n = 0;
+
+	for (; c[n]; n++)
+		if (!(isdigit((unsigned char) c[n]) || (c[n] >= 'a' && c[n] <= 'f')) || n >= 64)
+			return false;
+	return n == 64;
+}
+
+/* verify_certificate(certificate) → boolean; false, never an error, for anything unknown or altered */
+PG_FUNCTION_INFO_V1(ledger_verify_certificate);
+Datum
+ledger_verify_certificate(PG_FUNCTION_ARGS)
+{
+	char	   *certificate;
+	Retirement	r;
+	bool		flagged;
+	bool		ok = false;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	certificate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!looks_like_certificate(certificate))
+		PG_RETURN_BOOL(false);
+	ledger_spi_connect();
+	if (retirement_read(certificate, &r, &flagged))
+		ok = strcmp(sha256_hex(certificate_content(&r)), certificate) == 0;
+	SPI_finish();
+	PG_RETURN_BOOL(ok);
+}
+
+/* certificate(certificate) → jsonb: the content, whether it verifies, any recall; NULL if unknown */
+PG_FUNCTION_INFO_V1(ledger_certificate);
+Datum
+ledger_certificate(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	char	   *certificate;
+	Retirement	r;
+	bool		flagged;
+	Datum		values[3];
+	bool		isnull;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	certificate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!looks_like_certificate(certificate))
+		PG_RETURN_NULL();
+	ledger_spi_connect();
+	if (!retirement_read(certificate, &r, &flagged))
+	{
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	{
+		char	   *content = certificate_content(&r);
+
+		values[0] = CStringGetTextDatum(content);
+		values[1] = BoolGetDatum(strcmp(sha256_hex(content), certificate) == 0);
+		values[2] = CStringGetTextDatum(certificate);
+	}
+	ledger_plan(&plan,
+				"SELECT $1::jsonb || jsonb_build_object('certificate', $3, 'verifies', $2, "
+				"       'recalled_at', recalled_at, 'recall_reason', recall_reason) "
+				"FROM carbon.retirement WHERE certificate = $3",
+				3, (Oid[]) {TEXTOID, BOOLOID, TEXTOID});
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "certificate lookup failed");
+	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+							   false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * The class I tonnes an account holds: what the market may escrow (class
+ * II units never reach the book).  The one place that decides it.
+ */
+int64
+ledger_units_tradable(int64 account)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(account)};
+	bool		isnull;
+
+	ledger_plan(&plan,
+				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
+				"WHERE account = $1 AND state = 'held' AND class = 'I'",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "tradable units lookup failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* tradable_units(account) → bigint */
+PG_FUNCTION_INFO_V1(ledger_tradable_units);
+Datum
+ledger_tradable_units(PG_FUNCTION_ARGS)
+{
+	int64		account = ledger_arg_int64(fcinfo, 0, "account");
+	LedgerAccount acc;
+	int64		tonnes;
+
+	ledger_check_acting(account, true);
+	ledger_spi_connect();
+	ledger_require_account(account, &acc);
+	tonnes = ledger_units_tradable(account);
+	SPI_finish();
+	PG_RETURN_INT64(tonnes);
+}
+
+/* _require_acting(account): the acting check of the value functions, for PL/pgSQL */
+PG_FUNCTION_INFO_V1(ledger_require_acting);
+Datum
+ledger_require_acting(PG_FUNCTION_ARGS)
+{
+	ledger_check_acting(PG_GETARG_INT64(0), false);
+	PG_RETURN_VOID();
+}
