@@ -1065,6 +1065,72 @@ ledger_cancel_units(PG_FUNCTION_ARGS)
 
 /* ---- recall ---- */
 
+/* The holders of an issuance's units still held: account, tonnes, of which buffer blocks. */
+typedef struct Holders
+{
+	int			n;
+	int64	   *ids;
+	int64	   *tonnes;
+	int64	   *buffer;
+} Holders;
+
+static void
+holders_read(int64 report_id, Holders *h)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(report_id)};
+	bool		isnull;
+
+	ledger_plan(&plan,
+				"SELECT b.account, sum(b.last - b.first + 1)::bigint, "
+				"       coalesce(sum(b.last - b.first + 1) FILTER (WHERE i.block = 'buffer'), 0)::bigint "
+				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"WHERE i.report = $1 AND b.state = 'held' GROUP BY 1 ORDER BY 1",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "held units lookup failed");
+	h->n = (int) SPI_processed;
+	h->ids = palloc(sizeof(int64) * (h->n + 1));	/* room for the buffer pool's draw */
+	h->tonnes = palloc(sizeof(int64) * (h->n + 1));
+	h->buffer = palloc(sizeof(int64) * (h->n + 1));
+	for (int i = 0; i < h->n; i++)
+	{
+		h->ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		h->tonnes[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		h->buffer[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+	}
+}
+
+static void
+holders_lock(const Holders *h, int16 cer)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(h->n, 1));
+	Datum		values[2];
+
+	for (int i = 0; i < h->n; i++)
+		ids[i] = Int64GetDatum(h->ids[i]);
+	values[0] = ledger_int8_array(ids, h->n);
+	values[1] = Int16GetDatum(cer);
+	ledger_plan(&plan,
+				"SELECT 1 FROM carbon.balance WHERE account = ANY ($1) AND asset_id = $2 AND stripe = 0 "
+				"ORDER BY account FOR UPDATE",
+				2, (Oid[]) {INT8ARRAYOID, INT2OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "balance lock failed");
+}
+
+static bool
+holders_equal(const Holders *a, const Holders *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (a->ids[i] != b->ids[i] || a->tonnes[i] != b->tonnes[i])
+			return false;
+	return true;
+}
+
 /*
  * recall_issuance(serial, reason) → (serials, cancelled, flagged): the
  * issuance (all blocks issued for the report) containing `serial`.  Units
@@ -1082,8 +1148,8 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 	char	   *reason = ledger_arg_text(fcinfo, 1, "reason");
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	static SPIPlanPtr find_plan = NULL;
-	static SPIPlanPtr held_plan = NULL;
 	static SPIPlanPtr flag_plan = NULL;
+	Holders		h;
 	SerialRange s;
 	Datum		values[4];
 	bool		isnull;
@@ -1161,24 +1227,33 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 				 errmsg("the issuance of report " INT64_FORMAT " containing %s has already been recalled",
 						report_id, serial)));
 
-	/* held units of the issuance, per holder; and the retired tonnes */
-	values[0] = Int64GetDatum(report_id);
-	ledger_plan(&held_plan,
-				"SELECT b.account, sum(b.last - b.first + 1)::bigint, "
-				"       coalesce(sum(b.last - b.first + 1) FILTER (WHERE i.block = 'buffer'), 0)::bigint "
-				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
-				"WHERE i.report = $1 AND b.state = 'held' GROUP BY 1 ORDER BY 1",
-				1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(held_plan, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "held units lookup failed");
-	nholders = (int) SPI_processed;
-	holder_ids = palloc(sizeof(int64) * Max(nholders, 1));
-	holder_tonnes = palloc(sizeof(int64) * Max(nholders, 1));
+	/*
+	 * Held units of the issuance, per holder, with the holders' CER
+	 * balances locked (in account order, as the posting trigger locks
+	 * them), so that nobody moves them away meanwhile: a holder found
+	 * before a concurrent transfer committed is read again once locked.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		Holders		locked;
+
+		holders_read(report_id, &h);
+		holders_lock(&h, cer);
+		holders_read(report_id, &locked);
+		if (holders_equal(&h, &locked))
+			break;
+		if (attempt == 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the units of report " INT64_FORMAT " keep moving; try the recall again", report_id)));
+		CHECK_FOR_INTERRUPTS();
+	}
+	nholders = h.n;
+	holder_ids = h.ids;
+	holder_tonnes = h.tonnes;
 	for (int i = 0; i < nholders; i++)
 	{
-		holder_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		holder_tonnes[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		own_buffer += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		own_buffer += h.buffer[i];
 		cancelled += holder_tonnes[i];
 	}
 	{
@@ -1205,6 +1280,11 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 
 		buffer_account(p.region, &pool_account);
 		buffer_id = pool_account.id;
+		{
+			Holders		pool_holder = {1, &buffer_id, NULL, NULL};
+
+			holders_lock(&pool_holder, cer);	/* a concurrent recall draws after us */
+		}
 
 		debt -= Min(debt, own_buffer);
 		{
@@ -1224,8 +1304,6 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 		if (want > 0)
 		{
 			/* the pool's own blocks of this issuance are cancelled below */
-			holder_ids = repalloc(holder_ids, sizeof(int64) * (nholders + 1));
-			holder_tonnes = repalloc(holder_tonnes, sizeof(int64) * (nholders + 1));
 			holder_ids[nholders] = buffer_id;
 			holder_tonnes[nholders++] = want;
 			drawn = want;
