@@ -99,6 +99,29 @@ SELECT exchange(5, 'POINT', 95, 'RAINBOW') > 0 AS exchanged, balance(5, 'RAINBOW
        (SELECT carry_num || '/' || carry_den FROM exchange_carry WHERE account = 5) AS carried;
 SELECT exchange(:nanjing, 'POINT', 500, 'ZJ_POINT') > 0 AS exchanged, balance(:nanjing, 'ZJ_POINT') AS zhenjiang_points;
 
+\echo '-- projects and certified units: a Qilian forest carbon sink, from registration to a carbon-neutral festival'
+SELECT open_account('enterprise', '620700', '91620700MA00QILIAN', '祁连山林场 Qilian forest farm') AS farm,
+       open_account('verifier', '620100', '91620100MA00VERIFY', '陇原核查 Longyuan verification') AS verifier,
+       open_account('enterprise', '620700', '91620700MA00HOTEL', '丹霞酒店 Danxia hotel') AS hotel \gset
+SELECT define_methodology('ZY-FOREST', 1, '林业碳汇 forest carbon sink', 'I', 'forestry', 'per_unit',
+                          '{"g_per_unit": 1, "buffer_pct": 10}');
+SELECT submit_methodology('ZY-FOREST', 1), approve_methodology('ZY-FOREST', 1, '市生态环境局专家组'),
+       publish_methodology('ZY-FOREST', 1, now() - interval '1 year');
+INSERT INTO holiday VALUES ('2026-10-01', '国庆节'), ('2026-10-02', '国庆节'), ('2026-10-05', '国庆节'),
+  ('2026-10-06', '国庆节'), ('2026-10-07', '国庆节') ON CONFLICT DO NOTHING;
+SELECT register_project(:farm, 'QLFOREST01', '祁连山退耕还林碳汇', 'ZY-FOREST', '620700',
+                        '无碳收益则无法融资 no financing without carbon revenue') AS project \gset
+SELECT publicize_project(:project, current_date - 21), approve_project(:project);
+SELECT submit_monitoring(:project, '[2025-01-01,2025-12-31]', '1234.5 t', '{"plots": 12}') AS report \gset
+SELECT verify_monitoring(:report, :verifier, '1200.4 t', '合理保证 reasonable assurance');
+SELECT * FROM issue_units(:report);
+SELECT transfer_units(:farm, :hotel, 200, '碳汇购买合同 2026-001') > 0 AS sold;
+SELECT left(certificate, 16) || '…' AS certificate, serials
+FROM retire_units(:hotel, 150, 'event_neutrality', '2026 丹霞旅游节 Danxia tourism festival');
+SELECT verify_certificate(certificate) AS verifies FROM v_retirements;
+SELECT serial_block, event, tonnes, reference FROM serial_history('620700-2025-QLFOREST01-000000200-000000200');
+SELECT code, status, issued_tonnes FROM v_projects;
+
 \echo '-- reports for the bureau and BI'
 SELECT scenario, methodology, events, participants, reduction, tonnes(reduction) AS tonnes
 FROM v_reduction_monthly ORDER BY scenario;
