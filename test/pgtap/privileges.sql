@@ -33,8 +33,8 @@ INSERT INTO expected VALUES
   ('carbon._sha256_chain_step(internal,bytea,text)', ''),
   ('carbon._valid_tier(text)', 'carbon_admin'),
   ('carbon.account_id(text,text)', 'carbon_admin carbon_app carbon_auditor'),
-  ('carbon.act_as(bigint)', 'carbon_admin carbon_app carbon_merchant carbon_trader'),
-  ('carbon.acting_account()', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_trader'),
+  ('carbon.act_as(bigint)', 'carbon_admin carbon_app carbon_merchant carbon_trader carbon_verifier'),
+  ('carbon.acting_account()', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_trader carbon_verifier'),
   ('carbon.approve_methodology(text,integer,text)', 'carbon_admin'),
   ('carbon.avg(carbon.co2e)', 'PUBLIC'),
   ('carbon.balance(bigint,text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_trader'),
@@ -112,7 +112,30 @@ INSERT INTO expected VALUES
   ('carbon.donate(bigint,bigint,bigint,text)', 'carbon_admin carbon_app'),
   ('carbon.transfer(bigint,bigint,text,bigint,text,text)', 'carbon_admin carbon_app carbon_merchant carbon_trader'),
   ('carbon.unbind_account(bigint,name)', 'carbon_admin'),
-  ('carbon.verify_integrity()', 'carbon_admin carbon_auditor');
+  ('carbon.verify_integrity()', 'carbon_admin carbon_auditor'),
+  -- projects and certified units (api.md §5): the administrator runs the
+  -- lifecycle; owners (traders) submit, verifiers verify, holders move and retire
+  ('carbon._local_today()', ''),
+  ('carbon._project(bigint)', ''),
+  ('carbon._require_acting(bigint)', ''),
+  ('carbon.register_project(bigint,text,text,text,text,text)', 'carbon_admin'),
+  ('carbon.publicize_project(bigint,date)', 'carbon_admin'),
+  ('carbon.approve_project(bigint)', 'carbon_admin'),
+  ('carbon.submit_monitoring(bigint,daterange,carbon.co2e,jsonb)', 'carbon_admin carbon_trader'),
+  ('carbon.verify_monitoring(bigint,bigint,carbon.co2e,text)', 'carbon_admin carbon_verifier'),
+  ('carbon.issue_units(bigint)', 'carbon_admin'),
+  ('carbon.cancel_units(bigint,bigint,text)', 'carbon_admin'),
+  ('carbon.recall_issuance(text,text)', 'carbon_admin'),
+  ('carbon.transfer_units(bigint,bigint,bigint,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.retire_units(bigint,bigint,text,text,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.retire_serials(bigint,text,text,text,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.tradable_units(bigint)', 'carbon_admin carbon_app carbon_auditor carbon_trader'),
+  ('carbon.serial_history(text)', 'carbon_admin carbon_auditor carbon_verifier'),
+  ('carbon.working_days(date,date)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.parse_serial(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.serial_text(text,integer,text,bigint,bigint)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.verify_certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier');
 
 SELECT set_eq('SELECT fn FROM fn_roles', 'SELECT fn FROM expected',
               'every function of schema carbon has a decision in this list (and no listed function is missing)');
