@@ -585,6 +585,13 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("entry " INT64_FORMAT " has already been reversed", entry)));
+	/* units leave circulation for good: retired and cancelled are final states (api.md §5) */
+	if (strcmp(kind, "unit_issuance") == 0 || strcmp(kind, "retirement") == 0 ||
+		strcmp(kind, "cancellation") == 0 || strcmp(kind, "recall") == 0 || strcmp(kind, "pooling") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("entry " INT64_FORMAT " is a %s of certified units and cannot be reversed", entry, kind),
+				 errhint("Issued units are recalled with carbon.recall_issuance(); retired and cancelled units are final.")));
 
 	ledger_plan(&postings_plan,
 				"SELECT account, asset_id, amount FROM carbon.posting WHERE entry_id = $1 ORDER BY seq",

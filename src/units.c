@@ -221,6 +221,33 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 }
 
 /*
+ * A reversal: the very serials that entry `reversed` moved to the account,
+ * all of them still there, or CL007 (they have moved on since).
+ */
+static void
+units_take_entry(int64 account, int64 tonnes, int64 reversed, UnitPieces *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[2] = {Int64GetDatum(account), Int64GetDatum(reversed)};
+
+	ledger_plan(&plan,
+				"SELECT id, first, last FROM carbon.unit_block "
+				"WHERE account = $1 AND state = 'held' AND entry_id = $2 ORDER BY vintage, project, first FOR UPDATE",
+				2, (Oid[]) {INT8OID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit block lookup failed");
+	pieces_from_spi(p);
+	if (p->tonnes != tonnes)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("the units entry " INT64_FORMAT " moved are no longer all with account " INT64_FORMAT,
+						reversed, account),
+				 errdetail("It still holds " INT64_FORMAT " of the " INT64_FORMAT " t, with their serials.",
+						   p->tonnes, tonnes),
+				 errhint("Reverse the later moves first, or transfer the units back.")));
+}
+
+/*
  * Move the pieces: each to `holder` (state held), or retired / cancelled by
  * its holder; what is left of a split block stays with its holder.  Writes
  * the history (a split, then the move) and returns the moved serial ranges
@@ -327,7 +354,10 @@ units_follow(const LedgerEntry *entry, int64 entry_id)
 				(errcode(ERRCODE_CL_LIFECYCLE),
 				 errmsg("this entry moves certified units in a way their serials cannot follow"),
 				 errhint("Move units with carbon.transfer_units(), retire_units() or cancel_units().")));
-	units_take(entry->accounts[payer]->id, -entry->amounts[payer], NULL, &p);
+	if (entry->reverses != 0)
+		units_take_entry(entry->accounts[payer]->id, -entry->amounts[payer], entry->reverses, &p);
+	else
+		units_take(entry->accounts[payer]->id, -entry->amounts[payer], NULL, &p);
 	if (credits == 1)
 		(void) units_move(&p, entry->accounts[payee]->id, "held", entry_id, "transfer", entry->memo);
 	else
@@ -566,6 +596,7 @@ pooling_convert(const LedgerAccount *owner, int64 tonnes, const char *serials)
 	int16		red = ledger_asset_red();
 	const LedgerAccount *sink = ledger_system_account_info("retired", red, owner->tier, owner->region);
 
+	ledger_sweep_expired(owner->id);	/* expired grams are not certified */
 	(void) ledger_move("pooling", psprintf("certified into units %s", serials), owner, sink, red,
 					   tonnes * GRAMS_PER_TONNE, NULL);
 }
@@ -577,6 +608,20 @@ srf_row(ReturnSetInfo *rsinfo, Datum a, Datum b, bool b_null)
 	bool		nulls[2] = {false, b_null};
 
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Room for `tonnes` of CER under the cap of (tier, region, this local year), or CL004. */
+static void
+cap_take(const char *tier, const char *region, int64 tonnes)
+{
+	const char *cer_code = "CER";
+
+	if (tonnes > 0 && !ledger_cap_take(tier, region, GetCurrentTransactionStartTimestamp(), &cer_code, &tonnes, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_CAP),
+				 errmsg("issuing " INT64_FORMAT " t of CER would exceed this year's cap for %s accounts in %s",
+						tonnes, tier, region),
+				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
 }
 
 /*
@@ -605,14 +650,13 @@ ledger_issue_units(PG_FUNCTION_ARGS)
 				next;
 	IssuedBlock blocks[3];
 	int			nblocks = 0;
-	const LedgerAccount *accounts[6];
-	int16		assets[6];
-	int64		amounts[6];
+	const LedgerAccount *accounts[8];
+	int16		assets[8];
+	int64		amounts[8];
 	int			n = 0;
 	int16		cer;
 	LedgerEntry entry;
 	int64		entry_id;
-	const char *cer_code = "CER";
 
 	InitMaterializedSRF(fcinfo, 0);
 	ledger_spi_connect();
@@ -639,15 +683,12 @@ ledger_issue_units(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("project %s would pass serial number %lld", p.code, (long long) MAX_SERIAL)));
-	if (tonnes > 0 && !ledger_cap_take(owner.tier, p.region, GetCurrentTransactionStartTimestamp(),
-									   &cer_code, &tonnes, 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_CAP),
-				 errmsg("issuing " INT64_FORMAT " t of CER would exceed this year's cap for %s accounts in %s",
-						tonnes, owner.tier, p.region),
-				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
 	buffer_t = tonnes * p.buffer_pct / 100;
 	share = tonnes - buffer_t;
+	/* caps count per segment the units are issued from, as set_issuance_cap() does */
+	cap_take(owner.tier, p.region, share);
+	if (buffer_t > 0)
+		cap_take("platform", p.region, buffer_t);
 	repay = Min(p.debt, share);
 	keep = share - repay;
 	next = p.next_serial;
@@ -677,8 +718,16 @@ ledger_issue_units(PG_FUNCTION_ARGS)
 	}
 	if (share > 0)
 	{
-		accounts[n] = ledger_system_account_info("issuance", cer, owner.tier, owner.region);
+		/* issued in the project's region; held in the owner's (through clearing) */
+		accounts[n] = ledger_system_account_info("issuance", cer, owner.tier, p.region);
 		assets[n] = cer, amounts[n++] = -share;
+		if (strcmp(owner.region, p.region) != 0)
+		{
+			accounts[n] = ledger_system_account_info("clearing", cer, owner.tier, p.region);
+			assets[n] = cer, amounts[n++] = share;
+			accounts[n] = ledger_system_account_info("clearing", cer, owner.tier, owner.region);
+			assets[n] = cer, amounts[n++] = -share;
+		}
 	}
 	if (n > 0)
 	{
@@ -711,6 +760,27 @@ require_unit_holder(const LedgerAccount *acc)
 				 errmsg("account " INT64_FORMAT " is a system account", acc->id)));
 }
 
+/*
+ * A request's arguments as one unambiguous string (for request-id
+ * replays): each part length-prefixed, NULL as "-", so that no two
+ * different argument lists (free-text beneficiary and reference) read alike.
+ */
+static char *
+fingerprint(int n, const char *const *parts)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < n; i++)
+	{
+		if (parts[i] == NULL)
+			appendStringInfoString(&s, "-;");
+		else
+			appendStringInfo(&s, "%zu:%s;", strlen(parts[i]), parts[i]);
+	}
+	return s.data;
+}
+
 /* transfer_units(from, to, tonnes, memo, request_id) → entry id */
 PG_FUNCTION_INFO_V1(ledger_transfer_units);
 Datum
@@ -731,8 +801,8 @@ ledger_transfer_units(PG_FUNCTION_ARGS)
 	ledger_check_acting(from_id, false);
 	ledger_spi_connect();
 	entry_id = ledger_transfer_between("unit_transfer", memo, from_id, to_id, "CER", tonnes, NULL, request_id,
-									   psprintf(INT64_FORMAT "|" INT64_FORMAT "|%s", to_id, tonnes,
-												memo ? memo : ""),
+									   fingerprint(3, (const char *[]) {psprintf(INT64_FORMAT, to_id),
+																		 psprintf(INT64_FORMAT, tonnes), memo}),
 									   &replayed);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
@@ -893,7 +963,8 @@ retirement_replay(ReturnSetInfo *rsinfo, int64 entry_id)
  * cancelled sink (the blocks are moved by the caller: holdings_moved).
  */
 static int64
-post_to_sink(const LedgerAccount *acc, const char *sink_kind, int64 tonnes, const char *kind, const char *memo)
+post_to_sink(const LedgerAccount *acc, const char *sink_kind, int64 tonnes, const char *kind, const char *memo,
+			 bool correction)
 {
 	int16		cer = asset_cer();
 	const LedgerAccount *accounts[2] = {acc, ledger_system_account_info(sink_kind, cer, acc->tier, acc->region)};
@@ -902,6 +973,7 @@ post_to_sink(const LedgerAccount *acc, const char *sink_kind, int64 tonnes, cons
 	LedgerEntry entry = ledger_entry(kind, memo, 2, accounts, assets, amounts);
 
 	entry.holdings_moved = true;
+	entry.correction = correction;
 	return ledger_post(&entry);
 }
 
@@ -988,8 +1060,8 @@ retire(FunctionCallInfo fcinfo, bool named)
 	ledger_require_account(account, &acc);
 	require_unit_holder(&acc);
 	if (ledger_request_begin(account, request_id, named ? "retire_serials" : "retire_units",
-							 psprintf("%s|%s|%s|%s", named ? serial_text : psprintf(INT64_FORMAT, tonnes),
-									  purpose, beneficiary, reference ? reference : ""),
+							 fingerprint(4, (const char *[]) {named ? serial_text : psprintf(INT64_FORMAT, tonnes),
+															  purpose, beneficiary, reference}),
 							 &entry_id))
 	{
 		retirement_replay(rsinfo, entry_id);
@@ -998,7 +1070,7 @@ retire(FunctionCallInfo fcinfo, bool named)
 	}
 	ledger_require_active(&acc);
 	entry_id = post_to_sink(&acc, "retired", tonnes, "retirement",
-							psprintf("retired for %s (%s)", beneficiary, purpose));
+							psprintf("retired for %s (%s)", beneficiary, purpose), false);
 	if (named)
 		units_take_range(account, &range, serial_text, &p);
 	else
@@ -1056,7 +1128,8 @@ ledger_cancel_units(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	ledger_require_account(account, &acc);
 	require_unit_holder(&acc);
-	entry_id = post_to_sink(&acc, "cancelled", tonnes, "cancellation", reason);
+	/* the administrator's act: a frozen account's units too (a closed one holds none) */
+	entry_id = post_to_sink(&acc, "cancelled", tonnes, "cancellation", reason, true);
 	units_take(account, tonnes, NULL, &p);
 	(void) units_move(&p, 0, "cancelled", entry_id, "cancellation", reason);
 	SPI_finish();

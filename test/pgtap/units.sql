@@ -3,7 +3,7 @@
 -- ranges, retirements and certificates; class II units; request ids; and
 -- who may do what (R5: apps, traders and verifiers act for their own
 -- accounts only, and row-level security shows the acting account's rows).
--- Four tests fail against commit b7bf918: each marked "Product bug" below.
+-- Four tests failed against commit b7bf918 (each marked "Regression" below); fixed since.
 BEGIN;
 SET search_path = carbon, public;
 SELECT plan(132);
@@ -263,9 +263,9 @@ SELECT throws_ok(format($$SELECT retire_units(%s, 3, 'event_neutrality', 'U conf
                  '23505', NULL, 'retire_units: the same request_id with other arguments');
 SELECT throws_ok(format($$SELECT retire_units(%s, 1, 'voluntary', 'x', NULL, '')$$, :hotel), '22023', NULL,
                  'retire_units: an empty request_id');
--- Product bug (fails): the request fingerprint joins beneficiary and reference
--- with '|', so ('a|b', NULL) and ('a', 'b|') read as the same arguments and the
--- second call gets the first call's certificate (for beneficiary 'a|b').
+-- Regression: the request fingerprint joined beneficiary and reference with
+-- '|', so ('a|b', NULL) and ('a', 'b|') read as the same arguments and the
+-- second call got the first call's certificate (for beneficiary 'a|b').
 SELECT retire_units(:hotel, 1, 'voluntary', 'a|b', NULL, 'ret-2');
 SELECT throws_ok(format($$SELECT retire_units(%s, 1, 'voluntary', 'a', 'b|', 'ret-2')$$, :hotel), '23505', NULL,
                  'retire_units: the same request_id for another beneficiary and reference');
@@ -281,13 +281,13 @@ SELECT throws_ok(format($$SELECT reverse_entry(%s, 'undo')$$,
                  'CL007', NULL, 'reverse_entry of a cancellation');
 SELECT throws_ok(format($$SELECT reverse_entry(%s, 'undo')$$, (SELECT entry_id FROM unit_issuance WHERE report = :rv)),
                  'CL007', NULL, 'reverse_entry of an issuance (the owner still holds as many tonnes)');
--- Product bug (fails): the balance check (CL001) runs before the refusal
--- (CL007), so a clerk is told to top the owner up, and would then get CL007.
+-- Regression: the balance check (CL001) ran before the refusal (CL007), so a
+-- clerk was told to top the owner up, and would then get CL007.
 SELECT throws_ok(format($$SELECT reverse_entry(%s, 'undo')$$, (SELECT entry_id FROM unit_issuance WHERE report = :r25)),
                  'CL007', NULL, 'reverse_entry of an issuance whose units have moved on');
--- a reversed transfer gives back the serials that were transferred.  Product
--- bug (fails): the reversal takes the receiver's oldest units (the bureau's
--- 2024 serial 101) instead of serial 36, which stays with the bureau.
+-- a reversed transfer gives back the serials that were transferred.
+-- Regression: the reversal took the receiver's oldest units (the bureau's
+-- 2024 serial 101) instead of serial 36, which stayed with the bureau.
 SELECT transfer_units(:farm, :bureau, 1, 'serial 36') AS t36 \gset
 SELECT is((SELECT account FROM unit_block WHERE project = :p AND vintage = 2025 AND 36 BETWEEN first AND last),
           :bureau::bigint, 'transfer_units: serial 36 went to the bureau');
@@ -329,11 +329,12 @@ SELECT is(tradable_units(:farm), (SELECT sum(last - first + 1)::bigint FROM unit
                                    WHERE account = :farm AND state = 'held' AND class = 'I'),
           'tradable_units counts the class I tonnes held');
 
--- a cap counts the units issued that year before it was set.  Product bug
--- (fails): issue_units takes the cap of the project's region (620800) but
--- posts from the issuance account of the owner's region (620700), and
--- set_issuance_cap counts what was already issued by the issuance account's
--- region: the 10 t of rx1 are not counted and rx2 passes a cap of 15 t.
+-- a cap counts the units issued that year before it was set.  Regression:
+-- issue_units took the cap of the project's region (620800) but posted from
+-- the issuance account of the owner's region (620700), and set_issuance_cap
+-- counts what was already issued by the issuance account's region: the 10 t
+-- of rx1 were not counted and rx2 passed a cap of 15 t.  Units are now
+-- issued from the project's region.
 SELECT register_project(:farm, 'UCAPX', 'capped later', 'U-FOREST', '620800', 'a') AS px \gset
 SELECT publicize_project(:px, :'today'::date - 30), approve_project(:px);
 SELECT submit_monitoring(:px, '[2025-01-01,2025-06-30]', '10 t') AS rx1 \gset
