@@ -4,16 +4,29 @@
 -- catalog (whatever the extension owns in schema carbon and a user may call),
 -- so a new function is fuzzed as soon as it exists.  A small realistic world
 -- (accounts of every tier in two regions, a published methodology per
--- formula, sources, issued value, inbox rows) is set up and topped up as the
--- calls go, so that random calls succeed as well as fail.
+-- formula, sources, issued value, inbox rows; projects with monitoring
+-- reports submitted, verified and issued, their units spread among the
+-- accounts and some retired) is set up and topped up as the calls go (a new
+-- project with fresh verified reports at every top-up), so that random calls
+-- succeed as well as fail.  Every parameter that takes a serial (range) gets
+-- valid ranges read from carbon.unit_block and v_issuances (whole blocks,
+-- pieces, single serials) as well as mutated ones (a digit flipped,
+-- truncated, lowercase, extra or doubled dashes, huge or zero numbers, FIRST
+-- after LAST) and random strings.
 --
--- What must hold: no crash (the file completes), no internal error, every
--- refusal a SQLSTATE of api.md or of the README / docs/ledger.md choices,
--- verify_integrity() clean afterwards, and calls that succeed for almost
--- every function.  Reproducible: setseed(); the world uses fixed references.
+-- Every call is a statement of its own (psql's gexec) under a statement_timeout:
+-- a call that does not return is cancelled and recorded as 57014, which no
+-- refusal may be, rather than hanging the file.
+--
+-- What must hold: no crash (the file completes), no internal error, no call
+-- that does not return, every refusal a SQLSTATE of api.md or of the
+-- README / docs/ledger.md choices, verify_integrity() clean and every
+-- retirement certificate verifying afterwards, and calls that succeed for
+-- almost every function (for every function of projects and units).
+-- Reproducible: setseed(); the world uses fixed references.
 BEGIN;
 SET LOCAL search_path = public, carbon;
-SELECT plan(13);
+SELECT plan(17);
 
 -- The SQLSTATEs a call may end with: api.md (§ Errors, §1: 22P02, 22003,
 -- 22023, 23505, 23P01, 42501, CL001..CL009), docs/ledger.md "Choices where
@@ -74,6 +87,56 @@ BEGIN
     ELSE RETURN translate(s, '0123456789', '０１２３４５６７８９');  -- full-width digits
   END CASE;
 END $$;
+
+-- One random mutation of a serial range REGION-VINTAGE-CODE-FIRST-LAST.
+CREATE FUNCTION pg_temp.fz_mutate_serial(s text) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  p text[] := string_to_array(s, '-');
+  digits int[] := ARRAY(SELECT o::int FROM regexp_split_to_table(s, '') WITH ORDINALITY AS c(ch, o) WHERE ch ~ '[0-9]');
+  pos int;
+BEGIN
+  CASE floor(random() * 12)::int
+    WHEN 0 THEN   -- a digit flipped
+      pos := digits[1 + floor(random() * cardinality(digits))::int];
+      RETURN overlay(s PLACING ((substr(s, pos, 1)::int + 1 + floor(random() * 9)::int) % 10)::text FROM pos FOR 1);
+    WHEN 1 THEN RETURN left(s, floor(random() * length(s))::int);                       -- truncated
+    WHEN 2 THEN RETURN lower(s);
+    WHEN 3 THEN RETURN replace(s, '-', '--');                                           -- extra dashes
+    WHEN 4 THEN RETURN s || '-';
+    WHEN 5 THEN RETURN '-' || s;
+    WHEN 6 THEN RETURN array_to_string(p[1:4] || ARRAY['99999999999999999999999'], '-');  -- huge numbers
+    WHEN 7 THEN RETURN array_to_string(p[1:3] || ARRAY['000000000', p[5]], '-');           -- serial zero
+    WHEN 8 THEN RETURN array_to_string(p[1:3] || ARRAY[p[5], p[4]], '-');                  -- FIRST after LAST
+    WHEN 9 THEN RETURN array_to_string(p[1:3] || ARRAY[ltrim(p[4], '0'), ltrim(p[5], '0')], '-');  -- unpadded
+    WHEN 10 THEN RETURN array_to_string(ARRAY[p[1], right(p[2], 2)] || p[3:5], '-');       -- two-digit vintage
+    ELSE RETURN pg_temp.fz_mutate(s);
+  END CASE;
+END $$;
+
+-- One random mutation of a certificate id (64 lowercase hex digits).
+CREATE FUNCTION pg_temp.fz_mutate_certificate(c text) RETURNS text LANGUAGE sql VOLATILE AS $$
+  SELECT CASE floor(random() * 5)::int
+           WHEN 0 THEN upper(c)
+           WHEN 1 THEN left(c, 63)
+           WHEN 2 THEN c || '0'
+           WHEN 3 THEN overlay(c PLACING CASE WHEN substr(c, 10, 1) = 'a' THEN 'b' ELSE 'a' END FROM 10 FOR 1)
+           ELSE pg_temp.fz_mutate(c) END
+$$;
+
+-- Serial ranges for the parameters that take one: whole held blocks, pieces
+-- of them, single serials, whole issuances (v_issuances), each also mutated.
+CREATE FUNCTION pg_temp.fz_serials() RETURNS text[] LANGUAGE sql VOLATILE AS $$
+  WITH b AS (SELECT i.region, b.vintage, p.code, b.first, b.last
+               FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance
+               JOIN carbon.project p ON p.id = b.project
+              WHERE b.state = 'held' ORDER BY random() LIMIT 15),
+  valid AS (SELECT carbon.serial_text(region, vintage, code, first, last) AS s FROM b
+            UNION ALL SELECT carbon.serial_text(region, vintage, code, first + (last - first) / 3,
+                                                last - (last - first) / 3) FROM b
+            UNION ALL SELECT carbon.serial_text(region, vintage, code, last, last) FROM b
+            UNION ALL (SELECT serial FROM carbon.v_issuances ORDER BY random() LIMIT 8))
+  SELECT coalesce(array_agg(s) || array_agg(pg_temp.fz_mutate_serial(s)), '{}') FROM valid
+$$;
 
 -- Values that make sense for a parameter, by (name, type): refreshed from the
 -- world as it changes (accounts, entries, methodologies, sources, assets).
@@ -150,6 +213,49 @@ BEGIN
     ('memo', 'text', ARRAY['coffee', 'donation', '结算']),
     ('title', 'text', ARRAY['Metro rides', '地铁出行']),
     ('display_name', 'text', ARRAY['李雷', 'Acme Ltd.']);
+  -- projects and certified units
+  INSERT INTO fz_pool VALUES
+    ('at', 'date', ARRAY[(current_date - 30)::text, (current_date - 10)::text, (current_date - 3)::text,
+                         current_date::text, (current_date + 1)::text]),
+    ('project', 'bigint', ARRAY(SELECT id::text FROM carbon.project ORDER BY id)
+                          || ARRAY(SELECT id::text FROM carbon.project WHERE status <> 'approved' ORDER BY id)
+                          || ARRAY[(SELECT coalesce(max(id), 0) + 1 FROM carbon.project)::text]),
+    -- mostly reports that can be verified or issued
+    ('report', 'bigint', ARRAY(SELECT id::text FROM carbon.monitoring_report, generate_series(1, 2)
+                                WHERE status IN ('submitted', 'verified') ORDER BY id)
+                         || ARRAY(SELECT id::text FROM carbon.monitoring_report ORDER BY id DESC LIMIT 10)
+                         || ARRAY[(SELECT coalesce(max(id), 0) + 1 FROM carbon.monitoring_report)::text]),
+    -- mostly the verifiers (they verify), some other accounts
+    ('verifier', 'bigint', ARRAY(SELECT id::text FROM carbon.account, generate_series(1, 3)
+                                  WHERE kind = 'participant' AND tier = 'verifier' ORDER BY id)
+                           || ARRAY(SELECT id::text FROM carbon.account WHERE kind = 'participant' AND tier <> 'verifier'
+                                     ORDER BY id LIMIT 5)),
+    ('tonnes', 'bigint', ARRAY['1', '2', '5', '10', '40']),
+    ('purpose', 'text', ARRAY['event_neutrality', 'entity_neutrality', 'eco_damage_compensation', 'voluntary',
+                              'compliance_offset', 'carbon_magic']),
+    ('beneficiary', 'text', ARRAY['2026 丹霞旅游节 Danxia tourism festival', 'Acme Ltd. 2026 operations']),
+    ('reference', 'text', ARRAY['(2026)甘0702刑初15号', 'case 7']),
+    ('additionality', 'text', ARRAY['no financing without carbon revenue', '无碳收益不可行']),
+    ('opinion', 'text', ARRAY['reasonable assurance', '合理保证']),
+    ('evidence', 'jsonb', ARRAY['{}', '{"plots": 12, "survey": "2025-02"}']),
+    ('claimed', to_regtype('carbon.co2e'), ARRAY['10 t', '100.5 t', '2500 t', '0.5 t', '1234.5678 t']),
+    ('verified', to_regtype('carbon.co2e'), ARRAY['10 t', '100 t', '0.4 t', '0 g', '99.99 t']),
+    -- periods of one day to two months in the last ten years: most overlap no earlier report
+    ('period', 'daterange', ARRAY(SELECT format('[%s,%s)', d, d + 1 + floor(random() * 60)::int)
+                                    FROM (SELECT current_date - 70 - floor(random() * 3600)::int AS d
+                                            FROM generate_series(1, 12)) x)),
+    ('serial', 'text', pg_temp.fz_serials()),
+    ('certificate', 'text', ARRAY(SELECT certificate FROM carbon.retirement ORDER BY random() LIMIT 10)
+                            || ARRAY(SELECT pg_temp.fz_mutate_certificate(certificate) FROM carbon.retirement
+                                      ORDER BY random() LIMIT 5)
+                            || ARRAY[repeat('0', 64)]),
+    ('vintage', 'integer', ARRAY['2024', '2025', '0', '99999']),
+    ('first', 'bigint', ARRAY['1', '121', '999999999', '1000000000']),
+    ('last', 'bigint', ARRAY['1', '1200', '999999999', '1000000000']);
+  -- fresh project codes (a taken code is 23505)
+  UPDATE fz_pool SET vals = vals || ARRAY(SELECT 'FZ' || upper(to_hex(floor(random() * 2147483647)::int))
+                                            FROM generate_series(1, 3))
+   WHERE key = 'code' AND typ = 'text'::regtype;
 END $$;
 
 -- A random value of a type, not tied to the parameter's meaning: NULL,
@@ -239,9 +345,10 @@ CREATE FUNCTION pg_temp.fz_arg(pname text, typ regtype, p_fit float8) RETURNS te
 DECLARE
   r float8 := random();
   pkey text := CASE
-    WHEN pname IN ('from_account', 'to_account', 'merchant', 'owner', 'verifier', 'acting') THEN 'account'
+    WHEN pname IN ('from_account', 'to_account', 'merchant', 'owner', 'acting') THEN 'account'
     WHEN pname IN ('from_asset', 'to_asset') THEN 'asset'
-    WHEN pname IN ('valid_from', 'starts', 'day') THEN 'at'
+    WHEN pname IN ('valid_from', 'starts', 'day', 'until') THEN 'at'
+    WHEN pname IN ('serial', 'serials') THEN 'serial'
     ELSE pname END;
   pool text[];
   v text;
@@ -328,16 +435,99 @@ BEGIN
     IF acc.tier = 'personal' THEN
       PERFORM pg_temp.fz_w('setup', format('SELECT carbon.issue(%s, %L, %s)', acc.id, 'RED', 20000));
     END IF;
-    IF acc.tier IN ('personal', 'enterprise', 'government', 'platform') THEN
-      PERFORM pg_temp.fz_w('setup', format('SELECT carbon.issue(%s, %L, %s)', acc.id, 'CER', 50));
-    END IF;
   END LOOP;
+  -- certified units come only from issuance (carbon.issue refuses CER): a
+  -- forestry project (a buffer pool) and a class II solar project, issued
+  -- three and two times, two verified reports waiting for issue_units and
+  -- one for its verifier each; a project only registered, one publicised;
+  -- the units spread to every account that may hold them, some retired
+  PERFORM pg_temp.fz_w('setup', format('SELECT carbon.define_methodology(%L, 1, %L, %L, %L, %L, %L)', m.code, m.title,
+                                       m.class, m.scenario, 'per_unit', m.params))
+     FROM (VALUES ('FOREST', 'Forest carbon sink', 'I', 'forestry', '{"g_per_unit": 1, "buffer_pct": 10}'),
+                  ('SOLAR', 'Rooftop solar', 'II', 'solar', '{"g_per_unit": 1}')) AS m(code, title, class, scenario, params);
+  PERFORM pg_temp.fz_setup_publish(code, 1) FROM unnest(ARRAY['FOREST', 'SOLAR']) code;
+  PERFORM pg_temp.fz_project('setup', pg_temp.fz_world_account('enterprise', '620700', 1), 'WORLDFOREST', 'FOREST', 6, 5, 3);
+  PERFORM pg_temp.fz_project('setup', pg_temp.fz_world_account('government', '320100', 1), 'WORLDSOLAR', 'SOLAR', 5, 4, 2);
+  PERFORM pg_temp.fz_w('setup', format('SELECT carbon.register_project(%s, %L, %L, %L, %L, %L)',
+                                       pg_temp.fz_world_account(t, r, 1), code, 'world project ' || code, 'FOREST', r,
+                                       'no financing without carbon revenue'))
+     FROM (VALUES ('enterprise', '320100', 'WORLDREG'), ('government', '620700', 'WORLDPUB')) v(t, r, code);
+  PERFORM pg_temp.fz_w('setup', format('SELECT carbon.publicize_project(%s, %L)',
+                                       (SELECT id FROM carbon.project WHERE code = 'WORLDPUB'), current_date - 30));
+  PERFORM pg_temp.fz_spread('setup', (SELECT owner FROM carbon.project WHERE code = c), t)
+     FROM (VALUES ('WORLDFOREST', 60), ('WORLDSOLAR', 30)) v(c, t);
+  PERFORM pg_temp.fz_w('setup', format('SELECT count(*) FROM carbon.retire_units(%s, 3, %L, %L)', a.id, 'voluntary',
+                                       'world retirement ' || a.id))
+     FROM (SELECT id FROM carbon.account WHERE kind = 'participant' AND tier = 'personal' ORDER BY id LIMIT 2) a;
+  PERFORM pg_temp.fz_w('setup', format('SELECT count(*) FROM carbon.retire_serials(%s, %L, %L, %L, %L)', b.account,
+                                       carbon.serial_text(i.region, b.vintage, p.code, b.last, b.last),
+                                       'eco_damage_compensation', 'world wetland', '(2026)甘0702刑初15号'))
+     FROM (SELECT * FROM carbon.unit_block WHERE state = 'held' AND account IN
+             (SELECT id FROM carbon.account WHERE tier = 'government' AND display_name LIKE 'world %')
+            ORDER BY id LIMIT 2) b
+     JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project p ON p.id = b.project;
   PERFORM pg_temp.fz_w('setup', format('SELECT * FROM carbon.record_behavior(%L, %L, %s, %L, %s, %L)',
                                        s, 'setup-' || a.id || '-' || s, a.id, m, act, now() - interval '2 hours'))
      FROM (SELECT id FROM carbon.account WHERE kind = 'participant' AND tier = 'personal' ORDER BY id) a,
           (VALUES ('metro_co', 'METRO', 12.5), ('green_recycle', 'RECYCLE', 3), ('grid_co', 'POWER', 180),
                   ('green_recycle', 'TREE', 1)) v(s, m, act);
   PERFORM pg_temp.fz_inbox(40);
+END $$;
+
+-- The k-th world account of a tier and region.
+CREATE FUNCTION pg_temp.fz_world_account(tier text, region text, k int) RETURNS bigint LANGUAGE sql AS $$
+  SELECT carbon.account_id(tier, format('%s-%s-%s', tier, region, k))
+$$;
+
+-- A project of the world: registered by `owner` under the version of
+-- `methodology` in force, publicised 30 days ago and approved; `n` monthly
+-- monitoring reports (the last n months), the first `verified` of them
+-- verified by an active verifier, the first `issued` of those issued.
+CREATE FUNCTION pg_temp.fz_project(phase text, owner bigint, code text, methodology text, n int, verified int,
+                                   issued int) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  pid bigint;
+  rid bigint;
+  v bigint := (SELECT id FROM carbon.account WHERE kind = 'participant' AND tier = 'verifier' AND status = 'active'
+                ORDER BY id LIMIT 1);
+BEGIN
+  PERFORM pg_temp.fz_w(phase, format('SELECT carbon.register_project(%s, %L, %L, %L, %L, %L)', owner, code,
+                                     'world project ' || code, methodology,
+                                     (SELECT region FROM carbon.account WHERE id = owner),
+                                     'no financing without carbon revenue'));
+  SELECT id INTO pid FROM carbon.project p WHERE p.code = fz_project.code;
+  IF pid IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM pg_temp.fz_w(phase, format('SELECT carbon.publicize_project(%s, %L)', pid, current_date - 30));
+  PERFORM pg_temp.fz_w(phase, format('SELECT carbon.approve_project(%s)', pid));
+  FOR k IN 1..n LOOP
+    PERFORM pg_temp.fz_w(phase, format('SELECT carbon.submit_monitoring(%s, %L, %L, %L)', pid,
+                                       daterange(current_date - 30 * (n - k + 2), current_date - 30 * (n - k + 1)),
+                                       (1000 + 100 * k) || '.5 t', '{"plots": 3}'));
+    SELECT max(id) INTO rid FROM carbon.monitoring_report WHERE project = pid;
+    IF k <= verified THEN
+      PERFORM pg_temp.fz_w(phase, format('SELECT carbon.verify_monitoring(%s, %s, %L, %L)', rid, v,
+                                         (1000 + 100 * k) || '.25 t', 'reasonable assurance'));
+    END IF;
+    IF k <= issued THEN
+      PERFORM pg_temp.fz_w(phase, format('SELECT count(*) FROM carbon.issue_units(%s)', rid));
+    END IF;
+  END LOOP;
+END $$;
+
+-- `tonnes` of the units of `owner` to each active world account that may
+-- hold them, by transfer_units and by transfer(..., 'CER').
+CREATE FUNCTION pg_temp.fz_spread(phase text, owner bigint, tonnes int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_temp.fz_w(phase, CASE WHEN a.id % 2 = 0
+                                   THEN format('SELECT carbon.transfer_units(%s, %s, %s, %L)', owner, a.id, tonnes, 'spread')
+                                   ELSE format('SELECT carbon.transfer(%s, %s, %L, %s, %L)', owner, a.id, 'CER', tonnes,
+                                               'spread') END)
+     FROM carbon.account a
+    WHERE a.kind = 'participant' AND a.status = 'active' AND a.display_name LIKE 'world %' AND a.id <> owner
+      AND a.tier IN ('personal', 'enterprise', 'government', 'platform')
+    ORDER BY a.id;
 END $$;
 
 CREATE FUNCTION pg_temp.fz_setup_publish(code text, version int) RETURNS void LANGUAGE plpgsql AS $$
@@ -380,7 +570,7 @@ BEGIN
             ORDER BY id LIMIT 30 LOOP
     IF random() < 0.4 THEN
       PERFORM pg_temp.fz_w('refill', format('SELECT carbon.issue(%s, %L, %s)', a.id, asset, amount))
-         FROM (VALUES ('POINT', 2000), ('CNY', 100000), ('RED', 5000), ('CER', 5)) v(asset, amount)
+         FROM (VALUES ('POINT', 2000), ('CNY', 100000), ('RED', 5000)) v(asset, amount)
         WHERE asset <> 'RED' OR a.tier = 'personal';
     END IF;
   END LOOP;
@@ -390,7 +580,7 @@ BEGIN
                   (array_agg(m.formula ORDER BY m.version))[1] AS formula,
                   (array_agg(m.params ORDER BY m.version))[1] AS params
              FROM carbon.methodology m
-            WHERE m.code IN ('METRO', 'RECYCLE', 'POWER', 'TREE')
+            WHERE m.code IN ('METRO', 'RECYCLE', 'POWER', 'TREE', 'FOREST', 'SOLAR')
             GROUP BY m.code
            HAVING NOT bool_or(m.status = 'published' AND m.effective_from <= now() - interval '8 days')
             ORDER BY m.code LOOP
@@ -412,6 +602,17 @@ BEGIN
      FROM carbon.settings WHERE value IS DISTINCT FROM default_value ORDER BY name;
   DELETE FROM carbon.behavior_inbox;
   PERFORM pg_temp.fz_inbox(20);
+  -- a new project of an active world enterprise or government, four reports
+  -- (three verified, one issued), its units spread: fresh targets for
+  -- verify_monitoring, issue_units, recall_issuance and the unit moves
+  SELECT id INTO a FROM carbon.account
+   WHERE kind = 'participant' AND status = 'active' AND display_name LIKE 'world %'
+     AND tier IN ('enterprise', 'government') ORDER BY random() LIMIT 1;
+  IF a.id IS NOT NULL THEN
+    PERFORM pg_temp.fz_project('refill', a.id, 'FZREFILL' || (SELECT count(*) + 1 FROM carbon.project),
+                               pg_temp.fz_pick(ARRAY['FOREST', 'SOLAR']), 4, 3, 1);
+    PERFORM pg_temp.fz_spread('refill', a.id, 10);
+  END IF;
   PERFORM pg_temp.fz_refresh_pools();
 END $$;
 
@@ -468,7 +669,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
                        'transfer', 'expire_lots', 'create_offer', 'redeem', 'set_issuance_cap', 'define_asset',
                        'set_exchange_rate', 'exchange', 'register_project', 'publicize_project', 'approve_project',
                        'submit_monitoring', 'verify_monitoring', 'issue_units', 'transfer_units', 'retire_units',
-                       'verify_certificate', 'cancel_units', 'deposit_cash', 'withdraw_cash', 'place_order',
+                       'verify_certificate', 'cancel_units', 'retire_serials', 'recall_issuance', 'deposit_cash', 'withdraw_cash', 'place_order',
                        'cancel_order', 'set_reference_price', 'close_market_day', 'verify_integrity', 'seal',
                        'act_as', 'acting_account', 'issue', 'reverse_entry'])
                 EXCEPT SELECT name FROM fz_fn),
@@ -493,9 +694,17 @@ SELECT diag(format('world set-up failed: %s: %s (%s)', code, left(call, 200), me
 CREATE TEMP TABLE fz_call (n int, name text, as_role text, call text, code text, message text, ms float8,
                            settings text);
 
-DO $$
+-- The schedule: every function `planned` times, in random order.
+SELECT setseed(0.4711);
+CREATE TEMP TABLE fz_schedule AS
+SELECT row_number() OVER (ORDER BY k)::int AS n, fn
+  FROM (SELECT fn, random() AS k FROM fz_fn, generate_series(1, planned) ORDER BY fn) s;
+ALTER TABLE fz_schedule ADD PRIMARY KEY (n);
+ANALYZE fz_schedule;
+
+-- Call n of the schedule, with random arguments, recorded in fz_call.
+CREATE PROCEDURE pg_temp.fz_call1(n int) LANGUAGE plpgsql AS $$
 DECLARE
-  schedule oid[];
   f fz_fn;
   nargs int;
   fit float8;
@@ -508,44 +717,78 @@ DECLARE
   c text;
   m text;
   t timestamptz;
+  argv text[];
+  ia int;
+  iser int;
+  sv text;
+  holder bigint;
 BEGIN
-  PERFORM setseed(0.4711);
-  schedule := ARRAY(SELECT fn FROM (SELECT fn, random() AS k FROM fz_fn, generate_series(1, planned) ORDER BY fn) s
-                     ORDER BY k);
-  FOR i IN 1..cardinality(schedule) LOOP
-    IF i % 500 = 0 THEN
-      PERFORM pg_temp.fz_refill();
-    END IF;
-    SELECT * INTO f FROM fz_fn WHERE fn = schedule[i];
-    -- leave out some trailing arguments that have defaults
-    nargs := f.nargs - floor(random() * (f.ndefaults + 1))::int;
-    -- half of the calls mostly with fitting arguments, the rest a wild mix
-    fit := CASE WHEN random() < 0.5 THEN 0.95 ELSE 0.6 END;
-    SELECT coalesce(string_agg(CASE WHEN f.variadic AND k = f.nargs THEN 'VARIADIC ' ELSE '' END
-                               || pg_temp.fz_arg(f.argnames[k], f.argtypes[k], fit), ', ' ORDER BY k), '')
-      INTO args FROM generate_series(1, nargs) k;
-    call := format('SELECT count(*) FROM %I.%I(%s)', 'carbon', f.name, args);
-    -- one call in ten as one of the extension's roles rather than the superuser
-    role := CASE WHEN random() < 0.1 THEN pg_temp.fz_pick(roles) END;
-    c := 'ok';
-    m := NULL;
-    t := clock_timestamp();
+  SELECT * INTO f FROM fz_fn WHERE fn = (SELECT fn FROM fz_schedule s WHERE s.n = fz_call1.n);
+  -- leave out some trailing arguments that have defaults
+  nargs := f.nargs - floor(random() * (f.ndefaults + 1))::int;
+  -- half of the calls mostly with fitting arguments, the rest a wild mix
+  fit := CASE WHEN random() < 0.5 THEN 0.95 ELSE 0.6 END;
+  argv := ARRAY(SELECT pg_temp.fz_arg(f.argnames[k], f.argtypes[k], fit) FROM generate_series(1, nargs) k ORDER BY k);
+  -- an account and a serial range (retire_serials): half the time the
+  -- account is the one that holds the range's first serial, if anyone does
+  ia := array_position(f.argnames, 'account');
+  iser := array_position(f.argnames, 'serials');
+  IF ia <= nargs AND iser <= nargs AND random() < 0.5 THEN
     BEGIN
-      IF role IS NOT NULL THEN
-        PERFORM set_config('role', role, true);
-      END IF;
-      EXECUTE call;
-      IF role IS NOT NULL THEN
-        RESET ROLE;
+      EXECUTE 'SELECT ' || argv[iser] INTO sv;
+      SELECT b.account INTO holder
+        FROM carbon.parse_serial(sv) s JOIN carbon.project p ON p.code = s.project_code
+        JOIN carbon.unit_block b ON b.project = p.id AND b.vintage = s.vintage AND s.first BETWEEN b.first AND b.last
+       WHERE b.state = 'held';
+      IF holder IS NOT NULL THEN
+        argv[ia] := holder || '::bigint';
       END IF;
     EXCEPTION WHEN OTHERS THEN
-      GET STACKED DIAGNOSTICS c = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
+      NULL;   -- a malformed range: the account stays as drawn
     END;
-    INSERT INTO fz_call VALUES (i, f.name, role, call, c, m, 1000 * extract(epoch FROM clock_timestamp() - t),
-                                CASE WHEN c <> 'ok' THEN (SELECT string_agg(format('%s = %s', name, value), ', ' ORDER BY name)
-                                                            FROM carbon.settings WHERE value <> default_value) END);
-  END LOOP;
+  END IF;
+  SELECT coalesce(string_agg(CASE WHEN f.variadic AND k = f.nargs THEN 'VARIADIC ' ELSE '' END || argv[k], ', '
+                             ORDER BY k), '')
+    INTO args FROM generate_series(1, nargs) k;
+  call := format('SELECT count(*) FROM %I.%I(%s)', 'carbon', f.name, args);
+  -- one call in ten as one of the extension's roles rather than the superuser
+  role := CASE WHEN random() < 0.1 THEN pg_temp.fz_pick(roles) END;
+  c := 'ok';
+  m := NULL;
+  t := clock_timestamp();
+  BEGIN
+    IF role IS NOT NULL THEN
+      PERFORM set_config('role', role, true);
+    END IF;
+    EXECUTE call;
+    IF role IS NOT NULL THEN
+      RESET ROLE;
+    END IF;
+  EXCEPTION
+    WHEN query_canceled THEN   -- the statement timeout: a call that did not return (OTHERS does not catch it)
+      GET STACKED DIAGNOSTICS c = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
+    WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS c = RETURNED_SQLSTATE, m = MESSAGE_TEXT;
+  END;
+  INSERT INTO fz_call VALUES (n, f.name, role, call, c, m, 1000 * extract(epoch FROM clock_timestamp() - t),
+                              CASE WHEN c <> 'ok' THEN (SELECT string_agg(format('%s = %s', name, value), ', ' ORDER BY name)
+                                                          FROM carbon.settings WHERE value <> default_value) END);
 END $$;
+
+CREATE PROCEDURE pg_temp.fz_refill_p() LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_temp.fz_refill();
+END $$;
+
+-- Each call is a statement of its own, so that the timeout applies to each
+-- call: 2 s (calls take milliseconds), 60 s for a top-up of the world.
+SET LOCAL statement_timeout = '2s';
+SELECT CASE WHEN n % 500 = 0 THEN 'SET LOCAL statement_timeout = ''60s''' END,
+       CASE WHEN n % 500 = 0 THEN 'CALL pg_temp.fz_refill_p()' END,
+       CASE WHEN n % 500 = 0 THEN 'SET LOCAL statement_timeout = ''2s''' END,
+       format('CALL pg_temp.fz_call1(%s)', n)
+  FROM fz_schedule ORDER BY n \gexec
+SET LOCAL statement_timeout = 0;
 
 -- ------------------------------------------------------------ the outcomes
 
@@ -582,6 +825,11 @@ SELECT diag(format('undocumented %s from %s (%s calls), e.g. %s%s%s: %s', code, 
 
 SELECT is((SELECT count(*) FROM fz_call WHERE code LIKE 'XX%'), 0::bigint, 'no internal error (XX000) from any call');
 
+SELECT is((SELECT count(*) FROM fz_call WHERE code = '57014'), 0::bigint,
+          'no call hung (none was cancelled by the statement timeout)');
+SELECT diag(format('hung: %s (%s calls cancelled after 2 s), e.g. %s', name, count(*), min(call)))
+  FROM fz_call WHERE code = '57014' GROUP BY name ORDER BY name;
+
 SELECT is((SELECT count(*) FROM fz_world WHERE code NOT IN (SELECT code FROM fz_documented)), 0::bigint,
           'the calls that topped the world up ended only with documented SQLSTATEs');
 SELECT diag(format('world call: %s: %s (%s)', code, left(call, 300), message))
@@ -596,6 +844,29 @@ SELECT ok((SELECT count(*) FILTER (WHERE oks > 0) FROM (SELECT name, count(*) FI
 SELECT diag('never succeeded: ' || string_agg(name, ', ' ORDER BY name))
   FROM (SELECT name FROM fz_call GROUP BY name HAVING count(*) FILTER (WHERE code = 'ok') = 0) s
 HAVING count(*) > 0;
+
+-- Projects and certified units (api.md §5): every function reached past its
+-- checks; those that take a serial accepted the valid ranges and refused
+-- the malformed ones (22P02).
+SELECT is(ARRAY(SELECT unnest(ARRAY['register_project', 'publicize_project', 'approve_project', 'submit_monitoring',
+                                    'verify_monitoring', 'issue_units', 'transfer_units', 'retire_units',
+                                    'retire_serials', 'cancel_units', 'recall_issuance', 'verify_certificate',
+                                    'certificate', 'tradable_units', 'parse_serial', 'serial_history', 'serial_text',
+                                    'working_days'])
+                EXCEPT SELECT name FROM fz_call WHERE code = 'ok'),
+          '{}'::text[], 'every function of projects and units succeeded on some random call');
+SELECT is(ARRAY(SELECT f FROM unnest(ARRAY['retire_serials', 'recall_issuance', 'parse_serial', 'serial_history']) f
+                 WHERE NOT EXISTS (SELECT 1 FROM fz_call WHERE name = f AND code = 'ok')
+                    OR NOT EXISTS (SELECT 1 FROM fz_call WHERE name = f AND code = '22P02')),
+          '{}'::text[], 'the functions taking a serial accepted valid ranges and refused malformed ones (22P02)');
+SELECT diag(format('%-16s %5s calls: %s', name, sum(k),
+                   string_agg(format('%s×%s', code, k), ' ' ORDER BY code)))
+  FROM (SELECT name, code, count(*) k FROM fz_call
+         WHERE name IN ('retire_serials', 'recall_issuance', 'parse_serial', 'serial_history') GROUP BY 1, 2) s
+ GROUP BY name ORDER BY name;
+
+SELECT is((SELECT count(*) FROM carbon.retirement WHERE NOT carbon.verify_certificate(certificate)), 0::bigint,
+          'every retirement certificate verifies after the random calls');
 
 SELECT ok((SELECT count(*) FILTER (WHERE code = 'ok') BETWEEN 0.1 * count(*) AND 0.9 * count(*) FROM fz_call),
           'between 10% and 90% of all calls succeeded');

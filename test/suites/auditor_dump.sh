@@ -96,6 +96,28 @@ SELECT open_account('government', '620700', 'fund', 'eco fund');
 SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now());
 SELECT exchange(3, 'POINT', 10, 'RAINBOW');
 SELECT donate(4, (SELECT max(id) FROM account WHERE tier = 'government'), 5);
+-- projects and certified units: a holiday, a forestry project (10 % to the
+-- buffer pool) from registration to issuance, units sold to the fund, retired
+-- oldest first and by a named range (certificates), a monitoring report
+-- still waiting for its verifier
+INSERT INTO holiday VALUES ('2026-10-01', '国庆节');
+SELECT open_account('enterprise', '620700', 'farm', 'forest farm') AS farm,
+       open_account('verifier', '620100', 'verifier', 'verification body') AS verifier,
+       account_id('government', 'fund') AS fund \gset
+SELECT define_methodology('CN-FOREST', 1, 'forest carbon sink', 'I', 'forestry', 'per_unit',
+                          '{"g_per_unit": 1, "buffer_pct": 10}');
+SELECT submit_methodology('CN-FOREST', 1), approve_methodology('CN-FOREST', 1, 'panel'),
+       publish_methodology('CN-FOREST', 1, now() - interval '30 days');
+SELECT register_project(:farm, 'FOREST01', 'reforestation', 'CN-FOREST', '620700', 'no revenue without carbon')
+  AS project \gset
+SELECT publicize_project(:project, current_date - 30), approve_project(:project);
+SELECT submit_monitoring(:project, '[2024-01-01,2024-12-31]', '100.5 t', '{"plots": 3}') AS report \gset
+SELECT submit_monitoring(:project, '[2025-01-01,2025-06-30]', '20 t');
+SELECT verify_monitoring(:report, :verifier, '100.5 t', 'reasonable assurance');
+SELECT * FROM issue_units(:report);
+SELECT transfer_units(:farm, :fund, 30, 'sale 1');
+SELECT * FROM retire_units(:fund, 5, 'voluntary', 'eco fund 2026', NULL, 'fund-ret-1');
+SELECT * FROM retire_serials(:farm, '620700-2024-FOREST01-000000091-000000100', 'entity_neutrality', 'forest farm 2024');
 SELECT seal();
 SQL
 # every table but ref_secret has rows (what the row counts below compare)
@@ -142,13 +164,15 @@ check "the auditor's dump carries the sequences (entry_id_seq at the last entry)
 "$PGBIN/createdb" "$DST"
 check "the auditor's dump restores into a fresh database by a superuser, after CREATE EXTENSION" \
   q "$DST" -c 'CREATE EXTENSION carbon_ledger' -f "$aud" -o /dev/null
-for t in entry posting balance seal; do
+for t in entry posting balance seal project monitoring_report unit_issuance unit_block unit_event retirement holiday; do
   a=$(q "$DB" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   b=$(q "$DST" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   check "table $t restored from the auditor's dump identically" test "$a" = "$b"
 done
 check "verify_integrity() clean on the ledger restored from the auditor's dump" \
   test "$(q "$DST" -c 'SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok')" = 0
+check "the retirement certificates verify in the ledger restored from the auditor's dump" \
+  test "$(q "$DST" -c 'SELECT count(*) = 2 AND bool_and(carbon.verify_certificate(certificate)) FROM carbon.retirement')" = t
 
 # the negatives: what the flags above are for
 dump "$AUDITOR" "$work/aud_key.sql" -a --enable-row-security -n carbon

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # R1 crash: 4 clients run a mixed workload (transfers, behaviours, issuance,
 # inbox batches: 100 events COPYed in and processed in one transaction,
-# redemptions and refunds in the mall)
+# redemptions and refunds in the mall; certified units: issue_units of a
+# verified monitoring report, transfer_units from the project's owner,
+# retire_units and retire_serials of a range the citizen holds)
 # on a cluster of its own with fsync on, each logging every commit the server
 # acknowledged; the postmaster is killed with SIGKILL at a random moment;
-# after restart every acknowledged commit must be there and verify_integrity()
-# clean (nothing half-applied).  CRASH_ROUNDS rounds (default 10).
+# after restart every acknowledged commit must be there (an acknowledged
+# retirement: its certificate, which verifies; an acknowledged issuance: the
+# report issued with all its serial blocks) and verify_integrity() clean
+# (nothing half-applied: no retired block without its certificate, no
+# certificate without its blocks, no issued report without its blocks).
+# CRASH_ROUNDS rounds (default 10).
 source "$(dirname "$0")/../harness/lib.sh"
 set +e
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -28,7 +34,35 @@ SELECT carbon.submit_methodology('CRASH-BIKE', 1), carbon.approve_methodology('C
 SELECT carbon.register_source('crash-bikes', ARRAY['cycling']);
 SELECT carbon.create_offer(50 + i, 'crash offer ' || i, 10 * i, 100000000,
                            tstzrange(now() - interval '1 hour', now() + interval '1 day')) FROM generate_series(1, 5) i;
+-- certified units: a forestry project (10 % to the buffer pool) with 1,500
+-- verified one-day monitoring reports waiting to be issued, 40 issued at
+-- once and 20 t spread to each citizen
+SELECT carbon.open_account('enterprise', '620700', 'crash-farm'), carbon.open_account('verifier', '620100', 'crash-verifier');
+SELECT carbon.define_methodology('CRASH-FOREST', 1, 'forest', 'I', 'forestry', 'per_unit',
+                                 '{"g_per_unit": 1, "buffer_pct": 10}');
+SELECT carbon.submit_methodology('CRASH-FOREST', 1), carbon.approve_methodology('CRASH-FOREST', 1, 'r1'),
+       carbon.publish_methodology('CRASH-FOREST', 1, now() - interval '1 day');
+DO $$
+DECLARE
+  farm bigint := carbon.account_id('enterprise', 'crash-farm');
+  verifier bigint := carbon.account_id('verifier', 'crash-verifier');
+  project bigint;
+  report bigint;
+BEGIN
+  project := carbon.register_project(farm, 'CRASHFOREST', 'crash forest', 'CRASH-FOREST', '620700', 'r1');
+  PERFORM carbon.publicize_project(project, current_date - 30);
+  PERFORM carbon.approve_project(project);
+  FOR d IN 1..1500 LOOP
+    report := carbon.submit_monitoring(project, daterange(current_date - 1600 + d, current_date - 1599 + d), '50.5 t');
+    PERFORM carbon.verify_monitoring(report, verifier, '50.5 t', 'ok');
+    IF d <= 40 THEN
+      PERFORM carbon.issue_units(report);
+    END IF;
+  END LOOP;
+END $$;
+SELECT count(carbon.transfer_units(carbon.account_id('enterprise', 'crash-farm'), i, 20)) FROM generate_series(1, 50) i;
 SQL
+FARM=$(q -c "SELECT carbon.account_id('enterprise', 'crash-farm')")
 
 # client N: one transaction per psql call; a line is logged only once the
 # server has answered, i.e. the commit was acknowledged.
@@ -37,7 +71,7 @@ client() {
   while :; do
     i=$((i + 1))
     local c=$((1 + (RANDOM % 50))) m=$((51 + (RANDOM % 5))) r
-    case $((RANDOM % 6)) in
+    case $((RANDOM % 10)) in
       0) r=$(q -c "SELECT 'entry ' || carbon.transfer($c, $m, 'POINT', 1 + $RANDOM % 50)" 2>/dev/null) ;;
       1) r=$(q -c "SELECT 'behavior ' || behavior_id FROM carbon.record_behavior('crash-bikes', 'c$n-$ROUND-$i',
                     $c, 'CRASH-BIKE', 1 + $RANDOM % 20, now())" 2>/dev/null) ;;
@@ -50,6 +84,19 @@ client() {
       4) r=$(q -c "SELECT 'redemption ' || carbon.redeem($c, 1 + $RANDOM % 5, 1 + $RANDOM % 3)" 2>/dev/null) ;;
       5) r=$(q -c "SELECT 'entry ' || carbon.refund_redemption(entry_id, 1) FROM carbon.redemption
                     WHERE refunded < quantity ORDER BY random() LIMIT 1" 2>/dev/null) ;;
+      6) r=$(q -c "SELECT 'issuance ' || m.id || ' ' || (SELECT count(*) FROM carbon.issue_units(m.id))
+                    FROM (SELECT id FROM carbon.monitoring_report WHERE status = 'verified'
+                          ORDER BY random() LIMIT 1) m" 2>/dev/null) ;;
+      7) r=$(q -c "SELECT 'retirement ' || certificate FROM carbon.retire_units($c, 1 + $RANDOM % 5, 'voluntary',
+                    'crash c$n-$ROUND-$i')" 2>/dev/null) ;;
+      8) r=$(q -c "SELECT 'retirement ' || certificate FROM carbon.retire_serials($c,
+                    (SELECT carbon.serial_text(i.region, b.vintage, p.code, b.lo, least(b.last, b.lo + $RANDOM % 4))
+                     FROM (SELECT x.*, x.first + floor(random() * (x.last - x.first + 1))::bigint AS lo
+                           FROM carbon.unit_block x WHERE x.account = $c AND x.state = 'held'
+                           ORDER BY random() LIMIT 1) b
+                     JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project p ON p.id = b.project),
+                    'event_neutrality', 'crash c$n-$ROUND-$i')" 2>/dev/null) ;;
+      9) r=$(q -c "SELECT 'entry ' || carbon.transfer_units($FARM, $c, 1 + $RANDOM % 10)" 2>/dev/null) ;;
     esac
     [ $? -eq 0 ] && [ -n "$r" ] && echo "$r" >>"$log"
     [ -e "$CL_TMP/stop" ] && return 0
@@ -90,6 +137,32 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   partial=$(q -c "SELECT count(*) FROM (SELECT substring(event_id from '^(i[0-9]+-[0-9]+-[0-9]+-)') AS t, count(*) AS n
                   FROM carbon.behavior WHERE event_id LIKE 'i%' GROUP BY 1) b WHERE n <> 100")
   check "round $ROUND: no inbox batch half there" test "$partial" = 0
+  certificates=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n "s/^retirement \(.*\)/'\1'/p" | paste -sd, -)
+  check "round $ROUND: every acknowledged retirement's certificate is there and verifies" \
+    test "$(q -c "SELECT count(*) FROM unnest(ARRAY[${certificates}]::text[]) c
+                  WHERE NOT EXISTS (SELECT 1 FROM carbon.retirement WHERE certificate = c)
+                     OR NOT carbon.verify_certificate(c)")" = 0
+  issuances=$(cat "$CL_TMP"/acked.* 2>/dev/null | sed -n 's/^issuance \([0-9]*\) .*/\1/p' | paste -sd, -)
+  check "round $ROUND: every acknowledged issuance is there, its report issued with all its serial blocks" \
+    test "$(q -c "SELECT count(*) FROM unnest('{${issuances}}'::bigint[]) r
+                  WHERE NOT EXISTS (SELECT 1 FROM carbon.monitoring_report m
+                                    WHERE m.id = r AND m.status = 'issued' AND m.issued_tonnes = 50
+                                      AND m.issued_tonnes = (SELECT sum(last - first + 1) FROM carbon.unit_issuance
+                                                             WHERE report = r)
+                                      AND m.issued_tonnes = (SELECT sum(b.last - b.first + 1) FROM carbon.unit_block b
+                                                             JOIN carbon.unit_issuance i ON i.id = b.issuance
+                                                             WHERE i.report = r))")" = 0
+  check "round $ROUND: no retirement or issuance half there (blocks, certificates, reports and entries agree)" \
+    test "$(q -c "SELECT (SELECT count(*) FROM carbon.unit_block b WHERE b.state = 'retired'
+                          AND NOT EXISTS (SELECT 1 FROM carbon.retirement r WHERE r.entry_id = b.entry_id))
+                       + (SELECT count(*) FROM carbon.retirement r
+                          WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = r.entry_id)
+                             OR r.tonnes <> (SELECT coalesce(sum(b.last - b.first + 1), 0) FROM carbon.unit_block b
+                                             WHERE b.entry_id = r.entry_id AND b.state = 'retired'))
+                       + (SELECT count(*) FROM carbon.monitoring_report m
+                          WHERE (m.status = 'issued') <> EXISTS (SELECT 1 FROM carbon.unit_issuance i WHERE i.report = m.id))
+                       + (SELECT count(*) FROM carbon.unit_issuance i
+                          WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = i.entry_id))")" = 0
   broken=$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
   check "round $ROUND: all $acked acknowledged commits survived" test "$lost" = 0
   check "round $ROUND: verify_integrity() clean after recovery" test "$broken" = 0
@@ -99,8 +172,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
                  + (SELECT count(*) FROM carbon.offer o
                     WHERE o.stock <> 100000000 - (SELECT coalesce(sum(quantity - refunded), 0) FROM carbon.redemption
                                                   WHERE offer = o.id))")" = 0
-  echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100), lost $lost, broken checks $broken"
+  echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^retirement') retirements, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^issuance') issuances), lost $lost, broken checks $broken"
 done
+check "every certificate verifies after $ROUNDS crashes" \
+  test "$(q -c "SELECT count(*) FROM carbon.retirement WHERE NOT carbon.verify_certificate(certificate)")" = 0
 check "the ledger can be sealed and verified after $ROUNDS crashes" \
   test "$(q -c "SELECT carbon.seal() IS NOT NULL AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0")" = t
 
