@@ -1262,11 +1262,33 @@ CREATE FUNCTION carbon._require_acting(account bigint) RETURNS void
   AS 'MODULE_PATHNAME', 'ledger_require_acting' LANGUAGE C VOLATILE STRICT;
 
 -- Working days from `starts` to `until` inclusive: weekends and carbon.holiday excluded.
+-- Counted, not enumerated: whole weeks have 5, the days left over are
+-- looked at one by one, and the holidays on weekdays are subtracted.
 CREATE FUNCTION carbon.working_days(starts date, until date) RETURNS int
-  LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, carbon, pg_temp
-  RETURN (SELECT count(*)::int FROM generate_series(starts, until, interval '1 day') AS d(day)
-          WHERE extract(isodow FROM d.day) < 6
-            AND NOT EXISTS (SELECT 1 FROM carbon.holiday h WHERE h.day = d.day::date));
+  LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  n bigint;
+  weeks bigint;
+  first_dow int;
+  extra int := 0;
+BEGIN
+  IF NOT isfinite(starts) OR NOT isfinite(until) THEN
+    RAISE EXCEPTION 'working days are counted between finite dates' USING ERRCODE = '22023';
+  END IF;
+  IF until < starts THEN
+    RETURN 0;
+  END IF;
+  n := (until - starts)::bigint + 1;
+  weeks := n / 7;
+  first_dow := extract(isodow FROM starts)::int;   -- the leftover days start on the same weekday
+  FOR k IN 0 .. (n % 7)::int - 1 LOOP
+    IF (first_dow - 1 + k) % 7 < 5 THEN
+      extra := extra + 1;
+    END IF;
+  END LOOP;
+  RETURN (weeks * 5 + extra - (SELECT count(*) FROM carbon.holiday h
+                               WHERE h.day BETWEEN starts AND until AND extract(isodow FROM h.day) < 6))::int;
+END $$;
 COMMENT ON FUNCTION carbon.working_days(date, date) IS
   '工作日 working days from starts to until inclusive, weekends and carbon.holiday excluded';
 
@@ -1349,6 +1371,9 @@ DECLARE
 BEGIN
   IF starts IS NULL THEN
     RAISE EXCEPTION 'starts must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT isfinite(starts) THEN
+    RAISE EXCEPTION 'publicity starts on a date, not %', starts USING ERRCODE = '22023';
   END IF;
   p := carbon._project(project);
   IF p.status <> 'registered' THEN
