@@ -822,9 +822,92 @@ SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
 SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
 
 -- ---------------------------------------------------------------------------
--- Projects and certified units (issue 19): methodologies may keep a buffer
--- share (buffer_pct); verify_integrity() checks serial blocks and issuances.
+-- Projects and certified units (issue 19), the market (issue 20): new
+-- settings, buffer_pct in methodologies, verify_integrity() checks serial
+-- blocks; then the units and market parts of the install script, the same
+-- text as in src/sql (the upgrade suite compares the result).
 -- ---------------------------------------------------------------------------
+
+CREATE OR REPLACE VIEW carbon.settings AS
+  SELECT d.name, coalesce(s.value, d.default_value) AS value, d.default_value,
+         s.name IS NULL AS is_default, d.description
+  FROM (VALUES
+    ('points_per_kg',     '100',              '每千克减排量折算积分 points per kg CO2e'),
+    ('points_validity',   'end_of_next_year', '积分有效期 end_of_next_year, or an interval such as 1 year'),
+    ('acceptance_window', '7 days',           '行为受理时限 how old an event may be when reported'),
+    ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry'),
+    ('exchange_daily_limit', '0',             '每日兑换上限 most of one asset an account may exchange per local day (0: no limit)'),
+    ('trade_fee_bps',     '0',                '交易手续费 market fee on each side of a trade, in basis points of its value (0 to 1000)'),
+    ('gtc_max_days',      '90',               '长期委托最长有效期 days a GTC order rests at most before it is cancelled (1 to 3650)')
+  ) AS d(name, default_value, description)
+  LEFT JOIN carbon.setting s USING (name);
+COMMENT ON VIEW carbon.settings IS '设置 every setting, its value and its default';
+
+CREATE OR REPLACE FUNCTION carbon.set_setting(name text, value text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  n numeric;
+  iv interval;
+BEGIN
+  IF name IS NULL OR value IS NULL THEN
+    RAISE EXCEPTION 'name and value must not be null' USING ERRCODE = '22004';
+  END IF;
+  CASE name
+    WHEN 'points_per_kg' THEN
+      IF value !~ '^[0-9]{1,9}$' OR value::bigint = 0 THEN
+        RAISE EXCEPTION 'points_per_kg must be a positive whole number, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    WHEN 'points_validity' THEN
+      IF value <> 'end_of_next_year' THEN
+        BEGIN
+          iv := value::interval;
+        EXCEPTION WHEN OTHERS THEN
+          RAISE EXCEPTION 'points_validity must be end_of_next_year or an interval, not "%"', value
+            USING ERRCODE = '22023';
+        END;
+        IF iv <= interval '0' OR iv > interval '100 years' THEN
+          RAISE EXCEPTION 'points_validity must be a positive interval of at most 100 years' USING ERRCODE = '22023';
+        END IF;
+      END IF;
+    WHEN 'acceptance_window' THEN
+      BEGIN
+        iv := value::interval;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'acceptance_window must be an interval, not "%"', value USING ERRCODE = '22023';
+      END;
+      IF iv < interval '0' OR iv > interval '100 years' THEN
+        RAISE EXCEPTION 'acceptance_window must be between 0 and 100 years' USING ERRCODE = '22023';
+      END IF;
+    WHEN 'timezone' THEN
+      IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE pg_timezone_names.name = value) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', value USING ERRCODE = '22023',
+          HINT = 'Use a name from pg_timezone_names, such as Asia/Shanghai.';
+      END IF;
+    WHEN 'exchange_daily_limit' THEN
+      IF value !~ '^[0-9]{1,18}$' THEN
+        RAISE EXCEPTION 'exchange_daily_limit must be a whole number (0: no limit), not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    WHEN 'trade_fee_bps' THEN
+      IF value !~ '^[0-9]{1,4}$' OR value::int > 1000 THEN
+        RAISE EXCEPTION 'trade_fee_bps must be a whole number of basis points from 0 to 1000, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    WHEN 'gtc_max_days' THEN
+      IF value !~ '^[0-9]{1,4}$' OR value::int NOT BETWEEN 1 AND 3650 THEN
+        RAISE EXCEPTION 'gtc_max_days must be a whole number of days from 1 to 3650, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    ELSE
+      RAISE EXCEPTION 'unknown setting "%"', name USING ERRCODE = '22023',
+        HINT = 'The settings are listed in carbon.settings.';
+  END CASE;
+  INSERT INTO carbon.setting AS s (name, value) VALUES (set_setting.name, set_setting.value)
+  ON CONFLICT ON CONSTRAINT setting_pkey
+  DO UPDATE SET value = excluded.value, changed_by = session_user, changed_at = now();
+END $$;
+
 CREATE OR REPLACE FUNCTION carbon._check_params(formula text, params jsonb) RETURNS void
   LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, carbon, pg_temp AS $$
 DECLARE
@@ -1009,7 +1092,7 @@ BEGIN
     FROM (SELECT coalesce(b.account, u.account) AS account, coalesce(b.total, 0) AS b, coalesce(u.total, 0) AS u
           FROM (SELECT x.account, sum(x.amount) AS total FROM carbon.balance x
                 JOIN carbon.account a ON a.id = x.account
-                WHERE a.kind IN ('participant', 'retired', 'cancelled')
+                WHERE a.kind IN ('participant', 'escrow', 'retired', 'cancelled')
                   AND x.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER')
                 GROUP BY 1) b
           FULL JOIN (SELECT CASE WHEN k.state = 'held' THEN k.account ELSE s.id END AS account,
@@ -1023,7 +1106,7 @@ BEGIN
           WHERE coalesce(b.total, 0) <> coalesce(u.total, 0)
           ORDER BY 1 LIMIT 20) x;
   check_name := 'units_match_balances'; ok := n = 0;
-  detail := CASE WHEN n = 0 THEN 'every CER balance (held, retired, cancelled) is its serial blocks' ELSE d END;
+  detail := CASE WHEN n = 0 THEN 'every CER balance (held, in escrow, retired, cancelled) is its serial blocks' ELSE d END;
   RETURN NEXT;
 
   -- 10. serials: the blocks of each issuance cover exactly its range (no
@@ -1193,20 +1276,24 @@ CREATE TABLE carbon.unit_block (
   first        bigint NOT NULL,
   last         bigint NOT NULL CHECK (last >= first),
   account      bigint NOT NULL,
-  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'retired', 'cancelled')),
+  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'escrow', 'retired', 'cancelled')),
   entry_id     bigint NOT NULL,   -- the entry that last moved it (a retirement's names its certificate)
   since        timestamptz NOT NULL DEFAULT now(),
+  escrow_order bigint,            -- the sell order the block is escrowed for (state escrow)
+  CHECK ((state = 'escrow') = (escrow_order IS NOT NULL)),
   CONSTRAINT unit_block_serial_excl
     EXCLUDE USING gist (int8range(project, project, '[]') WITH &&, int8range(first, last, '[]') WITH &&)
 );
 ALTER SEQUENCE carbon.unit_block_id_seq OWNED BY carbon.unit_block.id;
 CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, project, first) WHERE state = 'held';
 CREATE INDEX unit_block_issuance_idx ON carbon.unit_block (issuance);
+CREATE INDEX unit_block_escrow_idx ON carbon.unit_block (escrow_order, vintage, project, first) WHERE state = 'escrow';
 COMMENT ON TABLE carbon.unit_block IS
-  '序列号块 serial blocks: who holds (or retired, or cancelled) which serials';
+  '序列号块 serial blocks: who holds (or has in escrow for a sell order, or retired, or cancelled) which serials';
 
 -- History of every block: issuance, split, transfer, retirement,
--- cancellation, recall (append-only).
+-- cancellation, recall; escrow for a sell order, its release, a trade
+-- (append-only).
 CREATE SEQUENCE carbon.unit_event_id_seq;
 CREATE TABLE carbon.unit_event (
   id            bigint PRIMARY KEY DEFAULT nextval('carbon.unit_event_id_seq'),
@@ -1214,7 +1301,8 @@ CREATE TABLE carbon.unit_event (
   project       bigint NOT NULL,
   first         bigint NOT NULL,
   last          bigint NOT NULL,
-  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall')),
+  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall',
+                                              'escrow', 'release', 'trade')),
   from_account  bigint,
   to_account    bigint,
   entry_id      bigint,
@@ -1239,12 +1327,13 @@ CREATE TABLE carbon.retirement (
   jurisdiction   text NOT NULL CHECK (jurisdiction ~ '^[0-9]{6}$'),
   reference      text,
   serials        text[] NOT NULL,
-  entry_id       bigint NOT NULL UNIQUE,
+  entry_id       bigint NOT NULL,
   retired_at     timestamptz NOT NULL,
   recalled_at    timestamptz,
   recall_reason  text
 );
 CREATE INDEX retirement_account_idx ON carbon.retirement (account);
+CREATE INDEX retirement_entry_idx ON carbon.retirement (entry_id);   -- a buy that retires: one per fill
 COMMENT ON TABLE carbon.retirement IS
   '注销证明 retirement certificates: who retired how many tonnes, for whom, why, and which serials';
 
@@ -1610,7 +1699,7 @@ COMMENT ON FUNCTION carbon.serial_history(text) IS
   '序列号追溯 every event of the blocks that contain a serial (or overlap a range), in order';
 
 COMMENT ON VIEW carbon.v_serial_history IS
-  '序列号流转 every issuance, split, transfer, retirement, cancellation and recall of every block (carbon.serial_history(serial) follows one serial)';
+  '序列号流转 every issuance, split, transfer, trade, escrow and release, retirement, cancellation and recall of every block (carbon.serial_history(serial) follows one serial)';
 
 SELECT pg_catalog.pg_extension_config_dump('carbon.holiday', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.project', '');
@@ -1625,20 +1714,204 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.unit_event', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.unit_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.retirement', '');
 
-REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint), carbon._require_acting(bigint),
-  carbon.working_days(date, date), carbon._local_today(), carbon._project(bigint),
-  carbon.register_project(bigint, text, text, text, text, text), carbon.publicize_project(bigint, date),
-  carbon.approve_project(bigint), carbon.submit_monitoring(bigint, daterange, carbon.co2e, jsonb),
-  carbon.verify_monitoring(bigint, bigint, carbon.co2e, text), carbon.issue_units(bigint),
-  carbon.transfer_units(bigint, bigint, bigint, text, text), carbon.retire_units(bigint, bigint, text, text, text, text),
-  carbon.retire_serials(bigint, text, text, text, text, text), carbon.cancel_units(bigint, bigint, text),
-  carbon.recall_issuance(text, text), carbon.verify_certificate(text), carbon.certificate(text),
-  carbon.tradable_units(bigint), carbon.parse_serial(text), carbon.serial_history(text) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block,
-  carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements,
-  carbon.v_serial_history FROM PUBLIC;
-GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq,
-  carbon.unit_block_id_seq, carbon.unit_event_id_seq TO carbon_admin, carbon_auditor;
+
+-- ---------------------------------------------------------------------------
+-- The voluntary reduction market (api.md §6; domain.md flow 4): cash
+-- deposits and withdrawals, a price–time priority order book per
+-- instrument, matching in C (market.c) with delivery versus payment, escrow
+-- of cash and units while orders rest, the daily close.  Prices are fen per
+-- tonne in the tables, numeric yuan in arguments and views.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE carbon.instrument (
+  code             text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$'),
+  asset_id         smallint NOT NULL REFERENCES carbon.asset (id),
+  class            text NOT NULL CHECK (class = 'I'),
+  reference_price  bigint CHECK (reference_price > 0),
+  band_bps         int NOT NULL DEFAULT 1000 CHECK (band_bps BETWEEN 0 AND 10000),
+  last_price       bigint,
+  last_trade_at    timestamptz,
+  reference_set_at timestamptz
+) WITH (fillfactor = 50);
+COMMENT ON TABLE carbon.instrument IS
+  '交易品种 instruments: CER-I is class I certified units; reference price (fen per tonne) and the ±band around it (a row is created on first use, so that a dump carries it whole)';
+
+CREATE SEQUENCE carbon.market_order_id_seq;
+CREATE TABLE carbon.market_order (
+  id              bigint PRIMARY KEY DEFAULT nextval('carbon.market_order_id_seq'),
+  instrument      text NOT NULL,
+  account         bigint NOT NULL,
+  side            text NOT NULL CHECK (side IN ('buy', 'sell')),
+  price           bigint CHECK (price > 0),            -- fen per tonne; NULL: a market order
+  tonnes          bigint NOT NULL CHECK (tonnes > 0),
+  filled          bigint NOT NULL DEFAULT 0 CHECK (filled >= 0 AND filled <= tonnes),
+  turnover        bigint NOT NULL DEFAULT 0 CHECK (turnover >= 0),   -- fen traded
+  fees            bigint NOT NULL DEFAULT 0 CHECK (fees >= 0),
+  tif             text NOT NULL CHECK (tif IN ('GTC', 'DAY', 'IOC', 'FOK')),
+  status          text NOT NULL CHECK (status IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected')),
+  escrow          bigint NOT NULL DEFAULT 0 CHECK (escrow >= 0),       -- fen (buy) or tonnes (sell) still held
+  retire_for      text,
+  retire_purpose  text,
+  trade_day       date NOT NULL,
+  expires_at      timestamptz,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  ended_at        timestamptz,
+  end_reason      text,
+  CHECK ((status IN ('open', 'partially_filled')) = (ended_at IS NULL)),
+  CHECK (status IN ('open', 'partially_filled') OR escrow = 0)
+) WITH (fillfactor = 70);
+ALTER SEQUENCE carbon.market_order_id_seq OWNED BY carbon.market_order.id;
+-- the book: resting orders of each side in price–time priority
+CREATE INDEX market_order_bids_idx ON carbon.market_order (instrument, price DESC, id)
+  WHERE side = 'buy' AND status IN ('open', 'partially_filled');
+CREATE INDEX market_order_asks_idx ON carbon.market_order (instrument, price, id)
+  WHERE side = 'sell' AND status IN ('open', 'partially_filled');
+CREATE INDEX market_order_account_idx ON carbon.market_order (account);
+COMMENT ON TABLE carbon.market_order IS
+  '委托 orders: status open → partially_filled → filled, or cancelled (by its owner, at expiry, by self-trade prevention, unfilled IOC/market), or rejected (FOK, market with nothing to match); escrow is what is still held for it';
+
+CREATE SEQUENCE carbon.trade_id_seq;
+CREATE TABLE carbon.trade (
+  id          bigint PRIMARY KEY DEFAULT nextval('carbon.trade_id_seq'),
+  instrument  text NOT NULL,
+  buy_order   bigint NOT NULL,
+  sell_order  bigint NOT NULL,
+  buyer       bigint NOT NULL,
+  seller      bigint NOT NULL,
+  price       bigint NOT NULL CHECK (price > 0),
+  tonnes      bigint NOT NULL CHECK (tonnes > 0),
+  buyer_fee   bigint NOT NULL CHECK (buyer_fee >= 0),
+  seller_fee  bigint NOT NULL CHECK (seller_fee >= 0),
+  aggressor   text NOT NULL CHECK (aggressor IN ('buy', 'sell')),
+  trade_day   date NOT NULL,
+  at          timestamptz NOT NULL DEFAULT now(),
+  entry_id    bigint NOT NULL,
+  serials     text[] NOT NULL
+);
+ALTER SEQUENCE carbon.trade_id_seq OWNED BY carbon.trade.id;
+CREATE INDEX trade_day_idx ON carbon.trade (instrument, trade_day, id);
+CREATE INDEX trade_buy_order_idx ON carbon.trade (buy_order);
+CREATE INDEX trade_sell_order_idx ON carbon.trade (sell_order);
+COMMENT ON TABLE carbon.trade IS
+  '成交 trades: price (fen per tonne) of the resting order, tonnes, fees; units and cash settled in the same entry (delivery versus payment)';
+
+-- The market's days: one row per closed day (close_market_day is idempotent).
+CREATE TABLE carbon.market_day (
+  instrument   text NOT NULL,
+  day          date NOT NULL,
+  closed_at    timestamptz NOT NULL DEFAULT now(),
+  reference    bigint,
+  expired      bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (instrument, day)
+);
+COMMENT ON TABLE carbon.market_day IS '闭市 closed market days: the reference price set and the orders expired';
+
+-- ---- functions (C: market.c) ----
+
+CREATE FUNCTION carbon.deposit_cash(account bigint, amount numeric, reference text, request_id text DEFAULT NULL)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'ledger_deposit_cash'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.deposit_cash(bigint, numeric, text, text) IS
+  '入金 cash in (yuan, 2 decimals) from the cash gateway; returns the entry id';
+
+CREATE FUNCTION carbon.withdraw_cash(account bigint, amount numeric, reference text, request_id text DEFAULT NULL)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'ledger_withdraw_cash'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.withdraw_cash(bigint, numeric, text, text) IS
+  '出金 cash out (yuan) to the cash gateway; what is held in escrow cannot be withdrawn';
+
+CREATE FUNCTION carbon.place_order(account bigint, side text, tonnes bigint, price numeric DEFAULT NULL,
+                                   tif text DEFAULT 'GTC', instrument text DEFAULT 'CER-I',
+                                   request_id text DEFAULT NULL, retire_for text DEFAULT NULL,
+                                   retire_purpose text DEFAULT 'voluntary')
+  RETURNS TABLE (order_id bigint, status text, filled bigint, avg_price numeric)
+  AS 'MODULE_PATHNAME', 'ledger_place_order'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.place_order(bigint, text, bigint, numeric, text, text, text, text, text) IS
+  '委托 place a limit (price) or market (NULL) order: escrow, price–time matching, delivery versus payment';
+
+CREATE FUNCTION carbon.cancel_order(order_id bigint) RETURNS boolean
+  AS 'MODULE_PATHNAME', 'ledger_cancel_order'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.cancel_order(bigint) IS
+  '撤单 cancel a resting order and release its escrow; false when it had already ended';
+
+CREATE FUNCTION carbon.set_reference_price(instrument text, price numeric) RETURNS void
+  AS 'MODULE_PATHNAME', 'ledger_set_reference_price'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.set_reference_price(text, numeric) IS
+  '基准价 set an instrument''s reference price (yuan per tonne): orders must lie within ±10 % of it';
+
+CREATE FUNCTION carbon.close_market_day(day date) RETURNS bigint
+  AS 'MODULE_PATHNAME', 'ledger_close_market_day'
+  LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp;
+COMMENT ON FUNCTION carbon.close_market_day(date) IS
+  '闭市 close a trading day: DAY orders of that day and GTC orders past gtc_max_days end, escrow released; the reference price becomes the last trade (else unchanged); idempotent; returns the orders ended';
+
+-- ---- views ----
+
+-- owner's rights: the depth and daily figures name nobody, every reader sees the whole market
+CREATE VIEW carbon.v_order_book AS
+  SELECT o.instrument, o.side, round(o.price / 100.0, 2) AS price,
+         sum(o.tonnes - o.filled)::bigint AS tonnes, count(*) AS orders
+  FROM carbon.market_order o
+  WHERE o.status IN ('open', 'partially_filled')
+  GROUP BY o.instrument, o.side, o.price;
+COMMENT ON VIEW carbon.v_order_book IS '盘口 the book: tonnes and orders resting at each price (yuan per tonne) per side';
+
+CREATE VIEW carbon.v_market_daily AS
+  SELECT t.trade_day AS day, t.instrument,
+         round((array_agg(t.price ORDER BY t.id))[1] / 100.0, 2) AS open,
+         round(max(t.price) / 100.0, 2) AS high,
+         round(min(t.price) / 100.0, 2) AS low,
+         round((array_agg(t.price ORDER BY t.id DESC))[1] / 100.0, 2) AS close,
+         sum(t.tonnes)::bigint AS volume,
+         round(sum(t.price::numeric * t.tonnes) / 100, 2) AS turnover,
+         round(sum(t.price::numeric * t.tonnes) / sum(t.tonnes) / 100, 4) AS vwap
+  FROM carbon.trade t
+  GROUP BY t.trade_day, t.instrument;
+COMMENT ON VIEW carbon.v_market_daily IS
+  '日行情 per trading day (local) and instrument: open, high, low, close (yuan per tonne), volume (t), turnover (yuan), VWAP';
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.instrument', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.market_order', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.market_order_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.trade', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.trade_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.market_day', '');
+
+
+REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
+  carbon._require_acting(bigint),
+  carbon.working_days(date, date),
+  carbon._local_today(),
+  carbon._project(bigint),
+  carbon.register_project(bigint, text, text, text, text, text),
+  carbon.publicize_project(bigint, date),
+  carbon.approve_project(bigint),
+  carbon.submit_monitoring(bigint, daterange, carbon.co2e, jsonb),
+  carbon.verify_monitoring(bigint, bigint, carbon.co2e, text),
+  carbon.issue_units(bigint),
+  carbon.transfer_units(bigint, bigint, bigint, text, text),
+  carbon.retire_units(bigint, bigint, text, text, text, text),
+  carbon.retire_serials(bigint, text, text, text, text, text),
+  carbon.cancel_units(bigint, bigint, text),
+  carbon.recall_issuance(text, text),
+  carbon.verify_certificate(text),
+  carbon.certificate(text),
+  carbon.tradable_units(bigint),
+  carbon.parse_serial(text),
+  carbon.serial_history(text),
+  carbon.deposit_cash(bigint, numeric, text, text),
+  carbon.withdraw_cash(bigint, numeric, text, text),
+  carbon.place_order(bigint, text, bigint, numeric, text, text, text, text, text),
+  carbon.cancel_order(bigint),
+  carbon.set_reference_price(text, numeric),
+  carbon.close_market_day(date) FROM PUBLIC;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily TO carbon_admin;
+GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq TO carbon_admin, carbon_auditor;
+
 -- Projects and certified units (api.md §5): the administrator runs the
 -- lifecycle and recalls; owners submit monitoring and verifiers verify,
 -- each acting for its bound account (carbon_trader, carbon_verifier);
@@ -1682,5 +1955,23 @@ CREATE POLICY read_all ON carbon.monitoring_report FOR SELECT TO carbon_admin, c
 CREATE POLICY owner_reports ON carbon.monitoring_report FOR SELECT TO carbon_trader
   USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
                  AND p.owner = carbon.acting_account()));
+
+-- The market (api.md §6, §7): traders and apps place and cancel orders and
+-- move cash for their acting account; the admin sets reference prices and
+-- closes the day; the book and daily figures are public to those roles.
+GRANT EXECUTE ON FUNCTION
+  carbon.deposit_cash(bigint, numeric, text, text), carbon.withdraw_cash(bigint, numeric, text, text),
+  carbon.place_order(bigint, text, bigint, numeric, text, text, text, text, text), carbon.cancel_order(bigint)
+TO carbon_admin, carbon_trader, carbon_app;
+GRANT EXECUTE ON FUNCTION carbon.set_reference_price(text, numeric), carbon.close_market_day(date) TO carbon_admin;
+GRANT SELECT ON carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book,
+  carbon.v_market_daily TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.instrument, carbon.market_day, carbon.v_order_book, carbon.v_market_daily
+TO carbon_app, carbon_trader;
+GRANT SELECT ON carbon.market_order, carbon.trade TO carbon_app, carbon_trader;
+SELECT carbon._account_rls(ARRAY['market_order'], 'account');
+SELECT carbon._account_rls(ARRAY['trade'], NULL);
+CREATE POLICY acting_account ON carbon.trade FOR SELECT TO carbon_app, carbon_trader
+  USING (carbon.acting_account() IN (buyer, seller));
 
 DROP FUNCTION carbon._account_rls(text[], text);

@@ -442,7 +442,12 @@ fresh_keys(EngineBatch *b, char kind, Datum *c0, Datum *c1, Datum *c2, Datum *c3
 
 /*
  * Lock the usage and remainder rows of `values` that exist, in key order
- * (usage, then remainders), reading their values; returns how many.
+ * (usage, then remainders), reading their values; returns how many.  Each
+ * key is probed through the primary key (a LATERAL subquery with FOR
+ * UPDATE is never pulled up into a join): a join would let the planner
+ * rescan the keys once per row of a table it wrongly believes empty (rows
+ * written earlier in the same call, after a vacuum saw none), which took
+ * minutes over 50,000 keys.
  */
 static uint64
 lock_states(EngineBatch *b, Datum *values)
@@ -452,12 +457,13 @@ lock_states(EngineBatch *b, Datum *values)
 	SPIPlanPtr	plan;
 
 	plan = ledger_plan_sized(plans, b->nfresh,
-				"WITH u AS (SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
-				"           JOIN unnest($1, $2, $3) AS k(a, s, d) "
-				"             ON u.account = k.a AND u.scenario = k.s AND u.day = k.d "
-				"           ORDER BY u.account, u.scenario, u.day FOR UPDATE OF u), "
-				"     c AS (SELECT c.account, c.milli FROM carbon.points_carry c JOIN unnest($4) AS k(a) "
-				"             ON c.account = k.a ORDER BY c.account FOR UPDATE OF c) "
+				"WITH u AS (SELECT x.* FROM (SELECT * FROM unnest($1, $2, $3) AS k(a, s, d) ORDER BY a, s, d) k "
+				"           CROSS JOIN LATERAL (SELECT u.account, u.scenario, u.day, u.used FROM carbon.daily_usage u "
+				"                               WHERE u.account = k.a AND u.scenario = k.s AND u.day = k.d "
+				"                               FOR UPDATE OF u) x), "
+				"     c AS (SELECT y.* FROM (SELECT a FROM unnest($4) AS a ORDER BY a) k "
+				"           CROSS JOIN LATERAL (SELECT c.account, c.milli FROM carbon.points_carry c "
+				"                               WHERE c.account = k.a FOR UPDATE OF c) y) "
 				"SELECT account, scenario, day, used FROM u "
 				"UNION ALL SELECT account, NULL, NULL, milli FROM c",
 				4, types);

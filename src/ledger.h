@@ -111,5 +111,13 @@ extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *
 /* units.c */
 extern void ledger_units_register(void);
 extern int64 ledger_units_tradable(int64 account);
+extern void ledger_platform_account(const char *ref, const char *name, LedgerAccount *acc, const char *region);
+extern void ledger_check_retire_purpose(const char *purpose, const char *reference);
+extern char *ledger_units_certify(int64 account, int64 tonnes, const char *purpose, const char *beneficiary,
+								  const char *jurisdiction, const char *reference, Datum serials, int64 entry_id);
+extern Datum ledger_units_escrow(int64 seller, int64 order, int64 tonnes, int64 entry_id);
+extern Datum ledger_units_release(int64 seller, int64 order, int64 tonnes, int64 entry_id, const char *reason);
+extern Datum ledger_units_deliver(int64 seller, int64 order, int64 tonnes, int64 buyer, bool retire,
+								  int64 entry_id, const char *reference);
 
 #endif							/* CARBON_LEDGER_H */

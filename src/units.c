@@ -248,18 +248,20 @@ units_take_entry(int64 account, int64 tonnes, int64 reversed, UnitPieces *p)
 }
 
 /*
- * Move the pieces: each to `holder` (state held), or retired / cancelled by
- * its holder; what is left of a split block stays with its holder.  Writes
- * the history (a split, then the move) and returns the moved serial ranges
- * as text[] (oldest first).
+ * Move the pieces: each to `holder` (state held), or into escrow for the
+ * sell order `escrow_order`, or retired / cancelled (by `holder` when given:
+ * a buy that retires, else by the account that held them); what is left of
+ * a split block stays as it was.  Writes the history (a split, then
+ * the move) and returns the moved serial ranges as text[] (oldest first).
  */
 static Datum
 units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id, const char *event,
-		   const char *reference)
+		   const char *reference, int64 escrow_order)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', holder ? ' ' : 'n', ' ', ' ', ' ', reference ? ' ' : 'n'};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', holder ? ' ' : 'n', ' ', ' ', ' ', reference ? ' ' : 'n',
+	escrow_order ? ' ' : 'n'};
 	bool		isnull;
 	Datum		serials;
 
@@ -271,24 +273,26 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 	values[5] = Int64GetDatum(entry_id);
 	values[6] = CStringGetTextDatum(event);
 	values[7] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	values[8] = Int64GetDatum(escrow_order);
 	ledger_plan(&plan,
 				"WITH w AS (SELECT * FROM unnest($1, $2, $3) WITH ORDINALITY AS w(id, f, l, k)), "
 	/* deleted first: the parts below take the same serials (exclusion constraint) */
 				"gone AS (DELETE FROM carbon.unit_block b USING w, carbon.unit_issuance i, carbon.project pr "
 				"         WHERE b.id = w.id AND i.id = b.issuance AND pr.id = b.project "
-				"         RETURNING b.issuance, b.project, b.vintage, b.class, b.first, b.last, b.account, "
-				"                   b.entry_id, b.since, w.f, w.l, w.k, i.region, pr.code), "
+				"         RETURNING b.issuance, b.project, b.vintage, b.class, b.first, b.last, b.account, b.state, "
+				"                   b.escrow_order, b.entry_id, b.since, w.f, w.l, w.k, i.region, pr.code), "
 				"parts AS (SELECT issuance, project, vintage, class, f AS first, l AS last, "
-				"                 CASE WHEN $5 = 'held' THEN $4 ELSE account END AS account, $5 AS state, "
-				"                 $6 AS entry_id, now() AS since, true AS moved, k, region, code FROM gone "
-				"          UNION ALL SELECT issuance, project, vintage, class, first, f - 1, account, 'held', "
-				"                 entry_id, since, false, k, region, code FROM gone WHERE first < f "
-				"          UNION ALL SELECT issuance, project, vintage, class, l + 1, last, account, 'held', "
-				"                 entry_id, since, false, k, region, code FROM gone WHERE l < last), "
+				"                 coalesce($4, account) AS account, $5 AS state, "
+				"                 $9::bigint AS escrow_order, $6 AS entry_id, now() AS since, true AS moved, k, "
+				"                 region, code FROM gone "
+				"          UNION ALL SELECT issuance, project, vintage, class, first, f - 1, account, state, "
+				"                 escrow_order, entry_id, since, false, k, region, code FROM gone WHERE first < f "
+				"          UNION ALL SELECT issuance, project, vintage, class, l + 1, last, account, state, "
+				"                 escrow_order, entry_id, since, false, k, region, code FROM gone WHERE l < last), "
 				"ins AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, "
-				"                                       state, entry_id, since) "
-				"        SELECT issuance, project, vintage, class, first, last, account, state, entry_id, since "
-				"        FROM parts), "
+				"                                       state, entry_id, since, escrow_order) "
+				"        SELECT issuance, project, vintage, class, first, last, account, state, entry_id, since, "
+				"               escrow_order FROM parts), "
 				"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
 				"                                        to_account, entry_id, reference) "
 				"         SELECT issuance, project, first, last, event, from_account, to_account, $6, reference "
@@ -297,16 +301,88 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 				"                      'split off ' || carbon.serial_text(region, vintage, code, f, l) AS reference "
 				"               FROM gone WHERE first < f OR l < last "
 				"               UNION ALL "
-				"               SELECT k, 1, issuance, project, f, l, $7, account, "
-				"                      CASE WHEN $5 = 'held' THEN $4 END, $8 FROM gone) h "
+				"               SELECT k, 1, issuance, project, f, l, $7, account, $4, $8 FROM gone) h "
 				"         ORDER BY k, o) "
 				"SELECT coalesce(array_agg(carbon.serial_text(region, vintage, code, first, last) ORDER BY k), '{}') "
 				"FROM parts WHERE moved",
-				8, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID});
+				9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
+				INT8OID});
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "unit block move failed");
 	serials = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return datumCopy(serials, false, -1);
+}
+
+/*
+ * The blocks a sell order has in escrow: `tonnes` of them, oldest first,
+ * locked.
+ */
+static void
+units_take_escrow(int64 order, int64 tonnes, UnitPieces *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[2] = {Int64GetDatum(order), Int64GetDatum(tonnes)};
+
+	ledger_plan(&plan,
+				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
+				"                WHERE escrow_order = $1 AND state = 'escrow' "
+				"                ORDER BY vintage, project, first FOR UPDATE), "
+				"running AS (SELECT id, vintage, project, first, last, "
+				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
+				"              - (last - first + 1) AS before FROM locked) "
+				"SELECT id, first, first + least(last - first + 1, $2 - before) - 1 FROM running "
+				"WHERE before < $2 ORDER BY vintage, project, first",
+				2, (Oid[]) {INT8OID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit escrow lookup failed");
+	pieces_from_spi(p);
+	if (p->tonnes != tonnes)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("order " INT64_FORMAT " has " INT64_FORMAT " t in escrow, " INT64_FORMAT " t needed",
+						order, p->tonnes, tonnes),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/*
+ * The market's unit moves (market.c), each after its entry is posted:
+ *   escrow:  the seller's class I units, oldest first, into escrow for its order;
+ *   release: an order's escrow back to the seller;
+ *   deliver: from an order's escrow, or (order 0) straight from the
+ *            seller's class I units, to the buyer, or retired for it.
+ * Returns the serial ranges moved.
+ */
+Datum
+ledger_units_escrow(int64 seller, int64 order, int64 tonnes, int64 entry_id)
+{
+	UnitPieces	p;
+
+	units_take(seller, tonnes, "I", &p);
+	return units_move(&p, 0, "escrow", entry_id, "escrow", psprintf("sell order " INT64_FORMAT, order), order);
+}
+
+Datum
+ledger_units_release(int64 seller, int64 order, int64 tonnes, int64 entry_id, const char *reason)
+{
+	UnitPieces	p;
+
+	units_take_escrow(order, tonnes, &p);
+	return units_move(&p, seller, "held", entry_id, "release", reason, 0);
+}
+
+Datum
+ledger_units_deliver(int64 seller, int64 order, int64 tonnes, int64 buyer, bool retire, int64 entry_id,
+					 const char *reference)
+{
+	UnitPieces	p;
+
+	if (order != 0)
+		units_take_escrow(order, tonnes, &p);
+	else
+		units_take(seller, tonnes, "I", &p);
+	if (retire)					/* the buyer never holds them: retired in its name at once */
+		return units_move(&p, buyer, "retired", entry_id, "retirement", reference, 0);
+	return units_move(&p, buyer, "held", entry_id, "trade", reference, 0);
 }
 
 /*
@@ -359,11 +435,11 @@ units_follow(const LedgerEntry *entry, int64 entry_id)
 	else
 		units_take(entry->accounts[payer]->id, -entry->amounts[payer], NULL, &p);
 	if (credits == 1)
-		(void) units_move(&p, entry->accounts[payee]->id, "held", entry_id, "transfer", entry->memo);
+		(void) units_move(&p, entry->accounts[payee]->id, "held", entry_id, "transfer", entry->memo, 0);
 	else
 		(void) units_move(&p, 0, strcmp(entry->accounts[sink]->kind, "retired") == 0 ? "retired" : "cancelled",
 						  entry_id, strcmp(entry->accounts[sink]->kind, "retired") == 0 ? "retirement" : "cancellation",
-						  entry->memo);
+						  entry->memo, 0);
 }
 
 static const LedgerHoldings units_holdings = {
@@ -468,31 +544,39 @@ report_lock(int64 id, Report *r)
 	r->vintage = DatumGetInt32(SPI_getbinval(tt->vals[0], tt->tupdesc, 4, &isnull));
 }
 
-/* The platform's buffer-pool account of a region (opened on first use). */
-static void
-buffer_account(const char *region, LedgerAccount *acc)
+/*
+ * A platform account the system keeps per region (the buffer pool, the
+ * market's fees): a participant of the platform tier whose external
+ * reference is `ref` (opened on first use).
+ */
+void
+ledger_platform_account(const char *ref, const char *name, LedgerAccount *acc, const char *region)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[1] = {CStringGetTextDatum(region)};
-	bool		isnull;
-
 	static SPIPlanPtr read_plan = NULL;
+	Datum		values[3] = {CStringGetTextDatum(region), CStringGetTextDatum(ref), CStringGetTextDatum(name)};
+	bool		isnull;
 	Datum		id;
 
-	ledger_plan(&plan,
-				"SELECT carbon.open_account('platform', $1, 'carbon_ledger:buffer_pool:' || $1, "
-				"                           '缓冲池 buffer pool ' || $1)",
-				1, (Oid[]) {TEXTOID});
+	ledger_plan(&plan, "SELECT carbon.open_account('platform', $1, $2 || ':' || $1, $3 || ' ' || $1)",
+				3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "buffer account lookup failed");
+		elog(ERROR, "platform account lookup failed");
 	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	/* read-write, a new snapshot: an account opened just now is seen */
 	ledger_plan(&read_plan, "SELECT id, kind, tier, region, status FROM carbon.account WHERE id = $1",
 				1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(read_plan, &id, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "buffer account lookup failed");
+		elog(ERROR, "platform account lookup failed");
 	ledger_account_from_row(acc, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
 							SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+}
+
+/* The platform's buffer-pool account of a region. */
+static void
+buffer_account(const char *region, LedgerAccount *acc)
+{
+	ledger_platform_account("carbon_ledger:buffer_pool", "缓冲池 buffer pool", acc, region);
 }
 
 /* One block of an issuance: an issued range and its first state. */
@@ -812,8 +896,8 @@ static const char *const purposes[] = {
 	"event_neutrality", "entity_neutrality", "eco_damage_compensation", "voluntary", "compliance_offset"
 };
 
-static void
-check_purpose(const char *purpose, const char *reference)
+void
+ledger_check_retire_purpose(const char *purpose, const char *reference)
 {
 	bool		known = false;
 
@@ -942,6 +1026,25 @@ retirement_write(const Retirement *r)
 	return certificate;
 }
 
+/* A retirement certificate for units already retired by `account` in entry `entry_id` (a buy that retires). */
+char *
+ledger_units_certify(int64 account, int64 tonnes, const char *purpose, const char *beneficiary,
+					 const char *jurisdiction, const char *reference, Datum serials, int64 entry_id)
+{
+	Retirement	r;
+
+	r.account = account;
+	r.tonnes = tonnes;
+	r.purpose = purpose;
+	r.beneficiary = beneficiary;
+	r.jurisdiction = jurisdiction;
+	r.reference = reference;
+	r.serials = serials;
+	r.entry_id = entry_id;
+	r.retired_at = GetCurrentTransactionStartTimestamp();
+	return retirement_write(&r);
+}
+
 /* The certificate and serials of the retirement posted as `entry_id` (a replayed request). */
 static void
 retirement_replay(ReturnSetInfo *rsinfo, int64 entry_id)
@@ -1049,7 +1152,7 @@ retire(FunctionCallInfo fcinfo, bool named)
 		serial_parse(serial_text, &range);
 		tonnes = range.last - range.first + 1;
 	}
-	check_purpose(purpose, reference);
+	ledger_check_retire_purpose(purpose, reference);
 	if (beneficiary[0] == '\0' || strlen(beneficiary) > 500)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1085,7 +1188,7 @@ retire(FunctionCallInfo fcinfo, bool named)
 	r.entry_id = entry_id;
 	r.retired_at = GetCurrentTransactionStartTimestamp();
 	r.serials = units_move(&p, 0, "retired", entry_id, "retirement",
-						   psprintf("for %s (%s)", beneficiary, purpose));
+						   psprintf("for %s (%s)", beneficiary, purpose), 0);
 	certificate = retirement_write(&r);
 	ledger_request_finish(account, request_id, entry_id);
 	srf_row(rsinfo, CStringGetTextDatum(certificate), r.serials, false);
@@ -1131,7 +1234,7 @@ ledger_cancel_units(PG_FUNCTION_ARGS)
 	/* the administrator's act: a frozen account's units too (a closed one holds none) */
 	entry_id = post_to_sink(&acc, "cancelled", tonnes, "cancellation", reason, true);
 	units_take(account, tonnes, NULL, &p);
-	(void) units_move(&p, 0, "cancelled", entry_id, "cancellation", reason);
+	(void) units_move(&p, 0, "cancelled", entry_id, "cancellation", reason, 0);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }
@@ -1422,14 +1525,14 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 		pieces_from_spi(&held);
 		if (held.tonnes != cancelled)
 			blocks_not_covered(0, cancelled, held.tonnes);
-		serials[nserials++] = units_move(&held, 0, "cancelled", entry_id, "recall", reason);
+		serials[nserials++] = units_move(&held, 0, "cancelled", entry_id, "recall", reason, 0);
 	}
 	if (drawn > 0)
 	{
 		units_take(holder_ids[nholders - 1], drawn, NULL, &draw);
 		serials[nserials++] = units_move(&draw, 0, "cancelled", entry_id, "recall",
 										 psprintf("buffer pool drawn for the recall of report " INT64_FORMAT,
-												  report_id));
+												  report_id), 0);
 	}
 
 	/* retired units: flagged, in their history and on their certificates */
@@ -1438,15 +1541,18 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(debt);
 	values[3] = Int64GetDatum(project_id);
 	ledger_plan(&flag_plan,
-				"WITH r AS (SELECT b.issuance, b.project, b.first, b.last, b.account, b.entry_id "
+				"WITH r AS (SELECT b.issuance, b.project, b.first, b.last, b.account, b.entry_id, "
+				"                  carbon.serial_text(i.region, i.vintage, pr.code, b.first, b.last) AS serial "
 				"           FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"           JOIN carbon.project pr ON pr.id = b.project "
 				"           WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'), "
 				"ev AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
 				"                                      to_account, entry_id, reference) "
 				"       SELECT issuance, project, first, last, 'recall', account, NULL, entry_id, "
 				"              'flagged: retired before the recall: ' || $2 FROM r ORDER BY project, first), "
 				"cert AS (UPDATE carbon.retirement t SET recalled_at = now(), recall_reason = $2 "
-				"         WHERE t.entry_id IN (SELECT entry_id FROM r)), "
+				"         WHERE t.entry_id IN (SELECT entry_id FROM r) "
+				"           AND t.serials && ARRAY(SELECT serial FROM r)), "
 				"iss AS (UPDATE carbon.unit_issuance SET recalled_at = now(), recall_reason = $2 WHERE report = $1) "
 				"UPDATE carbon.project SET debt_tonnes = debt_tonnes + $3 WHERE id = $4",
 				4, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID});

@@ -221,7 +221,7 @@ BEGIN
     FROM (SELECT coalesce(b.account, u.account) AS account, coalesce(b.total, 0) AS b, coalesce(u.total, 0) AS u
           FROM (SELECT x.account, sum(x.amount) AS total FROM carbon.balance x
                 JOIN carbon.account a ON a.id = x.account
-                WHERE a.kind IN ('participant', 'retired', 'cancelled')
+                WHERE a.kind IN ('participant', 'escrow', 'retired', 'cancelled')
                   AND x.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER')
                 GROUP BY 1) b
           FULL JOIN (SELECT CASE WHEN k.state = 'held' THEN k.account ELSE s.id END AS account,
@@ -235,7 +235,7 @@ BEGIN
           WHERE coalesce(b.total, 0) <> coalesce(u.total, 0)
           ORDER BY 1 LIMIT 20) x;
   check_name := 'units_match_balances'; ok := n = 0;
-  detail := CASE WHEN n = 0 THEN 'every CER balance (held, retired, cancelled) is its serial blocks' ELSE d END;
+  detail := CASE WHEN n = 0 THEN 'every CER balance (held, in escrow, retired, cancelled) is its serial blocks' ELSE d END;
   RETURN NEXT;
 
   -- 10. serials: the blocks of each issuance cover exactly its range (no

@@ -21,7 +21,9 @@ CREATE VIEW carbon.settings AS
     ('points_validity',   'end_of_next_year', '积分有效期 end_of_next_year, or an interval such as 1 year'),
     ('acceptance_window', '7 days',           '行为受理时限 how old an event may be when reported'),
     ('timezone',          'Asia/Shanghai',    '本地时区 local time zone for days, months and expiry'),
-    ('exchange_daily_limit', '0',             '每日兑换上限 most of one asset an account may exchange per local day (0: no limit)')
+    ('exchange_daily_limit', '0',             '每日兑换上限 most of one asset an account may exchange per local day (0: no limit)'),
+    ('trade_fee_bps',     '0',                '交易手续费 market fee on each side of a trade, in basis points of its value (0 to 1000)'),
+    ('gtc_max_days',      '90',               '长期委托最长有效期 days a GTC order rests at most before it is cancelled (1 to 3650)')
   ) AS d(name, default_value, description)
   LEFT JOIN carbon.setting s USING (name);
 COMMENT ON VIEW carbon.settings IS '设置 every setting, its value and its default';

@@ -52,6 +52,16 @@ BEGIN
         RAISE EXCEPTION 'exchange_daily_limit must be a whole number (0: no limit), not "%"', value
           USING ERRCODE = '22023';
       END IF;
+    WHEN 'trade_fee_bps' THEN
+      IF value !~ '^[0-9]{1,4}$' OR value::int > 1000 THEN
+        RAISE EXCEPTION 'trade_fee_bps must be a whole number of basis points from 0 to 1000, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
+    WHEN 'gtc_max_days' THEN
+      IF value !~ '^[0-9]{1,4}$' OR value::int NOT BETWEEN 1 AND 3650 THEN
+        RAISE EXCEPTION 'gtc_max_days must be a whole number of days from 1 to 3650, not "%"', value
+          USING ERRCODE = '22023';
+      END IF;
     ELSE
       RAISE EXCEPTION 'unknown setting "%"', name USING ERRCODE = '22023',
         HINT = 'The settings are listed in carbon.settings.';

@@ -110,20 +110,24 @@ CREATE TABLE carbon.unit_block (
   first        bigint NOT NULL,
   last         bigint NOT NULL CHECK (last >= first),
   account      bigint NOT NULL,
-  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'retired', 'cancelled')),
+  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'escrow', 'retired', 'cancelled')),
   entry_id     bigint NOT NULL,   -- the entry that last moved it (a retirement's names its certificate)
   since        timestamptz NOT NULL DEFAULT now(),
+  escrow_order bigint,            -- the sell order the block is escrowed for (state escrow)
+  CHECK ((state = 'escrow') = (escrow_order IS NOT NULL)),
   CONSTRAINT unit_block_serial_excl
     EXCLUDE USING gist (int8range(project, project, '[]') WITH &&, int8range(first, last, '[]') WITH &&)
 );
 ALTER SEQUENCE carbon.unit_block_id_seq OWNED BY carbon.unit_block.id;
 CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, project, first) WHERE state = 'held';
 CREATE INDEX unit_block_issuance_idx ON carbon.unit_block (issuance);
+CREATE INDEX unit_block_escrow_idx ON carbon.unit_block (escrow_order, vintage, project, first) WHERE state = 'escrow';
 COMMENT ON TABLE carbon.unit_block IS
-  '序列号块 serial blocks: who holds (or retired, or cancelled) which serials';
+  '序列号块 serial blocks: who holds (or has in escrow for a sell order, or retired, or cancelled) which serials';
 
 -- History of every block: issuance, split, transfer, retirement,
--- cancellation, recall (append-only).
+-- cancellation, recall; escrow for a sell order, its release, a trade
+-- (append-only).
 CREATE SEQUENCE carbon.unit_event_id_seq;
 CREATE TABLE carbon.unit_event (
   id            bigint PRIMARY KEY DEFAULT nextval('carbon.unit_event_id_seq'),
@@ -131,7 +135,8 @@ CREATE TABLE carbon.unit_event (
   project       bigint NOT NULL,
   first         bigint NOT NULL,
   last          bigint NOT NULL,
-  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall')),
+  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall',
+                                              'escrow', 'release', 'trade')),
   from_account  bigint,
   to_account    bigint,
   entry_id      bigint,
@@ -156,12 +161,13 @@ CREATE TABLE carbon.retirement (
   jurisdiction   text NOT NULL CHECK (jurisdiction ~ '^[0-9]{6}$'),
   reference      text,
   serials        text[] NOT NULL,
-  entry_id       bigint NOT NULL UNIQUE,
+  entry_id       bigint NOT NULL,
   retired_at     timestamptz NOT NULL,
   recalled_at    timestamptz,
   recall_reason  text
 );
 CREATE INDEX retirement_account_idx ON carbon.retirement (account);
+CREATE INDEX retirement_entry_idx ON carbon.retirement (entry_id);   -- a buy that retires: one per fill
 COMMENT ON TABLE carbon.retirement IS
   '注销证明 retirement certificates: who retired how many tonnes, for whom, why, and which serials';
 
@@ -527,7 +533,7 @@ COMMENT ON FUNCTION carbon.serial_history(text) IS
   '序列号追溯 every event of the blocks that contain a serial (or overlap a range), in order';
 
 COMMENT ON VIEW carbon.v_serial_history IS
-  '序列号流转 every issuance, split, transfer, retirement, cancellation and recall of every block (carbon.serial_history(serial) follows one serial)';
+  '序列号流转 every issuance, split, transfer, trade, escrow and release, retirement, cancellation and recall of every block (carbon.serial_history(serial) follows one serial)';
 
 SELECT pg_catalog.pg_extension_config_dump('carbon.holiday', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.project', '');

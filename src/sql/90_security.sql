@@ -244,5 +244,23 @@ CREATE POLICY owner_reports ON carbon.monitoring_report FOR SELECT TO carbon_tra
   USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
                  AND p.owner = carbon.acting_account()));
 
+-- The market (api.md §6, §7): traders and apps place and cancel orders and
+-- move cash for their acting account; the admin sets reference prices and
+-- closes the day; the book and daily figures are public to those roles.
+GRANT EXECUTE ON FUNCTION
+  carbon.deposit_cash(bigint, numeric, text, text), carbon.withdraw_cash(bigint, numeric, text, text),
+  carbon.place_order(bigint, text, bigint, numeric, text, text, text, text, text), carbon.cancel_order(bigint)
+TO carbon_admin, carbon_trader, carbon_app;
+GRANT EXECUTE ON FUNCTION carbon.set_reference_price(text, numeric), carbon.close_market_day(date) TO carbon_admin;
+GRANT SELECT ON carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book,
+  carbon.v_market_daily TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.instrument, carbon.market_day, carbon.v_order_book, carbon.v_market_daily
+TO carbon_app, carbon_trader;
+GRANT SELECT ON carbon.market_order, carbon.trade TO carbon_app, carbon_trader;
+SELECT carbon._account_rls(ARRAY['market_order'], 'account');
+SELECT carbon._account_rls(ARRAY['trade'], NULL);
+CREATE POLICY acting_account ON carbon.trade FOR SELECT TO carbon_app, carbon_trader
+  USING (carbon.acting_account() IN (buyer, seller));
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);
