@@ -17,6 +17,7 @@
 #include "utils/resowner.h"
 
 #include "journal.h"
+#include "catalog.h"
 #include "ledger.h"
 
 PG_MODULE_MAGIC;
@@ -80,6 +81,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	else
 		ledger_forget_xact_cache();
 	ledger_release_retired_caches();
+	ledger_catalog_release_retired();
 }
 
 /*

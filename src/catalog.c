@@ -98,6 +98,27 @@ static MemoryContext source_cxt = NULL;
 /* a cache of codes and sources met in input is bounded */
 #define MAX_LOOKUP_ENTRIES 4096
 
+/* Cache memory dropped by an invalidation, kept to the end of the transaction. */
+static MemoryContext retired_cxt = NULL;
+
+/* Bumped by every invalidation: a loader that sees it move discards what it loaded. */
+static uint64 catalog_generation = 0;
+
+/* Retire a cache's context (its memory stays valid to the end of the transaction) and start a new one. */
+static void
+retire(MemoryContext *cxt, const char *name)
+{
+	if (*cxt == NULL)
+		return;
+	if (retired_cxt == NULL)
+		retired_cxt = AllocSetContextCreate(TopMemoryContext, "carbon_ledger retired caches",
+											ALLOCSET_SMALL_SIZES);
+	MemoryContextSetParent(*cxt, retired_cxt);
+	/* name: one of our string literals, which live forever */
+	*cxt = AllocSetContextCreateInternal(TopMemoryContext, name, ALLOCSET_SMALL_MINSIZE,
+										 ALLOCSET_SMALL_INITSIZE, ALLOCSET_SMALL_MAXSIZE);
+}
+
 static void
 catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
@@ -115,15 +136,27 @@ catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 	caps_valid = false;
 	assets_valid = false;
 	flows = NULL;
-	if (catalog_cxt)
-		MemoryContextReset(catalog_cxt);
 	methodologies = NULL;
-	if (methodology_cxt)
-		MemoryContextReset(methodology_cxt);
 	sources = NULL;
-	if (source_cxt)
-		MemoryContextReset(source_cxt);
+	/*
+	 * An invalidation arrives whenever a lock is taken, in the middle of a
+	 * call that holds pointers into these caches, or while a loader fills
+	 * one: the memory is retired, not freed, and freed at the end of the
+	 * transaction (catalog_release_retired).
+	 */
+	retire(&catalog_cxt, "carbon_ledger catalog");
+	retire(&methodology_cxt, "carbon_ledger methodologies");
+	retire(&source_cxt, "carbon_ledger sources");
+	catalog_generation++;
 	setting_relid = asset_relid = flow_relid = cap_relid = methodology_relid = source_relid = InvalidOid;
+}
+
+/* At the end of a transaction: free what invalidations retired. */
+void
+ledger_catalog_release_retired(void)
+{
+	if (retired_cxt)
+		MemoryContextReset(retired_cxt);
 }
 
 static Oid
@@ -366,16 +399,19 @@ ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asse
 	FlowKey		key;
 	FlowEntry  *e;
 
+	HTAB	   *table = flows;
+
 	catalog_init();
-	if (flows == NULL)
+	if (table == NULL)
 	{
 		HASHCTL		ctl;
+		uint64		generation = catalog_generation;
 
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(FlowKey);
 		ctl.entrysize = sizeof(FlowEntry);
 		ctl.hcxt = catalog_cxt;
-		flows = hash_create("carbon_ledger flows", 128, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		table = hash_create("carbon_ledger flows", 128, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		ledger_spi_connect();
 		/* seeded rows first: the admin's rows overwrite them */
 		if (catalog_query(&flows_plan, "SELECT from_tier, to_tier, asset, allowed FROM carbon.allowed_flow "
@@ -391,16 +427,18 @@ ledger_flow_allowed(const char *from_tier, const char *to_tier, const char *asse
 			strlcpy(key.from_tier, SPI_getvalue(tup, desc, 1), sizeof(key.from_tier));
 			strlcpy(key.to_tier, SPI_getvalue(tup, desc, 2), sizeof(key.to_tier));
 			strlcpy(key.asset, SPI_getvalue(tup, desc, 3), sizeof(key.asset));
-			e = hash_search(flows, &key, HASH_ENTER, NULL);
+			e = hash_search(table, &key, HASH_ENTER, NULL);
 			e->allowed = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		}
 		SPI_finish();
+		if (generation == catalog_generation)
+			flows = table;		/* else used for this call only (retired memory), loaded again next time */
 	}
 	memset(&key, 0, sizeof(key));
 	strlcpy(key.from_tier, from_tier, sizeof(key.from_tier));
 	strlcpy(key.to_tier, to_tier, sizeof(key.to_tier));
 	strlcpy(key.asset, asset, sizeof(key.asset));
-	e = hash_search(flows, &key, HASH_FIND, NULL);
+	e = hash_search(table, &key, HASH_FIND, NULL);
 	return e != NULL && e->allowed;
 }
 
@@ -425,19 +463,24 @@ methodology_versions(const char *code)
 	Datum		values[1];
 	MethodologyEntry *e;
 	bool		found;
+	HTAB	   *table;
+	MemoryContext cxt;
 
 	catalog_init();
 	if (strlen(code) >= sizeof(e->code))
 		return NULL;			/* no code is that long */
 	if (methodologies == NULL || hash_get_num_entries(methodologies) >= MAX_LOOKUP_ENTRIES)
 	{
-		MemoryContextReset(methodology_cxt);
+		retire(&methodology_cxt, "carbon_ledger methodologies");	/* callers may hold pointers */
 		methodologies = lookup_table("carbon_ledger methodologies", sizeof(e->code), sizeof(MethodologyEntry),
 									 methodology_cxt);
 	}
 	e = hash_search(methodologies, code, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
+	/* an invalidation during the query retires these: still valid to the end of the transaction */
+	table = methodologies;
+	cxt = methodology_cxt;
 
 	values[0] = CStringGetTextDatum(code);
 	ledger_spi_connect();
@@ -448,9 +491,9 @@ methodology_versions(const char *code)
 					  "ORDER BY effective_from DESC NULLS LAST, version DESC",
 					  1, types, values, 0) != SPI_OK_SELECT)
 		elog(ERROR, "methodology lookup failed");
-	e = hash_search(methodologies, code, HASH_ENTER, &found);
+	e = hash_search(table, code, HASH_ENTER, &found);
 	e->nversions = 0;
-	e->versions = MemoryContextAlloc(methodology_cxt, sizeof(MethodologyVersion) * Max(SPI_processed, 1));
+	e->versions = MemoryContextAlloc(cxt, sizeof(MethodologyVersion) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -515,25 +558,30 @@ ledger_source_info(const char *source)
 	Datum		values[1];
 	SourceEntry *e;
 	bool		found;
+	HTAB	   *table;
+	MemoryContext cxt;
 
 	catalog_init();
 	if (strlen(source) >= LEDGER_SOURCE_KEY)
 		return &unknown;
 	if (sources == NULL || hash_get_num_entries(sources) >= MAX_LOOKUP_ENTRIES)
 	{
-		MemoryContextReset(source_cxt);
+		retire(&source_cxt, "carbon_ledger sources");	/* callers may hold pointers */
 		sources = lookup_table("carbon_ledger sources", LEDGER_SOURCE_KEY, sizeof(SourceEntry), source_cxt);
 	}
 	e = hash_search(sources, source, HASH_FIND, NULL);
 	if (e != NULL)
 		return &e->info;
+	/* an invalidation during the query retires these: still valid to the end of the transaction */
+	table = sources;
+	cxt = source_cxt;
 
 	values[0] = CStringGetTextDatum(source);
 	ledger_spi_connect();
 	if (catalog_query(&plan, "SELECT scenarios, operator_role FROM carbon.source WHERE source = $1",
 					  1, types, values, 1) != SPI_OK_SELECT)
 		elog(ERROR, "source lookup failed");
-	e = hash_search(sources, source, HASH_ENTER, &found);
+	e = hash_search(table, source, HASH_ENTER, &found);
 	memset(&e->info, 0, sizeof(e->info));
 	e->info.found = SPI_processed == 1;
 	if (e->info.found)
@@ -546,12 +594,11 @@ ledger_source_info(const char *source)
 		int			n;
 
 		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		e->info.scenarios = MemoryContextAlloc(source_cxt, sizeof(char *) * Max(n, 1));
+		e->info.scenarios = MemoryContextAlloc(cxt, sizeof(char *) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 			if (!nulls[i])
-				e->info.scenarios[e->info.nscenarios++] = MemoryContextStrdup(source_cxt,
-																			  TextDatumGetCString(elems[i]));
-		e->info.role = r ? MemoryContextStrdup(source_cxt, r) : NULL;
+				e->info.scenarios[e->info.nscenarios++] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[i]));
+		e->info.role = r ? MemoryContextStrdup(cxt, r) : NULL;
 	}
 	SPI_finish();
 	return &e->info;

@@ -26,6 +26,7 @@ typedef struct LedgerSettings
 } LedgerSettings;
 
 extern const LedgerSettings *ledger_settings(void);
+extern void ledger_catalog_release_retired(void);
 extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
 extern DateADT ledger_local_day(Datum tz, TimestampTz t);
 extern TimestampTz ledger_acceptance_start(void);
