@@ -1340,7 +1340,8 @@ COMMENT ON TABLE carbon.retirement IS
 -- The text of a serial range.
 CREATE FUNCTION carbon.serial_text(region text, vintage int, code text, first bigint, last bigint)
   RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-  RETURN region || '-' || vintage || '-' || code || '-' || lpad(first::text, 9, '0') || '-' || lpad(last::text, 9, '0');
+  -- text || text only (immutable), so that the planner inlines it
+  RETURN region || '-' || vintage::text || '-' || code || '-' || lpad(first::text, 9, '0') || '-' || lpad(last::text, 9, '0');
 COMMENT ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint) IS
   '序列号 the serial range REGION-VINTAGE-PROJECTCODE-FIRST-LAST (9-digit numbers)';
 

@@ -145,6 +145,28 @@ ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
  * plan cache finding the generic one dearer for its guess of the arrays'
  * length); for many, the plan cache's choice, planned for the arrays given.
  */
+/*
+ * ledger_plan(), always with the generic plan: for statements over a few
+ * keys (arrays of a handful of elements) that the plan cache would
+ * otherwise plan again at every call, finding a generic plan over arrays
+ * dearer than it is.  The market and the serial blocks run on these.
+ */
+SPIPlanPtr
+ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed (%s) for: %s",
+				 SPI_result_code_string(SPI_result), sql);
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
 SPIPlanPtr
 ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs, const Oid *argtypes)
 {

@@ -86,7 +86,7 @@ setting_int(const char *name, int64 dflt)
 	bool		isnull;
 	Datum		d;
 
-	ledger_plan(&plan, "SELECT value::bigint FROM carbon.settings WHERE name = $1", 1, (Oid[]) {TEXTOID});
+	ledger_plan_generic(&plan, "SELECT value::bigint FROM carbon.settings WHERE name = $1", 1, (Oid[]) {TEXTOID});
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		return dflt;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -212,7 +212,7 @@ available(int64 account, int16 asset)
 	Datum		values[2] = {Int64GetDatum(account), Int16GetDatum(asset)};
 	bool		isnull;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 FOR UPDATE",
 				2, (Oid[]) {INT8OID, INT2OID});
 	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
@@ -317,13 +317,13 @@ instrument_lock(const char *code, Instrument *ins)
 	Datum		d;
 
 	instrument_known(code);
-	ledger_plan(&lock_plan, "SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1 FOR UPDATE",
+	ledger_plan_generic(&lock_plan, "SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1 FOR UPDATE",
 				1, (Oid[]) {TEXTOID});
 	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "instrument lookup failed");
 	if (SPI_processed == 0)
 	{
-		ledger_plan(&create_plan,
+		ledger_plan_generic(&create_plan,
 					"INSERT INTO carbon.instrument (code, asset_id, class) VALUES ($1, $2, 'I') ON CONFLICT DO NOTHING",
 					2, (Oid[]) {TEXTOID, INT2OID});
 		if (SPI_execute_plan(create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
@@ -540,7 +540,7 @@ book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_i
 	int			start = w->nresting;
 
 	/* the partial indexes of the book, walked in price–time order */
-	ledger_plan(&plans[bids],
+	ledger_plan_generic(&plans[bids],
 				bids ?
 				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
 				"       coalesce(expires_at <= now(), false), retire_for, retire_purpose "
@@ -836,7 +836,7 @@ resting_write(MarketWork *w)
 	values[4] = ledger_int8_array(escrow, n);
 	values[5] = ledger_array(status, NULL, n, TEXTOID);
 	values[6] = ledger_array(reason, reason_null, n, TEXTOID);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "
 				"       escrow = u.escrow, status = u.status, end_reason = u.reason, "
 				"       ended_at = CASE WHEN u.reason IS NULL THEN NULL ELSE now() END "
@@ -868,7 +868,7 @@ trade_write(MarketWork *w, const Trade *t, bool buy_aggressor, int64 entry_id)
 	values[11] = Int64GetDatum(entry_id);
 	values[12] = t->serials;
 	values[13] = TimestampTzGetDatum(w->now);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.trade (instrument, buy_order, sell_order, buyer, seller, price, tonnes, "
 				"  buyer_fee, seller_fee, aggressor, trade_day, entry_id, serials, at) "
 				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -927,7 +927,7 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 		static SPIPlanPtr plan = NULL;
 		Datum		values[2] = {CStringGetTextDatum(w->ins.code), Int64GetDatum(w->trades[w->ntrades - 1].price)};
 
-		ledger_plan(&plan, "UPDATE carbon.instrument SET last_price = $2, last_trade_at = now() WHERE code = $1",
+		ledger_plan_generic(&plan, "UPDATE carbon.instrument SET last_price = $2, last_trade_at = now() WHERE code = $1",
 					2, (Oid[]) {TEXTOID, INT8OID});
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "instrument update failed");
@@ -964,7 +964,7 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 	bool		isnull;
 	HeapTuple	t;
 
-	ledger_plan(&plan, "SELECT status, filled, turnover FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
+	ledger_plan_generic(&plan, "SELECT status, filled, turnover FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "order " INT64_FORMAT " not found", id);
 	t = SPI_tuptable->vals[0];
@@ -992,7 +992,7 @@ order_insert(MarketWork *w, const Order *o, int64 gtc_days)
 	values[7] = o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0;
 	values[8] = DateADTGetDatum(w->today);
 	values[9] = Int64GetDatum(gtc_days);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, "
 				"  retire_for, retire_purpose, trade_day, expires_at) "
 				"VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, now() + make_interval(days => $10::int)) "
@@ -1019,7 +1019,7 @@ order_finish(const Order *o)
 	values[4] = Int64GetDatum(o->escrow);
 	values[5] = CStringGetTextDatum(o->status);
 	values[6] = ended ? CStringGetTextDatum(o->end_reason) : (Datum) 0;
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order SET filled = $2, turnover = $3, fees = $4, escrow = $5, status = $6, "
 				"       end_reason = $7, ended_at = CASE WHEN $7 IS NULL THEN NULL ELSE now() END WHERE id = $1",
 				7, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID});
@@ -1287,7 +1287,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 	bool		cancelled = false;
 
 	ledger_spi_connect();
-	ledger_plan(&find_plan, "SELECT instrument, account FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
+	ledger_plan_generic(&find_plan, "SELECT instrument, account FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(find_plan, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "order lookup failed");
 	if (SPI_processed != 1)
@@ -1299,7 +1299,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 						false);
 	work_init(&w);
 	instrument_lock(instrument, &w.ins);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE id = $1 AND status IN ('open', 'partially_filled')",
 				1, (Oid[]) {INT8OID});
@@ -1338,7 +1338,7 @@ ledger_set_reference_price(PG_FUNCTION_ARGS)
 	instrument_lock(instrument, &ins);
 	values[0] = CStringGetTextDatum(instrument);
 	values[1] = Int64GetDatum(fen);
-	ledger_plan(&plan, "UPDATE carbon.instrument SET reference_price = $2, reference_set_at = now() WHERE code = $1",
+	ledger_plan_generic(&plan, "UPDATE carbon.instrument SET reference_price = $2, reference_set_at = now() WHERE code = $1",
 				2, (Oid[]) {TEXTOID, INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "instrument update failed");
@@ -1378,7 +1378,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	instrument_lock(instrument, &w.ins);
 	values[0] = CStringGetTextDatum(instrument);
 	values[1] = DateADTGetDatum(day);
-	ledger_plan(&orders_plan,
+	ledger_plan_generic(&orders_plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
 				"  AND ((tif = 'DAY' AND trade_day <= $2) OR expires_at <= now()) ORDER BY id",
@@ -1390,7 +1390,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	(void) work_write(&w, "market_close", psprintf("market close %s", DatumGetCString(DirectFunctionCall1(date_out,
 																						 DateADTGetDatum(day)))),
 					  true);
-	ledger_plan(&day_plan,
+	ledger_plan_generic(&day_plan,
 				"WITH last AS (SELECT price FROM carbon.trade WHERE instrument = $1 AND trade_day = $2 "
 				"              ORDER BY id DESC LIMIT 1), "
 				"ref AS (UPDATE carbon.instrument i SET reference_price = last.price, reference_set_at = now() "

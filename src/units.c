@@ -203,7 +203,7 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 	values[0] = Int64GetDatum(account);
 	values[1] = Int64GetDatum(tonnes);
 	values[2] = only_class ? CStringGetTextDatum(only_class) : (Datum) 0;
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
 				"                WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3) "
 				"                ORDER BY vintage, project, first FOR UPDATE), "
@@ -230,7 +230,7 @@ units_take_entry(int64 account, int64 tonnes, int64 reversed, UnitPieces *p)
 	static SPIPlanPtr plan = NULL;
 	Datum		values[2] = {Int64GetDatum(account), Int64GetDatum(reversed)};
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT id, first, last FROM carbon.unit_block "
 				"WHERE account = $1 AND state = 'held' AND entry_id = $2 ORDER BY vintage, project, first FOR UPDATE",
 				2, (Oid[]) {INT8OID, INT8OID});
@@ -274,7 +274,7 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 	values[6] = CStringGetTextDatum(event);
 	values[7] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
 	values[8] = Int64GetDatum(escrow_order);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"WITH w AS (SELECT * FROM unnest($1, $2, $3) WITH ORDINALITY AS w(id, f, l, k)), "
 	/* deleted first: the parts below take the same serials (exclusion constraint) */
 				"gone AS (DELETE FROM carbon.unit_block b USING w, carbon.unit_issuance i, carbon.project pr "
@@ -323,7 +323,7 @@ units_take_escrow(int64 order, int64 tonnes, UnitPieces *p)
 	static SPIPlanPtr plan = NULL;
 	Datum		values[2] = {Int64GetDatum(order), Int64GetDatum(tonnes)};
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
 				"                WHERE escrow_order = $1 AND state = 'escrow' "
 				"                ORDER BY vintage, project, first FOR UPDATE), "
@@ -490,7 +490,7 @@ project_lock(int64 id, Project *p)
 	SPITupleTable *tt;
 	bool		isnull;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT p.owner, p.code, p.region, p.class, p.methodology, p.methodology_version, m.status, "
 				"       m.params::text, coalesce((m.params ->> 'buffer_pct')::int, 0), p.next_serial, "
 				"       p.debt_tonnes, p.pooled "
@@ -525,7 +525,7 @@ report_lock(int64 id, Report *r)
 	bool		isnull;
 	Datum		d;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT project, status, carbon.grams(verified), extract(year FROM upper(period) - 1)::int "
 				"FROM carbon.monitoring_report WHERE id = $1 FOR UPDATE",
 				1, (Oid[]) {INT8OID});
@@ -558,13 +558,13 @@ ledger_platform_account(const char *ref, const char *name, LedgerAccount *acc, c
 	bool		isnull;
 	Datum		id;
 
-	ledger_plan(&plan, "SELECT carbon.open_account('platform', $1, $2 || ':' || $1, $3 || ' ' || $1)",
+	ledger_plan_generic(&plan, "SELECT carbon.open_account('platform', $1, $2 || ':' || $1, $3 || ' ' || $1)",
 				3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "platform account lookup failed");
 	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	/* read-write, a new snapshot: an account opened just now is seen */
-	ledger_plan(&read_plan, "SELECT id, kind, tier, region, status FROM carbon.account WHERE id = $1",
+	ledger_plan_generic(&read_plan, "SELECT id, kind, tier, region, status FROM carbon.account WHERE id = $1",
 				1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(read_plan, &id, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "platform account lookup failed");
@@ -622,7 +622,7 @@ issuance_write(const Report *r, const Project *p, const IssuedBlock *b, int n, i
 	values[11] = ledger_int8_array(first, n);
 	values[12] = ledger_int8_array(last, n);
 	values[13] = ledger_array(state, NULL, n, TEXTOID);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"WITH b AS (SELECT * FROM unnest($10, $11, $12, $13, $14) WITH ORDINALITY "
 				"           AS b(block, account, first, last, state, k)), "
 				"i AS (INSERT INTO carbon.unit_issuance (report, project, region, vintage, first, last, block, "
@@ -656,13 +656,13 @@ report_issued(const Report *r, const Project *p, int64 tonnes, int64 repaid, int
 	Datum		rv[3] = {Int64GetDatum(r->id), Int64GetDatum(tonnes), Int64GetDatum(r->verified_g % GRAMS_PER_TONNE)};
 	Datum		pv[3] = {Int64GetDatum(p->id), Int64GetDatum(next_serial), Int64GetDatum(repaid)};
 
-	ledger_plan(&report_plan,
+	ledger_plan_generic(&report_plan,
 				"UPDATE carbon.monitoring_report SET status = 'issued', issued_tonnes = $2, "
 				"       remainder = carbon.co2e_grams($3), issued_at = now() WHERE id = $1",
 				3, (Oid[]) {INT8OID, INT8OID, INT8OID});
 	if (SPI_execute_plan(report_plan, rv, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "report update failed");
-	ledger_plan(&project_plan,
+	ledger_plan_generic(&project_plan,
 				"UPDATE carbon.project SET next_serial = $2, debt_tonnes = debt_tonnes - $3 WHERE id = $1",
 				3, (Oid[]) {INT8OID, INT8OID, INT8OID});
 	if (SPI_execute_plan(project_plan, pv, NULL, false, 0) != SPI_OK_UPDATE)
@@ -1015,7 +1015,7 @@ retirement_write(const Retirement *r)
 	values[7] = r->serials;
 	values[8] = Int64GetDatum(r->entry_id);
 	values[9] = TimestampTzGetDatum(r->retired_at);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.retirement (certificate, account, tonnes, purpose, beneficiary, jurisdiction, "
 				"                               reference, serials, entry_id, retired_at) "
 				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -1053,7 +1053,7 @@ retirement_replay(ReturnSetInfo *rsinfo, int64 entry_id)
 	Datum		values[1] = {Int64GetDatum(entry_id)};
 	bool		isnull;
 
-	ledger_plan(&plan, "SELECT certificate, serials FROM carbon.retirement WHERE entry_id = $1",
+	ledger_plan_generic(&plan, "SELECT certificate, serials FROM carbon.retirement WHERE entry_id = $1",
 				1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "retirement of entry " INT64_FORMAT " not found", entry_id);
@@ -1098,7 +1098,7 @@ units_take_range(int64 account, const SerialRange *s, const char *text, UnitPiec
 	values[3] = Int32GetDatum(s->vintage);
 	values[4] = Int64GetDatum(s->first);
 	values[5] = Int64GetDatum(s->last);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT b.id, greatest(b.first, $5), least(b.last, $6), "
 				"       b.account = $1 AND b.state = 'held' AND b.vintage = $4 AND i.region = $3 "
 				"FROM carbon.project pr "
@@ -1257,7 +1257,7 @@ holders_read(int64 report_id, Holders *h)
 	Datum		values[1] = {Int64GetDatum(report_id)};
 	bool		isnull;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT b.account, sum(b.last - b.first + 1)::bigint, "
 				"       coalesce(sum(b.last - b.first + 1) FILTER (WHERE i.block = 'buffer'), 0)::bigint "
 				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
@@ -1288,7 +1288,7 @@ holders_lock(const Holders *h, int16 cer)
 		ids[i] = Int64GetDatum(h->ids[i]);
 	values[0] = ledger_int8_array(ids, h->n);
 	values[1] = Int16GetDatum(cer);
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT 1 FROM carbon.balance WHERE account = ANY ($1) AND asset_id = $2 AND stripe = 0 "
 				"ORDER BY account FOR UPDATE",
 				2, (Oid[]) {INT8ARRAYOID, INT2OID});
@@ -1368,7 +1368,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(s.region);
 	values[2] = Int32GetDatum(s.vintage);
 	values[3] = Int64GetDatum(s.first);
-	ledger_plan(&find_plan,
+	ledger_plan_generic(&find_plan,
 				"SELECT i.report, i.project, bool_or(x.recalled_at IS NOT NULL) "
 				"FROM carbon.project pr JOIN carbon.unit_issuance i ON i.project = pr.id "
 				"JOIN carbon.unit_issuance x ON x.report = i.report "
@@ -1389,7 +1389,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 		Datum		v[1] = {Int64GetDatum(report_id)};
 
 		/* under the project's lock: a concurrent recall has finished */
-		ledger_plan(&lock_plan,
+		ledger_plan_generic(&lock_plan,
 					"SELECT bool_or(recalled_at IS NOT NULL) FROM "
 					"(SELECT recalled_at FROM carbon.unit_issuance WHERE report = $1 FOR UPDATE) x",
 					1, (Oid[]) {INT8OID});
@@ -1436,7 +1436,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 		static SPIPlanPtr retired_plan = NULL;
 		Datum		v[1] = {Int64GetDatum(report_id)};
 
-		ledger_plan(&retired_plan,
+		ledger_plan_generic(&retired_plan,
 					"SELECT coalesce(sum(b.last - b.first + 1), 0)::bigint FROM carbon.unit_block b "
 					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
 					"WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'",
@@ -1467,7 +1467,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 			static SPIPlanPtr pool_plan = NULL;
 			Datum		v[2] = {Int64GetDatum(buffer_id), Int64GetDatum(report_id)};
 
-			ledger_plan(&pool_plan,
+			ledger_plan_generic(&pool_plan,
 						"SELECT coalesce(sum(b.last - b.first + 1), 0)::bigint FROM carbon.unit_block b "
 						"JOIN carbon.unit_issuance i ON i.id = b.issuance "
 						"WHERE b.account = $1 AND b.state = 'held' AND i.report <> $2",
@@ -1515,7 +1515,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 		static SPIPlanPtr blocks_plan = NULL;
 		Datum		v[1] = {Int64GetDatum(report_id)};
 
-		ledger_plan(&blocks_plan,
+		ledger_plan_generic(&blocks_plan,
 					"SELECT b.id, b.first, b.last FROM carbon.unit_block b "
 					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
 					"WHERE i.report = $1 AND b.state = 'held' ORDER BY b.project, b.first FOR UPDATE OF b",
@@ -1540,7 +1540,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(reason);
 	values[2] = Int64GetDatum(debt);
 	values[3] = Int64GetDatum(project_id);
-	ledger_plan(&flag_plan,
+	ledger_plan_generic(&flag_plan,
 				"WITH r AS (SELECT b.issuance, b.project, b.first, b.last, b.account, b.entry_id, "
 				"                  carbon.serial_text(i.region, i.vintage, pr.code, b.first, b.last) AS serial "
 				"           FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
@@ -1569,7 +1569,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 			static SPIPlanPtr cat_plan = NULL;
 			Datum		v[2] = {serials[0], serials[1]};
 
-			ledger_plan(&cat_plan, "SELECT $1 || $2", 2, (Oid[]) {TEXTARRAYOID, TEXTARRAYOID});
+			ledger_plan_generic(&cat_plan, "SELECT $1 || $2", 2, (Oid[]) {TEXTARRAYOID, TEXTARRAYOID});
 			if (SPI_execute_plan(cat_plan, v, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "array concatenation failed");
 			all = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1598,7 +1598,7 @@ retirement_read(const char *certificate, Retirement *r, bool *flagged)
 	SPITupleTable *tt;
 	bool		isnull;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT account, tonnes, purpose, beneficiary, jurisdiction, reference, serials, entry_id, "
 				"       retired_at, recalled_at IS NOT NULL "
 				"FROM carbon.retirement WHERE certificate = $1",
@@ -1685,7 +1685,7 @@ ledger_certificate(PG_FUNCTION_ARGS)
 		values[1] = BoolGetDatum(strcmp(sha256_hex(content), certificate) == 0);
 		values[2] = CStringGetTextDatum(certificate);
 	}
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT $1::jsonb || jsonb_build_object('certificate', $3, 'verifies', $2, "
 				"       'recalled_at', recalled_at, 'recall_reason', recall_reason) "
 				"FROM carbon.retirement WHERE certificate = $3",
@@ -1709,7 +1709,7 @@ ledger_units_tradable(int64 account)
 	Datum		values[1] = {Int64GetDatum(account)};
 	bool		isnull;
 
-	ledger_plan(&plan,
+	ledger_plan_generic(&plan,
 				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
 				"WHERE account = $1 AND state = 'held' AND class = 'I'",
 				1, (Oid[]) {INT8OID});
