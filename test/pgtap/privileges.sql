@@ -135,7 +135,16 @@ INSERT INTO expected VALUES
   ('carbon.parse_serial(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
   ('carbon.serial_text(text,integer,text,bigint,bigint)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
   ('carbon.verify_certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
-  ('carbon.certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier');
+  ('carbon.certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  -- the market (api.md §6): traders and apps move cash and place and cancel
+  -- orders for their acting account; the administrator sets the reference
+  -- price and closes the day
+  ('carbon.deposit_cash(bigint,numeric,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.withdraw_cash(bigint,numeric,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.place_order(bigint,text,bigint,numeric,text,text,text,text,text)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.cancel_order(bigint)', 'carbon_admin carbon_app carbon_trader'),
+  ('carbon.set_reference_price(text,numeric)', 'carbon_admin'),
+  ('carbon.close_market_day(date)', 'carbon_admin');
 
 SELECT set_eq('SELECT fn FROM fn_roles', 'SELECT fn FROM expected',
               'every function of schema carbon has a decision in this list (and no listed function is missing)');
