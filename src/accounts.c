@@ -439,6 +439,34 @@ ledger_set_account_status(PG_FUNCTION_ARGS)
 						 errhint("Transfer or redeem the balance first.")));
 		}
 	}
+	if (strcmp(status, "closed") == 0)
+	{
+		/*
+		 * Escrow is not in the balance: an account with resting orders
+		 * would be owed their escrow back.  Checked after the balance rows
+		 * are locked, so that an order placed meanwhile is seen.
+		 */
+		static SPIPlanPtr orders_plan = NULL;
+
+		ledger_plan(&orders_plan,
+					"SELECT count(*) FROM carbon.market_order WHERE account = $1 "
+					"AND status IN ('open', 'partially_filled')",
+					1, types);
+		if (SPI_execute_plan(orders_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "order lookup failed");
+		{
+			bool		isnull;
+			int64		open = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+														   &isnull));
+
+			if (open > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_CL_LIFECYCLE),
+						 errmsg("account " INT64_FORMAT " has " INT64_FORMAT " open orders and cannot be closed",
+								account, open),
+						 errhint("Cancel its orders first (carbon.cancel_order).")));
+		}
+	}
 	ledger_plan(&update_plan,
 				"WITH a AS (UPDATE carbon.account SET status = $2 WHERE id = $1 RETURNING id) "
 				"INSERT INTO carbon.account_status_log (account, old_status, new_status, reason) "

@@ -42,9 +42,14 @@
 static bool
 yuan_to_fen(Numeric yuan, int64 *fen)
 {
-	Datum		scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(yuan),
-											 DirectFunctionCall1(int8_numeric, Int64GetDatum(100)));
-	Datum		whole = DirectFunctionCall2(numeric_trunc, scaled, Int32GetDatum(0));
+	Datum		scaled;
+	Datum		whole;
+
+	if (numeric_is_nan(yuan) || numeric_is_inf(yuan))
+		return false;
+	scaled = DirectFunctionCall2(numeric_mul, NumericGetDatum(yuan),
+								 DirectFunctionCall1(int8_numeric, Int64GetDatum(100)));
+	whole = DirectFunctionCall2(numeric_trunc, scaled, Int32GetDatum(0));
 
 	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, scaled, whole)))
 		return false;
@@ -148,7 +153,7 @@ post_move(Postings *p, const LedgerAccount *from, const LedgerAccount *to, int16
 
 /* Post them (zero sums dropped) as one entry; 0 when nothing moves. */
 static int64
-post_all(Postings *p, const char *kind, const char *memo)
+post_all(Postings *p, const char *kind, const char *memo, bool correction)
 {
 	int			n = 0;
 	LedgerEntry entry;
@@ -164,6 +169,7 @@ post_all(Postings *p, const char *kind, const char *memo)
 		return 0;
 	entry = ledger_entry(kind, memo, n, p->accounts, p->assets, p->amounts);
 	entry.holdings_moved = true;	/* the serial blocks follow below (units.c) */
+	entry.correction = correction;
 	return ledger_post(&entry);
 }
 
@@ -317,9 +323,16 @@ instrument_lock(const char *code, Instrument *ins)
 	Datum		d;
 
 	instrument_known(code);
-	ledger_plan_generic(&lock_plan, "SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1 FOR UPDATE",
+	/*
+	 * An update, not only a lock: a REPEATABLE READ or SERIALIZABLE
+	 * transaction whose snapshot predates another order's commit then fails
+	 * to serialize (40001) instead of reading a book without that order.
+	 */
+	ledger_plan_generic(&lock_plan,
+				"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
+				"RETURNING reference_price, band_bps",
 				1, (Oid[]) {TEXTOID});
-	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "instrument lookup failed");
 	if (SPI_processed == 0)
 	{
@@ -328,7 +341,7 @@ instrument_lock(const char *code, Instrument *ins)
 					2, (Oid[]) {TEXTOID, INT2OID});
 		if (SPI_execute_plan(create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "instrument insert failed");
-		if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 			elog(ERROR, "instrument lookup failed");
 	}
 	ins->code = code;
@@ -439,6 +452,7 @@ typedef struct MarketWork
 				maxresting;
 	Resting    *resting;		/* every resting order read (touched or not) */
 	int64		fee_bps;
+	bool		correction;		/* escrow goes back to a frozen account: a correction */
 	int			nfee_accounts;
 	LedgerAccount *fee_accounts[8];	/* the market's fee account per region, this call */
 	int16		cny;
@@ -514,6 +528,8 @@ resting_end(MarketWork *w, Resting *r, bool buy_side, const char *reason)
 {
 	const LedgerAccount *owner = account_of(&w->accounts, r->account);
 
+	if (strcmp(owner->status, "active") != 0)
+		w->correction = true;	/* its own escrow back to a frozen account */
 	if (r->escrow > 0)
 	{
 		if (buy_side)
@@ -702,7 +718,8 @@ fok_possible(MarketWork *w, const Order *o)
 				w->nresting = base;
 				return false;
 			}
-			if (r->expired || r->account == o->acc->id)
+			if (r->expired || r->account == o->acc->id ||
+				strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
 				continue;
 			q = Min(need, r->tonnes - r->filled);
 			if (o->buy)
@@ -760,6 +777,12 @@ match(MarketWork *w, Order *o)
 			{
 				/* self-trade prevention: the resting order goes, matching goes on */
 				resting_end(w, r, !o->buy, "self_trade");
+				continue;
+			}
+			if (strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
+			{
+				/* a frozen account trades no more: its order ends, its escrow goes back */
+				resting_end(w, r, !o->buy, "account_frozen");
 				continue;
 			}
 			q = Min(o->tonnes - o->filled, r->tonnes - r->filled);
@@ -886,7 +909,7 @@ trade_write(MarketWork *w, const Trade *t, bool buy_aggressor, int64 entry_id)
 static int64
 work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor)
 {
-	int64		entry_id = post_all(&w->postings, kind, memo);
+	int64		entry_id = post_all(&w->postings, kind, memo, w->correction);
 
 	for (int i = 0; i < w->nmoves; i++)
 	{
@@ -1086,7 +1109,8 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	{
 		Numeric		price = PG_GETARG_NUMERIC(3);
 
-		if (numeric_is_nan(price) || DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(price),
+		if (numeric_is_nan(price) || numeric_is_inf(price) ||
+			DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(price),
 																	   DirectFunctionCall1(int8_numeric, Int64GetDatum(0)))))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

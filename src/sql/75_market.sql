@@ -14,7 +14,8 @@ CREATE TABLE carbon.instrument (
   band_bps         int NOT NULL DEFAULT 1000 CHECK (band_bps BETWEEN 0 AND 10000),
   last_price       bigint,
   last_trade_at    timestamptz,
-  reference_set_at timestamptz
+  reference_set_at timestamptz,
+  book_version     bigint NOT NULL DEFAULT 0   -- bumped by every change of the book (its lock)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE carbon.instrument IS
   '交易品种 instruments: CER-I is class I certified units; reference price (fen per tonne) and the ±band around it (a row is created on first use, so that a dump carries it whole)';
