@@ -109,6 +109,13 @@ SELECT round(reference_price / 100.0, 2) AS reference FROM instrument;
 SELECT open, high, low, close, volume, turnover, vwap FROM v_market_daily;
 SELECT * FROM v_order_book ORDER BY side, price;
 
+-- A recall reaches units on offer: the sell order holding them ends, and the
+-- units, back with the seller, are cancelled with the rest of the issuance.
+SELECT order_id AS farmask FROM place_order(:farm, 'sell', 30, 61.00) \gset
+SELECT cancelled, flagged FROM recall_issuance('620702-2025-MKTFARM-000000001-000000001', 'plots double-counted');
+SELECT status, end_reason, escrow FROM market_order WHERE id = :farmask;
+SELECT balance(:farm, 'CER') AS farm_cer, tradable_units(:farm) AS farm_tradable;
+
 -- Every order ended once; escrow is empty for ended orders; the ledger checks out.
 SELECT status, count(*), sum(escrow) AS escrow FROM market_order GROUP BY status ORDER BY status;
 SELECT s.code AS asset, sum(b.amount) AS in_escrow FROM balance b JOIN account a ON a.id = b.account

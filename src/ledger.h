@@ -109,6 +109,9 @@ extern int64 ledger_lots_move_pieces(int64 payer, int64 payee, int16 asset, int 
 extern void ledger_sweep_expired(int64 account);
 extern void ledger_expire(int64 account, TimestampTz as_of, int64 *lots, int64 *points, int64 *grams);
 
+/* market.c */
+extern int64 ledger_market_end_orders_of_report(int64 report_id, const char *reason);
+
 /* units.c */
 extern void ledger_units_register(void);
 extern int64 ledger_units_tradable(int64 account);

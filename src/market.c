@@ -1338,6 +1338,34 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(cancelled);
 }
 
+/*
+ * End the resting sell orders that hold units of a report's issuance in
+ * escrow (a recall): their escrow goes back to the sellers, whose units are
+ * then recalled like any held ones.  Returns how many orders ended.
+ */
+int64
+ledger_market_end_orders_of_report(int64 report_id, const char *reason)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(report_id)};
+	MarketWork	w;
+
+	work_init(&w);
+	instrument_lock("CER-I", &w.ins);
+	ledger_plan_generic(&plan,
+				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
+				"WHERE status IN ('open', 'partially_filled') AND side = 'sell' AND id IN "
+				"  (SELECT b.escrow_order FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"   WHERE i.report = $1 AND b.state = 'escrow') ORDER BY id",
+				1, (Oid[]) {INT8OID});
+	resting_read(&w, plan, values);
+	for (int i = 0; i < w.nresting; i++)
+		resting_end(&w, &w.resting[i], false, reason);
+	if (w.nresting > 0)
+		(void) work_write(&w, "order_cancel", psprintf("orders ended: %s", reason), false);
+	return w.nresting;
+}
+
 /* set_reference_price(instrument, price) */
 PG_FUNCTION_INFO_V1(ledger_set_reference_price);
 Datum

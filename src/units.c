@@ -1403,6 +1403,9 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 				 errmsg("the issuance of report " INT64_FORMAT " containing %s has already been recalled",
 						report_id, serial)));
 
+	/* units of the issuance offered on the market: their sell orders end first, the units back with the sellers */
+	(void) ledger_market_end_orders_of_report(report_id, "recall");
+
 	/*
 	 * Held units of the issuance, per holder, with the holders' CER
 	 * balances locked (in account order, as the posting trigger locks
