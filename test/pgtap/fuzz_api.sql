@@ -6,9 +6,13 @@
 -- (accounts of every tier in two regions, a published methodology per
 -- formula, sources, issued value, inbox rows; projects with monitoring
 -- reports submitted, verified and issued, their units spread among the
--- accounts and some retired) is set up and topped up as the calls go (a new
--- project with fresh verified reports at every top-up), so that random calls
--- succeed as well as fail.  Every parameter that takes a serial (range) gets
+-- accounts and some retired; cash deposited, a reference price and a book
+-- of resting orders) is set up and topped up as the calls go (a new
+-- project with fresh verified reports, cash and the reference price again at
+-- every top-up), so that random calls succeed as well as fail.  Limit
+-- prices are mostly expressions of the reference price as it stands when
+-- the call runs (within its band, just outside it, off the tick), else
+-- random numerics (NaN, Infinity, huge, many decimals).  Every parameter that takes a serial (range) gets
 -- valid ranges read from carbon.unit_block and v_issuances (whole blocks,
 -- pieces, single serials) as well as mutated ones (a digit flipped,
 -- truncated, lowercase, extra or doubled dashes, huge or zero numbers, FIRST
@@ -21,12 +25,13 @@
 -- What must hold: no crash (the file completes), no internal error, no call
 -- that does not return, every refusal a SQLSTATE of api.md or of the
 -- README / docs/ledger.md choices, verify_integrity() clean and every
--- retirement certificate verifying afterwards, and calls that succeed for
--- almost every function (for every function of projects and units).
+-- retirement certificate verifying afterwards, the market's escrow equal to
+-- what its resting orders hold, and calls that succeed for almost every
+-- function (for every function of projects and units, and of the market).
 -- Reproducible: setseed(); the world uses fixed references.
 BEGIN;
 SET LOCAL search_path = public, carbon;
-SELECT plan(17);
+SELECT plan(19);
 
 -- The SQLSTATEs a call may end with: api.md (§ Errors, §1: 22P02, 22003,
 -- 22023, 23505, 23P01, 42501, CL001..CL009), docs/ledger.md "Choices where
@@ -252,6 +257,24 @@ BEGIN
     ('vintage', 'integer', ARRAY['2024', '2025', '0', '99999']),
     ('first', 'bigint', ARRAY['1', '121', '999999999', '1000000000']),
     ('last', 'bigint', ARRAY['1', '1200', '999999999', '1000000000']);
+  -- the market (api.md §6): cash in yuan (whole, to the fen, a tenth of a
+  -- fen, huge, not a number), sides, times in force and instruments (each
+  -- sometimes mutated), orders (mostly resting ones, some ended, one that
+  -- does not exist), beneficiaries of a buy that retires (NULL: most
+  -- orders retire nothing); limit prices are expressions of the reference
+  -- price (fz_arg)
+  INSERT INTO fz_pool VALUES
+    ('amount', 'numeric', ARRAY['100', '2500.50', '0.01', '35.7', '10000', '10.001', '0', '-5', 'NaN', 'Infinity',
+                                '99999999999999999.99', '1e30', '0.000000000000000000001']),
+    ('side', 'text', ARRAY['buy', 'sell', 'buy', 'sell', 'buy', 'sell', 'BUY', 'hold']),
+    ('tif', 'text', ARRAY['GTC', 'DAY', 'IOC', 'FOK', 'GTC', 'DAY', 'IOC', 'FOK', 'GTD', 'gtc']),
+    ('instrument', 'text', ARRAY['CER-I', 'CER-I', 'CER-I', 'CER-I', 'CER-I', 'CER-II', 'cer-i']),
+    ('order_id', 'bigint', ARRAY(SELECT id::text FROM (SELECT id FROM carbon.market_order
+                                                       WHERE status IN ('open', 'partially_filled')
+                                                       ORDER BY id DESC LIMIT 20) o)
+                           || ARRAY(SELECT id::text FROM carbon.market_order ORDER BY id DESC LIMIT 5)
+                           || ARRAY[(SELECT coalesce(max(id), 0) + 1 FROM carbon.market_order)::text]),
+    ('retire_for', 'text', ARRAY[NULL, NULL, NULL, '2026 张掖马拉松 Zhangye marathon', 'Acme Ltd. 2026 operations']);
   -- fresh project codes (a taken code is 23505)
   UPDATE fz_pool SET vals = vals || ARRAY(SELECT 'FZ' || upper(to_hex(floor(random() * 2147483647)::int))
                                             FROM generate_series(1, 3))
@@ -291,7 +314,8 @@ BEGIN
       RETURN CASE WHEN r < 0.5 THEN pg_temp.fz_pick(ARRAY['0', '-1', '1', '0.5', '-0.001', '0.0000000000000000001',
                                          '123456789012345678', '1234567890123456789', '99999999999999999999.99',
                                          '1e30', '-1e30', '9223372036854775807', 'NaN', 'Infinity', '-Infinity',
-                                         '12.345678901234567890123'])
+                                         '12.345678901234567890123', '60.005', '60.0000000000000000000000001',
+                                         '-0', '1e-30', '123456789012345678901234567890.5', '1e131071'])
                   ELSE round((random() * 1000)::numeric, floor(random() * 6)::int)::text END;
     WHEN 'double precision'::regtype, 'real'::regtype THEN
       RETURN pg_temp.fz_pick(ARRAY['0', '-1', '1.5', 'NaN', 'Infinity', '-Infinity', '1e300', (random() * 100)::text]);
@@ -349,12 +373,22 @@ DECLARE
     WHEN pname IN ('from_asset', 'to_asset') THEN 'asset'
     WHEN pname IN ('valid_from', 'starts', 'day', 'until') THEN 'at'
     WHEN pname IN ('serial', 'serials') THEN 'serial'
+    WHEN pname = 'retire_purpose' THEN 'purpose'
     ELSE pname END;
   pool text[];
   v text;
 BEGIN
   IF r < (1 - p_fit) / 5 THEN
     RETURN 'NULL::' || typ::text;
+  END IF;
+  -- a limit or reference price: a factor of the reference price as it is
+  -- when the call runs, mostly within its band (±10 %), some just outside it
+  -- or off the tick; otherwise a number of the wild kind below
+  IF pname = 'price' AND typ = 'numeric'::regtype AND random() < p_fit * 0.8 THEN
+    RETURN format('(SELECT round(coalesce(reference_price, 6000) * %s::numeric) / 100 %s FROM carbon.instrument RIGHT JOIN (SELECT) x ON code = %L)',
+                  pg_temp.fz_pick(ARRAY['0.9', '0.95', '0.99', '1', '1', '1.01', '1.05', '1.1', '0.89', '1.11',
+                                        round((0.9 + random() * 0.2)::numeric, 3)::text]),
+                  CASE WHEN random() < 0.1 THEN '+ 0.001' ELSE '' END, 'CER-I');
   END IF;
   SELECT vals INTO pool FROM fz_pool WHERE fz_pool.key = pkey AND fz_pool.typ = fz_arg.typ;
   IF cardinality(pool) > 0 AND random() < p_fit THEN
@@ -472,6 +506,34 @@ BEGIN
           (VALUES ('metro_co', 'METRO', 12.5), ('green_recycle', 'RECYCLE', 3), ('grid_co', 'POWER', 180),
                   ('green_recycle', 'TREE', 1)) v(s, m, act);
   PERFORM pg_temp.fz_inbox(40);
+  -- the market: cash deposited, a reference price of 60.00 yuan per tonne,
+  -- a fee, a book of resting orders on both sides and a trade
+  PERFORM pg_temp.fz_market('setup');
+END $$;
+
+-- The market's world: every world account that may hold units deposits
+-- cash; the reference price back at 60.00, the fee at 10 bp; asks and bids
+-- rest on both sides of the reference (from accounts that hold class I
+-- units and cash), one crosses.
+CREATE FUNCTION pg_temp.fz_market(phase text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_temp.fz_w(phase, format('SELECT carbon.deposit_cash(%s, %s, %L)', a.id, 5000, 'world cash ' || a.id))
+     FROM carbon.account a
+    WHERE a.kind = 'participant' AND a.status = 'active' AND a.display_name LIKE 'world %'
+      AND a.tier IN ('personal', 'enterprise', 'government', 'platform')
+    ORDER BY a.id;
+  PERFORM pg_temp.fz_w(phase, $q$SELECT carbon.set_reference_price('CER-I', 60.00)$q$);
+  PERFORM pg_temp.fz_w(phase, $q$SELECT carbon.set_setting('trade_fee_bps', '10')$q$);
+  PERFORM pg_temp.fz_w(phase, format('SELECT count(*) FROM carbon.place_order(%s, %L, %s, %s, %L)', a.id, side, 2 + k,
+                                     CASE side WHEN 'sell' THEN 60.5 + k ELSE 59.5 - k END, 'GTC'))
+     FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM carbon.account
+            WHERE kind = 'participant' AND status = 'active' AND display_name LIKE 'world %'
+              AND carbon.tradable_units(id) >= 10 ORDER BY id LIMIT 4) a,
+          unnest(ARRAY['sell', 'buy']) side;
+  PERFORM pg_temp.fz_w(phase, format('SELECT count(*) FROM carbon.place_order(%s, %L, %s, %s, %L)', a.id, 'buy', 3,
+                                     61.5, 'IOC'))
+     FROM (SELECT id FROM carbon.account WHERE kind = 'participant' AND status = 'active' AND display_name LIKE 'world %'
+              AND tier = 'personal' ORDER BY id DESC LIMIT 1) a;
 END $$;
 
 -- The k-th world account of a tier and region.
@@ -613,6 +675,7 @@ BEGIN
                                pg_temp.fz_pick(ARRAY['FOREST', 'SOLAR']), 4, 3, 1);
     PERFORM pg_temp.fz_spread('refill', a.id, 10);
   END IF;
+  PERFORM pg_temp.fz_market('refill');
   PERFORM pg_temp.fz_refresh_pools();
 END $$;
 
@@ -864,6 +927,54 @@ SELECT diag(format('%-16s %5s calls: %s', name, sum(k),
   FROM (SELECT name, code, count(*) k FROM fz_call
          WHERE name IN ('retire_serials', 'recall_issuance', 'parse_serial', 'serial_history') GROUP BY 1, 2) s
  GROUP BY name ORDER BY name;
+
+-- The market (api.md §6): every function reached past its checks (orders
+-- placed, resting and filled, cancelled, cash in and out, the reference
+-- set, days closed), and the book is sound after them: the escrow accounts
+-- of each segment hold what its resting orders hold (cash of bids, units of
+-- asks in blocks held for each ask), ended orders hold nothing, every
+-- order's fills are its trades.
+SELECT is(ARRAY(SELECT unnest(ARRAY['deposit_cash', 'withdraw_cash', 'place_order', 'cancel_order',
+                                    'set_reference_price', 'close_market_day'])
+                EXCEPT SELECT name FROM fz_call WHERE code = 'ok'),
+          '{}'::text[], 'every function of the market succeeded on some random call');
+SELECT diag(format('market: %s orders (%s), %s trades, %s certificates of buys that retire',
+                   (SELECT count(*) FROM carbon.market_order),
+                   (SELECT string_agg(format('%s %s', status, k), ', ' ORDER BY status)
+                      FROM (SELECT status, count(*) k FROM carbon.market_order GROUP BY 1) s),
+                   (SELECT count(*) FROM carbon.trade),
+                   (SELECT count(*) FROM carbon.retirement r JOIN carbon.entry e ON e.id = r.entry_id AND e.kind = 'trade')));
+SELECT is((SELECT count(*) FROM
+             (SELECT b.account, b.asset_id, sum(b.amount) AS amount FROM carbon.balance b
+              JOIN carbon.account a ON a.id = b.account
+              WHERE a.kind = 'escrow' GROUP BY 1, 2 HAVING sum(b.amount) <> 0) e
+           FULL JOIN
+             (SELECT x.id AS account, x.asset_id, sum(o.escrow) AS amount
+              FROM carbon.market_order o JOIN carbon.account h ON h.id = o.account
+              JOIN carbon.account x ON x.kind = 'escrow' AND x.tier = h.tier AND x.region = h.region
+               AND x.asset_id = (SELECT id FROM carbon.asset WHERE code = CASE o.side WHEN 'buy' THEN 'CNY' ELSE 'CER' END)
+              WHERE o.status IN ('open', 'partially_filled') AND o.escrow > 0 GROUP BY 1, 2) o
+           ON o.account = e.account AND o.asset_id = e.asset_id
+           WHERE e.amount IS DISTINCT FROM o.amount)
+        + (SELECT count(*) FROM (SELECT id, account, escrow FROM carbon.market_order
+                                 WHERE side = 'sell' AND status IN ('open', 'partially_filled')) o
+           FULL JOIN (SELECT escrow_order, account, sum(last - first + 1) AS tonnes FROM carbon.unit_block
+                      WHERE state = 'escrow' GROUP BY 1, 2) b ON b.escrow_order = o.id
+           WHERE o.id IS NULL OR b.escrow_order IS NULL OR b.account <> o.account OR b.tonnes <> o.escrow)
+        + (SELECT count(*) FROM carbon.market_order o
+           LEFT JOIN (SELECT order_id, sum(tonnes) AS tonnes, sum(price * tonnes) AS turnover, sum(fee) AS fees
+                      FROM (SELECT buy_order AS order_id, tonnes, price, buyer_fee AS fee FROM carbon.trade
+                            UNION ALL SELECT sell_order, tonnes, price, seller_fee FROM carbon.trade) x
+                      GROUP BY 1) t ON t.order_id = o.id
+           WHERE o.filled <> coalesce(t.tonnes, 0) OR o.turnover <> coalesce(t.turnover, 0) OR o.fees <> coalesce(t.fees, 0)
+              OR (o.status IN ('open', 'partially_filled')) <> (o.ended_at IS NULL)),
+          0::bigint, 'after the random calls the escrow accounts hold what the resting orders hold, and every order''s fills are its trades');
+SELECT diag(format('escrow moved by %s entries of kind %s%s', count(DISTINCT e.id), e.kind,
+                   coalesce(' reversing ' || string_agg(DISTINCT r.kind, ', '), '')))
+  FROM carbon.posting p JOIN carbon.account a ON a.id = p.account AND a.kind = 'escrow'
+  JOIN carbon.entry e ON e.id = p.entry_id LEFT JOIN carbon.entry r ON r.id = e.reverses
+ WHERE e.kind NOT IN ('trade', 'order_cancel', 'market_close')
+ GROUP BY e.kind;
 
 SELECT is((SELECT count(*) FROM carbon.retirement WHERE NOT carbon.verify_certificate(certificate)), 0::bigint,
           'every retirement certificate verifies after the random calls');

@@ -26,6 +26,9 @@
 #     dump works too); the ledger's rows are what an auditor takes away.
 # The sequences' values come along as setval() calls: pg_dump reads every
 # configuration sequence, hence the SELECT grant on them.
+# The ledger dumped has rows in every table (the market's too: orders that
+# traded, one resting, one expired at the close, one cancelled; trades, one
+# of them retiring; a closed market day), restored identically.
 # Runs against the cluster of `make test` (PGHOST/PGPORT set by the harness).
 set -uo pipefail
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -118,6 +121,21 @@ SELECT * FROM issue_units(:report);
 SELECT transfer_units(:farm, :fund, 30, 'sale 1');
 SELECT * FROM retire_units(:fund, 5, 'voluntary', 'eco fund 2026', NULL, 'fund-ret-1');
 SELECT * FROM retire_serials(:farm, '620700-2024-FOREST01-000000091-000000100', 'entity_neutrality', 'forest farm 2024');
+-- the market: cash for the fund, a fee, a reference price; the farm offers
+-- units, the fund buys some (a buy that retires them for an event: a
+-- certificate), a bid of the fund rests, a DAY bid expires at the close, an
+-- offer is cancelled
+SELECT deposit_cash(:fund, 5000, 'treasury 2026-17', 'fund-dep-1');
+SELECT set_setting('trade_fee_bps', '10');
+SELECT set_reference_price('CER-I', 60.00);
+SELECT * FROM place_order(:farm, 'sell', 20, 61.00, 'GTC', 'CER-I', 'farm-ask-1');
+SELECT * FROM place_order(:fund, 'buy', 5, 61.00, 'IOC');
+SELECT * FROM place_order(:fund, 'buy', 3, 61.00, 'IOC', 'CER-I', NULL, '2026 festival', 'event_neutrality');
+SELECT * FROM place_order(:fund, 'buy', 4, 58.00, 'GTC');
+SELECT * FROM place_order(:fund, 'buy', 2, 57.00, 'DAY');
+SELECT order_id AS offer FROM place_order(:farm, 'sell', 5, 65.00) \gset
+SELECT cancel_order(:offer);
+SELECT close_market_day((now() AT TIME ZONE 'Asia/Shanghai')::date);
 SELECT seal();
 SQL
 # every table but ref_secret has rows (what the row counts below compare)
@@ -164,15 +182,38 @@ check "the auditor's dump carries the sequences (entry_id_seq at the last entry)
 "$PGBIN/createdb" "$DST"
 check "the auditor's dump restores into a fresh database by a superuser, after CREATE EXTENSION" \
   q "$DST" -c 'CREATE EXTENSION carbon_ledger' -f "$aud" -o /dev/null
-for t in entry posting balance seal project monitoring_report unit_issuance unit_block unit_event retirement holiday; do
+for t in entry posting balance seal project monitoring_report unit_issuance unit_block unit_event retirement holiday \
+         instrument market_order trade market_day; do
   a=$(q "$DB" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   b=$(q "$DST" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   check "table $t restored from the auditor's dump identically" test "$a" = "$b"
 done
 check "verify_integrity() clean on the ledger restored from the auditor's dump" \
   test "$(q "$DST" -c 'SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok')" = 0
-check "the retirement certificates verify in the ledger restored from the auditor's dump" \
-  test "$(q "$DST" -c 'SELECT count(*) = 2 AND bool_and(carbon.verify_certificate(certificate)) FROM carbon.retirement')" = t
+check "the retirement certificates verify in the ledger restored from the auditor's dump (the market's too)" \
+  test "$(q "$DST" -c 'SELECT count(*) = 3 AND bool_and(carbon.verify_certificate(certificate)) FROM carbon.retirement')" = t
+book="SELECT coalesce(string_agg(b::text, '|' ORDER BY b::text), '') FROM carbon.v_order_book b"
+check "the restored market is the market: the same book (two orders resting) and daily figures, escrow = the resting orders" \
+  test "$(q "$DST" -c "$book")" = "$(q "$DB" -c "$book")" -a \
+       "$(q "$DST" -c "SELECT string_agg(d::text, '|') FROM carbon.v_market_daily d")" = \
+       "$(q "$DB" -c "SELECT string_agg(d::text, '|') FROM carbon.v_market_daily d")" -a \
+       "$(q "$DST" -c "SELECT (SELECT count(*) FROM carbon.market_order WHERE status IN ('open', 'partially_filled')) = 2
+                          AND (SELECT sum(b.amount) FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+                               WHERE a.kind = 'escrow' AND b.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CNY'))
+                              = (SELECT sum(escrow) FROM carbon.market_order WHERE side = 'buy')
+                          AND (SELECT sum(b.amount) FROM carbon.balance b JOIN carbon.account a ON a.id = b.account
+                               WHERE a.kind = 'escrow' AND b.asset_id = (SELECT id FROM carbon.asset WHERE code = 'CER'))
+                              = (SELECT sum(escrow) FROM carbon.market_order WHERE side = 'sell')
+                          AND (SELECT sum(escrow) FROM carbon.market_order WHERE side = 'sell')
+                              = (SELECT sum(last - first + 1) FROM carbon.unit_block WHERE state = 'escrow')")" = t
+# (the account by its id: the auditor's dump has no HMAC key, so account_id()
+# of the restored ledger knows no external reference)
+check "the restored market goes on: its next order takes the next id, a trade against a restored order settles" \
+  test "$(q "$DST" -c "SELECT o.order_id = (SELECT max(id) FROM carbon.market_order WHERE id < o.order_id) + 1
+                          AND o.status = 'filled'
+                          AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0
+                          FROM carbon.place_order($(q "$DB" -c "SELECT carbon.account_id('enterprise', 'farm')"),
+                                                  'sell', 4, 58.00, 'IOC') o")" = t
 
 # the negatives: what the flags above are for
 dump "$AUDITOR" "$work/aud_key.sql" -a --enable-row-security -n carbon

@@ -3,7 +3,11 @@
 # inbox batches: 100 events COPYed in and processed in one transaction,
 # redemptions and refunds in the mall; certified units: issue_units of a
 # verified monitoring report, transfer_units from the project's owner,
-# retire_units and retire_serials of a range the citizen holds)
+# retire_units and retire_serials of a range the citizen holds; the market,
+# half the calls: limit orders GTC/DAY/IOC/FOK around the reference price
+# from four sellers of class I units and from the citizens, who only buy,
+# sometimes to retire; market buys, cancels of resting orders, deposits and
+# withdrawals of cash, the daily close)
 # on a cluster of its own with fsync on, each logging every commit the server
 # acknowledged; the postmaster is killed with SIGKILL at a random moment;
 # after restart every acknowledged commit must be there (an acknowledged
@@ -11,7 +15,12 @@
 # report issued with all its serial blocks) and verify_integrity() clean
 # (nothing half-applied: no retired block without its certificate, no
 # certificate without its blocks, no issued report without its blocks).
-# CRASH_ROUNDS rounds (default 10).
+# The market after each restart: every acknowledged order there with at
+# least the fills it was acknowledged with (exactly, once it had ended),
+# every acknowledged cancel done; no half-matched trade (both orders carry
+# the fill, the entry is there, the buyer holds or has retired every serial
+# the trade names, a buy that retires has its certificate); the escrow
+# accounts hold what the open orders hold.  CRASH_ROUNDS rounds (default 10).
 source "$(dirname "$0")/../harness/lib.sh"
 set +e
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -35,7 +44,7 @@ SELECT carbon.register_source('crash-bikes', ARRAY['cycling']);
 SELECT carbon.create_offer(50 + i, 'crash offer ' || i, 10 * i, 100000000,
                            tstzrange(now() - interval '1 hour', now() + interval '1 day')) FROM generate_series(1, 5) i;
 -- certified units: a forestry project (10 % to the buffer pool) with 1,500
--- verified one-day monitoring reports waiting to be issued, 40 issued at
+-- verified one-day monitoring reports waiting to be issued, 80 issued at
 -- once and 20 t spread to each citizen
 SELECT carbon.open_account('enterprise', '620700', 'crash-farm'), carbon.open_account('verifier', '620100', 'crash-verifier');
 SELECT carbon.define_methodology('CRASH-FOREST', 1, 'forest', 'I', 'forestry', 'per_unit',
@@ -55,15 +64,30 @@ BEGIN
   FOR d IN 1..1500 LOOP
     report := carbon.submit_monitoring(project, daterange(current_date - 1600 + d, current_date - 1599 + d), '50.5 t');
     PERFORM carbon.verify_monitoring(report, verifier, '50.5 t', 'ok');
-    IF d <= 40 THEN
+    IF d <= 80 THEN
       PERFORM carbon.issue_units(report);
     END IF;
   END LOOP;
 END $$;
 SELECT count(carbon.transfer_units(carbon.account_id('enterprise', 'crash-farm'), i, 20)) FROM generate_series(1, 50) i;
+-- the market: three more sellers with 400 t of the farm's class I units
+-- each, cash for the citizens (the buyers: they never sell, so every
+-- serial a trade names stays theirs, held or retired), a fee of 10 bp, a
+-- reference price of 30.00 yuan per tonne
+SELECT count(carbon.open_account('enterprise', '320100', 'crash-seller-' || k)) FROM generate_series(1, 3) k;
+SELECT count(carbon.transfer_units(carbon.account_id('enterprise', 'crash-farm'),
+                                   carbon.account_id('enterprise', 'crash-seller-' || k), 400))
+FROM generate_series(1, 3) k;
+SELECT count(carbon.deposit_cash(i, 50000, 'crash seed ' || i)) FROM generate_series(1, 50) i;
+SELECT carbon.set_setting('trade_fee_bps', '10'), carbon.set_reference_price('CER-I', 30.00);
 SQL
 FARM=$(q -c "SELECT carbon.account_id('enterprise', 'crash-farm')")
+SELLERS=($FARM $(q -c "SELECT string_agg(carbon.account_id('enterprise', 'crash-seller-' || k)::text, ' ') FROM generate_series(1, 3) k"))
+# a limit price: a factor of the reference as it is when the order arrives, within the band
+price() { echo "(SELECT greatest(ceil(reference_price * 0.9), least(floor(reference_price * 1.1),
+                  round(reference_price * ($1 + random() * 0.15)::numeric))) / 100 FROM carbon.instrument WHERE code = 'CER-I')"; }
 
+TIFS=(GTC DAY IOC FOK)
 # client N: one transaction per psql call; a line is logged only once the
 # server has answered, i.e. the commit was acknowledged.
 client() {
@@ -71,7 +95,9 @@ client() {
   while :; do
     i=$((i + 1))
     local c=$((1 + (RANDOM % 50))) m=$((51 + (RANDOM % 5))) r
-    case $((RANDOM % 10)) in
+    local seller=${SELLERS[RANDOM % 4]} tif=${TIFS[RANDOM % 4]} retire="NULL"
+    [ $((RANDOM % 6)) = 0 ] && retire="'crash c$n-$ROUND-$i'"
+    case $((RANDOM % 20)) in
       0) r=$(q -c "SELECT 'entry ' || carbon.transfer($c, $m, 'POINT', 1 + $RANDOM % 50)" 2>/dev/null) ;;
       1) r=$(q -c "SELECT 'behavior ' || behavior_id FROM carbon.record_behavior('crash-bikes', 'c$n-$ROUND-$i',
                     $c, 'CRASH-BIKE', 1 + $RANDOM % 20, now())" 2>/dev/null) ;;
@@ -97,6 +123,22 @@ client() {
                      JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project p ON p.id = b.project),
                     'event_neutrality', 'crash c$n-$ROUND-$i')" 2>/dev/null) ;;
       9) r=$(q -c "SELECT 'entry ' || carbon.transfer_units($FARM, $c, 1 + $RANDOM % 10)" 2>/dev/null) ;;
+      # the market: orders logged as "order ID STATUS FILLED" once acknowledged
+      10|11|12|13) r=$(q -c "SELECT 'order ' || order_id || ' ' || status || ' ' || filled
+                       FROM carbon.place_order($seller, 'sell', 1 + $RANDOM % 12, $(price 0.95), '$tif')" 2>/dev/null) ;;
+      14|15|16|17) r=$(q -c "SELECT 'order ' || order_id || ' ' || status || ' ' || filled
+                       FROM carbon.place_order($c, 'buy', 1 + $RANDOM % 12, $(price 0.9), '$tif', 'CER-I', NULL, $retire)" 2>/dev/null) ;;
+      18) case $((RANDOM % 4)) in
+            0) r=$(q -c "SELECT 'order ' || order_id || ' ' || status || ' ' || filled
+                         FROM carbon.place_order($c, 'buy', 1 + $RANDOM % 20, NULL, 'IOC', 'CER-I', NULL, $retire)" 2>/dev/null) ;;
+            1) r=$(q -c "SELECT 'entry ' || carbon.deposit_cash($c, 100 + $RANDOM % 1000, 'crash c$n-$ROUND-$i')" 2>/dev/null) ;;
+            2) r=$(q -c "SELECT 'close ' || carbon.close_market_day((now() AT TIME ZONE (SELECT value FROM carbon.settings
+                                                                                          WHERE name = 'timezone'))::date)" 2>/dev/null) ;;
+            *) r=$(q -c "SELECT 'entry ' || carbon.withdraw_cash($c, 1 + $RANDOM % 200, 'crash c$n-$ROUND-$i')" 2>/dev/null) ;;
+          esac ;;
+      19) r=$(q -c "SELECT 'cancel ' || id || ' ' || carbon.cancel_order(id) FROM
+                     (SELECT id FROM carbon.market_order WHERE status IN ('open', 'partially_filled')
+                      ORDER BY random() LIMIT 1) o" 2>/dev/null) ;;
     esac
     [ $? -eq 0 ] && [ -n "$r" ] && echo "$r" >>"$log"
     [ -e "$CL_TMP/stop" ] && return 0
@@ -156,13 +198,83 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     test "$(q -c "SELECT (SELECT count(*) FROM carbon.unit_block b WHERE b.state = 'retired'
                           AND NOT EXISTS (SELECT 1 FROM carbon.retirement r WHERE r.entry_id = b.entry_id))
                        + (SELECT count(*) FROM carbon.retirement r
-                          WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = r.entry_id)
-                             OR r.tonnes <> (SELECT coalesce(sum(b.last - b.first + 1), 0) FROM carbon.unit_block b
-                                             WHERE b.entry_id = r.entry_id AND b.state = 'retired'))
+                          WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = r.entry_id))
+                       + (SELECT count(*) FROM (SELECT entry_id, account, sum(tonnes) AS tonnes FROM carbon.retirement
+                                                GROUP BY 1, 2) r
+                          WHERE r.tonnes <> (SELECT coalesce(sum(b.last - b.first + 1), 0) FROM carbon.unit_block b
+                                             WHERE b.entry_id = r.entry_id AND b.account = r.account
+                                               AND b.state = 'retired'))
                        + (SELECT count(*) FROM carbon.monitoring_report m
                           WHERE (m.status = 'issued') <> EXISTS (SELECT 1 FROM carbon.unit_issuance i WHERE i.report = m.id))
                        + (SELECT count(*) FROM carbon.unit_issuance i
                           WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = i.entry_id))")" = 0
+  # the market: every acknowledged order is there with at least the fills it
+  # was acknowledged with (an order that had ended, exactly as it ended), and
+  # every acknowledged cancel cancelled it
+  orders=$(cat "$CL_TMP"/acked.* 2>/dev/null | awk '$1 == "order" {printf "%s(%s,%s,%s)", sep, $2, "'"'"'" $3 "'"'"'", $4; sep = ","}')
+  cancels=$(cat "$CL_TMP"/acked.* 2>/dev/null | awk '$1 == "cancel" && $3 == "true" {print $2}' | paste -sd, -)
+  check "round $ROUND: every acknowledged order is there with its fills, every acknowledged cancel cancelled its order" \
+    test "$(q -c "SELECT (SELECT count(*) FROM (VALUES (0::bigint, ''::text, 0::bigint) ${orders:+, $orders}) a(id, status, filled)
+                          WHERE a.id > 0 AND NOT EXISTS (
+                            SELECT 1 FROM carbon.market_order o
+                            WHERE o.id = a.id AND o.filled >= a.filled
+                              AND (a.status IN ('open', 'partially_filled') OR (o.status = a.status AND o.filled = a.filled))))
+                       + (SELECT count(*) FROM unnest('{${cancels}}'::bigint[]) c
+                          WHERE NOT EXISTS (SELECT 1 FROM carbon.market_order o
+                                            WHERE o.id = c AND o.status = 'cancelled' AND o.end_reason = 'cancelled'))")" = 0
+  # no half-matched trade: both orders carry the fill (the orders' fills are
+  # their trades), the trade's entry is there, the buyer holds or has retired
+  # every serial the trade names, a buy that retires has its certificate
+  check "round $ROUND: no half-matched trade (orders' fills = their trades, entries there, serials with the buyer, certificates)" \
+    test "$(q -c "SELECT (SELECT count(*) FROM carbon.market_order o
+                          LEFT JOIN (SELECT order_id, sum(tonnes) AS tonnes, sum(price * tonnes) AS turnover, sum(fee) AS fees
+                                     FROM (SELECT buy_order AS order_id, tonnes, price, buyer_fee AS fee FROM carbon.trade
+                                           UNION ALL SELECT sell_order, tonnes, price, seller_fee FROM carbon.trade) x
+                                     GROUP BY 1) t ON t.order_id = o.id
+                          WHERE o.filled <> coalesce(t.tonnes, 0) OR o.turnover <> coalesce(t.turnover, 0)
+                             OR o.fees <> coalesce(t.fees, 0))
+                       + (SELECT count(*) FROM carbon.trade t
+                          WHERE NOT EXISTS (SELECT 1 FROM carbon.entry e WHERE e.id = t.entry_id AND e.kind = 'trade')
+                             OR NOT EXISTS (SELECT 1 FROM carbon.market_order b WHERE b.id = t.buy_order AND b.account = t.buyer)
+                             OR NOT EXISTS (SELECT 1 FROM carbon.market_order s WHERE s.id = t.sell_order AND s.account = t.seller))
+                       + (SELECT count(*) FROM carbon.trade t, unnest(t.serials) u, LATERAL carbon.parse_serial(u) s
+                          WHERE s.last - s.first + 1 <> (SELECT coalesce(sum(least(b.last, s.last) - greatest(b.first, s.first) + 1), 0)
+                                                         FROM carbon.unit_block b JOIN carbon.project p ON p.id = b.project
+                                                         WHERE p.code = s.project_code AND b.vintage = s.vintage
+                                                           AND b.first <= s.last AND b.last >= s.first
+                                                           AND b.account = t.buyer AND b.state IN ('held', 'retired')))
+                       + (SELECT count(*) FROM carbon.trade t
+                          WHERE t.tonnes <> (SELECT coalesce(sum(s.last - s.first + 1), 0)
+                                             FROM unnest(t.serials) u, LATERAL carbon.parse_serial(u) s))
+                       + (SELECT count(*) FROM carbon.trade t JOIN carbon.market_order o ON o.id = t.buy_order
+                          WHERE o.retire_for IS NOT NULL
+                            AND NOT EXISTS (SELECT 1 FROM carbon.retirement r WHERE r.entry_id = t.entry_id
+                                              AND r.account = t.buyer AND r.serials = t.serials AND r.tonnes = t.tonnes))")" = 0
+  # escrow: the escrow accounts of each segment hold what its resting orders
+  # hold (cash of bids, units of asks, in blocks held for each ask); ended
+  # orders hold nothing
+  check "round $ROUND: escrow balances are what the open orders hold (per segment, per ask's blocks), ended orders hold none" \
+    test "$(q -c "SELECT (SELECT count(*) FROM
+                            (SELECT b.account, b.asset_id, sum(b.amount) AS amount FROM carbon.balance b
+                             JOIN carbon.account a ON a.id = b.account
+                             WHERE a.kind = 'escrow' GROUP BY 1, 2 HAVING sum(b.amount) <> 0) e
+                          FULL JOIN
+                            (SELECT x.id AS account, x.asset_id, sum(o.escrow) AS amount
+                             FROM carbon.market_order o JOIN carbon.account h ON h.id = o.account
+                             JOIN carbon.account x ON x.kind = 'escrow' AND x.tier = h.tier AND x.region = h.region
+                              AND x.asset_id = (SELECT id FROM carbon.asset
+                                                WHERE code = CASE o.side WHEN 'buy' THEN 'CNY' ELSE 'CER' END)
+                             WHERE o.status IN ('open', 'partially_filled') AND o.escrow > 0 GROUP BY 1, 2) o
+                          ON o.account = e.account AND o.asset_id = e.asset_id
+                          WHERE e.amount IS DISTINCT FROM o.amount)
+                       + (SELECT count(*) FROM (SELECT id, account, escrow FROM carbon.market_order
+                                                WHERE side = 'sell' AND status IN ('open', 'partially_filled')) o
+                          FULL JOIN (SELECT escrow_order, account, sum(last - first + 1) AS tonnes FROM carbon.unit_block
+                                     WHERE state = 'escrow' GROUP BY 1, 2) b ON b.escrow_order = o.id
+                          WHERE o.id IS NULL OR b.escrow_order IS NULL OR b.account <> o.account OR b.tonnes <> o.escrow)
+                       + (SELECT count(*) FROM carbon.market_order
+                          WHERE (status IN ('open', 'partially_filled')) <> (ended_at IS NULL)
+                             OR (status NOT IN ('open', 'partially_filled') AND escrow <> 0))")" = 0
   broken=$(q -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
   check "round $ROUND: all $acked acknowledged commits survived" test "$lost" = 0
   check "round $ROUND: verify_integrity() clean after recovery" test "$broken" = 0
@@ -172,10 +284,18 @@ for ROUND in $(seq 1 "$ROUNDS"); do
                  + (SELECT count(*) FROM carbon.offer o
                     WHERE o.stock <> 100000000 - (SELECT coalesce(sum(quantity - refunded), 0) FROM carbon.redemption
                                                   WHERE offer = o.id))")" = 0
-  echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^retirement') retirements, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^issuance') issuances), lost $lost, broken checks $broken"
+  echo "# round $ROUND: $acked acknowledged commits ($(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^inbox') inbox batches of 100, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^retirement') retirements, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^issuance') issuances, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^order') orders, $(cat "$CL_TMP"/acked.* 2>/dev/null | grep -c '^cancel .* true') cancels; $(q -c "SELECT count(*) FROM carbon.trade") trades, $(q -c "SELECT count(*) FROM carbon.market_order WHERE status IN ('open', 'partially_filled')") orders resting so far), lost $lost, broken checks $broken"
 done
 check "every certificate verifies after $ROUNDS crashes" \
   test "$(q -c "SELECT count(*) FROM carbon.retirement WHERE NOT carbon.verify_certificate(certificate)")" = 0
+check "after $ROUNDS crashes every resting order cancels, and the escrow accounts are left empty" \
+  test "$(q -c "SELECT bool_and(carbon.cancel_order(id)) IS NOT FALSE FROM carbon.market_order
+                WHERE status IN ('open', 'partially_filled')")" = t -a \
+       "$(q -c "SELECT (SELECT count(*) FROM (SELECT b.account, b.asset_id FROM carbon.balance b
+                                              JOIN carbon.account a ON a.id = b.account
+                                              WHERE a.kind = 'escrow' GROUP BY 1, 2 HAVING sum(b.amount) <> 0) e)
+                     + (SELECT count(*) FROM carbon.unit_block WHERE state = 'escrow')
+                     + (SELECT count(*) FROM carbon.market_order WHERE status IN ('open', 'partially_filled') OR escrow <> 0)")" = 0
 check "the ledger can be sealed and verified after $ROUNDS crashes" \
   test "$(q -c "SELECT carbon.seal() IS NOT NULL AND (SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok) = 0")" = t
 
