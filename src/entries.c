@@ -592,6 +592,12 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CL_LIFECYCLE),
 				 errmsg("entry " INT64_FORMAT " is a %s of certified units and cannot be reversed", entry, kind),
 				 errhint("Issued units are recalled with carbon.recall_issuance(); retired and cancelled units are final.")));
+	/* the market's entries follow orders and escrow, which a reversal would leave behind */
+	if (strcmp(kind, "trade") == 0 || strcmp(kind, "order_cancel") == 0 || strcmp(kind, "market_close") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("entry " INT64_FORMAT " is a market %s and cannot be reversed", entry, kind),
+				 errhint("A trade is undone by a new trade or a transfer; orders are cancelled with carbon.cancel_order().")));
 
 	ledger_plan(&postings_plan,
 				"SELECT account, asset_id, amount FROM carbon.posting WHERE entry_id = $1 ORDER BY seq",

@@ -470,6 +470,18 @@ work_init(MarketWork *w)
 	w->today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone), w->now);
 }
 
+/*
+ * The market's time: read once the book's lock is held, so that the times
+ * of orders, trades and their ends follow the order in which the book saw
+ * them (the transaction's start would date a fill before the order it met).
+ */
+static void
+work_clock(MarketWork *w)
+{
+	w->now = GetCurrentTimestamp();
+	w->today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone), w->now);
+}
+
 static void
 add_move(MarketWork *w, UnitMove m)
 {
@@ -551,26 +563,26 @@ static int
 book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_id)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	Datum		values[4] = {CStringGetTextDatum(w->ins.code), BoolGetDatum(first), Int64GetDatum(after_price),
-	Int64GetDatum(after_id)};
+	Datum		values[5] = {CStringGetTextDatum(w->ins.code), BoolGetDatum(first), Int64GetDatum(after_price),
+	Int64GetDatum(after_id), TimestampTzGetDatum(w->now)};
 	int			start = w->nresting;
 
 	/* the partial indexes of the book, walked in price–time order */
 	ledger_plan_generic(&plans[bids],
 				bids ?
 				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= now(), false), retire_for, retire_purpose "
+				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose "
 				"FROM carbon.market_order WHERE instrument = $1 AND side = 'buy' "
 				"  AND status IN ('open', 'partially_filled') "
 				"  AND ($2 OR (price, -id) < ($3, -$4)) "
 				"ORDER BY instrument, price DESC, id LIMIT 16" :
 				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= now(), false), retire_for, retire_purpose "
+				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose "
 				"FROM carbon.market_order WHERE instrument = $1 AND side = 'sell' "
 				"  AND status IN ('open', 'partially_filled') "
 				"  AND ($2 OR (price, id) > ($3, $4)) "
 				"ORDER BY instrument, price, id LIMIT 16",
-				4, (Oid[]) {TEXTOID, BOOLOID, INT8OID, INT8OID});
+				5, (Oid[]) {TEXTOID, BOOLOID, INT8OID, INT8OID, TIMESTAMPTZOID});
 	if (SPI_execute_plan(plans[bids], values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -819,7 +831,7 @@ resting_write(MarketWork *w)
 			   *reason;
 	bool	   *reason_null;
 	int			n = 0;
-	Datum		values[7];
+	Datum		values[8];
 
 	id = palloc(sizeof(Datum) * Max(w->nresting, 1));
 	filled = palloc(sizeof(Datum) * Max(w->nresting, 1));
@@ -859,14 +871,15 @@ resting_write(MarketWork *w)
 	values[4] = ledger_int8_array(escrow, n);
 	values[5] = ledger_array(status, NULL, n, TEXTOID);
 	values[6] = ledger_array(reason, reason_null, n, TEXTOID);
+	values[7] = TimestampTzGetDatum(w->now);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "
 				"       escrow = u.escrow, status = u.status, end_reason = u.reason, "
-				"       ended_at = CASE WHEN u.reason IS NULL THEN NULL ELSE now() END "
+				"       ended_at = CASE WHEN u.reason IS NULL THEN NULL ELSE $8 END "
 				"FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u(id, filled, turnover, fees, escrow, status, reason) "
 				"WHERE o.id = u.id",
-				7, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-				TEXTARRAYOID});
+				8, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+				TEXTARRAYOID, TIMESTAMPTZOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) n)
 		elog(ERROR, "order update failed");
 }
@@ -948,10 +961,11 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 	if (w->ntrades > 0)
 	{
 		static SPIPlanPtr plan = NULL;
-		Datum		values[2] = {CStringGetTextDatum(w->ins.code), Int64GetDatum(w->trades[w->ntrades - 1].price)};
+		Datum		values[3] = {CStringGetTextDatum(w->ins.code), Int64GetDatum(w->trades[w->ntrades - 1].price),
+		TimestampTzGetDatum(w->now)};
 
-		ledger_plan_generic(&plan, "UPDATE carbon.instrument SET last_price = $2, last_trade_at = now() WHERE code = $1",
-					2, (Oid[]) {TEXTOID, INT8OID});
+		ledger_plan_generic(&plan, "UPDATE carbon.instrument SET last_price = $2, last_trade_at = $3 WHERE code = $1",
+					3, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID});
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "instrument update failed");
 	}
@@ -1000,9 +1014,9 @@ static int64
 order_insert(MarketWork *w, const Order *o, int64 gtc_days)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', o->market ? 'n' : ' ', ' ', ' ', o->retire_for ? ' ' : 'n',
-	o->retire_for ? ' ' : 'n', ' ', strcmp(o->tif, "GTC") == 0 ? ' ' : 'n'};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', o->market ? 'n' : ' ', ' ', ' ', o->retire_for ? ' ' : 'n',
+	o->retire_for ? ' ' : 'n', ' ', strcmp(o->tif, "GTC") == 0 ? ' ' : 'n', ' '};
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(w->ins.code);
@@ -1015,25 +1029,26 @@ order_insert(MarketWork *w, const Order *o, int64 gtc_days)
 	values[7] = o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0;
 	values[8] = DateADTGetDatum(w->today);
 	values[9] = Int64GetDatum(gtc_days);
+	values[10] = TimestampTzGetDatum(w->now);
 	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, "
-				"  retire_for, retire_purpose, trade_day, expires_at) "
-				"VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, now() + make_interval(days => $10::int)) "
+				"  retire_for, retire_purpose, trade_day, expires_at, created_at) "
+				"VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $11 + make_interval(days => $10::int), $11) "
 				"RETURNING id",
-				10, (Oid[]) {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, DATEOID,
-				INT8OID});
+				11, (Oid[]) {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, DATEOID,
+				INT8OID, TIMESTAMPTZOID});
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "order insert failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 static void
-order_finish(const Order *o)
+order_finish(const MarketWork *w, const Order *o)
 {
 	static SPIPlanPtr plan = NULL;
 	bool		ended = strcmp(o->status, "open") != 0 && strcmp(o->status, "partially_filled") != 0;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ended ? ' ' : 'n'};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ended ? ' ' : 'n', ' '};
 
 	values[0] = Int64GetDatum(o->id);
 	values[1] = Int64GetDatum(o->filled);
@@ -1042,10 +1057,11 @@ order_finish(const Order *o)
 	values[4] = Int64GetDatum(o->escrow);
 	values[5] = CStringGetTextDatum(o->status);
 	values[6] = ended ? CStringGetTextDatum(o->end_reason) : (Datum) 0;
+	values[7] = TimestampTzGetDatum(w->now);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order SET filled = $2, turnover = $3, fees = $4, escrow = $5, status = $6, "
-				"       end_reason = $7, ended_at = CASE WHEN $7 IS NULL THEN NULL ELSE now() END WHERE id = $1",
-				7, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID});
+				"       end_reason = $7, ended_at = CASE WHEN $7 IS NULL THEN NULL ELSE $8 END WHERE id = $1",
+				8, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID});
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "order update failed");
 }
@@ -1144,9 +1160,15 @@ ledger_place_order(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	ledger_require_active(o.acc);
+	if (!ledger_flow_allowed(o.acc->tier, o.acc->tier, "CER"))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_FLOW),
+				 errmsg("a %s account cannot trade certified units", o.acc->tier),
+				 errhint("CER moves between personal, enterprise, government and platform accounts (carbon.allowed_flow).")));
 
 	/* the book's lock, before any balance */
 	instrument_lock(instrument, &w.ins);
+	work_clock(&w);
 	if (!o.market && w.ins.has_reference)
 	{
 		int64		low,
@@ -1205,7 +1227,11 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		int64		units = ledger_units_tradable(account);
+		int64		units;
+
+		/* the balance row locked: no transfer takes class I units away before the escrow does */
+		(void) available(account, w.ins.asset);
+		units = ledger_units_tradable(account);
 
 		if (units < tonnes)
 			ereport(ERROR,
@@ -1253,7 +1279,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 		}
 	}
 	(void) work_write(&w, "trade", psprintf("order " INT64_FORMAT, o.id), o.buy);
-	order_finish(&o);
+	order_finish(&w, &o);
 	ledger_request_finish(account, request_id, o.id);
 	srf_order(rsinfo, o.id, o.status, o.filled, o.turnover);
 	SPI_finish();
@@ -1323,6 +1349,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 						false);
 	work_init(&w);
 	instrument_lock(instrument, &w.ins);
+	work_clock(&w);
 	ledger_plan_generic(&plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE id = $1 AND status IN ('open', 'partially_filled')",
@@ -1352,6 +1379,7 @@ ledger_market_end_orders_of_report(int64 report_id, const char *reason)
 
 	work_init(&w);
 	instrument_lock("CER-I", &w.ins);
+	work_clock(&w);
 	ledger_plan_generic(&plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE status IN ('open', 'partially_filled') AND side = 'sell' AND id IN "
@@ -1412,7 +1440,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	static SPIPlanPtr day_plan = NULL;
 	DateADT		day;
 	MarketWork	w;
-	Datum		values[2];
+	Datum		values[3];
 	int64		ended;
 	const char *instrument = "CER-I";
 
@@ -1428,13 +1456,15 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	work_init(&w);
 	instrument_lock(instrument, &w.ins);
+	work_clock(&w);
 	values[0] = CStringGetTextDatum(instrument);
 	values[1] = DateADTGetDatum(day);
+	values[2] = TimestampTzGetDatum(w.now);
 	ledger_plan_generic(&orders_plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
-				"  AND ((tif = 'DAY' AND trade_day <= $2) OR expires_at <= now()) ORDER BY id",
-				2, (Oid[]) {TEXTOID, DATEOID});
+				"  AND ((tif = 'DAY' AND trade_day <= $2) OR expires_at <= $3) ORDER BY id",
+				3, (Oid[]) {TEXTOID, DATEOID, TIMESTAMPTZOID});
 	resting_read(&w, orders_plan, values);
 	for (int i = 0; i < w.nresting; i++)
 		resting_end(&w, &w.resting[i], w.resting[i].buy_side, "expired");

@@ -1716,7 +1716,8 @@ ledger_units_tradable(int64 account)
 				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
 				"WHERE account = $1 AND state = 'held' AND class = 'I'",
 				1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	/* read-write: a fresh snapshot, after whatever lock the caller waited for */
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "tradable units lookup failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }

@@ -341,8 +341,9 @@ q -c "SELECT '#   ' || count(*) || ' trades, ' || coalesce(sum(tonnes), 0) || ' 
              || ' retired at once; ' || (SELECT count(*) FROM carbon.market_order WHERE status IN ('open', 'partially_filled'))
              || ' orders resting; ' || (SELECT count(*) FROM carbon.market_day) || ' market days closed'
       FROM carbon.trade t"
+# (about a quarter are refused: off the band or tick, too little, merchants who may not hold CER: CL003)
 check "about $ORDERS orders reached the market ($placed acknowledged, every one in carbon.market_order, nothing else there)" \
-  test "$(q -c "SELECT $placed >= 0.8 * $ORDERS
+  test "$(q -c "SELECT $placed >= 0.6 * $ORDERS
                    AND (SELECT count(*) FROM carbon.market_order) = $placed
                    AND NOT EXISTS (SELECT 1 FROM unnest('{$acked_ids}'::bigint[]) i
                                    WHERE NOT EXISTS (SELECT 1 FROM carbon.market_order WHERE id = i))")" = t
