@@ -558,6 +558,41 @@ resting_end(MarketWork *w, Resting *r, bool buy_side, const char *reason)
 	r->end_reason = reason;
 }
 
+/*
+ * The columns of a resting order as resting_add() reads them (the 9th,
+ * whether it is past its life, is false where nobody matches against it).
+ */
+#define RESTING_COLUMNS "id, account, price, tonnes, filled, turnover, fees, escrow, false, retire_for, " \
+	"retire_purpose, side"
+
+static void
+resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	Resting    *r;
+
+	if (w->nresting == w->maxresting)
+	{
+		w->maxresting = w->maxresting ? w->maxresting * 2 : 32;
+		w->resting = w->resting ? repalloc(w->resting, sizeof(Resting) * w->maxresting)
+			: palloc(sizeof(Resting) * w->maxresting);
+	}
+	r = &w->resting[w->nresting++];
+	memset(r, 0, sizeof(*r));
+	r->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	r->account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	r->price = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+	r->tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	r->filled = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+	r->turnover = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
+	r->fees = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
+	r->escrow = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
+	r->expired = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+	r->retire_for = SPI_getvalue(t, d, 10);
+	r->retire_purpose = SPI_getvalue(t, d, 11);
+	r->buy_side = strcmp(SPI_getvalue(t, d, 12), "buy") == 0;
+}
+
 /* A page of the opposite side, best first, after (price, id) of the last one read. */
 static int
 book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_id)
@@ -571,13 +606,13 @@ book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_i
 	ledger_plan_generic(&plans[bids],
 				bids ?
 				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose "
+				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose, side "
 				"FROM carbon.market_order WHERE instrument = $1 AND side = 'buy' "
 				"  AND status IN ('open', 'partially_filled') "
 				"  AND ($2 OR (price, -id) < ($3, -$4)) "
 				"ORDER BY instrument, price DESC, id LIMIT 16" :
 				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose "
+				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose, side "
 				"FROM carbon.market_order WHERE instrument = $1 AND side = 'sell' "
 				"  AND status IN ('open', 'partially_filled') "
 				"  AND ($2 OR (price, id) > ($3, $4)) "
@@ -586,32 +621,7 @@ book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_i
 	if (SPI_execute_plan(plans[bids], values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Resting    *r;
-
-		if (w->nresting == w->maxresting)
-		{
-			w->maxresting = w->maxresting ? w->maxresting * 2 : 32;
-			w->resting = w->resting ? repalloc(w->resting, sizeof(Resting) * w->maxresting)
-				: palloc(sizeof(Resting) * w->maxresting);
-		}
-		r = &w->resting[w->nresting++];
-		memset(r, 0, sizeof(*r));
-		r->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		r->account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		r->price = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-		r->tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		r->filled = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
-		r->turnover = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
-		r->fees = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
-		r->escrow = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
-		r->expired = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
-		r->retire_for = SPI_getvalue(t, d, 10);
-		r->retire_purpose = SPI_getvalue(t, d, 11);
-	}
+		resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 	return w->nresting - start;
 }
 
@@ -1295,32 +1305,9 @@ resting_read(MarketWork *w, SPIPlanPtr plan, Datum *values)
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "order lookup failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Resting    *r;
-
-		if (w->nresting == w->maxresting)
-		{
-			w->maxresting = w->maxresting ? w->maxresting * 2 : 32;
-			w->resting = w->resting ? repalloc(w->resting, sizeof(Resting) * w->maxresting)
-				: palloc(sizeof(Resting) * w->maxresting);
-		}
-		r = &w->resting[w->nresting++];
-		memset(r, 0, sizeof(*r));
-		r->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		r->account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-		r->tonnes = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-		r->filled = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		r->turnover = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
-		r->fees = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
-		r->escrow = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
-		r->buy_side = strcmp(SPI_getvalue(t, d, 8), "buy") == 0;
-	}
+		resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 }
 
-#define RESTING_COLUMNS "id, account, tonnes, filled, turnover, fees, escrow, side"
 
 /* cancel_order(order_id) → boolean */
 PG_FUNCTION_INFO_V1(ledger_cancel_order);
