@@ -24,7 +24,7 @@ SELECT submit_methodology('ZY-FOREST', 1), approve_methodology('ZY-FOREST', 1, '
 -- Registration, publicity (7 working days, weekends and holidays excluded), approval.
 SELECT register_project(:farm, 'ZYFOREST01', '甘州区退耕还林碳汇 Ganzhou reforestation', 'ZY-FOREST', '620702',
                         'no financing without carbon revenue') AS project \gset
-SELECT register_project(:farm, 'zy-bad', 'x', 'ZY-FOREST', '620702', 'y');          -- 22023: code
+SELECT register_project(:farm, 'ZY BAD', 'x', 'ZY-FOREST', '620702', 'y');          -- 22023: code
 SELECT register_project(:farm, 'ZYOTHER', 'x', 'NO-SUCH', '620702', 'y');           -- CL006
 SELECT approve_project(:project);                                                    -- CL007: not publicized
 SELECT working_days('2026-09-28', '2026-10-09') AS sept28_to_oct9;

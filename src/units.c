@@ -87,13 +87,35 @@ take_digits(const char **p, int n, int64 *value)
 	return true;
 }
 
+/*
+ * A project code: 1 to 32 letters, digits, '_' or '-', beginning and
+ * ending with a letter or digit.  Dashes are allowed (codes such as
+ * ZY-FOREST-01 are common): a serial is read from both ends, the 9-digit
+ * numbers from the right, so the code is what lies between.
+ */
+static bool
+code_valid(const char *code, int n)
+{
+	if (n < 1 || n > 32 || !isalnum((unsigned char) code[0]) || !isalnum((unsigned char) code[n - 1]))
+		return false;
+	for (int i = 0; i < n; i++)
+		if (!(isalnum((unsigned char) code[i]) || code[i] == '_' || code[i] == '-'))
+			return false;
+	return true;
+}
+
 static void
 serial_parse(const char *text, SerialRange *r)
 {
 	const char *p = text;
+	const char *tail;
 	int64		v;
-	int			n = 0;
+	int			n;
+	size_t		len = strlen(text);
 
+	/* REGION-VINTAGE- ... -FIRST-LAST: 12 characters on the left, 20 on the right */
+	if (len < 6 + 1 + 4 + 1 + 1 + 1 + 9 + 1 + 9)
+		malformed_serial(text);
 	if (!take_digits(&p, 6, &v) || *p++ != '-')
 		malformed_serial(text);
 	memcpy(r->region, text, 6);
@@ -101,19 +123,13 @@ serial_parse(const char *text, SerialRange *r)
 	if (!take_digits(&p, 4, &v) || *p++ != '-')
 		malformed_serial(text);
 	r->vintage = (int) v;
-	while (p[n] && p[n] != '-')
-	{
-		char		c = p[n];
-
-		if (n >= 32 || !(isupper((unsigned char) c) || isdigit((unsigned char) c) || (c == '_' && n > 0)))
-			malformed_serial(text);
-		r->code[n] = c;
-		n++;
-	}
-	if (n == 0 || p[n] != '-')
+	tail = text + len - 20;		/* -FIRST-LAST */
+	n = (int) (tail - p);
+	if (*tail != '-' || !code_valid(p, n))
 		malformed_serial(text);
+	memcpy(r->code, p, n);
 	r->code[n] = '\0';
-	p += n + 1;
+	p = tail + 1;
 	if (!take_digits(&p, 9, &r->first) || *p++ != '-' || !take_digits(&p, 9, &r->last) || *p != '\0')
 		malformed_serial(text);
 	if (r->first < 1 || r->last < r->first)

@@ -21,7 +21,7 @@ CREATE SEQUENCE carbon.project_id_seq;
 CREATE TABLE carbon.project (
   id                   bigint PRIMARY KEY DEFAULT nextval('carbon.project_id_seq'),
   owner                bigint NOT NULL REFERENCES carbon.account (id),
-  code                 text NOT NULL UNIQUE CHECK (code ~ '^[A-Z0-9][A-Z0-9_]{0,31}$'),
+  code                 text NOT NULL UNIQUE CHECK (code ~ '^[A-Za-z0-9]([A-Za-z0-9_-]{0,30}[A-Za-z0-9])?$'),
   title                text NOT NULL CHECK (title <> ''),
   methodology          text NOT NULL,
   methodology_version  int NOT NULL,
@@ -247,9 +247,9 @@ BEGIN
      OR additionality IS NULL THEN
     RAISE EXCEPTION 'no argument of register_project may be null' USING ERRCODE = '22004';
   END IF;
-  IF code !~ '^[A-Z0-9][A-Z0-9_]{0,31}$' THEN
+  IF code !~ '^[A-Za-z0-9]([A-Za-z0-9_-]{0,30}[A-Za-z0-9])?$' THEN
     RAISE EXCEPTION 'invalid project code "%"', code USING ERRCODE = '22023',
-      HINT = 'A project code is 1 to 32 capital letters, digits or underscores (it is part of every serial).';
+      HINT = 'A project code is 1 to 32 letters, digits, underscores or dashes, beginning and ending with a letter or digit (it is part of every serial).';
   END IF;
   IF region !~ '^[0-9]{6}$' THEN
     RAISE EXCEPTION 'invalid region "%"', region USING ERRCODE = '22023',
