@@ -124,6 +124,11 @@ ledger_require_pair(int64 from_id, int64 to_id, int16 asset, LedgerAccount *from
 				found_to = false,
 				expired = false;
 
+	if (from_id == to_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " cannot pay itself", from_id),
+				 errdetail("The payer and the payee are the same account.")));
 	values[0] = Int64GetDatum(from_id);
 	values[1] = Int64GetDatum(to_id);
 	values[2] = Int16GetDatum(ledger_lot_asset(asset) ? asset : -1);	/* only lot assets expire */
