@@ -175,6 +175,17 @@ ledger_require_account(int64 id, LedgerAccount *acc)
 				 errmsg("account " INT64_FORMAT " does not exist", id)));
 }
 
+/* Only participant accounts take part (22023 for a system account). */
+void
+ledger_require_participant(const LedgerAccount *acc)
+{
+	if (!acc->participant)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("account " INT64_FORMAT " is a system account", acc->id),
+				 errdetail("Only participant accounts take part in this operation.")));
+}
+
 void
 ledger_require_active(const LedgerAccount *acc)
 {

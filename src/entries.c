@@ -403,16 +403,6 @@ ledger_move_traced(const char *kind, const char *memo, const LedgerAccount *from
 	return ledger_post(&entry);
 }
 
-static void
-require_participant(const LedgerAccount *acc)
-{
-	if (!acc->participant)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("account " INT64_FORMAT " is a system account", acc->id),
-				 errdetail("Only participant accounts take part in this operation.")));
-}
-
 /*
  * A move of `amount` of `asset` between two participants, with transfer()'s
  * checks in the order of api.md: arguments (both participants; the
@@ -434,8 +424,8 @@ ledger_transfer_between(const char *kind, const char *memo, int64 from_id, int64
 	LedgerFlow	flow;
 
 	expired = ledger_require_pair(from_id, to_id, asset, &from, &to);
-	require_participant(&from);
-	require_participant(&to);
+	ledger_require_participant(&from);
+	ledger_require_participant(&to);
 	if (check_recipient)
 		check_recipient(&to);
 	*replayed = ledger_request_begin(from_id, request_id, kind, fingerprint, &entry_id);
@@ -513,7 +503,7 @@ ledger_issue(PG_FUNCTION_ARGS)
 				 errmsg("certified units are not issued by carbon.issue()"),
 				 errhint("Units are issued with their serials by carbon.issue_units() for a verified monitoring report.")));
 	ledger_require_account(account, &acc);
-	require_participant(&acc);
+	ledger_require_participant(&acc);
 	if (ledger_request_begin(account, request_id, "issue",
 							 psprintf("%s|" INT64_FORMAT "|%s", asset_code, amount, memo ? memo : ""),
 							 &entry_id))

@@ -67,6 +67,7 @@ extern void ledger_require_account(int64 id, LedgerAccount *acc);
 extern bool ledger_require_pair(int64 from_id, int64 to_id, int16 asset, LedgerAccount *from, LedgerAccount *to);
 extern int16 ledger_asset_id(const char *code);
 extern void ledger_require_active(const LedgerAccount *acc);
+extern void ledger_require_participant(const LedgerAccount *acc);
 
 /* entries.c */
 extern const LedgerAccount *ledger_system_account_info(const char *kind, int16 asset,

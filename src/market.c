@@ -201,15 +201,6 @@ account_of(AccountCache *c, int64 id)
 	return a;
 }
 
-static void
-require_participant(const LedgerAccount *acc)
-{
-	if (!acc->participant)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("account " INT64_FORMAT " is a system account", acc->id)));
-}
-
 /* What the account can spend of an asset now (its balance row, locked). */
 static int64
 available(int64 account, int16 asset)
@@ -258,7 +249,7 @@ cash_move(FunctionCallInfo fcinfo, bool deposit)
 	ledger_spi_connect();
 	cny = ledger_asset_id("CNY");
 	ledger_require_account(account, &acc);
-	require_participant(&acc);
+	ledger_require_participant(&acc);
 	if (ledger_request_begin(account, request_id, deposit ? "deposit_cash" : "withdraw_cash",
 							 psprintf(INT64_FORMAT "|%s", fen, reference), &entry_id))
 	{
@@ -1158,7 +1149,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	work_init(&w);
 	o.acc = account_of(&w.accounts, account);
-	require_participant(o.acc);
+	ledger_require_participant(o.acc);
 	if (ledger_request_begin(account, request_id, "place_order",
 							 psprintf("%s|" INT64_FORMAT "|%s|%s|%s|%s|%s", side, tonnes,
 									  o.market ? "market" : psprintf(INT64_FORMAT, o.price), tif, instrument,

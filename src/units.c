@@ -851,15 +851,6 @@ ledger_issue_units(PG_FUNCTION_ARGS)
 
 /* ---- transfer, retirement, cancellation ---- */
 
-static void
-require_unit_holder(const LedgerAccount *acc)
-{
-	if (!acc->participant)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("account " INT64_FORMAT " is a system account", acc->id)));
-}
-
 /*
  * A request's arguments as one unambiguous string (for request-id
  * replays): each part length-prefixed, NULL as "-", so that no two
@@ -1177,7 +1168,7 @@ retire(FunctionCallInfo fcinfo, bool named)
 	InitMaterializedSRF(fcinfo, 0);
 	ledger_spi_connect();
 	ledger_require_account(account, &acc);
-	require_unit_holder(&acc);
+	ledger_require_participant(&acc);
 	if (ledger_request_begin(account, request_id, named ? "retire_serials" : "retire_units",
 							 fingerprint(4, (const char *[]) {named ? serial_text : psprintf(INT64_FORMAT, tonnes),
 															  purpose, beneficiary, reference}),
@@ -1246,7 +1237,7 @@ ledger_cancel_units(PG_FUNCTION_ARGS)
 				 errmsg("a cancellation needs a reason")));
 	ledger_spi_connect();
 	ledger_require_account(account, &acc);
-	require_unit_holder(&acc);
+	ledger_require_participant(&acc);
 	/* the administrator's act: a frozen account's units too (a closed one holds none) */
 	entry_id = post_to_sink(&acc, "cancelled", tonnes, "cancellation", reason, true);
 	units_take(account, tonnes, NULL, &p);
