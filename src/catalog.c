@@ -245,6 +245,10 @@ ledger_settings(void)
 				strlcpy(s.timezone, value, sizeof(s.timezone));
 			else if (strcmp(name, "exchange_daily_limit") == 0)
 				s.exchange_daily_limit = strtoll(value, NULL, 10);
+			else if (strcmp(name, "trade_fee_bps") == 0)
+				s.trade_fee_bps = strtoll(value, NULL, 10);
+			else if (strcmp(name, "gtc_max_days") == 0)
+				s.gtc_max_days = strtoll(value, NULL, 10);
 		}
 		SPI_finish();
 		settings = s;

@@ -22,6 +22,8 @@ typedef struct LedgerSettings
 	Interval	acceptance_window;
 	char		timezone[64];
 	int64		exchange_daily_limit;	/* per account, source asset and local day; 0: none */
+	int64		trade_fee_bps;	/* market fee on each side of a fill */
+	int64		gtc_max_days;	/* how long a GTC order may rest */
 	bool		any_caps;		/* some issuance cap exists */
 } LedgerSettings;
 

@@ -271,6 +271,18 @@ ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 	return false;
 }
 
+/* ledger_cap_take() for one asset, or CL004 (issue(), issue_units). */
+void
+ledger_cap_require(const char *tier, const char *region, const char *asset_code, int64 amount)
+{
+	if (amount > 0 && !ledger_cap_take(tier, region, GetCurrentTransactionStartTimestamp(), &asset_code, &amount, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_CAP),
+				 errmsg("issuing " INT64_FORMAT " %s would exceed this year's cap for %s accounts in %s",
+						amount, asset_code, tier, region),
+				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
+}
+
 /* ---- request ids: retries move nothing twice ---- */
 
 /*
@@ -512,13 +524,7 @@ ledger_issue(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(entry_id);
 	}
 	ledger_require_active(&acc);
-	if (!ledger_cap_take(acc.tier, acc.region, GetCurrentTransactionStartTimestamp(),
-						 (const char **) &asset_code, &amount, 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_CAP),
-				 errmsg("issuing " INT64_FORMAT " %s would exceed this year's cap for %s accounts in %s",
-						amount, asset_code, acc.tier, acc.region),
-				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
+	ledger_cap_require(acc.tier, acc.region, asset_code, amount);
 	issuer = system_account("issuance", asset, acc.tier, acc.region);
 	entry_id = ledger_move("issuance", memo, issuer, &acc, asset, amount, NULL);
 	ledger_request_finish(account, request_id, entry_id);

@@ -77,6 +77,7 @@ extern int64 ledger_move(const char *kind, const char *memo, const LedgerAccount
 						 const LedgerAccount *to, int16 asset, int64 amount, const struct LedgerFlow *flow);
 extern bool ledger_cap_take(const char *tier, const char *region, TimestampTz at,
 							const char **assets, const int64 *amounts, int n);
+extern void ledger_cap_require(const char *tier, const char *region, const char *asset_code, int64 amount);
 /* The longest request id (bytes): it is part of a unique key. */
 #define LEDGER_MAX_REQUEST_ID 200
 

@@ -83,21 +83,6 @@ fee_of(int64 value, int64 bps)
 	return (int64) (((int128) value * bps) / 10000);
 }
 
-static int64
-setting_int(const char *name, int64 dflt)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[1] = {CStringGetTextDatum(name)};
-	bool		isnull;
-	Datum		d;
-
-	ledger_plan_generic(&plan, "SELECT value::bigint FROM carbon.settings WHERE name = $1", 1, (Oid[]) {TEXTOID});
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		return dflt;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? dflt : DatumGetInt64(d);
-}
-
 /* ---- one entry for everything a call moves ---- */
 
 /*
@@ -456,9 +441,8 @@ work_init(MarketWork *w)
 {
 	memset(w, 0, sizeof(*w));
 	w->cny = ledger_asset_id("CNY");
-	w->fee_bps = setting_int("trade_fee_bps", 0);
-	w->now = GetCurrentTransactionStartTimestamp();
-	w->today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone), w->now);
+	w->fee_bps = ledger_settings()->trade_fee_bps;	/* the cached settings (catalog.c) */
+	/* now and today: work_clock(), once the book's lock is held */
 }
 
 /*
@@ -1241,7 +1225,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 							INT64_FORMAT, account, units, tonnes),
 					 errhint("Class II units never reach the market.")));
 	}
-	gtc_days = setting_int("gtc_max_days", 90);
+	gtc_days = ledger_settings()->gtc_max_days;
 	o.id = order_insert(&w, &o, gtc_days);
 
 	/* FOK that cannot fill in full now, or a market order with nothing to match: rejected */

@@ -710,20 +710,6 @@ srf_row(ReturnSetInfo *rsinfo, Datum a, Datum b, bool b_null)
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-/* Room for `tonnes` of CER under the cap of (tier, region, this local year), or CL004. */
-static void
-cap_take(const char *tier, const char *region, int64 tonnes)
-{
-	const char *cer_code = "CER";
-
-	if (tonnes > 0 && !ledger_cap_take(tier, region, GetCurrentTransactionStartTimestamp(), &cer_code, &tonnes, 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_CAP),
-				 errmsg("issuing " INT64_FORMAT " t of CER would exceed this year's cap for %s accounts in %s",
-						tonnes, tier, region),
-				 errhint("See carbon.issuance_cap; carbon.set_issuance_cap() raises a cap.")));
-}
-
 /*
  * issue_units(report) → (serial, tonnes): the verified report's whole
  * tonnes (the remainder recorded, not issued), numbered on from the
@@ -786,9 +772,8 @@ ledger_issue_units(PG_FUNCTION_ARGS)
 	buffer_t = tonnes * p.buffer_pct / 100;
 	share = tonnes - buffer_t;
 	/* caps count per segment the units are issued from, as set_issuance_cap() does */
-	cap_take(owner.tier, p.region, share);
-	if (buffer_t > 0)
-		cap_take("platform", p.region, buffer_t);
+	ledger_cap_require(owner.tier, p.region, "CER", share);
+	ledger_cap_require("platform", p.region, "CER", buffer_t);
 	repay = Min(p.debt, share);
 	keep = share - repay;
 	next = p.next_serial;
