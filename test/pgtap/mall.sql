@@ -3,7 +3,7 @@
 -- (R5: a merchant's till manages, refunds and reads its own shop only).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(45);
+SELECT plan(46);
 
 SELECT open_account('personal', '620700', 'M-li') AS li \gset
 SELECT open_account('personal', '620700', 'M-poor') AS poor \gset
@@ -111,6 +111,10 @@ SELECT throws_ok(format('SELECT carbon.redeem(%s, %s)', :li, :cake), '42501', NU
 SELECT throws_ok(format('SELECT carbon.settle_merchant(%s)', :tea), '42501', NULL, 'the app does not settle');
 SELECT is((SELECT count(*) FROM carbon.v_offers), 1::bigint, 'the app reads the whole catalogue (open offers)');
 RESET ROLE;
+
+-- a shop redeeming its own offer pays itself: said so (it was "account N does not exist")
+SELECT throws_ok(format('SELECT carbon.redeem(%s, %s)', :tea, :cup), '22023',
+                 format('account %s cannot pay itself', :tea), 'a merchant cannot redeem its own offer');
 
 SELECT * FROM finish();
 ROLLBACK;
