@@ -912,8 +912,8 @@ insert_all_or_none(Datum **cols, bool **nulls, int n)
 }
 
 /* The next value of one of the extension's sequences (as SQL's nextval). */
-static int64
-next_id(const char *sequence)
+int64
+ledger_next_id(const char *sequence)
 {
 	return nextval_internal(get_relname_relid(sequence, get_namespace_oid("carbon", false)), true);
 }
@@ -929,7 +929,7 @@ row_entry_id(const BehaviorCall *call, EngineRow *r, bool *isnull)
 	if (*isnull)
 		return (Datum) 0;
 	if (r->entry_id == 0)
-		r->entry_id = next_id("entry_id_seq");
+		r->entry_id = ledger_next_id("entry_id_seq");
 	return Int64GetDatum(r->entry_id);
 }
 

@@ -995,60 +995,48 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 			  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)));
 }
 
-static int64
-order_insert(MarketWork *w, const Order *o, int64 gtc_days)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', o->market ? 'n' : ' ', ' ', ' ', o->retire_for ? ' ' : 'n',
-	o->retire_for ? ' ' : 'n', ' ', strcmp(o->tif, "GTC") == 0 ? ' ' : 'n', ' '};
-	bool		isnull;
-
-	values[0] = CStringGetTextDatum(w->ins.code);
-	values[1] = Int64GetDatum(o->acc->id);
-	values[2] = CStringGetTextDatum(o->buy ? "buy" : "sell");
-	values[3] = Int64GetDatum(o->price);
-	values[4] = Int64GetDatum(o->tonnes);
-	values[5] = CStringGetTextDatum(o->tif);
-	values[6] = o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0;
-	values[7] = o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0;
-	values[8] = DateADTGetDatum(w->today);
-	values[9] = Int64GetDatum(gtc_days);
-	values[10] = TimestampTzGetDatum(w->now);
-	ledger_plan_generic(&plan,
-				"INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, "
-				"  retire_for, retire_purpose, trade_day, expires_at, created_at) "
-				"VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9, $11 + make_interval(days => $10::int), $11) "
-				"RETURNING id",
-				11, (Oid[]) {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, DATEOID,
-				INT8OID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "order insert failed");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
-
+/*
+ * The incoming order, written once in the state the call leaves it in
+ * (its id was drawn before matching: trades and escrow name it).
+ */
 static void
-order_finish(const MarketWork *w, const Order *o)
+order_insert(const MarketWork *w, const Order *o, int64 gtc_days)
 {
 	static SPIPlanPtr plan = NULL;
 	bool		ended = strcmp(o->status, "open") != 0 && strcmp(o->status, "partially_filled") != 0;
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ended ? ' ' : 'n', ' '};
+	Datum		values[18];
+	char		nulls[18] = {' ', ' ', ' ', ' ', o->market ? 'n' : ' ', ' ', ' ', o->retire_for ? ' ' : 'n',
+	o->retire_for ? ' ' : 'n', ' ', strcmp(o->tif, "GTC") == 0 ? ' ' : 'n', ' ', ' ', ' ', ' ', ' ',
+	ended ? ' ' : 'n', ' '};
 
 	values[0] = Int64GetDatum(o->id);
-	values[1] = Int64GetDatum(o->filled);
-	values[2] = Int64GetDatum(o->turnover);
-	values[3] = Int64GetDatum(o->fees);
-	values[4] = Int64GetDatum(o->escrow);
-	values[5] = CStringGetTextDatum(o->status);
-	values[6] = ended ? CStringGetTextDatum(o->end_reason) : (Datum) 0;
-	values[7] = TimestampTzGetDatum(w->now);
+	values[1] = CStringGetTextDatum(w->ins.code);
+	values[2] = Int64GetDatum(o->acc->id);
+	values[3] = CStringGetTextDatum(o->buy ? "buy" : "sell");
+	values[4] = Int64GetDatum(o->price);
+	values[5] = Int64GetDatum(o->tonnes);
+	values[6] = CStringGetTextDatum(o->tif);
+	values[7] = o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0;
+	values[8] = o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0;
+	values[9] = DateADTGetDatum(w->today);
+	values[10] = Int64GetDatum(gtc_days);
+	values[11] = TimestampTzGetDatum(w->now);
+	values[12] = Int64GetDatum(o->filled);
+	values[13] = Int64GetDatum(o->turnover);
+	values[14] = Int64GetDatum(o->fees);
+	values[15] = Int64GetDatum(o->escrow);
+	values[16] = ended ? CStringGetTextDatum(o->end_reason) : (Datum) 0;
+	values[17] = CStringGetTextDatum(o->status);
 	ledger_plan_generic(&plan,
-				"UPDATE carbon.market_order SET filled = $2, turnover = $3, fees = $4, escrow = $5, status = $6, "
-				"       end_reason = $7, ended_at = CASE WHEN $7 IS NULL THEN NULL ELSE $8 END WHERE id = $1",
-				8, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "order update failed");
+				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
+				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "
+				"  end_reason, ended_at) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $12 + make_interval(days => $11::int), $12, "
+				"        $13, $14, $15, $16, $17, CASE WHEN $17 IS NULL THEN NULL ELSE $12 END)",
+				18, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+				DATEOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID});
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "order insert failed");
 }
 
 /*
@@ -1226,7 +1214,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 					 errhint("Class II units never reach the market.")));
 	}
 	gtc_days = ledger_settings()->gtc_max_days;
-	o.id = order_insert(&w, &o, gtc_days);
+	o.id = ledger_next_id("market_order_id_seq");
 
 	/* FOK that cannot fill in full now, or a market order with nothing to match: rejected */
 	if (strcmp(o.tif, "FOK") == 0 && !fok_possible(&w, &o))
@@ -1263,8 +1251,8 @@ ledger_place_order(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	order_insert(&w, &o, gtc_days);
 	(void) work_write(&w, "trade", psprintf("order " INT64_FORMAT, o.id), o.buy);
-	order_finish(&w, &o);
 	ledger_request_finish(account, request_id, o.id);
 	srf_order(rsinfo, o.id, o.status, o.filled, o.turnover);
 	SPI_finish();
