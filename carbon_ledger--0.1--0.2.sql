@@ -822,7 +822,8 @@ SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
 SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
 
 -- ---------------------------------------------------------------------------
--- Projects and certified units (issue 19), the market (issue 20): new
+-- Projects and certified units (issue 19), the market (issue 20), the books
+-- of carbon units (issue 21): new
 -- settings, buffer_pct in methodologies, verify_integrity() checks serial
 -- blocks; then the units and market parts of the install script, the same
 -- text as in src/sql (the upgrade suite compares the result).
@@ -1134,6 +1135,31 @@ BEGIN
                  ELSE d END;
   RETURN NEXT;
 
+  -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
+  --      account's pool holds its serial blocks (held and in escrow) at the
+  --      cost its 1489 lines leave, and every booking balances
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('account %s: books %s t at %s fen, blocks %s t, 1489 lines %s fen',
+                        a.id, coalesce(c.tonnes, 0), coalesce(c.cost, 0), coalesce(k.tonnes, 0),
+                        coalesce(l.net, 0)) AS msg
+          FROM carbon.account a
+          LEFT JOIN carbon.unit_cost c ON c.account = a.id
+          LEFT JOIN (SELECT account, sum(last - first + 1) AS tonnes FROM carbon.unit_block
+                     WHERE state IN ('held', 'escrow') GROUP BY 1) k ON k.account = a.id
+          LEFT JOIN (SELECT account, sum(debit - credit) AS net FROM carbon.accounting_line
+                     WHERE subject_code = '1489' GROUP BY 1) l ON l.account = a.id
+          WHERE a.kind = 'participant' AND a.tier IN ('enterprise', 'government')
+            AND (coalesce(c.tonnes, 0) <> coalesce(k.tonnes, 0) OR coalesce(c.cost, 0) <> coalesce(l.net, 0))
+          UNION ALL
+          SELECT format('entry %s, account %s: debits %s, credits %s', entry_id, account, sum(debit), sum(credit))
+          FROM carbon.accounting_line GROUP BY entry_id, account HAVING sum(debit) <> sum(credit)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'books_match_units'; ok := n = 0;
+  detail := CASE WHEN n = 0
+                 THEN 'the books of carbon units hold every unit at the cost of its 1489 lines, and balance'
+                 ELSE d END;
+  RETURN NEXT;
+
   -- 11. seals: each hash recomputes from the rows and links to the one before
   FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
     members := carbon._seal_members(sl);
@@ -1162,7 +1188,7 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, books of carbon units, seals';
 
 -- ---------------------------------------------------------------------------
 -- Projects and certified units (api.md §5; domain.md flows 3 and 5).
@@ -1883,6 +1909,98 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.trade_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.market_day', '');
 
 
+-- ---- Accounting for carbon units (财会〔2019〕22号, api.md §7; docs/accounting.md) ----
+--
+-- Enterprise and government accounts keep books of the certified units they
+-- hold: a purchase debits 1489 碳排放权资产 at cost, a sale credits it at
+-- the weighted-average cost of the tonnes sold (the difference to 6301 or
+-- 6711), units obtained free are not booked, units that leave without
+-- payment (retired, cancelled, recalled, given away) go to 6711 at
+-- weighted-average cost.  The lines are written by the ledger as the units
+-- move (src/accounting.c), never recomputed: the books are as append-only as
+-- the journal, and verify_integrity() checks them against the serial blocks.
+
+CREATE TABLE carbon.accounting_subject (
+  code     text PRIMARY KEY,
+  name     text NOT NULL,
+  name_en  text NOT NULL
+);
+INSERT INTO carbon.accounting_subject VALUES
+  ('1002', '银行存款', 'bank deposits'),
+  ('1489', '碳排放权资产', 'carbon emission rights assets'),
+  ('6301', '营业外收入', 'non-operating income'),
+  ('6711', '营业外支出', 'non-operating expenses');
+COMMENT ON TABLE carbon.accounting_subject IS
+  '会计科目 the accounting subjects of 财会〔2019〕22号 that the books of carbon units use';
+
+-- The units an account holds, at book cost: what a sale or retirement
+-- takes its weighted-average cost from.
+CREATE TABLE carbon.unit_cost (
+  account  bigint PRIMARY KEY REFERENCES carbon.account (id),
+  tonnes   bigint NOT NULL CHECK (tonnes >= 0),
+  cost     bigint NOT NULL CHECK (cost >= 0)      -- fen
+);
+COMMENT ON TABLE carbon.unit_cost IS
+  '碳排放权资产账面 the certified units an enterprise or government account holds (in escrow included) and their book cost in fen';
+
+CREATE SEQUENCE carbon.accounting_line_id_seq;
+CREATE TABLE carbon.accounting_line (
+  id            bigint PRIMARY KEY DEFAULT nextval('carbon.accounting_line_id_seq'),
+  account       bigint NOT NULL REFERENCES carbon.account (id),
+  entry_id      bigint NOT NULL,
+  at            timestamptz NOT NULL,
+  subject_code  text NOT NULL REFERENCES carbon.accounting_subject (code),
+  debit         bigint NOT NULL CHECK (debit >= 0),   -- fen
+  credit        bigint NOT NULL CHECK (credit >= 0),  -- fen
+  memo          text NOT NULL,
+  CHECK ((debit = 0) <> (credit = 0))
+);
+ALTER SEQUENCE carbon.accounting_line_id_seq OWNED BY carbon.accounting_line.id;
+CREATE INDEX accounting_line_account_idx ON carbon.accounting_line (account, at);
+CREATE INDEX accounting_line_entry_idx ON carbon.accounting_line (entry_id);
+COMMENT ON TABLE carbon.accounting_line IS
+  '会计分录 journal lines of the books of carbon units, in fen, written as the units move (append-only)';
+CREATE TRIGGER accounting_line_append_only BEFORE UPDATE OR DELETE ON carbon.accounting_line
+  FOR EACH ROW EXECUTE FUNCTION carbon._append_only();
+CREATE TRIGGER accounting_line_no_truncate BEFORE TRUNCATE ON carbon.accounting_line
+  FOR EACH STATEMENT EXECUTE FUNCTION carbon._append_only();
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.unit_cost', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.accounting_line', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.accounting_line_id_seq', '');
+
+CREATE VIEW carbon.v_accounting_journal WITH (security_invoker = true) AS
+  SELECT l.account, l.at, l.subject_code, s.name AS subject_name,
+         (l.debit / 100.0)::numeric(20, 2) AS debit, (l.credit / 100.0)::numeric(20, 2) AS credit, l.memo
+  FROM carbon.accounting_line l
+  JOIN carbon.accounting_subject s ON s.code = l.subject_code;
+COMMENT ON VIEW carbon.v_accounting_journal IS
+  '会计分录 the journal of the books of carbon units (财会〔2019〕22号) of enterprise and government accounts, in yuan';
+COMMENT ON COLUMN carbon.v_accounting_journal.account IS '账户 the enterprise or government account whose books these are';
+COMMENT ON COLUMN carbon.v_accounting_journal.at IS '记账时间 when the units moved (the ledger entry''s time)';
+COMMENT ON COLUMN carbon.v_accounting_journal.subject_code IS '科目代码 subject code: 1489, 1002, 6301 or 6711';
+COMMENT ON COLUMN carbon.v_accounting_journal.subject_name IS '科目名称 subject name';
+COMMENT ON COLUMN carbon.v_accounting_journal.debit IS '借方 debit in yuan (0.00 on a credit line)';
+COMMENT ON COLUMN carbon.v_accounting_journal.credit IS '贷方 credit in yuan (0.00 on a debit line)';
+COMMENT ON COLUMN carbon.v_accounting_journal.memo IS '摘要 what happened: purchase, sale, retirement, cancellation, recall, transfer';
+
+CREATE VIEW carbon.v_trial_balance WITH (security_invoker = true) AS
+  SELECT l.account, l.subject_code, s.name AS subject_name,
+         (sum(l.debit) / 100.0)::numeric(20, 2) AS debit, (sum(l.credit) / 100.0)::numeric(20, 2) AS credit,
+         ((sum(l.debit) - sum(l.credit)) / 100.0)::numeric(20, 2) AS balance
+  FROM carbon.accounting_line l
+  JOIN carbon.accounting_subject s ON s.code = l.subject_code
+  GROUP BY l.account, l.subject_code, s.name;
+COMMENT ON VIEW carbon.v_trial_balance IS
+  '试算平衡表 per account and subject: total debits, total credits and balance (debit − credit), in yuan';
+COMMENT ON COLUMN carbon.v_trial_balance.account IS '账户 the enterprise or government account';
+COMMENT ON COLUMN carbon.v_trial_balance.subject_code IS '科目代码 subject code';
+COMMENT ON COLUMN carbon.v_trial_balance.subject_name IS '科目名称 subject name';
+COMMENT ON COLUMN carbon.v_trial_balance.debit IS '借方发生额 total debits in yuan';
+COMMENT ON COLUMN carbon.v_trial_balance.credit IS '贷方发生额 total credits in yuan';
+COMMENT ON COLUMN carbon.v_trial_balance.balance IS '余额 debit − credit in yuan (1489: the book cost of the units held)';
+
+
 REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon._require_acting(bigint),
   carbon.working_days(date, date),
@@ -1910,9 +2028,9 @@ REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon.cancel_order(bigint),
   carbon.set_reference_price(text, numeric),
   carbon.close_market_day(date) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily FROM PUBLIC;
-GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily TO carbon_admin;
-GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq TO carbon_admin, carbon_auditor;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance TO carbon_admin;
+GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq TO carbon_admin, carbon_auditor;
 
 -- Projects and certified units (api.md §5): the administrator runs the
 -- lifecycle and recalls; owners submit monitoring and verifiers verify,
@@ -1975,5 +2093,12 @@ SELECT carbon._account_rls(ARRAY['market_order'], 'account');
 SELECT carbon._account_rls(ARRAY['trade'], NULL);
 CREATE POLICY acting_account ON carbon.trade FOR SELECT TO carbon_app, carbon_trader
   USING (carbon.acting_account() IN (buyer, seller));
+
+-- The books of carbon units (80_accounting.sql): auditors and admins read
+-- every account's; an enterprise's app (carbon_trader) its acting account's.
+GRANT SELECT ON carbon.accounting_subject TO carbon_admin, carbon_auditor, carbon_trader, carbon_app;
+GRANT SELECT ON carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance
+TO carbon_admin, carbon_auditor, carbon_trader;
+SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
 
 DROP FUNCTION carbon._account_rls(text[], text);

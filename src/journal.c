@@ -232,5 +232,8 @@ ledger_post(const LedgerEntry *entry)
 			if (touched)
 				holdings[m]->follow(entry, entry_id);
 		}
+	/* and the books of the accounts that keep them */
+	if (!entry->booked_by_caller)
+		ledger_book_entry(entry, entry_id);
 	return entry_id;
 }

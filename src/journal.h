@@ -47,6 +47,7 @@ typedef struct LedgerEntry
 	const LedgerFlow *flow;		/* non-NULL: a transfer, checked against the matrix */
 	bool		correction;		/* a system correction: frozen accounts may be touched */
 	bool		holdings_moved; /* the caller moved the holdings itself */
+	bool		booked_by_caller;	/* the caller books the units itself (the market) */
 	TimestampTz fresh_basis;	/* credits from system accounts open holdings dated
 								 * from here (0: the transaction's start) */
 	LedgerLotTrace *trace;		/* non-NULL: the payer's lot pieces, written here */
@@ -98,5 +99,19 @@ extern int64 ledger_transfer_between(const char *kind, const char *memo, int64 f
 extern int64 ledger_move_traced(const char *kind, const char *memo, const LedgerAccount *from,
 								const LedgerAccount *to, int16 asset, int64 amount, const LedgerFlow *flow,
 								LedgerLotTrace *trace);
+
+/* accounting.c: the books of certified units (财会〔2019〕22号) */
+typedef enum LedgerBooking
+{
+	BOOK_FREE_IN,				/* obtained free: not booked, the tonnes join at no cost */
+	BOOK_PURCHASE,				/* bought: amount is the cost, fees included */
+	BOOK_SALE,					/* sold: amount is the proceeds, fees deducted */
+	BOOK_OUT					/* retired, cancelled, recalled or given away */
+} LedgerBooking;
+
+extern bool ledger_keeps_books(const LedgerAccount *acc);
+extern void ledger_book_units(const LedgerAccount *acc, LedgerBooking kind, int64 tonnes, int64 amount,
+							  int64 entry_id, const char *memo);
+extern void ledger_book_entry(const LedgerEntry *entry, int64 entry_id);
 
 #endif							/* CARBON_JOURNAL_H */

@@ -154,6 +154,7 @@ post_all(Postings *p, const char *kind, const char *memo, bool correction)
 		return 0;
 	entry = ledger_entry(kind, memo, n, p->accounts, p->assets, p->amounts);
 	entry.holdings_moved = true;	/* the serial blocks follow below (units.c) */
+	entry.booked_by_caller = true;	/* escrow is no event in the books; trades are booked by work_write */
 	entry.correction = correction;
 	return ledger_post(&entry);
 }
@@ -934,13 +935,22 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 	{
 		Trade	   *t = &w->trades[i];
 
+		const LedgerAccount *buyer = account_of(&w->accounts, t->buyer);
+		const char *memo = psprintf(INT64_FORMAT " t at %lld.%02lld", t->tonnes,
+									(long long) (t->price / 100), (long long) (t->price % 100));
+
 		trade_write(w, t, buy_aggressor, entry_id);
+		/* the books: the buyer's cost and the seller's proceeds, fees in both */
+		ledger_book_units(buyer, BOOK_PURCHASE, t->tonnes, t->price * t->tonnes + t->buyer_fee, entry_id,
+						  psprintf("purchase of %s", memo));
+		ledger_book_units(account_of(&w->accounts, t->seller), BOOK_SALE, t->tonnes,
+						  t->price * t->tonnes - t->seller_fee, entry_id, psprintf("sale of %s", memo));
 		if (t->retire_for)
 		{
-			const LedgerAccount *buyer = account_of(&w->accounts, t->buyer);
-
 			(void) ledger_units_certify(t->buyer, t->tonnes, t->retire_purpose, t->retire_for, buyer->region,
 										NULL, t->serials, entry_id);
+			ledger_book_units(buyer, BOOK_OUT, t->tonnes, 0, entry_id,
+							  psprintf("retirement of " INT64_FORMAT " t for %s", t->tonnes, t->retire_for));
 		}
 	}
 	if (w->ntrades > 0)

@@ -263,6 +263,31 @@ BEGIN
                  ELSE d END;
   RETURN NEXT;
 
+  -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
+  --      account's pool holds its serial blocks (held and in escrow) at the
+  --      cost its 1489 lines leave, and every booking balances
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('account %s: books %s t at %s fen, blocks %s t, 1489 lines %s fen',
+                        a.id, coalesce(c.tonnes, 0), coalesce(c.cost, 0), coalesce(k.tonnes, 0),
+                        coalesce(l.net, 0)) AS msg
+          FROM carbon.account a
+          LEFT JOIN carbon.unit_cost c ON c.account = a.id
+          LEFT JOIN (SELECT account, sum(last - first + 1) AS tonnes FROM carbon.unit_block
+                     WHERE state IN ('held', 'escrow') GROUP BY 1) k ON k.account = a.id
+          LEFT JOIN (SELECT account, sum(debit - credit) AS net FROM carbon.accounting_line
+                     WHERE subject_code = '1489' GROUP BY 1) l ON l.account = a.id
+          WHERE a.kind = 'participant' AND a.tier IN ('enterprise', 'government')
+            AND (coalesce(c.tonnes, 0) <> coalesce(k.tonnes, 0) OR coalesce(c.cost, 0) <> coalesce(l.net, 0))
+          UNION ALL
+          SELECT format('entry %s, account %s: debits %s, credits %s', entry_id, account, sum(debit), sum(credit))
+          FROM carbon.accounting_line GROUP BY entry_id, account HAVING sum(debit) <> sum(credit)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'books_match_units'; ok := n = 0;
+  detail := CASE WHEN n = 0
+                 THEN 'the books of carbon units hold every unit at the cost of its 1489 lines, and balance'
+                 ELSE d END;
+  RETURN NEXT;
+
   -- 11. seals: each hash recomputes from the rows and links to the one before
   FOR sl IN SELECT * FROM carbon.seal ORDER BY id LOOP
     members := carbon._seal_members(sl);
@@ -291,4 +316,4 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, books of carbon units, seals';

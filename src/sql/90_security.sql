@@ -262,5 +262,12 @@ SELECT carbon._account_rls(ARRAY['trade'], NULL);
 CREATE POLICY acting_account ON carbon.trade FOR SELECT TO carbon_app, carbon_trader
   USING (carbon.acting_account() IN (buyer, seller));
 
+-- The books of carbon units (80_accounting.sql): auditors and admins read
+-- every account's; an enterprise's app (carbon_trader) its acting account's.
+GRANT SELECT ON carbon.accounting_subject TO carbon_admin, carbon_auditor, carbon_trader, carbon_app;
+GRANT SELECT ON carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance
+TO carbon_admin, carbon_auditor, carbon_trader;
+SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);
