@@ -2000,6 +2000,213 @@ COMMENT ON COLUMN carbon.v_trial_balance.debit IS '借方发生额 total debits 
 COMMENT ON COLUMN carbon.v_trial_balance.credit IS '贷方发生额 total credits in yuan';
 COMMENT ON COLUMN carbon.v_trial_balance.balance IS '余额 debit − credit in yuan (1489: the book cost of the units held)';
 
+-- ---- County clerks (分级分类管理, issue 21; docs/reports.md) ----
+--
+-- A clerk of a county (or a city, or a province) reads the accounts,
+-- behaviours, balances, points, projects, issuances and retirements of its
+-- own region codes and nobody else's, and through them the reporting views
+-- (security_invoker: row-level security applies to whoever reads them).
+-- carbon_admin binds a login to a region prefix: '620702' is Ganzhou
+-- district, '6207' every county of Zhangye, '62' Gansu.  A member of
+-- carbon_clerk without a binding sees no rows.
+
+DO $roles$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'carbon_clerk') THEN
+    CREATE ROLE carbon_clerk NOLOGIN;
+  END IF;
+END
+$roles$;
+
+CREATE TABLE carbon.region_scope (
+  login          name PRIMARY KEY,
+  region_prefix  text NOT NULL CHECK (region_prefix ~ '^[0-9]{2,6}$'),
+  bound_by       name NOT NULL DEFAULT session_user,
+  bound_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE carbon.region_scope IS
+  '辖区绑定 the region prefix each county clerk''s login reads (carbon_clerk): 620702 a district, 6207 a city''s counties';
+SELECT pg_catalog.pg_extension_config_dump('carbon.region_scope', '');
+
+-- The calling login's prefix, or NULL.  Plain SQL without SET, so that the
+-- planner inlines it into the policies below and reads it once per query.
+CREATE FUNCTION carbon.clerk_region() RETURNS text
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN (SELECT s.region_prefix FROM carbon.region_scope s WHERE s.login = current_user);
+COMMENT ON FUNCTION carbon.clerk_region() IS
+  '辖区 the region prefix bound to the calling login (carbon_clerk), or NULL';
+
+-- Is a region code in the calling clerk's scope?
+CREATE FUNCTION carbon.in_clerk_region(region text) RETURNS boolean
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN starts_with(region, carbon.clerk_region());
+COMMENT ON FUNCTION carbon.in_clerk_region(text) IS
+  '是否辖区内 whether a region code lies in the calling clerk''s scope (false without a binding)';
+
+CREATE FUNCTION carbon.bind_region(login name, region_prefix text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+BEGIN
+  IF login IS NULL OR region_prefix IS NULL THEN
+    RAISE EXCEPTION 'login and region prefix must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF region_prefix !~ '^[0-9]{2,6}$' THEN
+    RAISE EXCEPTION 'region prefix "%" is not 2 to 6 digits of a region code', region_prefix
+      USING ERRCODE = '22023', HINT = 'Use 620702 for one county, 6207 for a city''s counties, 62 for a province.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login) THEN
+    RAISE EXCEPTION 'role "%" does not exist', login USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO carbon.region_scope AS s (login, region_prefix) VALUES (bind_region.login, bind_region.region_prefix)
+  ON CONFLICT ON CONSTRAINT region_scope_pkey
+  DO UPDATE SET region_prefix = excluded.region_prefix, bound_by = session_user, bound_at = now();
+END $$;
+COMMENT ON FUNCTION carbon.bind_region(name, text) IS
+  '绑定辖区 let a county clerk''s login (a member of carbon_clerk) read the rows of one region prefix';
+
+CREATE FUNCTION carbon.unbind_region(login name) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+BEGIN
+  DELETE FROM carbon.region_scope s WHERE s.login = unbind_region.login;
+  RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION carbon.unbind_region(name) IS
+  '解除辖区 the login reads no region''s rows any more; true if it had a binding';
+
+-- ---------------------------------------------------------------------------
+-- Column comments of the views, in Chinese and English (issue 21): the views
+-- are BI's contract (test/pgtap/views.sql).  Runs after every view exists;
+-- the accounting views (80) and v_projects.issued_tonnes (70) carry theirs.
+-- ---------------------------------------------------------------------------
+
+-- carbon.settings
+COMMENT ON COLUMN carbon.settings.name IS '设置名 the setting''s name (for carbon.set_setting)';
+COMMENT ON COLUMN carbon.settings.value IS '当前值 the value in force: the operator''s, else the default';
+COMMENT ON COLUMN carbon.settings.default_value IS '默认值 the built-in default';
+COMMENT ON COLUMN carbon.settings.is_default IS '是否默认 true when nobody changed the setting';
+COMMENT ON COLUMN carbon.settings.description IS '说明 what the setting does';
+
+-- carbon.v_account_statement
+COMMENT ON COLUMN carbon.v_account_statement.account IS '账户 the account posted to';
+COMMENT ON COLUMN carbon.v_account_statement.entry_id IS '分录号 the ledger entry (carbon.entry) of the posting';
+COMMENT ON COLUMN carbon.v_account_statement.at IS '记账时间 when the entry was posted';
+COMMENT ON COLUMN carbon.v_account_statement.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
+COMMENT ON COLUMN carbon.v_account_statement.amount IS
+  '金额 signed amount in the asset''s minor unit (points, grams CO2e, tonnes, fen); positive credits the account';
+COMMENT ON COLUMN carbon.v_account_statement.balance_after IS
+  '变动后余额 the account''s balance of the asset after this posting, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_account_statement.kind IS
+  '业务类型 kind of entry: behavior, transfer, redemption, exchange, expiry, trade, reversal, …';
+COMMENT ON COLUMN carbon.v_account_statement.memo IS '摘要 the entry''s memo';
+
+-- carbon.v_points_expiring
+COMMENT ON COLUMN carbon.v_points_expiring.month IS
+  '到期月份 first day of the local month in which the points expire (midnight of 1 January counts for December)';
+COMMENT ON COLUMN carbon.v_points_expiring.region IS '行政区划 region: 6-digit administrative division code of the holders';
+COMMENT ON COLUMN carbon.v_points_expiring.tier IS '体系层级 tier of the holders: personal, enterprise, government, …';
+COMMENT ON COLUMN carbon.v_points_expiring.points IS '积分 points still held that expire that month';
+
+-- carbon.v_reduction_monthly
+COMMENT ON COLUMN carbon.v_reduction_monthly.month IS '月份 first day of the local month of the behaviours';
+COMMENT ON COLUMN carbon.v_reduction_monthly.region IS '行政区划 region: 6-digit administrative division code of the participants';
+COMMENT ON COLUMN carbon.v_reduction_monthly.scenario IS '应用场景 scenario (metro, bike, recycling, …)';
+COMMENT ON COLUMN carbon.v_reduction_monthly.methodology IS '方法学 methodology code';
+COMMENT ON COLUMN carbon.v_reduction_monthly.events IS '行为数 behaviours credited (accepted or capped)';
+COMMENT ON COLUMN carbon.v_reduction_monthly.participants IS '参与人数 distinct accounts credited';
+COMMENT ON COLUMN carbon.v_reduction_monthly.reduction IS '减排量 reduction credited, exact co2e (grams CO2e)';
+
+-- carbon.v_supply (amounts in the asset's minor unit)
+COMMENT ON COLUMN carbon.v_supply.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
+COMMENT ON COLUMN carbon.v_supply.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
+COMMENT ON COLUMN carbon.v_supply.region IS '行政区划 region: 6-digit administrative division code';
+COMMENT ON COLUMN carbon.v_supply.issued IS
+  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s minor unit (points, grams CO2e, tonnes, fen)';
+COMMENT ON COLUMN carbon.v_supply.outstanding IS
+  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply.moved_out IS
+  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s minor unit';
+
+-- carbon.v_offers
+COMMENT ON COLUMN carbon.v_offers.offer IS '权益 the offer''s id (for carbon.redeem)';
+COMMENT ON COLUMN carbon.v_offers.merchant IS '商户 the merchant''s account';
+COMMENT ON COLUMN carbon.v_offers.merchant_name IS '商户名称 the merchant''s display name';
+COMMENT ON COLUMN carbon.v_offers.title IS '权益名称 what the citizen gets (parking discount, voucher, …)';
+COMMENT ON COLUMN carbon.v_offers.points_cost IS '所需积分 price of one item, in points';
+COMMENT ON COLUMN carbon.v_offers.stock IS '库存 items left';
+COMMENT ON COLUMN carbon.v_offers.valid_from IS '开始时间 start of the validity (NULL: no start)';
+COMMENT ON COLUMN carbon.v_offers.valid_until IS '结束时间 end of the validity (NULL: no end)';
+COMMENT ON COLUMN carbon.v_offers.per_account_limit IS '每人限兑 most items one account may redeem (NULL: no limit)';
+
+-- carbon.v_redemptions
+COMMENT ON COLUMN carbon.v_redemptions.month IS '月份 first day of the local month of the redemptions';
+COMMENT ON COLUMN carbon.v_redemptions.merchant IS '商户 the merchant''s account';
+COMMENT ON COLUMN carbon.v_redemptions.offer IS '权益 the offer''s id';
+COMMENT ON COLUMN carbon.v_redemptions.redemptions IS '兑换次数 number of redemptions (refunded ones included)';
+COMMENT ON COLUMN carbon.v_redemptions.points IS '兑换积分 points spent, net of refunds';
+
+-- carbon.v_merchant_statement
+COMMENT ON COLUMN carbon.v_merchant_statement.month IS '月份 first day of the local month';
+COMMENT ON COLUMN carbon.v_merchant_statement.merchant IS '商户 the merchant''s account';
+COMMENT ON COLUMN carbon.v_merchant_statement.points_redeemed IS '兑换积分 points collected by redemptions';
+COMMENT ON COLUMN carbon.v_merchant_statement.points_refunded IS '退还积分 points refunded (pieces expired meanwhile included)';
+COMMENT ON COLUMN carbon.v_merchant_statement.points_settled IS '结算积分 points settled into the redeemed sink';
+
+-- carbon.v_projects (issued_tonnes: 70_units.sql)
+COMMENT ON COLUMN carbon.v_projects.project IS '项目 the project''s id';
+COMMENT ON COLUMN carbon.v_projects.code IS '项目代码 the project''s code, part of its serials';
+COMMENT ON COLUMN carbon.v_projects.status IS '状态 status: registered, publicized (公示) or approved (备案)';
+COMMENT ON COLUMN carbon.v_projects.owner IS '业主 the owner''s account';
+COMMENT ON COLUMN carbon.v_projects.region IS '行政区划 region: 6-digit administrative division code';
+
+-- carbon.v_issuances
+COMMENT ON COLUMN carbon.v_issuances.serial IS '序列号 the serial range REGION-VINTAGE-PROJECTCODE-FIRST-LAST';
+COMMENT ON COLUMN carbon.v_issuances.project IS '项目 the project''s id';
+COMMENT ON COLUMN carbon.v_issuances.vintage IS '年份 vintage: the year in which the monitoring period ended';
+COMMENT ON COLUMN carbon.v_issuances.tonnes IS '吨数 tonnes CO2e in the range';
+COMMENT ON COLUMN carbon.v_issuances.issued_at IS '签发时间 when the range was issued';
+
+-- carbon.v_retirements
+COMMENT ON COLUMN carbon.v_retirements.certificate IS '注销证明 certificate id: SHA-256 (hex) of its content (carbon.verify_certificate)';
+COMMENT ON COLUMN carbon.v_retirements.account IS '账户 the account that retired the units';
+COMMENT ON COLUMN carbon.v_retirements.tonnes IS '吨数 tonnes CO2e retired';
+COMMENT ON COLUMN carbon.v_retirements.purpose IS
+  '用途 purpose: event_neutrality, entity_neutrality, eco_damage_compensation, voluntary, compliance_offset';
+COMMENT ON COLUMN carbon.v_retirements.beneficiary IS '受益方 on whose behalf the units were retired';
+COMMENT ON COLUMN carbon.v_retirements.reference IS '参考编号 reference, e.g. the case number of an ecological damage compensation';
+COMMENT ON COLUMN carbon.v_retirements.retired_at IS '注销时间 when the units were retired';
+
+-- carbon.v_serial_history
+COMMENT ON COLUMN carbon.v_serial_history.serial_block IS '序列号块 the serial range REGION-VINTAGE-PROJECTCODE-FIRST-LAST the event touched';
+COMMENT ON COLUMN carbon.v_serial_history.event IS
+  '事件 issuance, split, transfer, trade, escrow, release, retirement, cancellation or recall';
+COMMENT ON COLUMN carbon.v_serial_history.from_account IS '转出账户 the account the block left (NULL: none)';
+COMMENT ON COLUMN carbon.v_serial_history.to_account IS '转入账户 the account the block went to (NULL: none)';
+COMMENT ON COLUMN carbon.v_serial_history.tonnes IS '吨数 tonnes CO2e in the block';
+COMMENT ON COLUMN carbon.v_serial_history.at IS '时间 when it happened';
+COMMENT ON COLUMN carbon.v_serial_history.reference IS '参考 reference or reason given with the event';
+
+-- carbon.v_order_book
+COMMENT ON COLUMN carbon.v_order_book.instrument IS '交易品种 instrument code (CER-I: class I certified units)';
+COMMENT ON COLUMN carbon.v_order_book.side IS '买卖方向 side: buy or sell';
+COMMENT ON COLUMN carbon.v_order_book.price IS '价格 limit price in yuan per tonne';
+COMMENT ON COLUMN carbon.v_order_book.tonnes IS '挂单量 unfilled tonnes resting at that price';
+COMMENT ON COLUMN carbon.v_order_book.orders IS '委托笔数 number of orders resting at that price';
+
+-- carbon.v_market_daily
+COMMENT ON COLUMN carbon.v_market_daily.day IS '交易日 the trading day (local)';
+COMMENT ON COLUMN carbon.v_market_daily.instrument IS '交易品种 instrument code (CER-I: class I certified units)';
+COMMENT ON COLUMN carbon.v_market_daily.open IS '开盘价 price of the day''s first trade, yuan per tonne';
+COMMENT ON COLUMN carbon.v_market_daily.high IS '最高价 highest trade price, yuan per tonne';
+COMMENT ON COLUMN carbon.v_market_daily.low IS '最低价 lowest trade price, yuan per tonne';
+COMMENT ON COLUMN carbon.v_market_daily.close IS '收盘价 price of the day''s last trade, yuan per tonne';
+COMMENT ON COLUMN carbon.v_market_daily.volume IS '成交量 tonnes traded';
+COMMENT ON COLUMN carbon.v_market_daily.turnover IS '成交额 value traded, in yuan';
+COMMENT ON COLUMN carbon.v_market_daily.vwap IS '成交均价 volume-weighted average price, yuan per tonne (4 decimals)';
+
 
 REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon._require_acting(bigint),
@@ -2027,9 +2234,13 @@ REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon.place_order(bigint, text, bigint, numeric, text, text, text, text, text),
   carbon.cancel_order(bigint),
   carbon.set_reference_price(text, numeric),
-  carbon.close_market_day(date) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance FROM PUBLIC;
-GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance TO carbon_admin;
+  carbon.close_market_day(date),
+  carbon.clerk_region(),
+  carbon.in_clerk_region(text),
+  carbon.bind_region(name, text),
+  carbon.unbind_region(name) FROM PUBLIC;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope TO carbon_admin;
 GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq TO carbon_admin, carbon_auditor;
 
 -- Projects and certified units (api.md §5): the administrator runs the
@@ -2100,5 +2311,43 @@ GRANT SELECT ON carbon.accounting_subject TO carbon_admin, carbon_auditor, carbo
 GRANT SELECT ON carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance
 TO carbon_admin, carbon_auditor, carbon_trader;
 SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
+
+-- County clerks (82_regions.sql): read the rows of their bound region
+-- prefix, and the reporting views over them.  The project registry and
+-- issuances, public to the other roles, get row-level security for them.
+REVOKE EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name),
+  carbon.clerk_region(), carbon.in_clerk_region(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name) TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text)
+TO carbon_clerk, carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.region_scope TO carbon_admin, carbon_auditor, carbon_clerk;
+GRANT SELECT ON carbon.asset, carbon.settings, carbon.account, carbon.balance, carbon.behavior, carbon.lot,
+  carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.retirement,
+  carbon.v_supply, carbon.v_reduction_monthly, carbon.v_points_expiring, carbon.v_projects, carbon.v_issuances,
+  carbon.v_retirements
+TO carbon_clerk;
+ALTER TABLE carbon.region_scope ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.region_scope FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY own_scope ON carbon.region_scope FOR SELECT TO carbon_clerk USING (login = current_user);
+CREATE POLICY county ON carbon.account FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+CREATE POLICY county ON carbon.balance FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = balance.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.behavior FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = behavior.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.lot FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = lot.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.retirement FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = retirement.account AND carbon.in_clerk_region(a.region)));
+ALTER TABLE carbon.project ENABLE ROW LEVEL SECURITY;
+CREATE POLICY registry ON carbon.project FOR SELECT
+  TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier USING (true);
+CREATE POLICY county ON carbon.project FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+ALTER TABLE carbon.unit_issuance ENABLE ROW LEVEL SECURITY;
+CREATE POLICY registry ON carbon.unit_issuance FOR SELECT
+  TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier USING (true);
+CREATE POLICY county ON carbon.unit_issuance FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
+                 AND carbon.in_clerk_region(p.region)));
 
 DROP FUNCTION carbon._account_rls(text[], text);

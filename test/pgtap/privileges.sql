@@ -40,6 +40,9 @@ INSERT INTO expected VALUES
   ('carbon.balance(bigint,text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_trader'),
   ('carbon.balance_at(bigint,text,timestamp with time zone)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_trader'),
   ('carbon.bind_account(bigint,name)', 'carbon_admin'),
+  ('carbon.bind_region(name,text)', 'carbon_admin'),
+  ('carbon.clerk_region()', 'carbon_admin carbon_auditor carbon_clerk'),
+  ('carbon.in_clerk_region(text)', 'carbon_admin carbon_auditor carbon_clerk'),
   ('carbon.calc_reduction(text,numeric,jsonb,timestamp with time zone)', 'carbon_admin carbon_app carbon_auditor carbon_operator carbon_verifier'),
   ('carbon.co2e_accum(internal,carbon.co2e)', 'PUBLIC'),
   ('carbon.co2e_accum_inv(internal,carbon.co2e)', 'PUBLIC'),
@@ -112,6 +115,7 @@ INSERT INTO expected VALUES
   ('carbon.donate(bigint,bigint,bigint,text)', 'carbon_admin carbon_app'),
   ('carbon.transfer(bigint,bigint,text,bigint,text,text)', 'carbon_admin carbon_app carbon_merchant carbon_trader'),
   ('carbon.unbind_account(bigint,name)', 'carbon_admin'),
+  ('carbon.unbind_region(name)', 'carbon_admin'),
   ('carbon.verify_integrity()', 'carbon_admin carbon_auditor'),
   -- projects and certified units (api.md §5): the administrator runs the
   -- lifecycle; owners (traders) submit, verifiers verify, holders move and retire
