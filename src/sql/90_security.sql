@@ -269,5 +269,43 @@ GRANT SELECT ON carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_jo
 TO carbon_admin, carbon_auditor, carbon_trader;
 SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
 
+-- County clerks (82_regions.sql): read the rows of their bound region
+-- prefix, and the reporting views over them.  The project registry and
+-- issuances, public to the other roles, get row-level security for them.
+REVOKE EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name),
+  carbon.clerk_region(), carbon.in_clerk_region(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name) TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text)
+TO carbon_clerk, carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.region_scope TO carbon_admin, carbon_auditor, carbon_clerk;
+GRANT SELECT ON carbon.asset, carbon.settings, carbon.account, carbon.balance, carbon.behavior, carbon.lot,
+  carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.retirement,
+  carbon.v_supply, carbon.v_reduction_monthly, carbon.v_points_expiring, carbon.v_projects, carbon.v_issuances,
+  carbon.v_retirements
+TO carbon_clerk;
+ALTER TABLE carbon.region_scope ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.region_scope FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY own_scope ON carbon.region_scope FOR SELECT TO carbon_clerk USING (login = current_user);
+CREATE POLICY county ON carbon.account FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+CREATE POLICY county ON carbon.balance FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = balance.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.behavior FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = behavior.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.lot FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = lot.account AND carbon.in_clerk_region(a.region)));
+CREATE POLICY county ON carbon.retirement FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = retirement.account AND carbon.in_clerk_region(a.region)));
+ALTER TABLE carbon.project ENABLE ROW LEVEL SECURITY;
+CREATE POLICY registry ON carbon.project FOR SELECT
+  TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier USING (true);
+CREATE POLICY county ON carbon.project FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+ALTER TABLE carbon.unit_issuance ENABLE ROW LEVEL SECURITY;
+CREATE POLICY registry ON carbon.unit_issuance FOR SELECT
+  TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier USING (true);
+CREATE POLICY county ON carbon.unit_issuance FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
+  USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
+                 AND carbon.in_clerk_region(p.region)));
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);
