@@ -43,133 +43,248 @@ ledger_keeps_books(const LedgerAccount *acc)
 		(strcmp(acc->tier, "enterprise") == 0 || strcmp(acc->tier, "government") == 0);
 }
 
-/* The pool of an account, locked: (0, 0) before its first units. */
-static void
-pool_read(int64 account, int64 *tonnes, int64 *cost)
+/* One booking waiting to be written. */
+typedef struct Booking
+{
+	const LedgerAccount *acc;
+	LedgerBooking kind;
+	int64		tonnes;
+	int64		amount;
+	const char *memo;
+} Booking;
+
+/* The pools a batch touches, read locked, then changed in memory. */
+typedef struct Pool
+{
+	int64		account;
+	int64		tonnes;
+	int64		cost;
+} Pool;
+
+/* The lines of a batch, as arrays for one INSERT. */
+typedef struct Lines
+{
+	int			n,
+				cap;
+	Datum	   *account;
+	Datum	   *subject;
+	Datum	   *debit;
+	Datum	   *credit;
+	Datum	   *memo;
+} Lines;
+
+/* Bookings are gathered by the caller and written once per entry. */
+void
+ledger_books_add(LedgerBooks *b, const LedgerAccount *acc, LedgerBooking kind, int64 tonnes, int64 amount,
+				 const char *memo)
+{
+	Booking    *k;
+
+	if (!ledger_keeps_books(acc) || tonnes == 0)
+		return;
+	if (b->n == b->cap)
+	{
+		b->cap = b->cap ? b->cap * 2 : 8;
+		b->items = b->items ? repalloc(b->items, sizeof(Booking) * b->cap) : palloc(sizeof(Booking) * b->cap);
+	}
+	k = &((Booking *) b->items)[b->n++];
+	k->acc = acc;
+	k->kind = kind;
+	k->tonnes = tonnes;
+	k->amount = amount;
+	k->memo = memo;
+}
+
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The pools of the accounts, locked in account order (no two batches wait
+ * on each other's pools); absent pools are (0, 0).
+ */
+static Pool *
+pools_read(int64 *ids, int n)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[1] = {Int64GetDatum(account)};
-	bool		isnull;
+	Datum	   *d = palloc(sizeof(Datum) * n);
+	Datum		values[1];
+	Pool	   *pools = palloc0(sizeof(Pool) * n);
 
-	ledger_plan_generic(&plan, "SELECT tonnes, cost FROM carbon.unit_cost WHERE account = $1 FOR UPDATE",
-						1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "unit cost lookup failed");
-	*tonnes = *cost = 0;
-	if (SPI_processed == 1)
+	for (int i = 0; i < n; i++)
 	{
-		*tonnes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		d[i] = Int64GetDatum(ids[i]);
+		pools[i].account = ids[i];
 	}
+	values[0] = ledger_int8_array(d, n);
+	ledger_plan_generic(&plan,
+				"SELECT account, tonnes, cost FROM carbon.unit_cost WHERE account = ANY ($1) "
+				"ORDER BY account FOR UPDATE",
+				1, (Oid[]) {INT8ARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit cost lookup failed");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		account = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+		for (int i = 0; i < n; i++)
+			if (pools[i].account == account)
+			{
+				pools[i].tonnes = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+				pools[i].cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull));
+			}
+	}
+	return pools;
 }
 
 /* The book cost of `q` of the pool's tonnes: weighted average, half up. */
 static int64
-cost_out(int64 account, int64 tonnes, int64 cost, int64 q)
+cost_out(const Pool *p, int64 q)
 {
-	if (q > tonnes)
+	if (q > p->tonnes)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_INTEGRITY),
 				 errmsg("the books of account " INT64_FORMAT " hold " INT64_FORMAT " t, " INT64_FORMAT " t leave",
-						account, tonnes, q),
+						p->account, p->tonnes, q),
 				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-	if (q == tonnes)
-		return cost;
-	return (int64) (((int128) cost * q * 2 + tonnes) / ((int128) tonnes * 2));
+	if (q == p->tonnes)
+		return p->cost;
+	return (int64) (((int128) p->cost * q * 2 + p->tonnes) / ((int128) p->tonnes * 2));
 }
 
-/* Up to four lines of one booking. */
-typedef struct Lines
-{
-	int			n;
-	Datum		subject[4];
-	Datum		debit[4];
-	Datum		credit[4];
-} Lines;
-
 static void
-line(Lines *l, const char *subject, int64 debit, int64 credit)
+line(Lines *l, const Booking *k, const char *subject, int64 debit, int64 credit)
 {
 	if (debit == 0 && credit == 0)
 		return;
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->account = l->account ? repalloc(l->account, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
+		l->subject = l->subject ? repalloc(l->subject, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
+		l->debit = l->debit ? repalloc(l->debit, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
+		l->credit = l->credit ? repalloc(l->credit, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
+		l->memo = l->memo ? repalloc(l->memo, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
+	}
+	l->account[l->n] = Int64GetDatum(k->acc->id);
 	l->subject[l->n] = CStringGetTextDatum(subject);
 	l->debit[l->n] = Int64GetDatum(debit);
-	l->credit[l->n++] = Int64GetDatum(credit);
+	l->credit[l->n] = Int64GetDatum(credit);
+	l->memo[l->n++] = CStringGetTextDatum(k->memo);
 }
 
-/* The pool as it now stands, and the lines, in one statement. */
+/* One booking applied to its pool, its lines added. */
 static void
-pool_write(int64 account, int64 tonnes, int64 cost, const Lines *l, int64 entry_id, const char *memo)
+book(const Booking *k, Pool *p, Lines *l)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		values[8];
+	int64		out;
 
-	values[0] = Int64GetDatum(account);
-	values[1] = Int64GetDatum(tonnes);
-	values[2] = Int64GetDatum(cost);
-	values[3] = Int64GetDatum(entry_id);
-	values[4] = ledger_array((Datum *) l->subject, NULL, l->n, TEXTOID);
-	values[5] = ledger_int8_array((Datum *) l->debit, l->n);
-	values[6] = ledger_int8_array((Datum *) l->credit, l->n);
-	values[7] = CStringGetTextDatum(memo);
-	ledger_plan_generic(&plan,
-				"WITH pool AS (INSERT INTO carbon.unit_cost (account, tonnes, cost) VALUES ($1, $2, $3) "
-				"              ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost) "
-				"INSERT INTO carbon.accounting_line (account, entry_id, at, subject_code, debit, credit, memo) "
-				"SELECT $1, $4, now(), s, d, c, $8 FROM unnest($5, $6, $7) AS u(s, d, c)",
-				8, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "accounting write failed");
+	switch (k->kind)
+	{
+		case BOOK_FREE_IN:
+			p->tonnes += k->tonnes;
+			break;
+		case BOOK_PURCHASE:
+			p->tonnes += k->tonnes;
+			p->cost += k->amount;
+			line(l, k, SUBJECT_UNITS, k->amount, 0);
+			line(l, k, SUBJECT_BANK, 0, k->amount);
+			break;
+		case BOOK_SALE:
+			out = cost_out(p, k->tonnes);
+			p->tonnes -= k->tonnes;
+			p->cost -= out;
+			line(l, k, SUBJECT_BANK, k->amount, 0);
+			line(l, k, SUBJECT_UNITS, 0, out);
+			if (k->amount > out)
+				line(l, k, SUBJECT_GAIN, 0, k->amount - out);
+			else
+				line(l, k, SUBJECT_LOSS, out - k->amount, 0);
+			break;
+		case BOOK_OUT:
+			out = cost_out(p, k->tonnes);
+			p->tonnes -= k->tonnes;
+			p->cost -= out;
+			line(l, k, SUBJECT_LOSS, out, 0);
+			line(l, k, SUBJECT_UNITS, 0, out);
+			break;
+	}
 }
 
 /*
- * Book `tonnes` of certified units moving on account `acc` (nothing unless
- * it keeps books): `amount` is the cost of a purchase or the proceeds of a
- * sale (fees deducted), in fen; unused otherwise.
+ * Write the batch for entry `entry_id`: the pools read and locked in one
+ * statement, the bookings applied in the order they were added, the pools
+ * and every line written in another.
  */
 void
-ledger_book_units(const LedgerAccount *acc, LedgerBooking kind, int64 tonnes, int64 amount, int64 entry_id,
-				  const char *memo)
+ledger_books_write(LedgerBooks *b, int64 entry_id)
 {
-	int64		pool_tonnes,
-				pool_cost,
-				out;
+	static SPIPlanPtr plan = NULL;
+	Booking    *items = (Booking *) b->items;
+	int64	   *ids;
+	int			nids = 0;
+	Pool	   *pools;
 	Lines		l = {0};
+	Datum	   *pa,
+			   *pt,
+			   *pc;
+	Datum		values[9];
 
-	if (!ledger_keeps_books(acc) || tonnes == 0)
+	if (b->n == 0)
 		return;
-	pool_read(acc->id, &pool_tonnes, &pool_cost);
-	switch (kind)
+	ids = palloc(sizeof(int64) * b->n);
+	for (int i = 0; i < b->n; i++)
+		ids[i] = items[i].acc->id;
+	qsort(ids, b->n, sizeof(int64), int64_cmp);
+	for (int i = 0; i < b->n; i++)
+		if (nids == 0 || ids[nids - 1] != ids[i])
+			ids[nids++] = ids[i];
+	pools = pools_read(ids, nids);
+	for (int i = 0; i < b->n; i++)
+		for (int j = 0; j < nids; j++)
+			if (pools[j].account == items[i].acc->id)
+			{
+				book(&items[i], &pools[j], &l);
+				break;
+			}
+
+	pa = palloc(sizeof(Datum) * nids);
+	pt = palloc(sizeof(Datum) * nids);
+	pc = palloc(sizeof(Datum) * nids);
+	for (int j = 0; j < nids; j++)
 	{
-		case BOOK_FREE_IN:
-			pool_tonnes += tonnes;
-			break;
-		case BOOK_PURCHASE:
-			pool_tonnes += tonnes;
-			pool_cost += amount;
-			line(&l, SUBJECT_UNITS, amount, 0);
-			line(&l, SUBJECT_BANK, 0, amount);
-			break;
-		case BOOK_SALE:
-			out = cost_out(acc->id, pool_tonnes, pool_cost, tonnes);
-			pool_tonnes -= tonnes;
-			pool_cost -= out;
-			line(&l, SUBJECT_BANK, amount, 0);
-			line(&l, SUBJECT_UNITS, 0, out);
-			if (amount > out)
-				line(&l, SUBJECT_GAIN, 0, amount - out);
-			else
-				line(&l, SUBJECT_LOSS, out - amount, 0);
-			break;
-		case BOOK_OUT:
-			out = cost_out(acc->id, pool_tonnes, pool_cost, tonnes);
-			pool_tonnes -= tonnes;
-			pool_cost -= out;
-			line(&l, SUBJECT_LOSS, out, 0);
-			line(&l, SUBJECT_UNITS, 0, out);
-			break;
+		pa[j] = Int64GetDatum(pools[j].account);
+		pt[j] = Int64GetDatum(pools[j].tonnes);
+		pc[j] = Int64GetDatum(pools[j].cost);
 	}
-	pool_write(acc->id, pool_tonnes, pool_cost, &l, entry_id, memo);
+	values[0] = ledger_int8_array(pa, nids);
+	values[1] = ledger_int8_array(pt, nids);
+	values[2] = ledger_int8_array(pc, nids);
+	values[3] = Int64GetDatum(entry_id);
+	values[4] = ledger_int8_array(l.account, l.n);
+	values[5] = ledger_array(l.subject, NULL, l.n, TEXTOID);
+	values[6] = ledger_int8_array(l.debit, l.n);
+	values[7] = ledger_int8_array(l.credit, l.n);
+	values[8] = ledger_array(l.memo, NULL, l.n, TEXTOID);
+	ledger_plan_generic(&plan,
+				"WITH pool AS (INSERT INTO carbon.unit_cost AS c (account, tonnes, cost) "
+				"              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+				"              ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost) "
+				"INSERT INTO carbon.accounting_line (account, entry_id, at, subject_code, debit, credit, memo) "
+				"SELECT a, $4, now(), s, d, c, m FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::bigint[], "
+				"                                           $9::text[]) WITH ORDINALITY AS u(a, s, d, c, m, k) "
+				"ORDER BY k",
+				9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID,
+				INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "accounting write failed");
+	b->n = 0;
 }
 
 /*
@@ -181,6 +296,8 @@ void
 ledger_book_entry(const LedgerEntry *entry, int64 entry_id)
 {
 	int16		cer = -1;
+	LedgerBooks b = {0};
+	const char *memo = NULL;
 
 	for (int i = 0; i < entry->n; i++)
 	{
@@ -192,8 +309,10 @@ ledger_book_entry(const LedgerEntry *entry, int64 entry_id)
 			cer = ledger_asset_id("CER");
 		if (entry->assets[i] != cer)
 			continue;
-		ledger_book_units(a, entry->amounts[i] > 0 ? BOOK_FREE_IN : BOOK_OUT,
-						  entry->amounts[i] > 0 ? entry->amounts[i] : -entry->amounts[i], 0, entry_id,
-						  entry->memo && entry->memo[0] ? psprintf("%s: %s", entry->kind, entry->memo) : entry->kind);
+		if (memo == NULL)
+			memo = entry->memo && entry->memo[0] ? psprintf("%s: %s", entry->kind, entry->memo) : entry->kind;
+		ledger_books_add(&b, a, entry->amounts[i] > 0 ? BOOK_FREE_IN : BOOK_OUT,
+						 entry->amounts[i] > 0 ? entry->amounts[i] : -entry->amounts[i], 0, memo);
 	}
+	ledger_books_write(&b, entry_id);
 }

@@ -76,6 +76,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	acting_undo = NULL;
 	ledger_journal_reset();
 	ledger_forget_deferred();
+	ledger_market_forget();
 	if (committed)
 		ledger_keep_xact_cache();
 	else
@@ -110,6 +111,7 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		ledger_journal_reset();
 		ledger_forget_xact_cache();
 		ledger_forget_deferred();	/* their postings are rolled back too */
+		ledger_market_forget();		/* and their orders' ends */
 	}
 }
 

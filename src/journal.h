@@ -109,9 +109,18 @@ typedef enum LedgerBooking
 	BOOK_OUT					/* retired, cancelled, recalled or given away */
 } LedgerBooking;
 
+/* Bookings gathered for one entry, then written at once. */
+typedef struct LedgerBooks
+{
+	int			n;
+	int			cap;
+	void	   *items;
+} LedgerBooks;
+
 extern bool ledger_keeps_books(const LedgerAccount *acc);
-extern void ledger_book_units(const LedgerAccount *acc, LedgerBooking kind, int64 tonnes, int64 amount,
-							  int64 entry_id, const char *memo);
+extern void ledger_books_add(LedgerBooks *b, const LedgerAccount *acc, LedgerBooking kind, int64 tonnes,
+							 int64 amount, const char *memo);
+extern void ledger_books_write(LedgerBooks *b, int64 entry_id);
 extern void ledger_book_entry(const LedgerEntry *entry, int64 entry_id);
 
 #endif							/* CARBON_JOURNAL_H */

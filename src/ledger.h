@@ -55,6 +55,9 @@ extern void ledger_check_acting(int64 account, bool read_only);
 extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
 extern int64 ledger_next_id(const char *sequence);
+
+/* market.c */
+extern void ledger_market_forget(void);
 extern int64 ledger_arg_int64(FunctionCallInfo fcinfo, int argno, const char *name);
 extern int64 ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
 extern Datum ledger_array(Datum *elems, bool *nulls, int n, Oid elemtype);

@@ -25,6 +25,7 @@
 #include "common/int.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -435,7 +436,69 @@ typedef struct MarketWork
 	int16		cny;
 	TimestampTz now;
 	DateADT		today;
+	bool		skip_found;		/* the walk ended orders at the head of the opposite side */
+	int64		skip_price;		/* ... up to this one */
+	int64		skip_id;
 } MarketWork;
+
+/*
+ * The ended prefix of each side of the book, within this transaction.
+ * Orders that a transaction fills stay in the book's partial index (and in
+ * the heap, as versions only this transaction can see past) until it ends:
+ * with 1,000 orders in one transaction, each walk from the best price would
+ * step over every order the earlier ones filled.  So the walk remembers
+ * where the ended orders at the head of the side stop, and the next walk in
+ * the same transaction starts there.  Valid because the instrument's lock
+ * is held to the end of the transaction (nobody else adds orders), because
+ * an order of ours that comes to rest ahead of that point clears it, and
+ * because a rolled-back subtransaction (whose ends are undone) clears it.
+ */
+typedef struct BookSkip
+{
+	LocalTransactionId lxid;
+	bool		valid[2];		/* [bids] */
+	int64		price[2];
+	int64		id[2];
+} BookSkip;
+
+static BookSkip book_skip;
+
+void
+ledger_market_forget(void)
+{
+	book_skip.valid[0] = book_skip.valid[1] = false;
+}
+
+/* Where a walk of a side may start: false to start at the best price. */
+static bool
+skip_start(bool bids, int64 *price, int64 *id)
+{
+	if (book_skip.lxid != MyProc->lxid || !book_skip.valid[bids])
+		return false;
+	*price = book_skip.price[bids];
+	*id = book_skip.id[bids];
+	return true;
+}
+
+static void
+skip_set(bool bids, int64 price, int64 id)
+{
+	if (book_skip.lxid != MyProc->lxid)
+		ledger_market_forget();
+	book_skip.lxid = MyProc->lxid;
+	book_skip.valid[bids] = true;
+	book_skip.price[bids] = price;
+	book_skip.id[bids] = id;
+}
+
+/* An order of ours comes to rest on side `bids` at `price`: ahead of the skipped prefix? */
+static void
+skip_rest(bool bids, int64 price)
+{
+	if (book_skip.lxid == MyProc->lxid && book_skip.valid[bids] &&
+		(bids ? price > book_skip.price[bids] : price < book_skip.price[bids]))
+		book_skip.valid[bids] = false;
+}
 
 static void
 work_init(MarketWork *w)
@@ -695,9 +758,9 @@ fok_possible(MarketWork *w, const Order *o)
 {
 	int64		need = o->tonnes;
 	int64		budget = o->budget;
-	bool		first = true;
 	int64		after_price = 0,
 				after_id = 0;
+	bool		first = !skip_start(!o->buy, &after_price, &after_id);
 	int			base = w->nresting;
 
 	for (;;)
@@ -744,9 +807,10 @@ fok_possible(MarketWork *w, const Order *o)
 static void
 match(MarketWork *w, Order *o)
 {
-	bool		first = true;
 	int64		after_price = 0,
 				after_id = 0;
+	bool		first = !skip_start(!o->buy, &after_price, &after_id);
+	bool		head = true;	/* every order walked so far has ended */
 
 	while (o->filled < o->tonnes)
 	{
@@ -762,36 +826,35 @@ match(MarketWork *w, Order *o)
 
 			CHECK_FOR_INTERRUPTS();
 			if (r->expired)
-			{
 				resting_end(w, r, !o->buy, "gtc_max_days");
-				continue;
-			}
-			if (!acceptable(w, o, r->price))
-			{
+			else if (!acceptable(w, o, r->price))
 				stop = true;
-				break;
-			}
-			if (r->account == o->acc->id)
-			{
+			else if (r->account == o->acc->id)
 				/* self-trade prevention: the resting order goes, matching goes on */
 				resting_end(w, r, !o->buy, "self_trade");
-				continue;
-			}
-			if (strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
-			{
+			else if (strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
 				/* a frozen account trades no more: its order ends, its escrow goes back */
 				resting_end(w, r, !o->buy, "account_frozen");
-				continue;
-			}
-			q = Min(o->tonnes - o->filled, r->tonnes - r->filled);
-			if (o->buy)
-				q = Min(q, affordable(o->budget, r->price, w->fee_bps));
-			if (q == 0)
+			else
 			{
-				stop = true;	/* a market buy out of cash */
-				break;
+				q = Min(o->tonnes - o->filled, r->tonnes - r->filled);
+				if (o->buy)
+					q = Min(q, affordable(o->budget, r->price, w->fee_bps));
+				if (q == 0)
+					stop = true;	/* a market buy out of cash */
+				else
+					fill(w, o, r, q);
 			}
-			fill(w, o, r, q);
+			if (head && r->ended)
+			{
+				w->skip_found = true;
+				w->skip_price = r->price;
+				w->skip_id = r->id;
+			}
+			else
+				head = false;
+			if (stop)
+				break;
 		}
 		if (stop)
 			break;
@@ -909,6 +972,7 @@ static int64
 work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor)
 {
 	int64		entry_id = post_all(&w->postings, kind, memo, w->correction);
+	LedgerBooks books = {0};
 
 	for (int i = 0; i < w->nmoves; i++)
 	{
@@ -934,25 +998,25 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 	for (int i = 0; i < w->ntrades; i++)
 	{
 		Trade	   *t = &w->trades[i];
-
 		const LedgerAccount *buyer = account_of(&w->accounts, t->buyer);
 		const char *memo = psprintf(INT64_FORMAT " t at %lld.%02lld", t->tonnes,
 									(long long) (t->price / 100), (long long) (t->price % 100));
 
 		trade_write(w, t, buy_aggressor, entry_id);
 		/* the books: the buyer's cost and the seller's proceeds, fees in both */
-		ledger_book_units(buyer, BOOK_PURCHASE, t->tonnes, t->price * t->tonnes + t->buyer_fee, entry_id,
-						  psprintf("purchase of %s", memo));
-		ledger_book_units(account_of(&w->accounts, t->seller), BOOK_SALE, t->tonnes,
-						  t->price * t->tonnes - t->seller_fee, entry_id, psprintf("sale of %s", memo));
+		ledger_books_add(&books, buyer, BOOK_PURCHASE, t->tonnes, t->price * t->tonnes + t->buyer_fee,
+						 psprintf("purchase of %s", memo));
+		ledger_books_add(&books, account_of(&w->accounts, t->seller), BOOK_SALE, t->tonnes,
+						 t->price * t->tonnes - t->seller_fee, psprintf("sale of %s", memo));
 		if (t->retire_for)
 		{
 			(void) ledger_units_certify(t->buyer, t->tonnes, t->retire_purpose, t->retire_for, buyer->region,
 										NULL, t->serials, entry_id);
-			ledger_book_units(buyer, BOOK_OUT, t->tonnes, 0, entry_id,
-							  psprintf("retirement of " INT64_FORMAT " t for %s", t->tonnes, t->retire_for));
+			ledger_books_add(&books, buyer, BOOK_OUT, t->tonnes, 0,
+							 psprintf("retirement of " INT64_FORMAT " t for %s", t->tonnes, t->retire_for));
 		}
 	}
+	ledger_books_write(&books, entry_id);
 	if (w->ntrades > 0)
 	{
 		static SPIPlanPtr plan = NULL;
@@ -1263,6 +1327,11 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	}
 	order_insert(&w, &o, gtc_days);
 	(void) work_write(&w, "trade", psprintf("order " INT64_FORMAT, o.id), o.buy);
+	/* written: the next walk of this transaction starts past what this one ended */
+	if (w.skip_found)
+		skip_set(!o.buy, w.skip_price, w.skip_id);
+	if (strcmp(o.status, "open") == 0 || strcmp(o.status, "partially_filled") == 0)
+		skip_rest(o.buy, o.price);
 	ledger_request_finish(account, request_id, o.id);
 	srf_order(rsinfo, o.id, o.status, o.filled, o.turnover);
 	SPI_finish();

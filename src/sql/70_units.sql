@@ -493,7 +493,8 @@ COMMENT ON FUNCTION carbon.parse_serial(text) IS
 
 CREATE VIEW carbon.v_projects WITH (security_invoker = true) AS
   SELECT p.id AS project, p.code, p.status, p.owner, p.region,
-         coalesce((SELECT sum(r.issued_tonnes) FROM carbon.monitoring_report r WHERE r.project = p.id), 0)::bigint
+         -- from the public registry of issuances (monitoring reports are their owner's and verifiers')
+         coalesce((SELECT sum(i.last - i.first + 1) FROM carbon.unit_issuance i WHERE i.project = p.id), 0)::bigint
            AS issued_tonnes
   FROM carbon.project p;
 COMMENT ON VIEW carbon.v_projects IS '减排项目 projects: status, owner, region and tonnes issued';

@@ -224,7 +224,7 @@ TO carbon_admin, carbon_app, carbon_trader;
 GRANT EXECUTE ON FUNCTION carbon.tradable_units(bigint) TO carbon_auditor;
 GRANT EXECUTE ON FUNCTION carbon.working_days(date, date), carbon.parse_serial(text),
   carbon.serial_text(text, int, text, bigint, bigint), carbon.verify_certificate(text), carbon.certificate(text)
-TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier, carbon_merchant, carbon_operator;
+TO carbon_admin, carbon_auditor, carbon_app, carbon_trader, carbon_verifier, carbon_merchant, carbon_operator, carbon_clerk;
 GRANT EXECUTE ON FUNCTION carbon.serial_history(text) TO carbon_admin, carbon_auditor, carbon_verifier;
 GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block,
   carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements,

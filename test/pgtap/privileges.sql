@@ -135,11 +135,11 @@ INSERT INTO expected VALUES
   ('carbon.retire_serials(bigint,text,text,text,text,text)', 'carbon_admin carbon_app carbon_trader'),
   ('carbon.tradable_units(bigint)', 'carbon_admin carbon_app carbon_auditor carbon_trader'),
   ('carbon.serial_history(text)', 'carbon_admin carbon_auditor carbon_verifier'),
-  ('carbon.working_days(date,date)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
-  ('carbon.parse_serial(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
-  ('carbon.serial_text(text,integer,text,bigint,bigint)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
-  ('carbon.verify_certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
-  ('carbon.certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.working_days(date,date)', 'carbon_admin carbon_app carbon_auditor carbon_clerk carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.parse_serial(text)', 'carbon_admin carbon_app carbon_auditor carbon_clerk carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.serial_text(text,integer,text,bigint,bigint)', 'carbon_admin carbon_app carbon_auditor carbon_clerk carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.verify_certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_clerk carbon_merchant carbon_operator carbon_trader carbon_verifier'),
+  ('carbon.certificate(text)', 'carbon_admin carbon_app carbon_auditor carbon_clerk carbon_merchant carbon_operator carbon_trader carbon_verifier'),
   -- the market (api.md §6): traders and apps move cash and place and cancel
   -- orders for their acting account; the administrator sets the reference
   -- price and closes the day
