@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(120);
+SELECT plan(123);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -368,6 +368,21 @@ SELECT lives_ok(format('SELECT cancel_order(%s)', (SELECT order_id FROM res WHER
 -- Product bug: the same CL002 makes the whole daily close fail
 SELECT lives_ok(format('SELECT close_market_day(%L)', :'today'),
                 'close_market_day ends a frozen account''s DAY order');
+
+-- ---- a walk starts past the orders this transaction ended; a rolled-back savepoint gives them back ----
+SELECT cmp_ok((SELECT count(cancel_order(id)) FROM market_order WHERE status IN ('open', 'partially_filled')), '>=', 0::bigint,
+              'the book is emptied for the next three tests');
+SELECT status FROM place_order(:farm, 'sell', 1, 59.00) \gset
+SELECT status FROM place_order(:farm, 'sell', 1, 59.50) \gset
+SELECT status FROM place_order(:steel, 'buy', 1, 59.50) \gset
+SAVEPOINT second_fill;
+SELECT status FROM place_order(:steel, 'buy', 1, 59.50) \gset
+ROLLBACK TO SAVEPOINT second_fill;
+SELECT results_eq(format('SELECT status, filled, avg_price FROM place_order(%s, %L, 1, 59.50)', :steel, 'buy'),
+                  $$VALUES ('filled', 1::bigint, 59.5000::numeric)$$,
+                  'the sell a rolled-back savepoint filled is there again for the next buy');
+SELECT is((SELECT count(*) FROM market_order WHERE account = :farm AND status IN ('open', 'partially_filled')), 0::bigint,
+          'both sells are filled once');
 
 -- ---- after everything ----
 SELECT is_empty($$SELECT id, status, escrow, ended_at, end_reason FROM carbon.market_order
