@@ -2072,6 +2072,249 @@ END $$;
 COMMENT ON FUNCTION carbon.unbind_region(name) IS
   '解除辖区 the login reads no region''s rows any more; true if it had a binding';
 
+-- ---- Groups and rankings (试点示范, 低碳社区; issue 21; docs/reports.md) ----
+--
+-- Communities, schools, parks and enterprises' staff are groups of
+-- accounts.  Membership is dated: a behaviour counts for a group when its
+-- local day falls within the member's time in it, so a citizen who moves
+-- counts for the old community before and the new one after.  The views add
+-- up reductions and points per group and month and rank the groups of a
+-- kind; a citizen's app reads its own rank in its groups, and nobody else's
+-- identity (v_my_group_rank).
+
+CREATE SEQUENCE carbon.account_group_id_seq;
+CREATE TABLE carbon.account_group (
+  id          bigint PRIMARY KEY DEFAULT nextval('carbon.account_group_id_seq'),
+  kind        text NOT NULL CHECK (kind IN ('community', 'school', 'park', 'enterprise_staff')),
+  name        text NOT NULL CHECK (name <> '' AND length(name) <= 200),
+  region      text NOT NULL CHECK (region ~ '^[0-9]{6}$'),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (kind, region, name)
+);
+ALTER SEQUENCE carbon.account_group_id_seq OWNED BY carbon.account_group.id;
+COMMENT ON TABLE carbon.account_group IS
+  '群体 groups of accounts: low-carbon communities, schools, parks, an enterprise''s staff';
+
+CREATE TABLE carbon.group_member (
+  group_id  bigint NOT NULL REFERENCES carbon.account_group (id),
+  account   bigint NOT NULL REFERENCES carbon.account (id),
+  since     date NOT NULL,
+  until     date,                              -- last day in the group; NULL: still a member
+  CHECK (until IS NULL OR until >= since),
+  -- no account is twice in one group on the same day
+  CONSTRAINT group_member_no_overlap EXCLUDE USING gist (int8range(group_id, group_id, '[]') WITH &&, int8range(account, account, '[]') WITH &&,
+                      daterange(since, until, '[]') WITH &&)
+);
+CREATE INDEX group_member_account_idx ON carbon.group_member (account);
+COMMENT ON TABLE carbon.group_member IS
+  '群体成员 who belongs to which group, from which local day to which (inclusive)';
+
+SELECT pg_catalog.pg_extension_config_dump('carbon.account_group', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.account_group_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.group_member', '');
+
+CREATE FUNCTION carbon.create_group(kind text, name text, region text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  new_id bigint;
+BEGIN
+  IF kind IS NULL OR name IS NULL OR region IS NULL THEN
+    RAISE EXCEPTION 'kind, name and region must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF kind NOT IN ('community', 'school', 'park', 'enterprise_staff') THEN
+    RAISE EXCEPTION 'unknown group kind "%"', kind USING ERRCODE = '22023',
+      HINT = 'Groups are community, school, park or enterprise_staff.';
+  END IF;
+  IF name = '' OR length(name) > 200 THEN
+    RAISE EXCEPTION 'a group''s name is 1 to 200 characters' USING ERRCODE = '22023';
+  END IF;
+  IF region !~ '^[0-9]{6}$' THEN
+    RAISE EXCEPTION 'region "%" is not a 6-digit region code', region USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO carbon.account_group (kind, name, region) VALUES (kind, name, region) RETURNING id INTO new_id;
+  RETURN new_id;
+END $$;
+COMMENT ON FUNCTION carbon.create_group(text, text, text) IS
+  '创建群体 a community, school, park or enterprise''s staff; returns its id (23505 if that name exists in the region)';
+
+CREATE FUNCTION carbon.join_group(group_id bigint, account bigint, since date DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+BEGIN
+  IF group_id IS NULL OR account IS NULL THEN
+    RAISE EXCEPTION 'group and account must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM carbon.account_group g WHERE g.id = join_group.group_id) THEN
+    RAISE EXCEPTION 'group % does not exist', group_id USING ERRCODE = '22023';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = join_group.account AND a.kind = 'participant') THEN
+    RAISE EXCEPTION 'account % does not exist', account USING ERRCODE = '22023',
+      DETAIL = 'Only participant accounts belong to groups.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM carbon.group_member m
+             WHERE m.group_id = join_group.group_id AND m.account = join_group.account
+               AND (m.until IS NULL OR m.until >= coalesce(join_group.since, carbon._local_today()))) THEN
+    RAISE EXCEPTION 'account % is already in group % on or after %', account, group_id,
+      coalesce(join_group.since, carbon._local_today())
+      USING ERRCODE = '23P01', HINT = 'End the membership with carbon.leave_group() first.';
+  END IF;
+  -- (the exclusion constraint also refuses overlapping rows written any other way)
+  INSERT INTO carbon.group_member (group_id, account, since)
+  VALUES (join_group.group_id, join_group.account, coalesce(join_group.since, carbon._local_today()));
+END $$;
+COMMENT ON FUNCTION carbon.join_group(bigint, bigint, date) IS
+  '加入群体 the account belongs to the group from `since` (default: today, local); 23P01 if it already does then';
+
+CREATE FUNCTION carbon.leave_group(group_id bigint, account bigint, until date DEFAULT NULL) RETURNS boolean
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  last_day date := coalesce(leave_group.until, carbon._local_today());
+BEGIN
+  IF group_id IS NULL OR account IS NULL THEN
+    RAISE EXCEPTION 'group and account must not be null' USING ERRCODE = '22004';
+  END IF;
+  UPDATE carbon.group_member m SET until = last_day
+   WHERE m.group_id = leave_group.group_id AND m.account = leave_group.account AND m.until IS NULL
+     AND m.since <= last_day;
+  IF FOUND THEN
+    RETURN true;
+  END IF;
+  IF EXISTS (SELECT 1 FROM carbon.group_member m WHERE m.group_id = leave_group.group_id
+               AND m.account = leave_group.account AND m.until IS NULL) THEN
+    RAISE EXCEPTION 'account % joined group % after %', account, group_id, last_day USING ERRCODE = '22023';
+  END IF;
+  RETURN false;   -- not a member: nothing to end
+END $$;
+COMMENT ON FUNCTION carbon.leave_group(bigint, bigint, date) IS
+  '退出群体 the account''s membership ends on `until` (default: today, local), inclusive; false if it was not a member';
+
+-- Reductions and points of each group per month (local days of credited
+-- behaviours within each member's time in the group), and the group's rank
+-- among the groups of its kind that month.
+CREATE VIEW carbon.v_group_monthly WITH (security_invoker = true) AS
+  WITH monthly AS (
+    SELECT g.id AS group_id, date_trunc('month', b.local_day)::date AS month,
+           count(*) AS events, count(DISTINCT b.account) AS active_members,
+           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
+    FROM carbon.account_group g
+    JOIN carbon.group_member m ON m.group_id = g.id
+    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
+                          AND (m.until IS NULL OR b.local_day <= m.until)
+    WHERE b.status IN ('accepted', 'capped')
+    GROUP BY 1, 2)
+  SELECT x.month, g.id AS group_id, g.kind, g.name, g.region,
+         (SELECT count(*) FROM carbon.group_member m
+          WHERE m.group_id = g.id AND m.since < (x.month + interval '1 month')::date
+            AND (m.until IS NULL OR m.until >= x.month)) AS members,
+         x.active_members, x.events, x.reduction, x.points,
+         rank() OVER (PARTITION BY x.month, g.kind ORDER BY x.reduction DESC) AS rank_in_kind
+  FROM monthly x
+  JOIN carbon.account_group g ON g.id = x.group_id;
+COMMENT ON VIEW carbon.v_group_monthly IS
+  '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind';
+COMMENT ON COLUMN carbon.v_group_monthly.month IS '月份 first day of the month (local time zone)';
+COMMENT ON COLUMN carbon.v_group_monthly.group_id IS '群体 the group';
+COMMENT ON COLUMN carbon.v_group_monthly.kind IS '类别 community, school, park or enterprise_staff';
+COMMENT ON COLUMN carbon.v_group_monthly.name IS '名称 the group''s name';
+COMMENT ON COLUMN carbon.v_group_monthly.region IS '行政区划 the group''s region code';
+COMMENT ON COLUMN carbon.v_group_monthly.members IS '成员数 accounts that were members on some day of the month';
+COMMENT ON COLUMN carbon.v_group_monthly.active_members IS '活跃成员 members with a credited behaviour in the month while in the group';
+COMMENT ON COLUMN carbon.v_group_monthly.events IS '行为数 credited behaviours (accepted or capped) of members while in the group';
+COMMENT ON COLUMN carbon.v_group_monthly.reduction IS '减排量 their reduction (co2e)';
+COMMENT ON COLUMN carbon.v_group_monthly.points IS '积分 the points they earned';
+COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reduction among the groups of the same kind that month (1: the most)';
+
+-- A citizen's rank in each of its groups, per month: the acting account's
+-- rows only, and no other member's identity.  Owner's rights (it ranks
+-- members the reader may not see), filtered by carbon.acting_account().
+CREATE VIEW carbon.v_my_group_rank WITH (security_barrier = true) AS
+  WITH per_member AS (
+    SELECT m.group_id, m.account, date_trunc('month', b.local_day)::date AS month,
+           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
+    FROM carbon.group_member m
+    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
+                          AND (m.until IS NULL OR b.local_day <= m.until)
+    WHERE b.status IN ('accepted', 'capped')
+      AND m.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
+                         WHERE mine.account = carbon.acting_account())
+    GROUP BY 1, 2, 3),
+  ranked AS (
+    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.reduction DESC) AS my_rank,
+           count(*) OVER (PARTITION BY p.group_id, p.month) AS ranked_members
+    FROM per_member p)
+  SELECT r.month, r.group_id, g.kind, g.name AS group_name, r.reduction, r.points, r.my_rank, r.ranked_members
+  FROM ranked r
+  JOIN carbon.account_group g ON g.id = r.group_id
+  WHERE r.account = carbon.acting_account();
+COMMENT ON VIEW carbon.v_my_group_rank IS
+  '我的群体排名 the acting account''s reduction, points and rank in each of its groups per month (local), among the members with credited behaviours; no other member is named';
+COMMENT ON COLUMN carbon.v_my_group_rank.month IS '月份 first day of the month (local time zone)';
+COMMENT ON COLUMN carbon.v_my_group_rank.group_id IS '群体 the group';
+COMMENT ON COLUMN carbon.v_my_group_rank.kind IS '类别 community, school, park or enterprise_staff';
+COMMENT ON COLUMN carbon.v_my_group_rank.group_name IS '名称 the group''s name';
+COMMENT ON COLUMN carbon.v_my_group_rank.reduction IS '减排量 the acting account''s reduction in the month while in the group (co2e)';
+COMMENT ON COLUMN carbon.v_my_group_rank.points IS '积分 the points it earned then';
+COMMENT ON COLUMN carbon.v_my_group_rank.my_rank IS '我的排名 its rank by reduction among the group''s members with credited behaviours that month (1: the most)';
+COMMENT ON COLUMN carbon.v_my_group_rank.ranked_members IS '参与排名人数 how many members were ranked';
+
+-- ---- Eco-product value beside carbon (生态产品价值核算, Zhangye §3; issue 21; docs/reports.md) ----
+--
+-- The city's GEP accounting results are imported per region and year with
+-- COPY (carbon_admin), and set beside the certified units issued for the
+-- same region and vintage and the units retired there that year.  A GEP
+-- row for a city (620700) or province (620000) covers every county code
+-- under it: its region code with the trailing pairs of zeros dropped is the
+-- prefix matched.
+
+CREATE TABLE carbon.gep (
+  region        text NOT NULL CHECK (region ~ '^[0-9]{6}$'),
+  year          int NOT NULL CHECK (year BETWEEN 1990 AND 2200),
+  provisioning  bigint NOT NULL CHECK (provisioning >= 0),   -- 物质供给 yuan
+  regulating    bigint NOT NULL CHECK (regulating >= 0),     -- 调节服务 yuan
+  cultural      bigint NOT NULL CHECK (cultural >= 0),       -- 文化服务 yuan
+  source        text NOT NULL CHECK (source <> ''),          -- the accounting report it comes from
+  imported_at   timestamptz NOT NULL DEFAULT now(),
+  imported_by   name NOT NULL DEFAULT session_user,
+  PRIMARY KEY (region, year)
+);
+COMMENT ON TABLE carbon.gep IS
+  '生态产品总值 GEP per region and year in whole yuan: provisioning (物质供给), regulating (调节服务) and cultural (文化服务) services, with the report they come from; imported with COPY carbon.gep (region, year, provisioning, regulating, cultural, source) FROM ...';
+SELECT pg_catalog.pg_extension_config_dump('carbon.gep', '');
+
+-- The prefix of the region codes a region covers: 620700 → 6207, 620000 → 62.
+CREATE FUNCTION carbon.region_prefix(region text) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN CASE WHEN region ~ '^[0-9]{2}0000$' THEN left(region, 2)
+              WHEN region ~ '^[0-9]{4}00$' THEN left(region, 4)
+              ELSE region END;
+COMMENT ON FUNCTION carbon.region_prefix(text) IS
+  '区划前缀 the prefix of the region codes a region covers: 620700 (a city) → 6207, 620000 (a province) → 62, a county → itself';
+
+CREATE VIEW carbon.v_gep_carbon WITH (security_invoker = true) AS
+  SELECT g.region, g.year, g.provisioning + g.regulating + g.cultural AS gep_yuan,
+         g.provisioning, g.regulating, g.cultural,
+         coalesce((SELECT sum(i.last - i.first + 1) FROM carbon.unit_issuance i
+                   WHERE starts_with(i.region, carbon.region_prefix(g.region)) AND i.vintage = g.year), 0)::bigint
+           AS certified_tonnes,
+         coalesce((SELECT sum(r.tonnes) FROM carbon.retirement r
+                   WHERE starts_with(r.jurisdiction, carbon.region_prefix(g.region))
+                     AND r.recalled_at IS NULL
+                     AND extract(year FROM r.retired_at AT TIME ZONE
+                                 (SELECT value FROM carbon.settings WHERE name = 'timezone')) = g.year), 0)::bigint
+           AS retired_tonnes,
+         g.source
+  FROM carbon.gep g;
+COMMENT ON VIEW carbon.v_gep_carbon IS
+  '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties';
+COMMENT ON COLUMN carbon.v_gep_carbon.region IS '行政区划 the region code of the GEP accounting';
+COMMENT ON COLUMN carbon.v_gep_carbon.year IS '年度 the year accounted (and the vintage of the units)';
+COMMENT ON COLUMN carbon.v_gep_carbon.gep_yuan IS '生态产品总值 GEP in yuan: provisioning + regulating + cultural';
+COMMENT ON COLUMN carbon.v_gep_carbon.provisioning IS '物质供给 provisioning services in yuan';
+COMMENT ON COLUMN carbon.v_gep_carbon.regulating IS '调节服务 regulating services in yuan';
+COMMENT ON COLUMN carbon.v_gep_carbon.cultural IS '文化服务 cultural services in yuan';
+COMMENT ON COLUMN carbon.v_gep_carbon.certified_tonnes IS '核证减排量 tonnes of certified units issued for projects of the region with that vintage';
+COMMENT ON COLUMN carbon.v_gep_carbon.retired_tonnes IS '注销量 tonnes retired in the region that year (local time), recalled ones left out';
+COMMENT ON COLUMN carbon.v_gep_carbon.source IS '来源 the GEP accounting report the figures come from';
+
 -- ---------------------------------------------------------------------------
 -- Column comments of the views, in Chinese and English (issue 21): the views
 -- are BI's contract (test/pgtap/views.sql).  Runs after every view exists;
@@ -2238,10 +2481,14 @@ REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon.clerk_region(),
   carbon.in_clerk_region(text),
   carbon.bind_region(name, text),
-  carbon.unbind_region(name) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope FROM PUBLIC;
-GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope TO carbon_admin;
-GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq TO carbon_admin, carbon_auditor;
+  carbon.unbind_region(name),
+  carbon.create_group(text, text, text),
+  carbon.join_group(bigint, bigint, date),
+  carbon.leave_group(bigint, bigint, date),
+  carbon.region_prefix(text) FROM PUBLIC;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon TO carbon_admin;
+GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq, carbon.account_group_id_seq TO carbon_admin, carbon_auditor;
 
 -- Projects and certified units (api.md §5): the administrator runs the
 -- lifecycle and recalls; owners submit monitoring and verifiers verify,
@@ -2349,5 +2596,21 @@ CREATE POLICY county ON carbon.unit_issuance FOR SELECT TO carbon_clerk USING (c
 CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
   USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
                  AND carbon.in_clerk_region(p.region)));
+
+-- Groups and rankings (83_groups.sql): the admin keeps the groups; auditors
+-- read them; a citizen's app reads its acting account's rank only (an
+-- owner's-rights view that names nobody else).
+GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
+  carbon.leave_group(bigint, bigint, date)
+TO carbon_admin;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.v_my_group_rank TO carbon_app;
+
+-- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by
+-- auditors and clerks.
+GRANT SELECT, INSERT, DELETE ON carbon.gep TO carbon_admin;
+GRANT SELECT ON carbon.gep, carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
+GRANT SELECT ON carbon.v_gep_carbon TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.region_prefix(text) TO carbon_admin, carbon_auditor, carbon_clerk;
 
 DROP FUNCTION carbon._account_rls(text[], text);

@@ -307,5 +307,21 @@ CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
   USING (EXISTS (SELECT 1 FROM carbon.project p WHERE p.id = monitoring_report.project
                  AND carbon.in_clerk_region(p.region)));
 
+-- Groups and rankings (83_groups.sql): the admin keeps the groups; auditors
+-- read them; a citizen's app reads its acting account's rank only (an
+-- owner's-rights view that names nobody else).
+GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
+  carbon.leave_group(bigint, bigint, date)
+TO carbon_admin;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.v_my_group_rank TO carbon_app;
+
+-- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by
+-- auditors and clerks.
+GRANT SELECT, INSERT, DELETE ON carbon.gep TO carbon_admin;
+GRANT SELECT ON carbon.gep, carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
+GRANT SELECT ON carbon.v_gep_carbon TO carbon_admin;
+GRANT EXECUTE ON FUNCTION carbon.region_prefix(text) TO carbon_admin, carbon_auditor, carbon_clerk;
+
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);
