@@ -821,6 +821,45 @@ GRANT SELECT ON carbon.exchange, carbon.donation TO carbon_app;
 SELECT carbon._account_rls(ARRAY['exchange', 'donation'], 'account');
 SELECT carbon._account_rls(ARRAY['exchange_carry'], NULL);
 
+-- >>> the reports' monthly summary of behaviours (issue 21, B8)
+-- Credited behaviours (accepted or capped) per local month, region,
+-- scenario, methodology and account: written by the engine as it records
+-- them and by reversals, read by the reports instead of the behaviours
+-- (B8); verify_integrity() checks it against them.  One row per account:
+-- no two callers write the same row.
+CREATE TABLE carbon.behavior_monthly (
+  month        date NOT NULL,
+  region       text NOT NULL,
+  scenario     text NOT NULL,
+  methodology  text NOT NULL,
+  account      bigint NOT NULL,
+  events       bigint NOT NULL CHECK (events >= 0),
+  grams        bigint NOT NULL,
+  points       bigint NOT NULL,
+  PRIMARY KEY (month, region, scenario, methodology, account)
+) WITH (fillfactor = 90);
+CREATE INDEX behavior_monthly_account_idx ON carbon.behavior_monthly (account, month);
+COMMENT ON TABLE carbon.behavior_monthly IS
+  '月度行为汇总 credited behaviours per local month, region, scenario, methodology and account (events, grams CO2e, points), kept as behaviours are recorded and reversed';
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_monthly', '');
+GRANT SELECT ON carbon.behavior_monthly TO carbon_admin;
+-- what the behaviours recorded so far add up to
+INSERT INTO carbon.behavior_monthly (month, region, scenario, methodology, account, events, grams, points)
+SELECT date_trunc('month', b.local_day::timestamp)::date, a.region, b.scenario, b.methodology, b.account, count(*),
+       sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
+FROM carbon.behavior b JOIN carbon.account a ON a.id = b.account
+WHERE b.status IN ('accepted', 'capped')
+GROUP BY 1, 2, 3, 4, 5;
+CREATE OR REPLACE VIEW carbon.v_reduction_monthly WITH (security_invoker = true) AS
+  -- from the monthly summary (one row per account: participants = rows)
+  SELECT s.month, s.region, s.scenario, s.methodology,
+         sum(s.events)::bigint AS events, count(*) AS participants,
+         carbon.co2e_grams(sum(s.grams)::bigint) AS reduction
+  FROM carbon.behavior_monthly s
+  WHERE s.events > 0
+  GROUP BY 1, 2, 3, 4;
+-- <<< the reports' monthly summary of behaviours
+
 -- ---------------------------------------------------------------------------
 -- Projects and certified units (issue 19), the market (issue 20), the books
 -- of carbon units (issue 21): new
@@ -1135,6 +1174,30 @@ BEGIN
                  ELSE d END;
   RETURN NEXT;
 
+  -- 10a. the reports' monthly summary of behaviours (B8) is the behaviours
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('%s %s %s %s account %s: summary %s events, %s g, %s points; behaviours %s, %s g, %s points',
+                        k.month, k.region, k.scenario, k.methodology, k.account, s.events, s.grams, s.points,
+                        b.events, b.grams, b.points) AS msg
+          FROM (SELECT month, region, scenario, methodology, account FROM carbon.behavior_monthly
+                UNION
+                SELECT date_trunc('month', b.local_day::timestamp)::date, a.region, b.scenario, b.methodology, b.account
+                FROM carbon.behavior b JOIN carbon.account a ON a.id = b.account
+                WHERE b.status IN ('accepted', 'capped')) k
+          LEFT JOIN carbon.behavior_monthly s USING (month, region, scenario, methodology, account)
+          LEFT JOIN (SELECT date_trunc('month', b.local_day::timestamp)::date AS month, a.region, b.scenario,
+                            b.methodology, b.account, count(*) AS events, sum(carbon.grams(b.reduction)) AS grams,
+                            sum(b.points) AS points
+                     FROM carbon.behavior b JOIN carbon.account a ON a.id = b.account
+                     WHERE b.status IN ('accepted', 'capped') GROUP BY 1, 2, 3, 4, 5) b
+            USING (month, region, scenario, methodology, account)
+          WHERE coalesce(s.events, 0) <> coalesce(b.events, 0) OR coalesce(s.grams, 0) <> coalesce(b.grams, 0)
+             OR coalesce(s.points, 0) <> coalesce(b.points, 0)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'behavior_summary_matches'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'the monthly summary the reports read is the credited behaviours' ELSE d END;
+  RETURN NEXT;
+
   -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
   --      account's pool holds its serial blocks (held and in escrow) at the
   --      cost its 1489 lines leave, and every booking balances
@@ -1188,7 +1251,7 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, books of carbon units, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, books of carbon units, seals';
 
 -- ---------------------------------------------------------------------------
 -- Projects and certified units (api.md §5; domain.md flows 3 and 5).
@@ -2106,6 +2169,7 @@ CREATE TABLE carbon.group_member (
                       daterange(since, until, '[]') WITH &&)
 );
 CREATE INDEX group_member_account_idx ON carbon.group_member (account);
+CREATE INDEX group_member_group_idx ON carbon.group_member (group_id, account);
 COMMENT ON TABLE carbon.group_member IS
   '群体成员 who belongs to which group, from which local day to which (inclusive)';
 
@@ -2187,30 +2251,55 @@ END $$;
 COMMENT ON FUNCTION carbon.leave_group(bigint, bigint, date) IS
   '退出群体 the account''s membership ends on `until` (default: today, local), inclusive; false if it was not a member';
 
--- Reductions and points of each group per month (local days of credited
--- behaviours within each member's time in the group), and the group's rank
--- among the groups of its kind that month.
+-- What each member earned while in its group, per month: whole months from
+-- the reports' monthly summary of behaviours, the month it joined or left
+-- (when it was in the group for part of it) from its behaviours of those
+-- days.  Both views below read it.  Owner's rights: v_my_group_rank ranks
+-- a citizen among members its app may not read; only admins and auditors
+-- read it directly.
+CREATE VIEW carbon.v_group_credit AS
+  SELECT m.group_id, s.month, s.account, s.events, s.grams, s.points
+  FROM carbon.group_member m
+  JOIN carbon.behavior_monthly s ON s.account = m.account AND s.events > 0 AND s.month >= m.since
+   AND (m.until IS NULL OR m.until >= (s.month + interval '1 month' - interval '1 day')::date)
+  UNION ALL
+  SELECT m.group_id, p.month, b.account, count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
+  FROM carbon.group_member m
+  CROSS JOIN LATERAL (SELECT DISTINCT date_trunc('month', d::timestamp)::date AS month
+                      FROM unnest(ARRAY[m.since, m.until]) d WHERE d IS NOT NULL) p
+  JOIN carbon.behavior b ON b.account = m.account AND b.status IN ('accepted', 'capped')
+   AND b.local_day >= greatest(m.since, p.month)
+   AND b.local_day <= least(coalesce(m.until, 'infinity'::date), (p.month + interval '1 month' - interval '1 day')::date)
+  WHERE NOT (m.since <= p.month AND (m.until IS NULL OR m.until >= (p.month + interval '1 month' - interval '1 day')::date))
+  GROUP BY m.group_id, p.month, b.account;
+COMMENT ON VIEW carbon.v_group_credit IS
+  '成员月度贡献 what each member earned while in each of its groups, per local month: credited behaviours, grams CO2e, points';
+COMMENT ON COLUMN carbon.v_group_credit.group_id IS '群体 the group';
+COMMENT ON COLUMN carbon.v_group_credit.month IS '月份 first day of the month (local time zone)';
+COMMENT ON COLUMN carbon.v_group_credit.account IS '账户 the member';
+COMMENT ON COLUMN carbon.v_group_credit.events IS '行为数 its credited behaviours that month while in the group';
+COMMENT ON COLUMN carbon.v_group_credit.grams IS '减排量 their reduction in grams CO2e';
+COMMENT ON COLUMN carbon.v_group_credit.points IS '积分 the points they earned';
+
+-- Reductions and points of each group per month, and the group's rank
+-- among the groups of its kind in its region (Ganzhou's communities among
+-- themselves), that month.
 CREATE VIEW carbon.v_group_monthly WITH (security_invoker = true) AS
   WITH monthly AS (
-    SELECT g.id AS group_id, date_trunc('month', b.local_day)::date AS month,
-           count(*) AS events, count(DISTINCT b.account) AS active_members,
-           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
-    FROM carbon.account_group g
-    JOIN carbon.group_member m ON m.group_id = g.id
-    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
-                          AND (m.until IS NULL OR b.local_day <= m.until)
-    WHERE b.status IN ('accepted', 'capped')
+    SELECT c.group_id, c.month, count(DISTINCT c.account) AS active_members, sum(c.events)::bigint AS events,
+           sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.v_group_credit c
     GROUP BY 1, 2)
   SELECT x.month, g.id AS group_id, g.kind, g.name, g.region,
-         (SELECT count(*) FROM carbon.group_member m
+         (SELECT count(DISTINCT m.account) FROM carbon.group_member m
           WHERE m.group_id = g.id AND m.since < (x.month + interval '1 month')::date
             AND (m.until IS NULL OR m.until >= x.month)) AS members,
-         x.active_members, x.events, x.reduction, x.points,
-         rank() OVER (PARTITION BY x.month, g.kind ORDER BY x.reduction DESC) AS rank_in_kind
+         x.active_members, x.events, carbon.co2e_grams(x.grams) AS reduction, x.points,
+         rank() OVER (PARTITION BY x.month, g.kind, g.region ORDER BY x.grams DESC) AS rank_in_kind
   FROM monthly x
   JOIN carbon.account_group g ON g.id = x.group_id;
 COMMENT ON VIEW carbon.v_group_monthly IS
-  '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind';
+  '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind in its region';
 COMMENT ON COLUMN carbon.v_group_monthly.month IS '月份 first day of the month (local time zone)';
 COMMENT ON COLUMN carbon.v_group_monthly.group_id IS '群体 the group';
 COMMENT ON COLUMN carbon.v_group_monthly.kind IS '类别 community, school, park or enterprise_staff';
@@ -2221,27 +2310,24 @@ COMMENT ON COLUMN carbon.v_group_monthly.active_members IS '活跃成员 members
 COMMENT ON COLUMN carbon.v_group_monthly.events IS '行为数 credited behaviours (accepted or capped) of members while in the group';
 COMMENT ON COLUMN carbon.v_group_monthly.reduction IS '减排量 their reduction (co2e)';
 COMMENT ON COLUMN carbon.v_group_monthly.points IS '积分 the points they earned';
-COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reduction among the groups of the same kind that month (1: the most)';
+COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reduction among the groups of the same kind and region that month (1: the most)';
 
 -- A citizen's rank in each of its groups, per month: the acting account's
 -- rows only, and no other member's identity.  Owner's rights (it ranks
 -- members the reader may not see), filtered by carbon.acting_account().
 CREATE VIEW carbon.v_my_group_rank WITH (security_barrier = true) AS
   WITH per_member AS (
-    SELECT m.group_id, m.account, date_trunc('month', b.local_day)::date AS month,
-           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
-    FROM carbon.group_member m
-    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
-                          AND (m.until IS NULL OR b.local_day <= m.until)
-    WHERE b.status IN ('accepted', 'capped')
-      AND m.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
+    SELECT c.group_id, c.account, c.month, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.v_group_credit c
+    WHERE c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
                          WHERE mine.account = carbon.acting_account())
     GROUP BY 1, 2, 3),
   ranked AS (
-    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.reduction DESC) AS my_rank,
+    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.grams DESC) AS my_rank,
            count(*) OVER (PARTITION BY p.group_id, p.month) AS ranked_members
     FROM per_member p)
-  SELECT r.month, r.group_id, g.kind, g.name AS group_name, r.reduction, r.points, r.my_rank, r.ranked_members
+  SELECT r.month, r.group_id, g.kind, g.name AS group_name, carbon.co2e_grams(r.grams) AS reduction, r.points,
+         r.my_rank, r.ranked_members
   FROM ranked r
   JOIN carbon.account_group g ON g.id = r.group_id
   WHERE r.account = carbon.acting_account();
@@ -2268,16 +2354,16 @@ COMMENT ON COLUMN carbon.v_my_group_rank.ranked_members IS '参与排名人数 h
 CREATE TABLE carbon.gep (
   region        text NOT NULL CHECK (region ~ '^[0-9]{6}$'),
   year          int NOT NULL CHECK (year BETWEEN 1990 AND 2200),
-  provisioning  bigint NOT NULL CHECK (provisioning >= 0),   -- 物质供给 yuan
-  regulating    bigint NOT NULL CHECK (regulating >= 0),     -- 调节服务 yuan
-  cultural      bigint NOT NULL CHECK (cultural >= 0),       -- 文化服务 yuan
+  provisioning  bigint NOT NULL CHECK (provisioning BETWEEN 0 AND 1000000000000000),   -- 物质供给 yuan
+  regulating    bigint NOT NULL CHECK (regulating BETWEEN 0 AND 1000000000000000),     -- 调节服务 yuan
+  cultural      bigint NOT NULL CHECK (cultural BETWEEN 0 AND 1000000000000000),       -- 文化服务 yuan
   source        text NOT NULL CHECK (source <> ''),          -- the accounting report it comes from
   imported_at   timestamptz NOT NULL DEFAULT now(),
   imported_by   name NOT NULL DEFAULT session_user,
   PRIMARY KEY (region, year)
 );
 COMMENT ON TABLE carbon.gep IS
-  '生态产品总值 GEP per region and year in whole yuan: provisioning (物质供给), regulating (调节服务) and cultural (文化服务) services, with the report they come from; imported with COPY carbon.gep (region, year, provisioning, regulating, cultural, source) FROM ...';
+  '生态产品总值 GEP per region and year in whole yuan (each part at most 10^15): provisioning (物质供给), regulating (调节服务) and cultural (文化服务) services, with the report they come from; imported with COPY carbon.gep (region, year, provisioning, regulating, cultural, source) FROM ...';
 SELECT pg_catalog.pg_extension_config_dump('carbon.gep', '');
 
 -- The prefix of the region codes a region covers: 620700 → 6207, 620000 → 62.
@@ -2289,7 +2375,9 @@ CREATE FUNCTION carbon.region_prefix(region text) RETURNS text
 COMMENT ON FUNCTION carbon.region_prefix(text) IS
   '区划前缀 the prefix of the region codes a region covers: 620700 (a city) → 6207, 620000 (a province) → 62, a county → itself';
 
-CREATE VIEW carbon.v_gep_carbon WITH (security_invoker = true) AS
+-- Owner's rights: the figures are whole for every reader (public aggregates);
+-- a county clerk bound to a prefix reads the rows of that prefix only.
+CREATE VIEW carbon.v_gep_carbon AS
   SELECT g.region, g.year, g.provisioning + g.regulating + g.cultural AS gep_yuan,
          g.provisioning, g.regulating, g.cultural,
          coalesce((SELECT sum(i.last - i.first + 1) FROM carbon.unit_issuance i
@@ -2302,9 +2390,10 @@ CREATE VIEW carbon.v_gep_carbon WITH (security_invoker = true) AS
                                  (SELECT value FROM carbon.settings WHERE name = 'timezone')) = g.year), 0)::bigint
            AS retired_tonnes,
          g.source
-  FROM carbon.gep g;
+  FROM carbon.gep g
+  WHERE carbon.clerk_region() IS NULL OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
 COMMENT ON VIEW carbon.v_gep_carbon IS
-  '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties';
+  '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties; a county clerk reads the rows of its own prefix';
 COMMENT ON COLUMN carbon.v_gep_carbon.region IS '行政区划 the region code of the GEP accounting';
 COMMENT ON COLUMN carbon.v_gep_carbon.year IS '年度 the year accounted (and the vintage of the units)';
 COMMENT ON COLUMN carbon.v_gep_carbon.gep_yuan IS '生态产品总值 GEP in yuan: provisioning + regulating + cultural';
@@ -2486,8 +2575,8 @@ REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date),
   carbon.region_prefix(text) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon FROM PUBLIC;
-GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon TO carbon_admin;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon TO carbon_admin;
 GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq, carbon.account_group_id_seq TO carbon_admin, carbon_auditor;
 
 -- Projects and certified units (api.md §5): the administrator runs the
@@ -2577,6 +2666,11 @@ ALTER TABLE carbon.region_scope ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON carbon.region_scope FOR SELECT TO carbon_admin, carbon_auditor USING (true);
 CREATE POLICY own_scope ON carbon.region_scope FOR SELECT TO carbon_clerk USING (login = current_user);
 CREATE POLICY county ON carbon.account FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+-- the reports' monthly summary of behaviours (v_reduction_monthly reads it)
+GRANT SELECT ON carbon.behavior_monthly TO carbon_auditor, carbon_clerk;
+ALTER TABLE carbon.behavior_monthly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.behavior_monthly FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY county ON carbon.behavior_monthly FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
 CREATE POLICY county ON carbon.balance FOR SELECT TO carbon_clerk
   USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = balance.account AND carbon.in_clerk_region(a.region)));
 CREATE POLICY county ON carbon.behavior FOR SELECT TO carbon_clerk
@@ -2603,13 +2697,18 @@ CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
 GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date)
 TO carbon_admin;
-GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly TO carbon_admin, carbon_auditor;
-GRANT SELECT ON carbon.v_my_group_rank TO carbon_app;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_group_credit TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.v_my_group_rank TO carbon_app, carbon_auditor, carbon_admin;
 
 -- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by
 -- auditors and clerks.
-GRANT SELECT, INSERT, DELETE ON carbon.gep TO carbon_admin;
-GRANT SELECT ON carbon.gep, carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
+-- (imported_by and imported_at are the database's: no grant on them)
+GRANT SELECT, DELETE ON carbon.gep TO carbon_admin;
+GRANT INSERT (region, year, provisioning, regulating, cultural, source) ON carbon.gep TO carbon_admin;
+-- (no row-level security on carbon.gep: COPY refuses tables that have it;
+-- v_gep_carbon itself keeps a clerk to its prefix)
+GRANT SELECT ON carbon.gep TO carbon_auditor;
+GRANT SELECT ON carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
 GRANT SELECT ON carbon.v_gep_carbon TO carbon_admin;
 GRANT EXECUTE ON FUNCTION carbon.region_prefix(text) TO carbon_admin, carbon_auditor, carbon_clerk;
 

@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
+#include "catalog.h"
 #include "journal.h"
 #include "ledger.h"
 
@@ -305,8 +306,10 @@ ledger_book_entry(const LedgerEntry *entry, int64 entry_id)
 
 		if (!ledger_keeps_books(a))
 			continue;
+		if (cer == -1)
+			cer = ledger_asset_lookup("CER");	/* -2: none (a 0.1 schema) */
 		if (cer < 0)
-			cer = ledger_asset_id("CER");
+			cer = -2;
 		if (entry->assets[i] != cer)
 			continue;
 		if (memo == NULL)

@@ -18,6 +18,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -248,6 +249,8 @@ behavior_entry_reversed(int64 entry_id)
 {
 	static SPIPlanPtr find_plan = NULL;
 	static SPIPlanPtr mark_plan = NULL;
+	static SPIPlanPtr mark_plan_01 = NULL;
+	SPIPlanPtr	plan;
 	Oid			find_types[1] = {INT8OID};
 	Oid			mark_types[4] = {INT8OID, INT8OID, INT8ARRAYOID, BOOLOID};
 	Datum		values[4];
@@ -274,16 +277,45 @@ behavior_entry_reversed(int64 entry_id)
 		if (isnull)
 			return;				/* no behaviour named: nothing to mark */
 	}
-	ledger_plan(&mark_plan,
-				"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
-				"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
-				"               AND (NOT $4 OR b.entry_id IS NULL) "
-				"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
-				"             RETURNING b.account, b.scenario, b.local_day, carbon.grams(b.reduction) AS g) "
-				"UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
-				"FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
-				"WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day",
-				4, mark_types);
-	if (SPI_execute_plan(mark_plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+	/* a 0.1 schema under this library (ALTER EXTENSION UPDATE not run yet) has no summary */
+	if (OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false))))
+	{
+		ledger_plan(&mark_plan,
+					"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
+					"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
+					"               AND (NOT $4 OR b.entry_id IS NULL) "
+					"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
+					"             RETURNING b.account, b.scenario, b.methodology, b.local_day, "
+					"                       carbon.grams(b.reduction) AS g, b.points), "
+					"usage AS (UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
+					"          FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
+					"          WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day) "
+		/* the reports' monthly summary loses them too */
+					"UPDATE carbon.behavior_monthly m "
+					"SET events = m.events - s.n, grams = m.grams - s.g, points = m.points - s.p "
+					"FROM (SELECT date_trunc('month', h.local_day::timestamp)::date AS month, a.region, h.scenario, "
+					"             h.methodology, h.account, count(*) AS n, sum(h.g)::bigint AS g, sum(h.points)::bigint AS p "
+					"      FROM hit h JOIN carbon.account a ON a.id = h.account GROUP BY 1, 2, 3, 4, 5) s "
+					"WHERE m.month = s.month AND m.region = s.region AND m.scenario = s.scenario "
+					"  AND m.methodology = s.methodology AND m.account = s.account",
+					4, mark_types);
+		plan = mark_plan;
+	}
+	else
+	{
+		ledger_plan(&mark_plan_01,
+					"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
+					"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
+					"               AND (NOT $4 OR b.entry_id IS NULL) "
+					"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
+					"             RETURNING b.account, b.scenario, b.methodology, b.local_day, "
+					"                       carbon.grams(b.reduction) AS g, b.points) "
+					"UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
+					"FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
+					"WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day",
+					4, mark_types);
+		plan = mark_plan_01;
+	}
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "behaviour reversal failed");
 }

@@ -219,6 +219,7 @@ struct BehaviorCall
 	BehaviorContext *ctx;
 	bool		own_entries;	/* each event its own entry (record_behavior) */
 	bool		link_entries;	/* record carbon.behavior_batch (0.2 on) */
+	bool		summarize;		/* keep carbon.behavior_monthly (0.2 on) */
 	long		table_size;		/* initial size of the tables below */
 	int			gen;			/* the current batch */
 	MemoryContext state_cxt;	/* the three tables below and their keys' strings */
@@ -1572,6 +1573,65 @@ behavior_original(const BehaviorInput *in, BehaviorResult *out)
 }
 
 /* Steps 1 to 5 of the header, for one batch. */
+/*
+ * 6. The monthly summary the reports read (carbon.behavior_monthly): the
+ * batch's credited behaviours added per (month, region, scenario,
+ * methodology, account), in one statement.  Each account's rows are
+ * written under its remainder row's lock, which the batch holds: no two
+ * calls wait on each other here.
+ */
+static void
+batch_summarize(EngineBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum	   *c[7];
+	Datum		values[7];
+	int			k = 0;
+
+	if (!b->call->summarize)
+		return;
+	for (int i = 0; i < 7; i++)
+		c[i] = palloc(sizeof(Datum) * b->n);
+	for (int i = 0; i < b->n; i++)
+	{
+		EngineRow  *r = &b->rows[i];
+		int			y,
+					m,
+					d;
+
+		if (r->dup || !r->granted)
+			continue;
+		j2date(r->day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+		c[0][k] = DateADTGetDatum(date2j(y, m, 1) - POSTGRES_EPOCH_JDATE);
+		c[1][k] = CStringGetTextDatum(r->acc->region);
+		c[2][k] = CStringGetTextDatum(r->m->scenario);
+		c[3][k] = CStringGetTextDatum(r->in->methodology);
+		c[4][k] = Int64GetDatum(r->in->account);
+		c[5][k] = Int64GetDatum(r->out.grams);
+		c[6][k++] = Int64GetDatum(r->out.points);
+	}
+	if (k == 0)
+		return;
+	values[0] = ledger_array(c[0], NULL, k, DATEOID);
+	for (int i = 1; i < 4; i++)
+		values[i] = ledger_array(c[i], NULL, k, TEXTOID);
+	for (int i = 4; i < 7; i++)
+		values[i] = ledger_int8_array(c[i], k);
+	ledger_plan_generic(&plan,
+				"INSERT INTO carbon.behavior_monthly AS s (month, region, scenario, methodology, account, events, "
+				"                                          grams, points) "
+				"SELECT month, region, scenario, methodology, account, count(*), sum(grams)::bigint, sum(points)::bigint "
+				"FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u(month, region, scenario, methodology, account, grams, points) "
+				"GROUP BY 1, 2, 3, 4, 5 "
+				"ON CONFLICT (month, region, scenario, methodology, account) DO UPDATE "
+				"SET events = s.events + excluded.events, grams = s.grams + excluded.grams, "
+				"    points = s.points + excluded.points",
+				7, (Oid[]) {DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+				INT8ARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "behaviour summary write failed");
+}
+
 static void
 batch_process(EngineBatch *b)
 {
@@ -1635,6 +1695,7 @@ batch_process(EngineBatch *b)
 		batch_fix_figures(b);
 	}
 	batch_accumulate(b);
+	batch_summarize(b);
 }
 
 /*
@@ -1655,6 +1716,8 @@ behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries)
 	call->ctx = ctx;
 	call->own_entries = own_entries;
 	call->link_entries = link_entries;
+	/* a 0.1 schema under this library (ALTER EXTENSION UPDATE not run yet) has no summary */
+	call->summarize = OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false)));
 	call->table_size = own_entries ? 4 : 1024;
 	call->state_cxt = AllocSetContextCreate(cxt, "engine states", ALLOCSET_DEFAULT_SIZES);
 	states_reset(call);

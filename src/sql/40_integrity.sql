@@ -263,6 +263,30 @@ BEGIN
                  ELSE d END;
   RETURN NEXT;
 
+  -- 10a. the reports' monthly summary of behaviours (B8) is the behaviours
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('%s %s %s %s account %s: summary %s events, %s g, %s points; behaviours %s, %s g, %s points',
+                        k.month, k.region, k.scenario, k.methodology, k.account, s.events, s.grams, s.points,
+                        b.events, b.grams, b.points) AS msg
+          FROM (SELECT month, region, scenario, methodology, account FROM carbon.behavior_monthly
+                UNION
+                SELECT date_trunc('month', b.local_day::timestamp)::date, a.region, b.scenario, b.methodology, b.account
+                FROM carbon.behavior b JOIN carbon.account a ON a.id = b.account
+                WHERE b.status IN ('accepted', 'capped')) k
+          LEFT JOIN carbon.behavior_monthly s USING (month, region, scenario, methodology, account)
+          LEFT JOIN (SELECT date_trunc('month', b.local_day::timestamp)::date AS month, a.region, b.scenario,
+                            b.methodology, b.account, count(*) AS events, sum(carbon.grams(b.reduction)) AS grams,
+                            sum(b.points) AS points
+                     FROM carbon.behavior b JOIN carbon.account a ON a.id = b.account
+                     WHERE b.status IN ('accepted', 'capped') GROUP BY 1, 2, 3, 4, 5) b
+            USING (month, region, scenario, methodology, account)
+          WHERE coalesce(s.events, 0) <> coalesce(b.events, 0) OR coalesce(s.grams, 0) <> coalesce(b.grams, 0)
+             OR coalesce(s.points, 0) <> coalesce(b.points, 0)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'behavior_summary_matches'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'the monthly summary the reports read is the credited behaviours' ELSE d END;
+  RETURN NEXT;
+
   -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
   --      account's pool holds its serial blocks (held and in escrow) at the
   --      cost its 1489 lines leave, and every booking balances
@@ -316,4 +340,4 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, books of carbon units, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, books of carbon units, seals';

@@ -84,6 +84,27 @@ CREATE TABLE carbon.behavior (
 );
 ALTER SEQUENCE carbon.behavior_id_seq OWNED BY carbon.behavior.id;
 CREATE INDEX behavior_account_idx ON carbon.behavior (account, occurred_at);
+
+-- Credited behaviours (accepted or capped) per local month, region,
+-- scenario, methodology and account: written by the engine as it records
+-- them and by reversals, read by the reports instead of the behaviours
+-- (B8); verify_integrity() checks it against them.  One row per account:
+-- no two callers write the same row.
+CREATE TABLE carbon.behavior_monthly (
+  month        date NOT NULL,
+  region       text NOT NULL,
+  scenario     text NOT NULL,
+  methodology  text NOT NULL,
+  account      bigint NOT NULL,
+  events       bigint NOT NULL CHECK (events >= 0),
+  grams        bigint NOT NULL,
+  points       bigint NOT NULL,
+  PRIMARY KEY (month, region, scenario, methodology, account)
+) WITH (fillfactor = 90);
+CREATE INDEX behavior_monthly_account_idx ON carbon.behavior_monthly (account, month);
+COMMENT ON TABLE carbon.behavior_monthly IS
+  '月度行为汇总 credited behaviours per local month, region, scenario, methodology and account (events, grams CO2e, points), kept as behaviours are recorded and reversed';
+SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_monthly', '');
 COMMENT ON TABLE carbon.behavior IS
   '低碳行为 reported low-carbon behaviour: accepted, capped or rejected (with the reason), reversed when its entry is; duplicates are answered, not stored';
 COMMENT ON COLUMN carbon.behavior.entry_id IS

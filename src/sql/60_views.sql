@@ -26,12 +26,12 @@ COMMENT ON VIEW carbon.v_points_expiring IS
   '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
 
 CREATE VIEW carbon.v_reduction_monthly WITH (security_invoker = true) AS
-  SELECT date_trunc('month', b.local_day)::date AS month, a.region, b.scenario, b.methodology,
-         count(*) AS events, count(DISTINCT b.account) AS participants,
-         carbon.sum(b.reduction) AS reduction
-  FROM carbon.behavior b
-  JOIN carbon.account a ON a.id = b.account
-  WHERE b.status IN ('accepted', 'capped')
+  -- from the monthly summary (one row per account: participants = rows)
+  SELECT s.month, s.region, s.scenario, s.methodology,
+         sum(s.events)::bigint AS events, count(*) AS participants,
+         carbon.co2e_grams(sum(s.grams)::bigint) AS reduction
+  FROM carbon.behavior_monthly s
+  WHERE s.events > 0
   GROUP BY 1, 2, 3, 4;
 COMMENT ON VIEW carbon.v_reduction_monthly IS
   '月度减排量 reductions credited per month (local), region, scenario and methodology';

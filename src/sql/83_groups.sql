@@ -32,6 +32,7 @@ CREATE TABLE carbon.group_member (
                       daterange(since, until, '[]') WITH &&)
 );
 CREATE INDEX group_member_account_idx ON carbon.group_member (account);
+CREATE INDEX group_member_group_idx ON carbon.group_member (group_id, account);
 COMMENT ON TABLE carbon.group_member IS
   '群体成员 who belongs to which group, from which local day to which (inclusive)';
 
@@ -113,30 +114,55 @@ END $$;
 COMMENT ON FUNCTION carbon.leave_group(bigint, bigint, date) IS
   '退出群体 the account''s membership ends on `until` (default: today, local), inclusive; false if it was not a member';
 
--- Reductions and points of each group per month (local days of credited
--- behaviours within each member's time in the group), and the group's rank
--- among the groups of its kind that month.
+-- What each member earned while in its group, per month: whole months from
+-- the reports' monthly summary of behaviours, the month it joined or left
+-- (when it was in the group for part of it) from its behaviours of those
+-- days.  Both views below read it.  Owner's rights: v_my_group_rank ranks
+-- a citizen among members its app may not read; only admins and auditors
+-- read it directly.
+CREATE VIEW carbon.v_group_credit AS
+  SELECT m.group_id, s.month, s.account, s.events, s.grams, s.points
+  FROM carbon.group_member m
+  JOIN carbon.behavior_monthly s ON s.account = m.account AND s.events > 0 AND s.month >= m.since
+   AND (m.until IS NULL OR m.until >= (s.month + interval '1 month' - interval '1 day')::date)
+  UNION ALL
+  SELECT m.group_id, p.month, b.account, count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
+  FROM carbon.group_member m
+  CROSS JOIN LATERAL (SELECT DISTINCT date_trunc('month', d::timestamp)::date AS month
+                      FROM unnest(ARRAY[m.since, m.until]) d WHERE d IS NOT NULL) p
+  JOIN carbon.behavior b ON b.account = m.account AND b.status IN ('accepted', 'capped')
+   AND b.local_day >= greatest(m.since, p.month)
+   AND b.local_day <= least(coalesce(m.until, 'infinity'::date), (p.month + interval '1 month' - interval '1 day')::date)
+  WHERE NOT (m.since <= p.month AND (m.until IS NULL OR m.until >= (p.month + interval '1 month' - interval '1 day')::date))
+  GROUP BY m.group_id, p.month, b.account;
+COMMENT ON VIEW carbon.v_group_credit IS
+  '成员月度贡献 what each member earned while in each of its groups, per local month: credited behaviours, grams CO2e, points';
+COMMENT ON COLUMN carbon.v_group_credit.group_id IS '群体 the group';
+COMMENT ON COLUMN carbon.v_group_credit.month IS '月份 first day of the month (local time zone)';
+COMMENT ON COLUMN carbon.v_group_credit.account IS '账户 the member';
+COMMENT ON COLUMN carbon.v_group_credit.events IS '行为数 its credited behaviours that month while in the group';
+COMMENT ON COLUMN carbon.v_group_credit.grams IS '减排量 their reduction in grams CO2e';
+COMMENT ON COLUMN carbon.v_group_credit.points IS '积分 the points they earned';
+
+-- Reductions and points of each group per month, and the group's rank
+-- among the groups of its kind in its region (Ganzhou's communities among
+-- themselves), that month.
 CREATE VIEW carbon.v_group_monthly WITH (security_invoker = true) AS
   WITH monthly AS (
-    SELECT g.id AS group_id, date_trunc('month', b.local_day)::date AS month,
-           count(*) AS events, count(DISTINCT b.account) AS active_members,
-           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
-    FROM carbon.account_group g
-    JOIN carbon.group_member m ON m.group_id = g.id
-    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
-                          AND (m.until IS NULL OR b.local_day <= m.until)
-    WHERE b.status IN ('accepted', 'capped')
+    SELECT c.group_id, c.month, count(DISTINCT c.account) AS active_members, sum(c.events)::bigint AS events,
+           sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.v_group_credit c
     GROUP BY 1, 2)
   SELECT x.month, g.id AS group_id, g.kind, g.name, g.region,
-         (SELECT count(*) FROM carbon.group_member m
+         (SELECT count(DISTINCT m.account) FROM carbon.group_member m
           WHERE m.group_id = g.id AND m.since < (x.month + interval '1 month')::date
             AND (m.until IS NULL OR m.until >= x.month)) AS members,
-         x.active_members, x.events, x.reduction, x.points,
-         rank() OVER (PARTITION BY x.month, g.kind ORDER BY x.reduction DESC) AS rank_in_kind
+         x.active_members, x.events, carbon.co2e_grams(x.grams) AS reduction, x.points,
+         rank() OVER (PARTITION BY x.month, g.kind, g.region ORDER BY x.grams DESC) AS rank_in_kind
   FROM monthly x
   JOIN carbon.account_group g ON g.id = x.group_id;
 COMMENT ON VIEW carbon.v_group_monthly IS
-  '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind';
+  '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind in its region';
 COMMENT ON COLUMN carbon.v_group_monthly.month IS '月份 first day of the month (local time zone)';
 COMMENT ON COLUMN carbon.v_group_monthly.group_id IS '群体 the group';
 COMMENT ON COLUMN carbon.v_group_monthly.kind IS '类别 community, school, park or enterprise_staff';
@@ -147,27 +173,24 @@ COMMENT ON COLUMN carbon.v_group_monthly.active_members IS '活跃成员 members
 COMMENT ON COLUMN carbon.v_group_monthly.events IS '行为数 credited behaviours (accepted or capped) of members while in the group';
 COMMENT ON COLUMN carbon.v_group_monthly.reduction IS '减排量 their reduction (co2e)';
 COMMENT ON COLUMN carbon.v_group_monthly.points IS '积分 the points they earned';
-COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reduction among the groups of the same kind that month (1: the most)';
+COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reduction among the groups of the same kind and region that month (1: the most)';
 
 -- A citizen's rank in each of its groups, per month: the acting account's
 -- rows only, and no other member's identity.  Owner's rights (it ranks
 -- members the reader may not see), filtered by carbon.acting_account().
 CREATE VIEW carbon.v_my_group_rank WITH (security_barrier = true) AS
   WITH per_member AS (
-    SELECT m.group_id, m.account, date_trunc('month', b.local_day)::date AS month,
-           carbon.sum(b.reduction) AS reduction, sum(b.points)::bigint AS points
-    FROM carbon.group_member m
-    JOIN carbon.behavior b ON b.account = m.account AND b.local_day >= m.since
-                          AND (m.until IS NULL OR b.local_day <= m.until)
-    WHERE b.status IN ('accepted', 'capped')
-      AND m.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
+    SELECT c.group_id, c.account, c.month, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.v_group_credit c
+    WHERE c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
                          WHERE mine.account = carbon.acting_account())
     GROUP BY 1, 2, 3),
   ranked AS (
-    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.reduction DESC) AS my_rank,
+    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.grams DESC) AS my_rank,
            count(*) OVER (PARTITION BY p.group_id, p.month) AS ranked_members
     FROM per_member p)
-  SELECT r.month, r.group_id, g.kind, g.name AS group_name, r.reduction, r.points, r.my_rank, r.ranked_members
+  SELECT r.month, r.group_id, g.kind, g.name AS group_name, carbon.co2e_grams(r.grams) AS reduction, r.points,
+         r.my_rank, r.ranked_members
   FROM ranked r
   JOIN carbon.account_group g ON g.id = r.group_id
   WHERE r.account = carbon.acting_account();

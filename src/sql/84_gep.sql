@@ -10,16 +10,16 @@
 CREATE TABLE carbon.gep (
   region        text NOT NULL CHECK (region ~ '^[0-9]{6}$'),
   year          int NOT NULL CHECK (year BETWEEN 1990 AND 2200),
-  provisioning  bigint NOT NULL CHECK (provisioning >= 0),   -- 物质供给 yuan
-  regulating    bigint NOT NULL CHECK (regulating >= 0),     -- 调节服务 yuan
-  cultural      bigint NOT NULL CHECK (cultural >= 0),       -- 文化服务 yuan
+  provisioning  bigint NOT NULL CHECK (provisioning BETWEEN 0 AND 1000000000000000),   -- 物质供给 yuan
+  regulating    bigint NOT NULL CHECK (regulating BETWEEN 0 AND 1000000000000000),     -- 调节服务 yuan
+  cultural      bigint NOT NULL CHECK (cultural BETWEEN 0 AND 1000000000000000),       -- 文化服务 yuan
   source        text NOT NULL CHECK (source <> ''),          -- the accounting report it comes from
   imported_at   timestamptz NOT NULL DEFAULT now(),
   imported_by   name NOT NULL DEFAULT session_user,
   PRIMARY KEY (region, year)
 );
 COMMENT ON TABLE carbon.gep IS
-  '生态产品总值 GEP per region and year in whole yuan: provisioning (物质供给), regulating (调节服务) and cultural (文化服务) services, with the report they come from; imported with COPY carbon.gep (region, year, provisioning, regulating, cultural, source) FROM ...';
+  '生态产品总值 GEP per region and year in whole yuan (each part at most 10^15): provisioning (物质供给), regulating (调节服务) and cultural (文化服务) services, with the report they come from; imported with COPY carbon.gep (region, year, provisioning, regulating, cultural, source) FROM ...';
 SELECT pg_catalog.pg_extension_config_dump('carbon.gep', '');
 
 -- The prefix of the region codes a region covers: 620700 → 6207, 620000 → 62.
@@ -31,7 +31,9 @@ CREATE FUNCTION carbon.region_prefix(region text) RETURNS text
 COMMENT ON FUNCTION carbon.region_prefix(text) IS
   '区划前缀 the prefix of the region codes a region covers: 620700 (a city) → 6207, 620000 (a province) → 62, a county → itself';
 
-CREATE VIEW carbon.v_gep_carbon WITH (security_invoker = true) AS
+-- Owner's rights: the figures are whole for every reader (public aggregates);
+-- a county clerk bound to a prefix reads the rows of that prefix only.
+CREATE VIEW carbon.v_gep_carbon AS
   SELECT g.region, g.year, g.provisioning + g.regulating + g.cultural AS gep_yuan,
          g.provisioning, g.regulating, g.cultural,
          coalesce((SELECT sum(i.last - i.first + 1) FROM carbon.unit_issuance i
@@ -44,9 +46,10 @@ CREATE VIEW carbon.v_gep_carbon WITH (security_invoker = true) AS
                                  (SELECT value FROM carbon.settings WHERE name = 'timezone')) = g.year), 0)::bigint
            AS retired_tonnes,
          g.source
-  FROM carbon.gep g;
+  FROM carbon.gep g
+  WHERE carbon.clerk_region() IS NULL OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
 COMMENT ON VIEW carbon.v_gep_carbon IS
-  '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties';
+  '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties; a county clerk reads the rows of its own prefix';
 COMMENT ON COLUMN carbon.v_gep_carbon.region IS '行政区划 the region code of the GEP accounting';
 COMMENT ON COLUMN carbon.v_gep_carbon.year IS '年度 the year accounted (and the vintage of the units)';
 COMMENT ON COLUMN carbon.v_gep_carbon.gep_yuan IS '生态产品总值 GEP in yuan: provisioning + regulating + cultural';

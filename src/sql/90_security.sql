@@ -287,6 +287,11 @@ ALTER TABLE carbon.region_scope ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON carbon.region_scope FOR SELECT TO carbon_admin, carbon_auditor USING (true);
 CREATE POLICY own_scope ON carbon.region_scope FOR SELECT TO carbon_clerk USING (login = current_user);
 CREATE POLICY county ON carbon.account FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
+-- the reports' monthly summary of behaviours (v_reduction_monthly reads it)
+GRANT SELECT ON carbon.behavior_monthly TO carbon_auditor, carbon_clerk;
+ALTER TABLE carbon.behavior_monthly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON carbon.behavior_monthly FOR SELECT TO carbon_admin, carbon_auditor USING (true);
+CREATE POLICY county ON carbon.behavior_monthly FOR SELECT TO carbon_clerk USING (carbon.in_clerk_region(region));
 CREATE POLICY county ON carbon.balance FOR SELECT TO carbon_clerk
   USING (EXISTS (SELECT 1 FROM carbon.account a WHERE a.id = balance.account AND carbon.in_clerk_region(a.region)));
 CREATE POLICY county ON carbon.behavior FOR SELECT TO carbon_clerk
@@ -313,13 +318,18 @@ CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
 GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date)
 TO carbon_admin;
-GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly TO carbon_admin, carbon_auditor;
-GRANT SELECT ON carbon.v_my_group_rank TO carbon_app;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_group_credit TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.v_my_group_rank TO carbon_app, carbon_auditor, carbon_admin;
 
 -- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by
 -- auditors and clerks.
-GRANT SELECT, INSERT, DELETE ON carbon.gep TO carbon_admin;
-GRANT SELECT ON carbon.gep, carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
+-- (imported_by and imported_at are the database's: no grant on them)
+GRANT SELECT, DELETE ON carbon.gep TO carbon_admin;
+GRANT INSERT (region, year, provisioning, regulating, cultural, source) ON carbon.gep TO carbon_admin;
+-- (no row-level security on carbon.gep: COPY refuses tables that have it;
+-- v_gep_carbon itself keeps a clerk to its prefix)
+GRANT SELECT ON carbon.gep TO carbon_auditor;
+GRANT SELECT ON carbon.v_gep_carbon TO carbon_auditor, carbon_clerk;
 GRANT SELECT ON carbon.v_gep_carbon TO carbon_admin;
 GRANT EXECUTE ON FUNCTION carbon.region_prefix(text) TO carbon_admin, carbon_auditor, carbon_clerk;
 

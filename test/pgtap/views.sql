@@ -13,7 +13,7 @@
 BEGIN;
 -- types print schema-qualified (carbon.co2e): carbon is not on the search_path
 SET search_path = public;
-SELECT plan(23);
+SELECT plan(27);
 
 CREATE TEMP VIEW carbon_views AS
   SELECT c.oid, c.relname::text AS view
@@ -33,10 +33,10 @@ CREATE FUNCTION pg_temp.cols(text) RETURNS text[] LANGUAGE sql STABLE
 
 -- ---- the set of views: a new view fails here until it has a contract below ----
 SELECT set_eq($$SELECT view FROM carbon_views$$,
-  ARRAY['settings', 'v_account_statement', 'v_accounting_journal', 'v_issuances', 'v_market_daily',
-        'v_merchant_statement', 'v_offers', 'v_order_book', 'v_points_expiring', 'v_projects',
-        'v_redemptions', 'v_reduction_monthly', 'v_retirements', 'v_serial_history', 'v_supply',
-        'v_trial_balance'],
+  ARRAY['settings', 'v_account_statement', 'v_accounting_journal', 'v_gep_carbon', 'v_group_credit', 'v_group_monthly',
+        'v_issuances', 'v_market_daily', 'v_merchant_statement', 'v_my_group_rank', 'v_offers', 'v_order_book',
+        'v_points_expiring', 'v_projects', 'v_redemptions', 'v_reduction_monthly', 'v_retirements',
+        'v_serial_history', 'v_supply', 'v_trial_balance'],
   'the views of schema carbon are exactly those with a contract in this file');
 
 -- ---- api.md §7 ----
@@ -103,6 +103,22 @@ SELECT is(pg_temp.cols('v_merchant_statement'),
   ARRAY['month date', 'merchant bigint', 'points_redeemed bigint', 'points_refunded bigint',
         'points_settled bigint'],
   'v_merchant_statement(month, merchant, points_redeemed, points_refunded, points_settled) (docs/mall.md)');
+-- issue 21 items 4 and 5 (src/sql/83_groups.sql, 84_gep.sql; docs/reports.md)
+SELECT is(pg_temp.cols('v_group_credit'),
+  ARRAY['group_id bigint', 'month date', 'account bigint', 'events bigint', 'grams bigint', 'points bigint'],
+  'v_group_credit(group_id, month, account, events, grams, points) (issue 21)');
+SELECT is(pg_temp.cols('v_group_monthly'),
+  ARRAY['month date', 'group_id bigint', 'kind text', 'name text', 'region text', 'members bigint',
+        'active_members bigint', 'events bigint', 'reduction carbon.co2e', 'points bigint', 'rank_in_kind bigint'],
+  'v_group_monthly(month, group_id, kind, name, region, members, active_members, events, reduction, points, rank_in_kind) (issue 21)');
+SELECT is(pg_temp.cols('v_my_group_rank'),
+  ARRAY['month date', 'group_id bigint', 'kind text', 'group_name text', 'reduction carbon.co2e', 'points bigint',
+        'my_rank bigint', 'ranked_members bigint'],
+  'v_my_group_rank(month, group_id, kind, group_name, reduction, points, my_rank, ranked_members) (issue 21)');
+SELECT is(pg_temp.cols('v_gep_carbon'),
+  ARRAY['region text', 'year integer', 'gep_yuan bigint', 'provisioning bigint', 'regulating bigint',
+        'cultural bigint', 'certified_tonnes bigint', 'retired_tonnes bigint', 'source text'],
+  'v_gep_carbon(region, year, gep_yuan, provisioning, regulating, cultural, certified_tonnes, retired_tonnes, source) (issue 21)');
 -- api.md §4 (carbon.set_setting)
 SELECT is(pg_temp.cols('settings'),
   ARRAY['name text', 'value text', 'default_value text', 'is_default boolean', 'description text'],

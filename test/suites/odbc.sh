@@ -5,7 +5,8 @@
 # them as two logins: odbc_auditor (member of carbon_auditor) reads every
 # v_ view of schema carbon, odbc_app (member of carbon_app) its acting
 # account's statement, the views api.md makes public to the app (the mall's
-# catalogue, the project registry, the market) and nothing else.
+# catalogue, the project registry, the market), its citizen's rank in its
+# groups, and nothing else.
 #
 # The DSNs live in a temporary directory (ODBCSYSINI / ODBCINI point there):
 # no system file is read or written.  The driver library is taken from
@@ -222,8 +223,10 @@ check "$APP may not act for a merchant it is not bound to (42501)" grep -q '^\[4
 
 # The views api.md makes readable by carbon_app: its statement; the mall's
 # catalogue (§4); the project registry, issuances and its own retirements
-# (§5); the order book and daily figures (§6).  Every other view is refused.
-app_views=" v_account_statement v_offers v_projects v_issuances v_retirements v_order_book v_market_daily "
+# (§5); the order book and daily figures (§6); its citizen's rank in its
+# groups (issue 21 item 4, src/sql/83_groups.sql).  Every other view is
+# refused.
+app_views=" v_account_statement v_offers v_projects v_issuances v_retirements v_order_book v_market_daily v_my_group_rank "
 for v in "${views[@]}"; do
   echo "SELECT count(*) FROM carbon.$v" | odbc bi_app
   ok=$?
