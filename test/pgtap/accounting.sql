@@ -19,7 +19,7 @@
 -- tampered with.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(89);
+SELECT plan(92);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'AC-e', 'E, the worked example') AS e \gset
@@ -420,6 +420,16 @@ SELECT ok::text AS forged_ok FROM verify_integrity() WHERE check_name = 'books_m
 ROLLBACK TO SAVEPOINT tamper;
 SELECT is(:'forged_ok'::text, 'false', 'a forged line that leaves a booking unbalanced: false');
 SELECT is_empty($$SELECT check_name, detail FROM carbon.verify_integrity() WHERE NOT ok$$, 'every check ok once restored');
+
+-- ---- points in the books (issue 21 item 2a, docs/accounting.md): every point comes free, so none is booked ----
+SELECT open_account('enterprise', '620702', 'ACC-points-firm') AS pts_firm,
+       open_account('government', '620702', 'ACC-points-bureau') AS pts_bureau \gset
+SELECT lives_ok(format('SELECT issue(%s, %L, 1000)', :pts_firm, 'POINT'), 'an enterprise is issued points (free)');
+SELECT lives_ok(format('SELECT donate(%s, %s, 100)', :pts_firm, :pts_bureau),
+                'it donates some to a government account (out of its books at cost 0)');
+SELECT is((SELECT count(*) FROM accounting_line WHERE account IN (:pts_firm, :pts_bureau))
+          + (SELECT count(*) FROM unit_cost WHERE account IN (:pts_firm, :pts_bureau)), 0::bigint,
+          'points obtained free and given away write no line and no pool');
 
 SELECT * FROM finish();
 ROLLBACK;
