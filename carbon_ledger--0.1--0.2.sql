@@ -1198,6 +1198,30 @@ BEGIN
   detail := CASE WHEN n = 0 THEN 'the monthly summary the reports read is the credited behaviours' ELSE d END;
   RETURN NEXT;
 
+  -- 10a'. what members earned while in their groups is the behaviours of those days
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('group %s %s account %s: kept %s events, %s g, %s points; behaviours %s, %s g, %s points',
+                        k.group_id, k.month, k.account, c.events, c.grams, c.points, b.events, b.grams, b.points) AS msg
+          FROM (SELECT group_id, month, account FROM carbon.group_credit
+                UNION
+                SELECT m.group_id, date_trunc('month', b.local_day::timestamp)::date, b.account
+                FROM carbon.behavior b JOIN carbon.group_member m ON m.account = b.account
+                 AND b.local_day >= m.since AND (m.until IS NULL OR b.local_day <= m.until)
+                WHERE b.status IN ('accepted', 'capped')) k
+          LEFT JOIN carbon.group_credit c USING (group_id, month, account)
+          LEFT JOIN (SELECT m.group_id, date_trunc('month', b.local_day::timestamp)::date AS month, b.account,
+                            count(*) AS events, sum(carbon.grams(b.reduction)) AS grams, sum(b.points) AS points
+                     FROM carbon.behavior b JOIN carbon.group_member m ON m.account = b.account
+                      AND b.local_day >= m.since AND (m.until IS NULL OR b.local_day <= m.until)
+                     WHERE b.status IN ('accepted', 'capped') GROUP BY 1, 2, 3) b
+            USING (group_id, month, account)
+          WHERE coalesce(c.events, 0) <> coalesce(b.events, 0) OR coalesce(c.grams, 0) <> coalesce(b.grams, 0)
+             OR coalesce(c.points, 0) <> coalesce(b.points, 0)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'group_credit_matches'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'what members earned while in their groups is their behaviours of those days' ELSE d END;
+  RETURN NEXT;
+
   -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
   --      account's pool holds its serial blocks (held and in escrow) at the
   --      cost its 1489 lines leave, and every booking balances
@@ -1251,7 +1275,7 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, books of carbon units, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, group credits, books of carbon units, seals';
 
 -- ---------------------------------------------------------------------------
 -- Projects and certified units (api.md §5; domain.md flows 3 and 5).
@@ -2173,9 +2197,53 @@ CREATE INDEX group_member_group_idx ON carbon.group_member (group_id, account);
 COMMENT ON TABLE carbon.group_member IS
   '群体成员 who belongs to which group, from which local day to which (inclusive)';
 
+-- What each member earned while in each of its groups, per local month:
+-- kept by the behaviour engine as it records (one statement per batch, the
+-- account's rows under its remainder lock), by reversals, and by
+-- join_group / leave_group for the days they add or take away.  The group
+-- views read it; verify_integrity() checks it against the behaviours.
+CREATE TABLE carbon.group_credit (
+  group_id  bigint NOT NULL,
+  month     date NOT NULL,
+  account   bigint NOT NULL,
+  events    bigint NOT NULL CHECK (events >= 0),
+  grams     bigint NOT NULL,
+  points    bigint NOT NULL,
+  PRIMARY KEY (group_id, month, account)
+) WITH (fillfactor = 90);
+COMMENT ON TABLE carbon.group_credit IS
+  '成员月度贡献 credited behaviours (events, grams CO2e, points) of each member while in each of its groups, per local month';
+
+-- Add (sign 1) or take away (sign -1) an account's credited behaviours of
+-- days [first_day, last_day] (NULL: on) to what it earned in a group.  (An
+-- upsert cannot take away: its candidate row is checked before the conflict.)
+CREATE FUNCTION carbon._group_credit_add(group_id bigint, account bigint, first_day date, last_day date, sign int)
+  RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, carbon, pg_temp
+BEGIN ATOMIC
+  INSERT INTO carbon.group_credit AS c (group_id, month, account, events, grams, points)
+  SELECT _group_credit_add.group_id, date_trunc('month', b.local_day::timestamp)::date, b.account,
+         count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
+  FROM carbon.behavior b
+  WHERE sign = 1 AND b.account = _group_credit_add.account AND b.status IN ('accepted', 'capped')
+    AND b.local_day >= first_day AND (last_day IS NULL OR b.local_day <= last_day)
+  GROUP BY 1, 2, 3
+  ON CONFLICT ON CONSTRAINT group_credit_pkey
+  DO UPDATE SET events = c.events + excluded.events, grams = c.grams + excluded.grams,
+                points = c.points + excluded.points;
+  UPDATE carbon.group_credit c SET events = c.events - s.n, grams = c.grams - s.g, points = c.points - s.p
+  FROM (SELECT date_trunc('month', b.local_day::timestamp)::date AS month, count(*) AS n,
+               sum(carbon.grams(b.reduction))::bigint AS g, sum(b.points)::bigint AS p
+        FROM carbon.behavior b
+        WHERE sign = -1 AND b.account = _group_credit_add.account AND b.status IN ('accepted', 'capped')
+          AND b.local_day >= first_day AND (last_day IS NULL OR b.local_day <= last_day)
+        GROUP BY 1) s
+  WHERE c.group_id = _group_credit_add.group_id AND c.account = _group_credit_add.account AND c.month = s.month;
+END;
+
 SELECT pg_catalog.pg_extension_config_dump('carbon.account_group', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.account_group_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.group_member', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.group_credit', '');
 
 CREATE FUNCTION carbon.create_group(kind text, name text, region text) RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
@@ -2221,9 +2289,14 @@ BEGIN
       coalesce(join_group.since, carbon._local_today())
       USING ERRCODE = '23P01', HINT = 'End the membership with carbon.leave_group() first.';
   END IF;
+  -- the account's remainder row first, as the behaviour engine takes it: a
+  -- behaviour recorded meanwhile is counted once, here or by the engine
+  PERFORM 1 FROM carbon.points_carry c WHERE c.account = join_group.account FOR UPDATE;
   -- (the exclusion constraint also refuses overlapping rows written any other way)
   INSERT INTO carbon.group_member (group_id, account, since)
   VALUES (join_group.group_id, join_group.account, coalesce(join_group.since, carbon._local_today()));
+  PERFORM carbon._group_credit_add(join_group.group_id, join_group.account,
+                                   coalesce(join_group.since, carbon._local_today()), NULL, 1);
 END $$;
 COMMENT ON FUNCTION carbon.join_group(bigint, bigint, date) IS
   '加入群体 the account belongs to the group from `since` (default: today, local); 23P01 if it already does then';
@@ -2236,10 +2309,13 @@ BEGIN
   IF group_id IS NULL OR account IS NULL THEN
     RAISE EXCEPTION 'group and account must not be null' USING ERRCODE = '22004';
   END IF;
+  PERFORM 1 FROM carbon.points_carry c WHERE c.account = leave_group.account FOR UPDATE;
   UPDATE carbon.group_member m SET until = last_day
    WHERE m.group_id = leave_group.group_id AND m.account = leave_group.account AND m.until IS NULL
      AND m.since <= last_day;
   IF FOUND THEN
+    -- the days after it left no longer count for the group
+    PERFORM carbon._group_credit_add(leave_group.group_id, leave_group.account, last_day + 1, NULL, -1);
     RETURN true;
   END IF;
   IF EXISTS (SELECT 1 FROM carbon.group_member m WHERE m.group_id = leave_group.group_id
@@ -2251,27 +2327,12 @@ END $$;
 COMMENT ON FUNCTION carbon.leave_group(bigint, bigint, date) IS
   '退出群体 the account''s membership ends on `until` (default: today, local), inclusive; false if it was not a member';
 
--- What each member earned while in its group, per month: whole months from
--- the reports' monthly summary of behaviours, the month it joined or left
--- (when it was in the group for part of it) from its behaviours of those
--- days.  Both views below read it.  Owner's rights: v_my_group_rank ranks
--- a citizen among members its app may not read; only admins and auditors
--- read it directly.
-CREATE VIEW carbon.v_group_credit AS
-  SELECT m.group_id, s.month, s.account, s.events, s.grams, s.points
-  FROM carbon.group_member m
-  JOIN carbon.behavior_monthly s ON s.account = m.account AND s.events > 0 AND s.month >= m.since
-   AND (m.until IS NULL OR m.until >= (s.month + interval '1 month' - interval '1 day')::date)
-  UNION ALL
-  SELECT m.group_id, p.month, b.account, count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
-  FROM carbon.group_member m
-  CROSS JOIN LATERAL (SELECT DISTINCT date_trunc('month', d::timestamp)::date AS month
-                      FROM unnest(ARRAY[m.since, m.until]) d WHERE d IS NOT NULL) p
-  JOIN carbon.behavior b ON b.account = m.account AND b.status IN ('accepted', 'capped')
-   AND b.local_day >= greatest(m.since, p.month)
-   AND b.local_day <= least(coalesce(m.until, 'infinity'::date), (p.month + interval '1 month' - interval '1 day')::date)
-  WHERE NOT (m.since <= p.month AND (m.until IS NULL OR m.until >= (p.month + interval '1 month' - interval '1 day')::date))
-  GROUP BY m.group_id, p.month, b.account;
+-- What each member earned while in its groups, per month (the table, with
+-- the events that count: a month whose behaviours were all reversed is gone).
+CREATE VIEW carbon.v_group_credit WITH (security_invoker = true) AS
+  SELECT c.group_id, c.month, c.account, c.events, c.grams, c.points
+  FROM carbon.group_credit c
+  WHERE c.events > 0;
 COMMENT ON VIEW carbon.v_group_credit IS
   '成员月度贡献 what each member earned while in each of its groups, per local month: credited behaviours, grams CO2e, points';
 COMMENT ON COLUMN carbon.v_group_credit.group_id IS '群体 the group';
@@ -2286,18 +2347,18 @@ COMMENT ON COLUMN carbon.v_group_credit.points IS '积分 the points they earned
 -- themselves), that month.
 CREATE VIEW carbon.v_group_monthly WITH (security_invoker = true) AS
   WITH monthly AS (
-    SELECT c.group_id, c.month, count(DISTINCT c.account) AS active_members, sum(c.events)::bigint AS events,
-           sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
-    FROM carbon.v_group_credit c
-    GROUP BY 1, 2)
-  SELECT x.month, g.id AS group_id, g.kind, g.name, g.region,
+    SELECT g.id AS group_id, g.kind, g.name, g.region, c.month, count(*) AS active_members,
+           sum(c.events)::bigint AS events, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.account_group g
+    JOIN carbon.group_credit c ON c.group_id = g.id AND c.events > 0
+    GROUP BY g.id, g.kind, g.name, g.region, c.month)
+  SELECT x.month, x.group_id, x.kind, x.name, x.region,
          (SELECT count(DISTINCT m.account) FROM carbon.group_member m
-          WHERE m.group_id = g.id AND m.since < (x.month + interval '1 month')::date
+          WHERE m.group_id = x.group_id AND m.since < (x.month + interval '1 month')::date
             AND (m.until IS NULL OR m.until >= x.month)) AS members,
          x.active_members, x.events, carbon.co2e_grams(x.grams) AS reduction, x.points,
-         rank() OVER (PARTITION BY x.month, g.kind, g.region ORDER BY x.grams DESC) AS rank_in_kind
-  FROM monthly x
-  JOIN carbon.account_group g ON g.id = x.group_id;
+         rank() OVER (PARTITION BY x.month, x.kind, x.region ORDER BY x.grams DESC) AS rank_in_kind
+  FROM monthly x;
 COMMENT ON VIEW carbon.v_group_monthly IS
   '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind in its region';
 COMMENT ON COLUMN carbon.v_group_monthly.month IS '月份 first day of the month (local time zone)';
@@ -2316,16 +2377,14 @@ COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reducti
 -- rows only, and no other member's identity.  Owner's rights (it ranks
 -- members the reader may not see), filtered by carbon.acting_account().
 CREATE VIEW carbon.v_my_group_rank WITH (security_barrier = true) AS
-  WITH per_member AS (
-    SELECT c.group_id, c.account, c.month, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
-    FROM carbon.v_group_credit c
-    WHERE c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
-                         WHERE mine.account = carbon.acting_account())
-    GROUP BY 1, 2, 3),
-  ranked AS (
-    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.grams DESC) AS my_rank,
-           count(*) OVER (PARTITION BY p.group_id, p.month) AS ranked_members
-    FROM per_member p)
+  WITH ranked AS (
+    SELECT c.group_id, c.month, c.account, c.grams, c.points,
+           rank() OVER (PARTITION BY c.group_id, c.month ORDER BY c.grams DESC) AS my_rank,
+           count(*) OVER (PARTITION BY c.group_id, c.month) AS ranked_members
+    FROM carbon.group_credit c
+    WHERE c.events > 0
+      AND c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
+                         WHERE mine.account = carbon.acting_account()))
   SELECT r.month, r.group_id, g.kind, g.name AS group_name, carbon.co2e_grams(r.grams) AS reduction, r.points,
          r.my_rank, r.ranked_members
   FROM ranked r
@@ -2571,12 +2630,13 @@ REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
   carbon.in_clerk_region(text),
   carbon.bind_region(name, text),
   carbon.unbind_region(name),
+  carbon._group_credit_add(bigint, bigint, date, date, int),
   carbon.create_group(text, text, text),
   carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date),
   carbon.region_prefix(text) FROM PUBLIC;
-REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon FROM PUBLIC;
-GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon TO carbon_admin;
+REVOKE ALL ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.group_credit, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon FROM PUBLIC;
+GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.unit_block, carbon.unit_event, carbon.retirement, carbon.v_projects, carbon.v_issuances, carbon.v_retirements, carbon.v_serial_history, carbon.instrument, carbon.market_order, carbon.trade, carbon.market_day, carbon.v_order_book, carbon.v_market_daily, carbon.accounting_subject, carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance, carbon.region_scope, carbon.account_group, carbon.group_member, carbon.group_credit, carbon.v_group_credit, carbon.v_group_monthly, carbon.v_my_group_rank, carbon.gep, carbon.v_gep_carbon TO carbon_admin;
 GRANT SELECT ON carbon.project_id_seq, carbon.monitoring_report_id_seq, carbon.unit_issuance_id_seq, carbon.unit_block_id_seq, carbon.unit_event_id_seq, carbon.market_order_id_seq, carbon.trade_id_seq, carbon.accounting_line_id_seq, carbon.account_group_id_seq TO carbon_admin, carbon_auditor;
 
 -- Projects and certified units (api.md §5): the administrator runs the
@@ -2697,7 +2757,8 @@ CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
 GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date)
 TO carbon_admin;
-GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_group_credit TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.group_credit, carbon.v_group_monthly, carbon.v_group_credit
+TO carbon_admin, carbon_auditor;
 GRANT SELECT ON carbon.v_my_group_rank TO carbon_app, carbon_auditor, carbon_admin;
 
 -- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by

@@ -31,13 +31,13 @@ SELECT working_days('2026-09-28', '2026-10-09') AS sept28_to_oct9;
 INSERT INTO holiday VALUES ('2026-10-01', '国庆节'), ('2026-10-02', '国庆节'), ('2026-10-05', '国庆节'),
                            ('2026-10-06', '国庆节'), ('2026-10-07', '国庆节');
 SELECT working_days('2026-09-28', '2026-10-09') AS with_national_day;
-SELECT publicize_project(:project, current_date + 1);
+SELECT publicize_project(:project, carbon._local_today() + 1);
 \set VERBOSITY terse
 SELECT approve_project(:project);                                                    -- CL007: too early
 \set VERBOSITY default
 UPDATE project SET status = 'registered', publicity_starts = NULL WHERE id = :project;  -- (test shortcut)
-SELECT publicize_project(:project, current_date - 30);
-SELECT publicize_project(:project, current_date - 30);                               -- CL007: once
+SELECT publicize_project(:project, carbon._local_today() - 30);
+SELECT publicize_project(:project, carbon._local_today() - 30);                               -- CL007: once
 SELECT approve_project(:project);
 SELECT project = :project AS ours, code, status, owner = :farm AS farm_owns, region, issued_tonnes FROM v_projects;
 
@@ -131,7 +131,7 @@ SELECT submit_methodology('ZY-PV', 1), approve_methodology('ZY-PV', 1, 'panel'),
        publish_methodology('ZY-PV', 1, now() - interval '1 year');
 SELECT register_project(:farm, 'ZYPV01', '林场屋顶光伏 farm rooftop solar', 'ZY-PV', '620702', 'grid parity not reached')
   AS pv \gset
-SELECT publicize_project(:pv, current_date - 30), approve_project(:pv);
+SELECT publicize_project(:pv, carbon._local_today() - 30), approve_project(:pv);
 SELECT submit_monitoring(:pv, '[2025-01-01,2025-06-30]', '40 t') AS pv1 \gset
 SELECT submit_monitoring(:pv, '[2025-07-01,2025-12-31]', '40 t') AS pv2 \gset
 SELECT verify_monitoring(:pv1, :verifier, '40 t', 'ok'), verify_monitoring(:pv2, :verifier, '40 t', 'ok');
@@ -155,7 +155,7 @@ SELECT submit_methodology('ZY-POOL', 1), approve_methodology('ZY-POOL', 1, 'pane
        publish_methodology('ZY-POOL', 1, now() - interval '1 year');
 SELECT register_project(:platform, 'ZYPOOL', '张掖个人减排归集 Zhangye pooled reductions', 'ZY-POOL', '620700',
                         'citizens cannot certify alone') AS pool \gset
-SELECT publicize_project(:pool, current_date - 30), approve_project(:pool);
+SELECT publicize_project(:pool, carbon._local_today() - 30), approve_project(:pool);
 SELECT submit_monitoring(:pool, '[2025-01-01,2025-12-31]', '2.5 t') AS pr \gset
 SELECT verify_monitoring(:pr, :verifier, '2.5 t', 'pooled records sampled');
 SELECT * FROM issue_units(:pr);

@@ -22,7 +22,7 @@ SELECT o.owner, (SELECT array_agg(serial) FROM issue_units(r)) AS serials
 FROM (VALUES (:farm, 'MKTFARM', 'MKT-FOREST', 500), (:orchard, 'MKTORCH', 'MKT-FOREST', 300),
              (:steel, 'MKTSTEEL', 'MKT-EFF', 200)) AS o(owner, code, m, t),
      LATERAL (SELECT register_project(o.owner, o.code, o.code, o.m, '620702', 'additional') AS p) p,
-     LATERAL (SELECT publicize_project(p.p, current_date - 30), approve_project(p.p)) a,
+     LATERAL (SELECT publicize_project(p.p, carbon._local_today() - 30), approve_project(p.p)) a,
      LATERAL (SELECT submit_monitoring(p.p, '[2025-01-01,2025-12-31]', carbon.co2e_grams(o.t * 1000000)) AS r) r,
      LATERAL (SELECT verify_monitoring(r.r, :verifier, carbon.co2e_grams(o.t * 1000000), 'ok')) v;
 SELECT a.display_name, serials FROM issued JOIN account a ON a.id = issued.owner ORDER BY a.id;
@@ -102,8 +102,8 @@ SELECT balance(:orchard, 'CER') = tradable_units(:orchard) AS orchard_units_back
 
 -- The day closes: DAY orders end, the reference becomes the last trade.
 SELECT order_id AS dayorder FROM place_order(:bureau, 'buy', 1, 55.00, 'DAY') \gset
-SELECT close_market_day(current_date) AS ended;
-SELECT close_market_day(current_date) AS ended_again;
+SELECT close_market_day(carbon._local_today()) AS ended;
+SELECT close_market_day(carbon._local_today()) AS ended_again;
 SELECT status, end_reason FROM market_order WHERE id = :dayorder;
 SELECT round(reference_price / 100.0, 2) AS reference FROM instrument;
 SELECT open, high, low, close, volume, turnover, vwap FROM v_market_daily;

@@ -17,7 +17,7 @@ SELECT define_methodology('BOOKS-FOREST', 1, 'forest', 'I', 'forestry', 'per_uni
 SELECT submit_methodology('BOOKS-FOREST', 1), approve_methodology('BOOKS-FOREST', 1, 'ok'),
        publish_methodology('BOOKS-FOREST', 1, now() - interval '1 day');
 SELECT register_project(:s, 'BOOKSFOREST', 'forest farm', 'BOOKS-FOREST', '620700', 'sinks') AS p \gset
-SELECT publicize_project(:p, current_date - 30), approve_project(:p);
+SELECT publicize_project(:p, carbon._local_today() - 30), approve_project(:p);
 SELECT submit_monitoring(:p, '[2025-01-01,2025-12-31]', '1000 t') AS r \gset
 SELECT verify_monitoring(:r, :v, '1000 t', 'checked');
 SELECT count(*) AS blocks FROM issue_units(:r);

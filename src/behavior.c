@@ -289,15 +289,27 @@ behavior_entry_reversed(int64 entry_id)
 					"                       carbon.grams(b.reduction) AS g, b.points), "
 					"usage AS (UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
 					"          FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
-					"          WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day) "
+					"          WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day), "
 		/* the reports' monthly summary loses them too */
-					"UPDATE carbon.behavior_monthly m "
+					"summary AS (UPDATE carbon.behavior_monthly m "
 					"SET events = m.events - s.n, grams = m.grams - s.g, points = m.points - s.p "
 					"FROM (SELECT date_trunc('month', h.local_day::timestamp)::date AS month, a.region, h.scenario, "
 					"             h.methodology, h.account, count(*) AS n, sum(h.g)::bigint AS g, sum(h.points)::bigint AS p "
 					"      FROM hit h JOIN carbon.account a ON a.id = h.account GROUP BY 1, 2, 3, 4, 5) s "
 					"WHERE m.month = s.month AND m.region = s.region AND m.scenario = s.scenario "
-					"  AND m.methodology = s.methodology AND m.account = s.account",
+					"  AND m.methodology = s.methodology AND m.account = s.account "
+					"RETURNING 1), "
+		/* ... and so does what they earned for the groups their accounts were in that day */
+					"groups AS (UPDATE carbon.group_credit c "
+					"           SET events = c.events - s.n, grams = c.grams - s.g, points = c.points - s.p "
+					"           FROM (SELECT m.group_id, date_trunc('month', h.local_day::timestamp)::date AS month, "
+					"                        h.account, count(*) AS n, sum(h.g)::bigint AS g, sum(h.points)::bigint AS p "
+					"                 FROM hit h JOIN carbon.group_member m ON m.account = h.account "
+					"                  AND h.local_day >= m.since AND (m.until IS NULL OR h.local_day <= m.until) "
+					"                 GROUP BY 1, 2, 3) s "
+					"           WHERE c.group_id = s.group_id AND c.month = s.month AND c.account = s.account "
+					"           RETURNING 1) "
+					"SELECT (SELECT count(*) FROM summary) + (SELECT count(*) FROM groups)",
 					4, mark_types);
 		plan = mark_plan;
 	}
@@ -316,6 +328,6 @@ behavior_entry_reversed(int64 entry_id)
 					4, mark_types);
 		plan = mark_plan_01;
 	}
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != (plan == mark_plan ? SPI_OK_SELECT : SPI_OK_UPDATE))
 		elog(ERROR, "behaviour reversal failed");
 }

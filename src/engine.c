@@ -1574,9 +1574,11 @@ behavior_original(const BehaviorInput *in, BehaviorResult *out)
 
 /* Steps 1 to 5 of the header, for one batch. */
 /*
- * 6. The monthly summary the reports read (carbon.behavior_monthly): the
- * batch's credited behaviours added per (month, region, scenario,
- * methodology, account), in one statement.  Each account's rows are
+ * 6. The summaries the reports read: the batch's credited behaviours added
+ * per (month, region, scenario, methodology, account) to
+ * carbon.behavior_monthly, and per (group, month, account) to
+ * carbon.group_credit for the groups the account was in that day, in one
+ * statement.  Each account's rows are
  * written under its remainder row's lock, which the batch holds: no two
  * calls wait on each other here.
  */
@@ -1584,13 +1586,13 @@ static void
 batch_summarize(EngineBatch *b)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum	   *c[7];
-	Datum		values[7];
+	Datum	   *c[8];
+	Datum		values[8];
 	int			k = 0;
 
 	if (!b->call->summarize)
 		return;
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		c[i] = palloc(sizeof(Datum) * b->n);
 	for (int i = 0; i < b->n; i++)
 	{
@@ -1608,7 +1610,8 @@ batch_summarize(EngineBatch *b)
 		c[3][k] = CStringGetTextDatum(r->in->methodology);
 		c[4][k] = Int64GetDatum(r->in->account);
 		c[5][k] = Int64GetDatum(r->out.grams);
-		c[6][k++] = Int64GetDatum(r->out.points);
+		c[6][k] = Int64GetDatum(r->out.points);
+		c[7][k++] = DateADTGetDatum(r->day);
 	}
 	if (k == 0)
 		return;
@@ -1617,17 +1620,29 @@ batch_summarize(EngineBatch *b)
 		values[i] = ledger_array(c[i], NULL, k, TEXTOID);
 	for (int i = 4; i < 7; i++)
 		values[i] = ledger_int8_array(c[i], k);
+	values[7] = ledger_array(c[7], NULL, k, DATEOID);
+	/* the month's summary, and what the members of groups earned while in them */
 	ledger_plan_generic(&plan,
-				"INSERT INTO carbon.behavior_monthly AS s (month, region, scenario, methodology, account, events, "
-				"                                          grams, points) "
-				"SELECT month, region, scenario, methodology, account, count(*), sum(grams)::bigint, sum(points)::bigint "
-				"FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u(month, region, scenario, methodology, account, grams, points) "
-				"GROUP BY 1, 2, 3, 4, 5 "
-				"ON CONFLICT (month, region, scenario, methodology, account) DO UPDATE "
-				"SET events = s.events + excluded.events, grams = s.grams + excluded.grams, "
-				"    points = s.points + excluded.points",
-				7, (Oid[]) {DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-				INT8ARRAYOID});
+				"WITH u AS (SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) "
+				"           AS u(month, region, scenario, methodology, account, grams, points, day)), "
+				"monthly AS (INSERT INTO carbon.behavior_monthly AS s (month, region, scenario, methodology, account, "
+				"                                                      events, grams, points) "
+				"            SELECT month, region, scenario, methodology, account, count(*), sum(grams)::bigint, "
+				"                   sum(points)::bigint "
+				"            FROM u GROUP BY 1, 2, 3, 4, 5 "
+				"            ON CONFLICT (month, region, scenario, methodology, account) DO UPDATE "
+				"            SET events = s.events + excluded.events, grams = s.grams + excluded.grams, "
+				"                points = s.points + excluded.points) "
+				"INSERT INTO carbon.group_credit AS c (group_id, month, account, events, grams, points) "
+				"SELECT m.group_id, u.month, u.account, count(*), sum(u.grams)::bigint, sum(u.points)::bigint "
+				"FROM u JOIN carbon.group_member m ON m.account = u.account AND u.day >= m.since "
+				"                                 AND (m.until IS NULL OR u.day <= m.until) "
+				"GROUP BY 1, 2, 3 "
+				"ON CONFLICT (group_id, month, account) DO UPDATE "
+				"SET events = c.events + excluded.events, grams = c.grams + excluded.grams, "
+				"    points = c.points + excluded.points",
+				8, (Oid[]) {DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+				INT8ARRAYOID, DATEARRAYOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "behaviour summary write failed");
 }

@@ -287,6 +287,30 @@ BEGIN
   detail := CASE WHEN n = 0 THEN 'the monthly summary the reports read is the credited behaviours' ELSE d END;
   RETURN NEXT;
 
+  -- 10a'. what members earned while in their groups is the behaviours of those days
+  SELECT count(*), string_agg(x.msg, '; ') INTO n, d
+    FROM (SELECT format('group %s %s account %s: kept %s events, %s g, %s points; behaviours %s, %s g, %s points',
+                        k.group_id, k.month, k.account, c.events, c.grams, c.points, b.events, b.grams, b.points) AS msg
+          FROM (SELECT group_id, month, account FROM carbon.group_credit
+                UNION
+                SELECT m.group_id, date_trunc('month', b.local_day::timestamp)::date, b.account
+                FROM carbon.behavior b JOIN carbon.group_member m ON m.account = b.account
+                 AND b.local_day >= m.since AND (m.until IS NULL OR b.local_day <= m.until)
+                WHERE b.status IN ('accepted', 'capped')) k
+          LEFT JOIN carbon.group_credit c USING (group_id, month, account)
+          LEFT JOIN (SELECT m.group_id, date_trunc('month', b.local_day::timestamp)::date AS month, b.account,
+                            count(*) AS events, sum(carbon.grams(b.reduction)) AS grams, sum(b.points) AS points
+                     FROM carbon.behavior b JOIN carbon.group_member m ON m.account = b.account
+                      AND b.local_day >= m.since AND (m.until IS NULL OR b.local_day <= m.until)
+                     WHERE b.status IN ('accepted', 'capped') GROUP BY 1, 2, 3) b
+            USING (group_id, month, account)
+          WHERE coalesce(c.events, 0) <> coalesce(b.events, 0) OR coalesce(c.grams, 0) <> coalesce(b.grams, 0)
+             OR coalesce(c.points, 0) <> coalesce(b.points, 0)
+          ORDER BY 1 LIMIT 20) x;
+  check_name := 'group_credit_matches'; ok := n = 0;
+  detail := CASE WHEN n = 0 THEN 'what members earned while in their groups is their behaviours of those days' ELSE d END;
+  RETURN NEXT;
+
   -- 10b. the books of carbon units (80_accounting.sql): each book-keeping
   --      account's pool holds its serial blocks (held and in escrow) at the
   --      cost its 1489 lines leave, and every booking balances
@@ -340,4 +364,4 @@ BEGIN
   RETURN NEXT;
 END $$;
 COMMENT ON FUNCTION carbon.verify_integrity() IS
-  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, books of carbon units, seals';
+  '完整性校验 every check of the ledger: balanced entries and segments, balances = postings, signs, supply, lots, closed accounts empty, serial blocks = unit balances, serials cover issuances, behaviour summary, group credits, books of carbon units, seals';

@@ -36,9 +36,53 @@ CREATE INDEX group_member_group_idx ON carbon.group_member (group_id, account);
 COMMENT ON TABLE carbon.group_member IS
   '群体成员 who belongs to which group, from which local day to which (inclusive)';
 
+-- What each member earned while in each of its groups, per local month:
+-- kept by the behaviour engine as it records (one statement per batch, the
+-- account's rows under its remainder lock), by reversals, and by
+-- join_group / leave_group for the days they add or take away.  The group
+-- views read it; verify_integrity() checks it against the behaviours.
+CREATE TABLE carbon.group_credit (
+  group_id  bigint NOT NULL,
+  month     date NOT NULL,
+  account   bigint NOT NULL,
+  events    bigint NOT NULL CHECK (events >= 0),
+  grams     bigint NOT NULL,
+  points    bigint NOT NULL,
+  PRIMARY KEY (group_id, month, account)
+) WITH (fillfactor = 90);
+COMMENT ON TABLE carbon.group_credit IS
+  '成员月度贡献 credited behaviours (events, grams CO2e, points) of each member while in each of its groups, per local month';
+
+-- Add (sign 1) or take away (sign -1) an account's credited behaviours of
+-- days [first_day, last_day] (NULL: on) to what it earned in a group.  (An
+-- upsert cannot take away: its candidate row is checked before the conflict.)
+CREATE FUNCTION carbon._group_credit_add(group_id bigint, account bigint, first_day date, last_day date, sign int)
+  RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, carbon, pg_temp
+BEGIN ATOMIC
+  INSERT INTO carbon.group_credit AS c (group_id, month, account, events, grams, points)
+  SELECT _group_credit_add.group_id, date_trunc('month', b.local_day::timestamp)::date, b.account,
+         count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
+  FROM carbon.behavior b
+  WHERE sign = 1 AND b.account = _group_credit_add.account AND b.status IN ('accepted', 'capped')
+    AND b.local_day >= first_day AND (last_day IS NULL OR b.local_day <= last_day)
+  GROUP BY 1, 2, 3
+  ON CONFLICT ON CONSTRAINT group_credit_pkey
+  DO UPDATE SET events = c.events + excluded.events, grams = c.grams + excluded.grams,
+                points = c.points + excluded.points;
+  UPDATE carbon.group_credit c SET events = c.events - s.n, grams = c.grams - s.g, points = c.points - s.p
+  FROM (SELECT date_trunc('month', b.local_day::timestamp)::date AS month, count(*) AS n,
+               sum(carbon.grams(b.reduction))::bigint AS g, sum(b.points)::bigint AS p
+        FROM carbon.behavior b
+        WHERE sign = -1 AND b.account = _group_credit_add.account AND b.status IN ('accepted', 'capped')
+          AND b.local_day >= first_day AND (last_day IS NULL OR b.local_day <= last_day)
+        GROUP BY 1) s
+  WHERE c.group_id = _group_credit_add.group_id AND c.account = _group_credit_add.account AND c.month = s.month;
+END;
+
 SELECT pg_catalog.pg_extension_config_dump('carbon.account_group', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.account_group_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.group_member', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.group_credit', '');
 
 CREATE FUNCTION carbon.create_group(kind text, name text, region text) RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
@@ -84,9 +128,14 @@ BEGIN
       coalesce(join_group.since, carbon._local_today())
       USING ERRCODE = '23P01', HINT = 'End the membership with carbon.leave_group() first.';
   END IF;
+  -- the account's remainder row first, as the behaviour engine takes it: a
+  -- behaviour recorded meanwhile is counted once, here or by the engine
+  PERFORM 1 FROM carbon.points_carry c WHERE c.account = join_group.account FOR UPDATE;
   -- (the exclusion constraint also refuses overlapping rows written any other way)
   INSERT INTO carbon.group_member (group_id, account, since)
   VALUES (join_group.group_id, join_group.account, coalesce(join_group.since, carbon._local_today()));
+  PERFORM carbon._group_credit_add(join_group.group_id, join_group.account,
+                                   coalesce(join_group.since, carbon._local_today()), NULL, 1);
 END $$;
 COMMENT ON FUNCTION carbon.join_group(bigint, bigint, date) IS
   '加入群体 the account belongs to the group from `since` (default: today, local); 23P01 if it already does then';
@@ -99,10 +148,13 @@ BEGIN
   IF group_id IS NULL OR account IS NULL THEN
     RAISE EXCEPTION 'group and account must not be null' USING ERRCODE = '22004';
   END IF;
+  PERFORM 1 FROM carbon.points_carry c WHERE c.account = leave_group.account FOR UPDATE;
   UPDATE carbon.group_member m SET until = last_day
    WHERE m.group_id = leave_group.group_id AND m.account = leave_group.account AND m.until IS NULL
      AND m.since <= last_day;
   IF FOUND THEN
+    -- the days after it left no longer count for the group
+    PERFORM carbon._group_credit_add(leave_group.group_id, leave_group.account, last_day + 1, NULL, -1);
     RETURN true;
   END IF;
   IF EXISTS (SELECT 1 FROM carbon.group_member m WHERE m.group_id = leave_group.group_id
@@ -114,27 +166,12 @@ END $$;
 COMMENT ON FUNCTION carbon.leave_group(bigint, bigint, date) IS
   '退出群体 the account''s membership ends on `until` (default: today, local), inclusive; false if it was not a member';
 
--- What each member earned while in its group, per month: whole months from
--- the reports' monthly summary of behaviours, the month it joined or left
--- (when it was in the group for part of it) from its behaviours of those
--- days.  Both views below read it.  Owner's rights: v_my_group_rank ranks
--- a citizen among members its app may not read; only admins and auditors
--- read it directly.
-CREATE VIEW carbon.v_group_credit AS
-  SELECT m.group_id, s.month, s.account, s.events, s.grams, s.points
-  FROM carbon.group_member m
-  JOIN carbon.behavior_monthly s ON s.account = m.account AND s.events > 0 AND s.month >= m.since
-   AND (m.until IS NULL OR m.until >= (s.month + interval '1 month' - interval '1 day')::date)
-  UNION ALL
-  SELECT m.group_id, p.month, b.account, count(*), sum(carbon.grams(b.reduction))::bigint, sum(b.points)::bigint
-  FROM carbon.group_member m
-  CROSS JOIN LATERAL (SELECT DISTINCT date_trunc('month', d::timestamp)::date AS month
-                      FROM unnest(ARRAY[m.since, m.until]) d WHERE d IS NOT NULL) p
-  JOIN carbon.behavior b ON b.account = m.account AND b.status IN ('accepted', 'capped')
-   AND b.local_day >= greatest(m.since, p.month)
-   AND b.local_day <= least(coalesce(m.until, 'infinity'::date), (p.month + interval '1 month' - interval '1 day')::date)
-  WHERE NOT (m.since <= p.month AND (m.until IS NULL OR m.until >= (p.month + interval '1 month' - interval '1 day')::date))
-  GROUP BY m.group_id, p.month, b.account;
+-- What each member earned while in its groups, per month (the table, with
+-- the events that count: a month whose behaviours were all reversed is gone).
+CREATE VIEW carbon.v_group_credit WITH (security_invoker = true) AS
+  SELECT c.group_id, c.month, c.account, c.events, c.grams, c.points
+  FROM carbon.group_credit c
+  WHERE c.events > 0;
 COMMENT ON VIEW carbon.v_group_credit IS
   '成员月度贡献 what each member earned while in each of its groups, per local month: credited behaviours, grams CO2e, points';
 COMMENT ON COLUMN carbon.v_group_credit.group_id IS '群体 the group';
@@ -149,18 +186,18 @@ COMMENT ON COLUMN carbon.v_group_credit.points IS '积分 the points they earned
 -- themselves), that month.
 CREATE VIEW carbon.v_group_monthly WITH (security_invoker = true) AS
   WITH monthly AS (
-    SELECT c.group_id, c.month, count(DISTINCT c.account) AS active_members, sum(c.events)::bigint AS events,
-           sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
-    FROM carbon.v_group_credit c
-    GROUP BY 1, 2)
-  SELECT x.month, g.id AS group_id, g.kind, g.name, g.region,
+    SELECT g.id AS group_id, g.kind, g.name, g.region, c.month, count(*) AS active_members,
+           sum(c.events)::bigint AS events, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
+    FROM carbon.account_group g
+    JOIN carbon.group_credit c ON c.group_id = g.id AND c.events > 0
+    GROUP BY g.id, g.kind, g.name, g.region, c.month)
+  SELECT x.month, x.group_id, x.kind, x.name, x.region,
          (SELECT count(DISTINCT m.account) FROM carbon.group_member m
-          WHERE m.group_id = g.id AND m.since < (x.month + interval '1 month')::date
+          WHERE m.group_id = x.group_id AND m.since < (x.month + interval '1 month')::date
             AND (m.until IS NULL OR m.until >= x.month)) AS members,
          x.active_members, x.events, carbon.co2e_grams(x.grams) AS reduction, x.points,
-         rank() OVER (PARTITION BY x.month, g.kind, g.region ORDER BY x.grams DESC) AS rank_in_kind
-  FROM monthly x
-  JOIN carbon.account_group g ON g.id = x.group_id;
+         rank() OVER (PARTITION BY x.month, x.kind, x.region ORDER BY x.grams DESC) AS rank_in_kind
+  FROM monthly x;
 COMMENT ON VIEW carbon.v_group_monthly IS
   '群体月度减排排名 per group and month (local): members, active members, credited behaviours, reduction, points, and the rank by reduction among the groups of its kind in its region';
 COMMENT ON COLUMN carbon.v_group_monthly.month IS '月份 first day of the month (local time zone)';
@@ -179,16 +216,14 @@ COMMENT ON COLUMN carbon.v_group_monthly.rank_in_kind IS '排名 rank by reducti
 -- rows only, and no other member's identity.  Owner's rights (it ranks
 -- members the reader may not see), filtered by carbon.acting_account().
 CREATE VIEW carbon.v_my_group_rank WITH (security_barrier = true) AS
-  WITH per_member AS (
-    SELECT c.group_id, c.account, c.month, sum(c.grams)::bigint AS grams, sum(c.points)::bigint AS points
-    FROM carbon.v_group_credit c
-    WHERE c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
-                         WHERE mine.account = carbon.acting_account())
-    GROUP BY 1, 2, 3),
-  ranked AS (
-    SELECT p.*, rank() OVER (PARTITION BY p.group_id, p.month ORDER BY p.grams DESC) AS my_rank,
-           count(*) OVER (PARTITION BY p.group_id, p.month) AS ranked_members
-    FROM per_member p)
+  WITH ranked AS (
+    SELECT c.group_id, c.month, c.account, c.grams, c.points,
+           rank() OVER (PARTITION BY c.group_id, c.month ORDER BY c.grams DESC) AS my_rank,
+           count(*) OVER (PARTITION BY c.group_id, c.month) AS ranked_members
+    FROM carbon.group_credit c
+    WHERE c.events > 0
+      AND c.group_id IN (SELECT mine.group_id FROM carbon.group_member mine
+                         WHERE mine.account = carbon.acting_account()))
   SELECT r.month, r.group_id, g.kind, g.name AS group_name, carbon.co2e_grams(r.grams) AS reduction, r.points,
          r.my_rank, r.ranked_members
   FROM ranked r

@@ -318,7 +318,8 @@ CREATE POLICY county ON carbon.monitoring_report FOR SELECT TO carbon_clerk
 GRANT EXECUTE ON FUNCTION carbon.create_group(text, text, text), carbon.join_group(bigint, bigint, date),
   carbon.leave_group(bigint, bigint, date)
 TO carbon_admin;
-GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.v_group_monthly, carbon.v_group_credit TO carbon_admin, carbon_auditor;
+GRANT SELECT ON carbon.account_group, carbon.group_member, carbon.group_credit, carbon.v_group_monthly, carbon.v_group_credit
+TO carbon_admin, carbon_auditor;
 GRANT SELECT ON carbon.v_my_group_rank TO carbon_app, carbon_auditor, carbon_admin;
 
 -- GEP (84_gep.sql): imported by the admin with COPY, read beside carbon by

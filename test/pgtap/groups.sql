@@ -31,7 +31,7 @@
 -- row whose services add up past the bigint range breaks v_gep_carbon.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(97);
+SELECT plan(100);
 
 -- The session's time zone is neither UTC nor the ledger's: local days and
 -- years are the ledger's (carbon.settings 'timezone').
@@ -509,6 +509,22 @@ SET LOCAL ROLE tap_gr_admin;
 SELECT unalike(pg_temp.huge_gep(), 'ERROR%',
                'a GEP row of 5e18 + 5e18 yuan is refused on import or read; it does not make v_gep_carbon fail for every reader');
 RESET ROLE;
+
+-- ---- the summaries the group views read (issue 21, B8) ----
+RESET ROLE;
+SELECT is_empty($$SELECT check_name FROM carbon.verify_integrity() WHERE NOT ok$$,
+                'verify_integrity(): the behaviour summary and the group credits equal the behaviours, after joins, leaves and a reversal');
+UPDATE carbon.group_credit SET points = points + 1
+ WHERE (group_id, month, account) = (SELECT group_id, month, account FROM carbon.group_credit LIMIT 1);
+SELECT is((SELECT ok FROM carbon.verify_integrity() WHERE check_name = 'group_credit_matches'), false,
+          'a group credit changed behind the engine''s back is reported');
+UPDATE carbon.group_credit SET points = points - 1
+ WHERE (group_id, month, account) = (SELECT group_id, month, account FROM carbon.group_credit LIMIT 1);
+UPDATE carbon.behavior_monthly SET events = events + 1
+ WHERE (month, region, scenario, methodology, account) =
+       (SELECT month, region, scenario, methodology, account FROM carbon.behavior_monthly LIMIT 1);
+SELECT is((SELECT ok FROM carbon.verify_integrity() WHERE check_name = 'behavior_summary_matches'), false,
+          'a monthly summary row changed behind the engine''s back is reported');
 
 SELECT * FROM finish();
 ROLLBACK;
