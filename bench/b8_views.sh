@@ -29,13 +29,14 @@ SQL
   psql -X -q -v ON_ERROR_STOP=1 -d b8 >/dev/null <<'SQL' || return 1
 SET search_path = carbon, public;
 -- 200 communities, ten per county, every citizen in one since 1 January
+-- (a county's citizens have ids of one residue mod 20: id / 20 spreads them)
 INSERT INTO account_group (kind, name, region)
 SELECT 'community', 'community ' || c.region || '-' || k, c.region
 FROM (SELECT DISTINCT region FROM account WHERE kind = 'participant' AND tier = 'personal') c,
      generate_series(0, 9) k;
 INSERT INTO group_member (group_id, account, since)
 SELECT g.id, a.id, '2026-01-01' FROM account a
-JOIN account_group g ON g.region = a.region AND g.name = 'community ' || a.region || '-' || (a.id % 10)
+JOIN account_group g ON g.region = a.region AND g.name = 'community ' || a.region || '-' || (a.id / 20 % 10)
 WHERE a.kind = 'participant' AND a.tier = 'personal';
 -- (written straight into the table: what they earned in their groups, as join_group would count it)
 INSERT INTO group_credit (group_id, month, account, events, grams, points)
