@@ -136,6 +136,14 @@ SELECT * FROM place_order(:fund, 'buy', 2, 57.00, 'DAY');
 SELECT order_id AS offer FROM place_order(:farm, 'sell', 5, 65.00) \gset
 SELECT cancel_order(:offer);
 SELECT close_market_day((now() AT TIME ZONE 'Asia/Shanghai')::date);
+-- reports (issue 21): a clerk's region (the books of the farm and the fund
+-- are written by the trades above), a community of two citizens with
+-- behaviours, a GEP row
+SELECT bind_region('$AUDITOR', '620700');
+SELECT create_group('community', '东街社区', '620700') AS grp \gset
+SELECT join_group(:grp, 1, (now() AT TIME ZONE 'Asia/Shanghai')::date - 7),
+       join_group(:grp, 2, (now() AT TIME ZONE 'Asia/Shanghai')::date - 7);
+INSERT INTO gep (region, year, provisioning, regulating, cultural, source) VALUES ('620700', 2025, 1000, 2000, 300, 'GEP 2025');
 SELECT seal();
 SQL
 # every table but ref_secret has rows (what the row counts below compare)
@@ -183,7 +191,8 @@ check "the auditor's dump carries the sequences (entry_id_seq at the last entry)
 check "the auditor's dump restores into a fresh database by a superuser, after CREATE EXTENSION" \
   q "$DST" -c 'CREATE EXTENSION carbon_ledger' -f "$aud" -o /dev/null
 for t in entry posting balance seal project monitoring_report unit_issuance unit_block unit_event retirement holiday \
-         instrument market_order trade market_day; do
+         instrument market_order trade market_day unit_cost accounting_line behavior_monthly account_group group_member \
+         group_credit gep region_scope; do
   a=$(q "$DB" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   b=$(q "$DST" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   check "table $t restored from the auditor's dump identically" test "$a" = "$b"
