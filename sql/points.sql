@@ -8,6 +8,10 @@ SELECT set_setting('points_per_kg', '100');
 SELECT set_setting('points_per_kg', 'many');             -- 22023
 SELECT set_setting('timezone', 'Mars/Olympus');          -- 22023
 SELECT set_setting('color', 'green');                    -- 22023
+-- behaviours below happen around noon yesterday, local time: "an hour ago"
+-- would fall on another local day when the transcript runs just after midnight
+SELECT ((carbon._local_today() - 1) + time '12:00') AT TIME ZONE (SELECT value FROM carbon.settings WHERE name = 'timezone')
+  AS noon \gset
 
 -- Methodologies from domain.md's sourced figures (demo data, not seeded by the
 -- extension): Shenzhen metro and bus against the Beijing car baseline
@@ -67,24 +71,24 @@ SELECT open_account('personal', '620700', 'PTS-CITIZEN-2', '赵磊') AS zhao \gs
 SELECT open_account('merchant', '620700', 'PTS-SHOP', '张掖书店') AS shop \gset
 
 SELECT status, reduction, points, reason
-FROM record_behavior('zy-metro', 'ride-1', :wang, 'CN-METRO', 22, now() - interval '2 hours');
+FROM record_behavior('zy-metro', 'ride-1', :wang, 'CN-METRO', 22, :'noon'::timestamptz - interval '2 hours');
 -- the same event again: a duplicate with the original figures, nothing credited
 SELECT status, reduction, points, reason
-FROM record_behavior('zy-metro', 'ride-1', :wang, 'CN-METRO', 22, now() - interval '2 hours');
+FROM record_behavior('zy-metro', 'ride-1', :wang, 'CN-METRO', 22, :'noon'::timestamptz - interval '2 hours');
 -- the daily cap (5 kg for metro) cuts the next ride, then nothing is left
 SELECT status, reduction, points, reason
-FROM record_behavior('zy-metro', 'ride-2', :wang, 'CN-METRO', 22, now() - interval '1 hour');
+FROM record_behavior('zy-metro', 'ride-2', :wang, 'CN-METRO', 22, :'noon'::timestamptz - interval '1 hour');
 SELECT status, reduction, points, reason
-FROM record_behavior('zy-metro', 'ride-3', :wang, 'CN-METRO', 5, now() - interval '30 minutes');
+FROM record_behavior('zy-metro', 'ride-3', :wang, 'CN-METRO', 5, :'noon'::timestamptz - interval '30 minutes');
 -- rejections are results, not errors
 SELECT e, r.status, r.reason
-FROM (VALUES ('bad-1', 'zy-metro', 'ZY-RECYCLE', 1.0, now() - interval '1 hour'),
-             ('bad-2', 'zy-metro', 'CN-METRO', 101, now() - interval '1 hour'),
-             ('bad-3', 'zy-metro', 'CN-METRO', -1, now() - interval '1 hour'),
+FROM (VALUES ('bad-1', 'zy-metro', 'ZY-RECYCLE', 1.0, :'noon'::timestamptz - interval '1 hour'),
+             ('bad-2', 'zy-metro', 'CN-METRO', 101, :'noon'::timestamptz - interval '1 hour'),
+             ('bad-3', 'zy-metro', 'CN-METRO', -1, :'noon'::timestamptz - interval '1 hour'),
              ('bad-4', 'zy-metro', 'CN-METRO', 5, now() + interval '1 day'),
              ('bad-5', 'zy-metro', 'CN-METRO', 5, now() - interval '8 days'),
-             ('bad-6', 'zy-metro', 'NO-SUCH', 5, now() - interval '1 hour'),
-             ('bad-7', 'nobody', 'CN-METRO', 5, now() - interval '1 hour')) v(e, src, meth, act, at),
+             ('bad-6', 'zy-metro', 'NO-SUCH', 5, :'noon'::timestamptz - interval '1 hour'),
+             ('bad-7', 'nobody', 'CN-METRO', 5, :'noon'::timestamptz - interval '1 hour')) v(e, src, meth, act, at),
      LATERAL record_behavior(v.src, v.e, :zhao, v.meth, v.act, v.at) r
 ORDER BY e;
 SELECT status, reason FROM record_behavior('zy-metro', 'bad-8', 99999999, 'CN-METRO', 5, now());
@@ -99,7 +103,7 @@ SELECT milli AS carry_before FROM points_carry WHERE account = :zhao \gset
 SELECT sum(r.points) AS points, sum(grams(r.reduction)) AS grams,
        sum(r.points) = floor((:carry_before + sum(grams(r.reduction)) * 100) / 1000) AS nothing_lost
 FROM generate_series(1, 37) i,
-     LATERAL record_behavior('zy-bikes', 'bike-' || i, :zhao, 'CN-CYCLE', 0.9, now() - interval '1 hour') r;
+     LATERAL record_behavior('zy-bikes', 'bike-' || i, :zhao, 'CN-CYCLE', 0.9, :'noon'::timestamptz - interval '1 hour') r;
 SELECT milli FROM points_carry WHERE account = :zhao;
 
 SELECT balance(:wang) AS wang_points, balance(:wang, 'RED') AS wang_red,
@@ -107,7 +111,7 @@ SELECT balance(:wang) AS wang_points, balance(:wang, 'RED') AS wang_red,
 
 -- Lots: spending takes the earliest-expiring lot first; the receiver keeps its expiry.
 SELECT set_setting('points_validity', '30 days');
-SELECT status, points FROM record_behavior('zy-recycling-station-7', 'bin-1', :wang, 'ZY-RECYCLE', 3, now() - interval '1 hour');
+SELECT status, points FROM record_behavior('zy-recycling-station-7', 'bin-1', :wang, 'ZY-RECYCLE', 3, :'noon'::timestamptz - interval '1 hour');
 SELECT count(*) AS lots, array_agg(remaining ORDER BY expires_at) AS remaining
 FROM lot WHERE account = :wang AND asset_id = 1;
 SELECT transfer(:wang, :shop, 'POINT', 500, 'book') > 0 AS paid;
@@ -125,11 +129,11 @@ SELECT balance(:wang) AS wang_points, balance(:shop) AS shop_points;
 
 -- Bulk: the inbox gives what record_behavior gives.
 INSERT INTO behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
-VALUES ('zy-bikes', 'inbox-1', :zhao, 'CN-CYCLE', 2, now() - interval '1 hour'),
-       ('zy-bikes', 'inbox-2', :zhao, 'CN-CYCLE', 2, now() - interval '1 hour'),
-       ('zy-bikes', 'inbox-1', :zhao, 'CN-CYCLE', 2, now() - interval '1 hour'),
-       ('zy-bikes', 'inbox-3', :zhao, 'CN-CYCLE', 200, now() - interval '1 hour'),
-       ('zy-metro', 'inbox-4', :zhao, 'CN-METRO', 30, now() - interval '1 hour');
+VALUES ('zy-bikes', 'inbox-1', :zhao, 'CN-CYCLE', 2, :'noon'::timestamptz - interval '1 hour'),
+       ('zy-bikes', 'inbox-2', :zhao, 'CN-CYCLE', 2, :'noon'::timestamptz - interval '1 hour'),
+       ('zy-bikes', 'inbox-1', :zhao, 'CN-CYCLE', 2, :'noon'::timestamptz - interval '1 hour'),
+       ('zy-bikes', 'inbox-3', :zhao, 'CN-CYCLE', 200, :'noon'::timestamptz - interval '1 hour'),
+       ('zy-metro', 'inbox-4', :zhao, 'CN-METRO', 30, :'noon'::timestamptz - interval '1 hour');
 SELECT * FROM process_inbox(2);
 SELECT * FROM process_inbox();
 SELECT * FROM process_inbox();

@@ -92,7 +92,7 @@ SELECT order_id AS ask FROM place_order(:orchard, 'sell', 20, 60.00) \gset
 SELECT status, filled FROM place_order(:bureau, 'buy', 12, 60.00, 'IOC', 'CER-I', NULL,
                                        '2026 张掖马拉松 Zhangye marathon', 'event_neutrality');
 SELECT account = :bureau AS bureau, tonnes, purpose, beneficiary, verify_certificate(certificate) AS verifies
-FROM v_retirements;
+FROM v_retirements ORDER BY 1, 2;
 SELECT balance(:bureau, 'CER') AS bureau_held_cer;
 
 -- Cancel: true once, false the second time; the escrow comes back.

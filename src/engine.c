@@ -1615,6 +1615,31 @@ batch_summarize(EngineBatch *b)
 	}
 	if (k == 0)
 		return;
+	if (k == 1)
+	{
+		/* a batch of one (record_behavior): its row as scalars, no arrays to unnest and group */
+		static SPIPlanPtr one_plan = NULL;
+		Datum		one[8];
+
+		for (int i = 0; i < 8; i++)
+			one[i] = c[i][0];
+		ledger_plan_generic(&one_plan,
+					"WITH monthly AS (INSERT INTO carbon.behavior_monthly AS s (month, region, scenario, methodology, "
+					"                                                          account, events, grams, points) "
+					"                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7) "
+					"                 ON CONFLICT (month, region, scenario, methodology, account) DO UPDATE "
+					"                 SET events = s.events + 1, grams = s.grams + excluded.grams, "
+					"                     points = s.points + excluded.points) "
+					"INSERT INTO carbon.group_credit AS c (group_id, month, account, events, grams, points) "
+					"SELECT m.group_id, $1, $5, 1, $6, $7 FROM carbon.group_member m "
+					"WHERE m.account = $5 AND $8 >= m.since AND (m.until IS NULL OR $8 <= m.until) "
+					"ON CONFLICT (group_id, month, account) DO UPDATE "
+					"SET events = c.events + 1, grams = c.grams + excluded.grams, points = c.points + excluded.points",
+					8, (Oid[]) {DATEOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, DATEOID});
+		if (SPI_execute_plan(one_plan, one, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "behaviour summary write failed");
+		return;
+	}
 	values[0] = ledger_array(c[0], NULL, k, DATEOID);
 	for (int i = 1; i < 4; i++)
 		values[i] = ledger_array(c[i], NULL, k, TEXTOID);
