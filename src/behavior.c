@@ -18,7 +18,6 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -26,7 +25,6 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -277,19 +275,23 @@ behavior_entry_reversed(int64 entry_id)
 		if (isnull)
 			return;				/* no behaviour named: nothing to mark */
 	}
-	/* a 0.1 schema under this library (ALTER EXTENSION UPDATE not run yet) has no summary */
-	if (OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false))))
+/* the behaviours a reversal marks, and the daily usage they give back */
+#define REVERSAL_HIT \
+	"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' " \
+	"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) " \
+	"               AND (NOT $4 OR b.entry_id IS NULL) " \
+	"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 " \
+	"             RETURNING b.account, b.scenario, b.methodology, b.local_day, " \
+	"                       carbon.grams(b.reduction) AS g, b.points) "
+#define REVERSAL_USAGE \
+	"UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) " \
+	"FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s " \
+	"WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day"
+
+	if (behavior_summary_kept())
 	{
 		ledger_plan(&mark_plan,
-					"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
-					"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
-					"               AND (NOT $4 OR b.entry_id IS NULL) "
-					"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
-					"             RETURNING b.account, b.scenario, b.methodology, b.local_day, "
-					"                       carbon.grams(b.reduction) AS g, b.points), "
-					"usage AS (UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
-					"          FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
-					"          WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day), "
+					REVERSAL_HIT ", usage AS (" REVERSAL_USAGE "), "
 		/* the reports' monthly summary loses them too */
 					"summary AS (UPDATE carbon.behavior_monthly m "
 					"SET events = m.events - s.n, grams = m.grams - s.g, points = m.points - s.p "
@@ -315,17 +317,8 @@ behavior_entry_reversed(int64 entry_id)
 	}
 	else
 	{
-		ledger_plan(&mark_plan_01,
-					"WITH hit AS (UPDATE carbon.behavior b SET status = 'reversed' "
-					"             WHERE b.id BETWEEN $1 AND $2 AND b.account = ANY ($3) "
-					"               AND (NOT $4 OR b.entry_id IS NULL) "
-					"               AND b.status IN ('accepted', 'capped') AND carbon.grams(b.reduction) > 0 "
-					"             RETURNING b.account, b.scenario, b.methodology, b.local_day, "
-					"                       carbon.grams(b.reduction) AS g, b.points) "
-					"UPDATE carbon.daily_usage u SET used = greatest(u.used - s.g, 0) "
-					"FROM (SELECT account, scenario, local_day, sum(g)::bigint AS g FROM hit GROUP BY 1, 2, 3) s "
-					"WHERE u.account = s.account AND u.scenario = s.scenario AND u.day = s.local_day",
-					4, mark_types);
+		/* a 0.1 schema (behavior_summary_kept): the usage only */
+		ledger_plan(&mark_plan_01, REVERSAL_HIT REVERSAL_USAGE, 4, mark_types);
 		plan = mark_plan_01;
 	}
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != (plan == mark_plan ? SPI_OK_SELECT : SPI_OK_UPDATE))

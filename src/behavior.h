@@ -94,6 +94,7 @@ extern void behavior_reject(BehaviorResult *out, const char *reason);
 /* engine.c */
 typedef struct BehaviorCall BehaviorCall;
 extern BehaviorCall *behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries);
+extern bool behavior_summary_kept(void);
 extern void behavior_call_batch(BehaviorCall *call, BehaviorInput *in, int n, BehaviorResult *results,
 								int64 *counts);
 extern void behavior_call_end(BehaviorCall *call);

@@ -1615,31 +1615,6 @@ batch_summarize(EngineBatch *b)
 	}
 	if (k == 0)
 		return;
-	if (k == 1)
-	{
-		/* a batch of one (record_behavior): its row as scalars, no arrays to unnest and group */
-		static SPIPlanPtr one_plan = NULL;
-		Datum		one[8];
-
-		for (int i = 0; i < 8; i++)
-			one[i] = c[i][0];
-		ledger_plan_generic(&one_plan,
-					"WITH monthly AS (INSERT INTO carbon.behavior_monthly AS s (month, region, scenario, methodology, "
-					"                                                          account, events, grams, points) "
-					"                 VALUES ($1, $2, $3, $4, $5, 1, $6, $7) "
-					"                 ON CONFLICT (month, region, scenario, methodology, account) DO UPDATE "
-					"                 SET events = s.events + 1, grams = s.grams + excluded.grams, "
-					"                     points = s.points + excluded.points) "
-					"INSERT INTO carbon.group_credit AS c (group_id, month, account, events, grams, points) "
-					"SELECT m.group_id, $1, $5, 1, $6, $7 FROM carbon.group_member m "
-					"WHERE m.account = $5 AND $8 >= m.since AND (m.until IS NULL OR $8 <= m.until) "
-					"ON CONFLICT (group_id, month, account) DO UPDATE "
-					"SET events = c.events + 1, grams = c.grams + excluded.grams, points = c.points + excluded.points",
-					8, (Oid[]) {DATEOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, DATEOID});
-		if (SPI_execute_plan(one_plan, one, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "behaviour summary write failed");
-		return;
-	}
 	values[0] = ledger_array(c[0], NULL, k, DATEOID);
 	for (int i = 1; i < 4; i++)
 		values[i] = ledger_array(c[i], NULL, k, TEXTOID);
@@ -1743,6 +1718,17 @@ batch_process(EngineBatch *b)
  * one process_inbox() (link_entries: bulk entries linked to the behaviours
  * they credit in carbon.behavior_batch).
  */
+/*
+ * Does the schema keep the reports' summaries (carbon.behavior_monthly,
+ * 0.2 on)?  A 0.1 schema under this library, before ALTER EXTENSION
+ * UPDATE, has none: recording and reversing leave them alone.
+ */
+bool
+behavior_summary_kept(void)
+{
+	return OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false)));
+}
+
 BehaviorCall *
 behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries)
 {
@@ -1756,8 +1742,7 @@ behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries)
 	call->ctx = ctx;
 	call->own_entries = own_entries;
 	call->link_entries = link_entries;
-	/* a 0.1 schema under this library (ALTER EXTENSION UPDATE not run yet) has no summary */
-	call->summarize = OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false)));
+	call->summarize = behavior_summary_kept();
 	call->table_size = own_entries ? 4 : 1024;
 	call->state_cxt = AllocSetContextCreate(cxt, "engine states", ALLOCSET_DEFAULT_SIZES);
 	states_reset(call);
