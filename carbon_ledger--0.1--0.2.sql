@@ -1844,8 +1844,6 @@ CREATE TABLE carbon.instrument (
   class            text NOT NULL CHECK (class = 'I'),
   reference_price  bigint CHECK (reference_price > 0),
   band_bps         int NOT NULL DEFAULT 1000 CHECK (band_bps BETWEEN 0 AND 10000),
-  last_price       bigint,
-  last_trade_at    timestamptz,
   reference_set_at timestamptz,
   book_version     bigint NOT NULL DEFAULT 0   -- bumped by every change of the book (its lock)
 ) WITH (fillfactor = 50);

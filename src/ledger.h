@@ -125,9 +125,23 @@ extern void ledger_platform_account(const char *ref, const char *name, LedgerAcc
 extern void ledger_check_retire_purpose(const char *purpose, const char *reference);
 extern char *ledger_units_certify(int64 account, int64 tonnes, const char *purpose, const char *beneficiary,
 								  const char *jurisdiction, const char *reference, Datum serials, int64 entry_id);
-extern Datum ledger_units_escrow(int64 seller, int64 order, int64 tonnes, int64 entry_id);
-extern Datum ledger_units_release(int64 seller, int64 order, int64 tonnes, int64 entry_id, const char *reason);
-extern Datum ledger_units_deliver(int64 seller, int64 order, int64 tonnes, int64 buyer, bool retire,
-								  int64 entry_id, const char *reference);
+typedef enum LedgerUnitMoveKind
+{
+	UNITS_ESCROW, UNITS_RELEASE, UNITS_DELIVER
+} LedgerUnitMoveKind;
+
+/* One of the market's unit moves (units.c, ledger_units_market) */
+typedef struct LedgerUnitMove
+{
+	LedgerUnitMoveKind kind;
+	int64		seller;
+	int64		order;			/* escrow of this sell order; 0: the seller's held units */
+	int64		tonnes;
+	int64		buyer;
+	bool		retire;
+	const char *reason;
+} LedgerUnitMove;
+
+extern void ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *serials);
 
 #endif							/* CARBON_LEDGER_H */

@@ -290,17 +290,46 @@ instrument_known(const char *code)
 				 errhint("The market trades CER-I: class I certified units.")));
 }
 
+/*
+ * The instrument this transaction has locked, with the values read then:
+ * the row lock is held to the end of the transaction, so the second order of
+ * a transaction neither locks nor updates the row again (1,000 updates of one
+ * row in one transaction leave a chain of 1,000 versions that every lookup
+ * walks).  Forgotten when a subtransaction rolls back (it may have taken the
+ * lock) and when the reference price changes.
+ */
+static struct
+{
+	LocalTransactionId lxid;
+	bool		valid;
+	Instrument	ins;
+}			held_instrument;
+
+static void
+instrument_forget(void)
+{
+	held_instrument.valid = false;
+}
+
 /* The instrument's row, locked: the book's lock (created on first use). */
 static void
 instrument_lock(const char *code, Instrument *ins)
 {
 	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr create_plan = NULL;
-	Datum		values[2] = {CStringGetTextDatum(code), Int16GetDatum(ledger_asset_id("CER"))};
+	Datum		values[2];
 	bool		isnull;
 	Datum		d;
 
 	instrument_known(code);
+	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid)
+	{
+		*ins = held_instrument.ins;
+		ins->code = code;
+		return;
+	}
+	values[0] = CStringGetTextDatum(code);
+	values[1] = Int16GetDatum(ledger_asset_id("CER"));
 	/*
 	 * An update, not only a lock: a REPEATABLE READ or SERIALIZABLE
 	 * transaction whose snapshot predates another order's commit then fails
@@ -328,6 +357,9 @@ instrument_lock(const char *code, Instrument *ins)
 	ins->has_reference = !isnull;
 	ins->reference = isnull ? 0 : DatumGetInt64(d);
 	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	held_instrument.lxid = MyProc->lxid;
+	held_instrument.ins = *ins;
+	held_instrument.valid = true;
 }
 
 /* The band around the reference price: [low, high] fen, inclusive. */
@@ -384,19 +416,11 @@ typedef struct Order
 } Order;
 
 /* A unit move to make once the entry is posted. */
+/* A unit move (units.c) and the trade it settles, or -1 */
 typedef struct UnitMove
 {
-	enum
-	{
-		UM_ESCROW, UM_RELEASE, UM_DELIVER
-	}			kind;
-	int64		seller;
-	int64		order;			/* escrow of this sell order; 0: the seller's held units */
-	int64		tonnes;
-	int64		buyer;
-	bool		retire;
-	int			trade;			/* index of the trade it settles, or -1 */
-	const char *reason;
+	LedgerUnitMove move;
+	int			trade;
 } UnitMove;
 
 typedef struct Trade
@@ -467,6 +491,7 @@ void
 ledger_market_forget(void)
 {
 	book_skip.valid[0] = book_skip.valid[1] = false;
+	instrument_forget();
 }
 
 /* Where a walk of a side may start: false to start at the best price. */
@@ -484,7 +509,7 @@ static void
 skip_set(bool bids, int64 price, int64 id)
 {
 	if (book_skip.lxid != MyProc->lxid)
-		ledger_market_forget();
+		book_skip.valid[0] = book_skip.valid[1] = false;
 	book_skip.lxid = MyProc->lxid;
 	book_skip.valid[bids] = true;
 	book_skip.price[bids] = price;
@@ -522,7 +547,7 @@ work_clock(MarketWork *w)
 }
 
 static void
-add_move(MarketWork *w, UnitMove m)
+add_move(MarketWork *w, LedgerUnitMove m, int trade)
 {
 	if (w->nmoves == w->maxmoves)
 	{
@@ -530,7 +555,7 @@ add_move(MarketWork *w, UnitMove m)
 		w->moves = w->moves ? repalloc(w->moves, sizeof(UnitMove) * w->maxmoves)
 			: palloc(sizeof(UnitMove) * w->maxmoves);
 	}
-	w->moves[w->nmoves++] = m;
+	w->moves[w->nmoves++] = (UnitMove) {m, trade};
 }
 
 static int
@@ -588,7 +613,7 @@ resting_end(MarketWork *w, Resting *r, bool buy_side, const char *reason)
 		else
 		{
 			post_move(&w->postings, escrow_account(w, w->ins.asset, owner), owner, w->ins.asset, r->escrow);
-			add_move(w, (UnitMove) {UM_RELEASE, r->account, r->id, r->escrow, 0, false, -1, reason});
+			add_move(w, (LedgerUnitMove) {UNITS_RELEASE, r->account, r->id, r->escrow, 0, false, reason}, -1);
 		}
 	}
 	r->escrow = 0;
@@ -725,8 +750,8 @@ fill(MarketWork *w, Order *o, Resting *r, int64 q)
 
 	t = add_trade(w, (Trade) {o->buy ? o->id : r->id, o->buy ? r->id : o->id, buyer->id, seller->id,
 						 r->price, q, fb, fs, (Datum) 0, retire_for, retire_purpose});
-	add_move(w, (UnitMove) {UM_DELIVER, seller->id, o->buy ? r->id : 0, q, buyer->id, retire_for != NULL, t,
-		psprintf("trade at %lld.%02lld", (long long) (r->price / 100), (long long) (r->price % 100))});
+	add_move(w, (LedgerUnitMove) {UNITS_DELIVER, seller->id, o->buy ? r->id : 0, q, buyer->id, retire_for != NULL,
+		psprintf("trade at %lld.%02lld", (long long) (r->price / 100), (long long) (r->price % 100))}, t);
 
 	o->filled += q;
 	o->turnover += value;
@@ -974,26 +999,17 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 	int64		entry_id = post_all(&w->postings, kind, memo, w->correction);
 	LedgerBooks books = {0};
 
-	for (int i = 0; i < w->nmoves; i++)
+	if (w->nmoves > 0)
 	{
-		UnitMove   *m = &w->moves[i];
-		Datum		serials;
+		LedgerUnitMove *moves = palloc(sizeof(LedgerUnitMove) * w->nmoves);
+		Datum	   *serials = palloc(sizeof(Datum) * w->nmoves);
 
-		switch (m->kind)
-		{
-			case UM_ESCROW:
-				(void) ledger_units_escrow(m->seller, m->order, m->tonnes, entry_id);
-				break;
-			case UM_RELEASE:
-				(void) ledger_units_release(m->seller, m->order, m->tonnes, entry_id, m->reason);
-				break;
-			case UM_DELIVER:
-				serials = ledger_units_deliver(m->seller, m->order, m->tonnes, m->buyer, m->retire, entry_id,
-											   m->reason);
-				if (m->trade >= 0)
-					w->trades[m->trade].serials = serials;
-				break;
-		}
+		for (int i = 0; i < w->nmoves; i++)
+			moves[i] = w->moves[i].move;
+		ledger_units_market(w->nmoves, moves, entry_id, serials);
+		for (int i = 0; i < w->nmoves; i++)
+			if (w->moves[i].trade >= 0)
+				w->trades[w->moves[i].trade].serials = serials[i];
 	}
 	for (int i = 0; i < w->ntrades; i++)
 	{
@@ -1017,17 +1033,6 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 		}
 	}
 	ledger_books_write(&books, entry_id);
-	if (w->ntrades > 0)
-	{
-		static SPIPlanPtr plan = NULL;
-		Datum		values[3] = {CStringGetTextDatum(w->ins.code), Int64GetDatum(w->trades[w->ntrades - 1].price),
-		TimestampTzGetDatum(w->now)};
-
-		ledger_plan_generic(&plan, "UPDATE carbon.instrument SET last_price = $2, last_trade_at = $3 WHERE code = $1",
-					3, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID});
-		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "instrument update failed");
-	}
 	resting_write(w);
 	return entry_id;
 }
@@ -1321,7 +1326,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 			{
 				o.escrow = rest;
 				post_move(&w.postings, o.acc, escrow_account(&w, w.ins.asset, o.acc), w.ins.asset, rest);
-				add_move(&w, (UnitMove) {UM_ESCROW, account, o.id, rest, 0, false, -1, NULL});
+				add_move(&w, (LedgerUnitMove) {UNITS_ESCROW, account, o.id, rest, 0, false, NULL}, -1);
 			}
 		}
 	}
@@ -1451,6 +1456,7 @@ ledger_set_reference_price(PG_FUNCTION_ARGS)
 				2, (Oid[]) {TEXTOID, INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "instrument update failed");
+	instrument_forget();		/* the next order reads the new band */
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1518,6 +1524,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 		if (SPI_execute_plan(day_plan, v, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "market day update failed");
 	}
+	instrument_forget();		/* the reference may have changed */
 	SPI_finish();
 	PG_RETURN_INT64(ended);
 }

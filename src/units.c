@@ -219,15 +219,26 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 	values[0] = Int64GetDatum(account);
 	values[1] = Int64GetDatum(tonnes);
 	values[2] = only_class ? CStringGetTextDatum(only_class) : (Datum) 0;
+	/*
+	 * Only the blocks taken are locked, not all the account's: a firm that
+	 * trades holds many small blocks, and locking each of them at every take
+	 * wrote a lock record per block.  Reading them unlocked is safe because
+	 * the account's balance row is locked first (the entry is posted before
+	 * its blocks move), and every change to a holder's blocks posts on that
+	 * balance: the blocks read are the ones that stay, and a block that
+	 * changed anyway fails the count below.
+	 */
 	ledger_plan_generic(&plan,
-				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
-				"                WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3) "
-				"                ORDER BY vintage, project, first FOR UPDATE), "
-				"running AS (SELECT id, vintage, project, first, last, "
-				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
-				"              - (last - first + 1) AS before FROM locked) "
-				"SELECT id, first, first + least(last - first + 1, $2 - before) - 1 FROM running "
-				"WHERE before < $2 ORDER BY vintage, project, first",
+				"WITH running AS (SELECT id, vintage, project, first, last, "
+				"                 (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
+				"                   - (last - first + 1) AS before FROM carbon.unit_block "
+				"                 WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3)), "
+				"picked AS (SELECT id, vintage, project, first, first + least(last - first + 1, $2 - before) - 1 AS upto "
+				"           FROM running WHERE before < $2), "
+				"locked AS (SELECT b.id FROM carbon.unit_block b JOIN picked p USING (id, first) "
+				"           WHERE b.account = $1 AND b.state = 'held' FOR UPDATE OF b) "
+				"SELECT id, first, upto FROM picked WHERE id IN (SELECT id FROM locked) "
+				"ORDER BY vintage, project, first",
 				3, (Oid[]) {INT8OID, INT8OID, TEXTOID});
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "unit block lookup failed");
@@ -361,44 +372,182 @@ units_take_escrow(int64 order, int64 tonnes, UnitPieces *p)
 }
 
 /*
- * The market's unit moves (market.c), each after its entry is posted:
+ * The market's unit moves of one call (market.c), after its entry is
+ * posted, in one statement however many fills the call made:
  *   escrow:  the seller's class I units, oldest first, into escrow for its order;
  *   release: an order's escrow back to the seller;
  *   deliver: from an order's escrow, or (order 0) straight from the
  *            seller's class I units, to the buyer, or retired for it.
- * Returns the serial ranges moved.
+ * Each source (a seller's held units, an order's escrow) is taken once for
+ * all the moves it feeds, and the moves share its pieces in order, so the
+ * serials are those the moves one by one would have taken: every take is a
+ * prefix of its blocks, oldest first.  serials[i] is what move i moved
+ * (text[], oldest first).
  */
-Datum
-ledger_units_escrow(int64 seller, int64 order, int64 tonnes, int64 entry_id)
+typedef struct MoveSource
 {
-	UnitPieces	p;
+	int64		account;		/* held class I units of this seller, or */
+	int64		order;			/* the escrow of this sell order */
+	int64		tonnes;
+	UnitPieces	pieces;
+	int			next;			/* the piece the next move starts in ... */
+	int64		used;			/* ... and what earlier moves took of it */
+} MoveSource;
 
-	units_take(seller, tonnes, "I", &p);
-	return units_move(&p, 0, "escrow", entry_id, "escrow", psprintf("sell order " INT64_FORMAT, order), order);
-}
-
-Datum
-ledger_units_release(int64 seller, int64 order, int64 tonnes, int64 entry_id, const char *reason)
+void
+ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *serials)
 {
-	UnitPieces	p;
+	static SPIPlanPtr plan = NULL;
+	MoveSource *src = palloc0(sizeof(MoveSource) * Max(n, 1));
+	int		   *src_of = palloc(sizeof(int) * Max(n, 1));
+	int			nsrc = 0,
+				nseg = 0,
+				cap = 0;
+	Datum	   *seg[9] = {NULL};
+	bool	   *nulls[9] = {NULL};
+	Datum		values[10];
 
-	units_take_escrow(order, tonnes, &p);
-	return units_move(&p, seller, "held", entry_id, "release", reason, 0);
-}
+	/* the sources, each with what all its moves take */
+	for (int i = 0; i < n; i++)
+	{
+		const LedgerUnitMove *m = &moves[i];
+		int64		account = m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0) ? m->seller : 0;
+		int64		order = account ? 0 : m->order;
+		int			k;
 
-Datum
-ledger_units_deliver(int64 seller, int64 order, int64 tonnes, int64 buyer, bool retire, int64 entry_id,
-					 const char *reference)
-{
-	UnitPieces	p;
+		serials[i] = (Datum) 0;
+		for (k = 0; k < nsrc; k++)
+			if (src[k].account == account && src[k].order == order)
+				break;
+		if (k == nsrc)
+		{
+			src[k].account = account;
+			src[k].order = order;
+			nsrc++;
+		}
+		src[k].tonnes += m->tonnes;
+		src_of[i] = k;
+	}
+	for (int k = 0; k < nsrc; k++)
+	{
+		if (src[k].account)
+			units_take(src[k].account, src[k].tonnes, "I", &src[k].pieces);
+		else
+			units_take_escrow(src[k].order, src[k].tonnes, &src[k].pieces);
+		cap += src[k].pieces.n;
+	}
+	cap += n;					/* a move may end inside a piece: one more segment */
+	for (int c = 0; c < 9; c++)
+	{
+		seg[c] = palloc(sizeof(Datum) * cap);
+		nulls[c] = palloc0(sizeof(bool) * cap);
+	}
 
-	if (order != 0)
-		units_take_escrow(order, tonnes, &p);
-	else
-		units_take(seller, tonnes, "I", &p);
-	if (retire)					/* the buyer never holds them: retired in its name at once */
-		return units_move(&p, buyer, "retired", entry_id, "retirement", reference, 0);
-	return units_move(&p, buyer, "held", entry_id, "trade", reference, 0);
+	/* the segments: each move's tonnes from its source's pieces, in order */
+	for (int i = 0; i < n; i++)
+	{
+		const LedgerUnitMove *m = &moves[i];
+		MoveSource *s = &src[src_of[i]];
+		int64		need = m->tonnes;
+		const char *state,
+				   *event,
+				   *reference = m->reason;
+		int64		holder;
+
+		switch (m->kind)
+		{
+			case UNITS_ESCROW:
+				state = "escrow", event = "escrow", holder = 0;
+				reference = psprintf("sell order " INT64_FORMAT, m->order);
+				break;
+			case UNITS_RELEASE:
+				state = "held", event = "release", holder = m->seller;
+				break;
+			default:			/* a buy that retires: the buyer never holds them */
+				state = m->retire ? "retired" : "held", event = m->retire ? "retirement" : "trade";
+				holder = m->buyer;
+				break;
+		}
+		while (need > 0)
+		{
+			int64		first = DatumGetInt64(s->pieces.first[s->next]) + s->used;
+			int64		last = DatumGetInt64(s->pieces.last[s->next]);
+			int64		take = Min(need, last - first + 1);
+
+			Assert(s->next < s->pieces.n && nseg < cap);
+			seg[0][nseg] = s->pieces.block[s->next];
+			seg[1][nseg] = Int64GetDatum(first);
+			seg[2][nseg] = Int64GetDatum(first + take - 1);
+			seg[3][nseg] = Int64GetDatum(holder);
+			nulls[3][nseg] = holder == 0;
+			seg[4][nseg] = CStringGetTextDatum(state);
+			seg[5][nseg] = Int64GetDatum(m->order);
+			nulls[5][nseg] = m->kind != UNITS_ESCROW;
+			seg[6][nseg] = CStringGetTextDatum(event);
+			seg[7][nseg] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+			nulls[7][nseg] = reference == NULL;
+			seg[8][nseg] = Int32GetDatum(i);
+			nseg++;
+			need -= take;
+			if (take == last - first + 1)
+				s->next++, s->used = 0;
+			else
+				s->used += take;
+		}
+	}
+	if (nseg == 0)
+		return;
+	for (int c = 0; c < 9; c++)
+		values[c] = ledger_array(seg[c], nulls[c], nseg,
+								 c == 4 || c == 6 || c == 7 ? TEXTOID : c == 8 ? INT4OID : INT8OID);
+	values[9] = Int64GetDatum(entry_id);
+	ledger_plan_generic(&plan,
+				"WITH w AS (SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) WITH ORDINALITY "
+				"           AS w(id, f, l, holder, state, escrow_order, event, reference, mv, k)), "
+	/* deleted first: the parts below take the same serials (exclusion constraint) */
+				"gone AS (DELETE FROM carbon.unit_block b USING (SELECT DISTINCT id FROM w) d, carbon.unit_issuance i, "
+				"                                              carbon.project pr "
+				"         WHERE b.id = d.id AND i.id = b.issuance AND pr.id = b.project "
+				"         RETURNING b.id, b.issuance, b.project, b.vintage, b.class, b.first, b.last, b.account, "
+				"                   b.state, b.escrow_order, b.entry_id, b.since, i.region, pr.code), "
+				"seg AS (SELECT w.*, g.issuance, g.project, g.vintage, g.class, g.last AS block_last, "
+				"               g.account AS block_account, g.region, g.code FROM w JOIN gone g USING (id)), "
+	/* what is left of each block after its last segment stays as it was */
+				"parts AS (SELECT issuance, project, vintage, class, f AS first, l AS last, "
+				"                 coalesce(holder, block_account) AS account, state, escrow_order, "
+				"                 $10 AS entry_id, now() AS since FROM seg "
+				"          UNION ALL SELECT g.issuance, g.project, g.vintage, g.class, t.upto + 1, g.last, g.account, "
+				"                 g.state, g.escrow_order, g.entry_id, g.since "
+				"          FROM gone g JOIN (SELECT id, max(l) AS upto FROM w GROUP BY id) t USING (id) "
+				"          WHERE t.upto < g.last), "
+				"ins AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, "
+				"                                       state, entry_id, since, escrow_order) "
+				"        SELECT issuance, project, vintage, class, first, last, account, state, entry_id, since, "
+				"               escrow_order FROM parts), "
+	/* the history: each segment split off what remains of its block, then moved */
+				"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
+				"                                        to_account, entry_id, reference) "
+				"         SELECT issuance, project, first, last, event, from_account, to_account, $10, reference "
+				"         FROM (SELECT k, 0 AS o, issuance, project, f AS first, block_last AS last, 'split' AS event, "
+				"                      block_account AS from_account, block_account AS to_account, "
+				"                      'split off ' || carbon.serial_text(region, vintage, code, f, l) AS reference "
+				"               FROM seg WHERE l < block_last "
+				"               UNION ALL "
+				"               SELECT k, 1, issuance, project, f, l, event, block_account, holder, reference "
+				"               FROM seg) h "
+				"         ORDER BY k, o) "
+				"SELECT mv, array_agg(carbon.serial_text(region, vintage, code, f, l) ORDER BY k) FROM seg GROUP BY mv",
+				10, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+				TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "unit block move failed");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			mv = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+		serials[mv] = datumCopy(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull), false, -1);
+	}
 }
 
 /*
