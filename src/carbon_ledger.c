@@ -56,7 +56,9 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			/* a safety net: bulk deltas are flushed by their caller already */
+		case XACT_EVENT_PRE_PREPARE:
+			/* safety nets: a statement's orders and bulk deltas are written by their callers already */
+			ledger_market_pre_commit();
 			ledger_flush_deferred();
 			return;
 		case XACT_EVENT_COMMIT:
@@ -76,7 +78,7 @@ ledger_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 	acting_undo = NULL;
 	ledger_journal_reset();
 	ledger_forget_deferred();
-	ledger_market_forget();
+	ledger_market_xact_end();
 	if (committed)
 		ledger_keep_xact_cache();
 	else
@@ -111,8 +113,8 @@ ledger_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		ledger_journal_reset();
 		ledger_forget_xact_cache();
 		ledger_forget_deferred();	/* their postings are rolled back too */
-		ledger_market_forget();		/* and their orders' ends */
 	}
+	ledger_market_subxact(event, mySubid, parentSubid);	/* a statement's orders, their ends */
 }
 
 void
@@ -122,6 +124,7 @@ _PG_init(void)
 	RegisterSubXactCallback(ledger_subxact_callback, NULL);
 	ledger_lots_register();		/* the holdings module of POINT and RED */
 	ledger_units_register();	/* ... and of CER: serial blocks */
+	ledger_market_register();	/* a statement's orders are written when it ends */
 }
 
 /* Prepare a statement once per backend and keep it (pg_cron's way). */
@@ -198,6 +201,7 @@ ledger_run(SPIPlanPtr plan, Datum *values, int expect)
 void
 ledger_spi_connect(void)
 {
+	ledger_market_write_pending();	/* what the orders of this statement did, first */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }

@@ -6,6 +6,7 @@
 #define CARBON_LEDGER_H
 
 #include "postgres.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "datatype/timestamp.h"
@@ -58,6 +59,11 @@ extern int64 ledger_next_id(const char *sequence);
 
 /* market.c */
 extern void ledger_market_forget(void);
+extern void ledger_market_register(void);
+extern void ledger_market_write_pending(void);
+extern void ledger_market_xact_end(void);
+extern void ledger_market_pre_commit(void);
+extern void ledger_market_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent);
 extern int64 ledger_arg_int64(FunctionCallInfo fcinfo, int argno, const char *name);
 extern int64 ledger_arg_amount(FunctionCallInfo fcinfo, int argno, const char *name);
 extern Datum ledger_array(Datum *elems, bool *nulls, int n, Oid elemtype);

@@ -26,7 +26,12 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "executor/executor.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -97,19 +102,84 @@ typedef struct Postings
 	const LedgerAccount **accounts;
 	int16	   *assets;
 	int64	   *amounts;
+	HTAB	   *index;			/* (account, asset) → position, once there are many */
+	MemoryContext cxt;			/* where they live (SPI calls switch contexts) */
 } Postings;
+
+typedef struct AccountAsset
+{
+	int64		account;
+	int64		asset;
+} AccountAsset;
+
+typedef struct PostingSlot
+{
+	AccountAsset key;
+	int			pos;
+} PostingSlot;
+
+/* Where (account, asset) stands in the postings, or -1. */
+static int
+post_find(Postings *p, int64 account, int16 asset)
+{
+	if (p->index == NULL)
+	{
+		for (int i = 0; i < p->n; i++)
+			if (p->accounts[i]->id == account && p->assets[i] == asset)
+				return i;
+		return -1;
+	}
+	else
+	{
+		AccountAsset key = {account, asset};
+		PostingSlot *slot = hash_search(p->index, &key, HASH_FIND, NULL);
+
+		return slot ? slot->pos : -1;
+	}
+}
+
+/* What this work has posted so far on (account, asset): not yet in its balance. */
+static int64
+posted(Postings *p, int64 account, int16 asset)
+{
+	int			i = post_find(p, account, asset);
+
+	return i < 0 ? 0 : p->amounts[i];
+}
 
 static void
 post_add(Postings *p, const LedgerAccount *acc, int16 asset, int64 amount)
 {
+	int			i;
+
+	MemoryContext old;
+
 	if (amount == 0)
 		return;
-	for (int i = 0; i < p->n; i++)
-		if (p->accounts[i]->id == acc->id && p->assets[i] == asset)
+	i = post_find(p, acc->id, asset);
+	if (i >= 0)
+	{
+		if (pg_add_s64_overflow(p->amounts[i], amount, &p->amounts[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("amount out of range")));
+		return;
+	}
+	old = MemoryContextSwitchTo(p->cxt);
+	if (p->index == NULL && p->n >= 16)
+	{
+		/* a batch of orders meets many accounts: find them by hash from now on */
+		HASHCTL		ctl = {.keysize = sizeof(AccountAsset), .entrysize = sizeof(PostingSlot),
+		.hcxt = CurrentMemoryContext};
+
+		p->index = hash_create("market postings", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		for (int k = 0; k < p->n; k++)
 		{
-			p->amounts[i] += amount;
-			return;
+			AccountAsset key = {p->accounts[k]->id, p->assets[k]};
+
+			((PostingSlot *) hash_search(p->index, &key, HASH_ENTER, NULL))->pos = k;
 		}
+	}
 	if (p->n == p->cap)
 	{
 		p->cap = p->cap ? p->cap * 2 : 16;
@@ -120,7 +190,15 @@ post_add(Postings *p, const LedgerAccount *acc, int16 asset, int64 amount)
 	}
 	p->accounts[p->n] = acc;
 	p->assets[p->n] = asset;
-	p->amounts[p->n++] = amount;
+	p->amounts[p->n] = amount;
+	if (p->index != NULL)
+	{
+		AccountAsset key = {acc->id, asset};
+
+		((PostingSlot *) hash_search(p->index, &key, HASH_ENTER, NULL))->pos = p->n;
+	}
+	p->n++;
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -151,6 +229,8 @@ post_all(Postings *p, const char *kind, const char *memo, bool correction)
 			p->assets[n] = p->assets[i];
 			p->amounts[n++] = p->amounts[i];
 		}
+	p->n = n;
+	p->index = NULL;			/* positions moved */
 	if (n == 0)
 		return 0;
 	entry = ledger_entry(kind, memo, n, p->accounts, p->assets, p->amounts);
@@ -162,47 +242,38 @@ post_all(Postings *p, const char *kind, const char *memo, bool correction)
 
 /* ---- accounts ---- */
 
-/* A participant account, cached for the call (pointers stay valid). */
+/* The participant accounts a work meets, read once (pointers stay valid). */
 typedef struct AccountCache
 {
-	int			n;
-	LedgerAccount acc[64];
+	HTAB	   *h;
+	MemoryContext cxt;
 } AccountCache;
+
+typedef struct AccountSlot
+{
+	int64		id;
+	LedgerAccount acc;
+} AccountSlot;
 
 static const LedgerAccount *
 account_of(AccountCache *c, int64 id)
 {
-	LedgerAccount *a;
+	AccountSlot *slot;
+	LedgerAccount a;
 
-	for (int i = 0; i < c->n; i++)
-		if (c->acc[i].id == id)
-			return &c->acc[i];
-	if (c->n == lengthof(c->acc))
+	if (c->h == NULL)
 	{
-		a = palloc(sizeof(LedgerAccount));	/* rarely: a call that meets many counterparties */
-		ledger_require_account(id, a);
-		return a;
+		HASHCTL		ctl = {.keysize = sizeof(int64), .entrysize = sizeof(AccountSlot), .hcxt = c->cxt};
+
+		c->h = hash_create("market accounts", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	a = &c->acc[c->n++];
-	ledger_require_account(id, a);
-	return a;
-}
-
-/* What the account can spend of an asset now (its balance row, locked). */
-static int64
-available(int64 account, int16 asset)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[2] = {Int64GetDatum(account), Int16GetDatum(asset)};
-	bool		isnull;
-
-	ledger_plan_generic(&plan,
-				"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 FOR UPDATE",
-				2, (Oid[]) {INT8OID, INT2OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "balance lookup failed");
-	return SPI_processed == 0 ? 0 : DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-																 &isnull));
+	slot = hash_search(c->h, &id, HASH_FIND, NULL);
+	if (slot != NULL)
+		return &slot->acc;
+	ledger_require_account(id, &a);
+	slot = hash_search(c->h, &id, HASH_ENTER, NULL);
+	slot->acc = a;
+	return &slot->acc;
 }
 
 /* ---- cash in and out ---- */
@@ -388,10 +459,12 @@ typedef struct Resting
 	bool		buy_side;		/* read by resting_read (cancel, close) */
 	char	   *retire_for;
 	char	   *retire_purpose;
-	/* what this call did to it */
+	/* what this work did to it */
 	bool		touched;
 	bool		ended;
 	const char *end_reason;
+	TimestampTz ended_at;
+	int			order;			/* an order of this batch (its index), or -1: a row of the book */
 } Resting;
 
 /* The incoming order. */
@@ -413,6 +486,10 @@ typedef struct Order
 	int64		escrow;			/* what rests in escrow at the end */
 	const char *status;
 	const char *end_reason;
+	TimestampTz at;				/* when the book took it */
+	DateADT		day;
+	int64		gtc_days;
+	int			resting;		/* its entry among the resting orders once it rests, or -1 */
 } Order;
 
 /* A unit move to make once the entry is posted. */
@@ -436,11 +513,15 @@ typedef struct Trade
 	Datum		serials;
 	const char *retire_for;		/* the buy retires: certificate for this beneficiary */
 	const char *retire_purpose;
+	bool		buy_aggressor;
+	TimestampTz at;
+	DateADT		day;
 } Trade;
 
 /* Everything a call does, gathered, then written. */
 typedef struct MarketWork
 {
+	MemoryContext cxt;			/* where what it gathers lives: SPI calls switch contexts */
 	Instrument	ins;
 	AccountCache accounts;
 	Postings	postings;
@@ -453,6 +534,14 @@ typedef struct MarketWork
 	int			nresting,
 				maxresting;
 	Resting    *resting;		/* every resting order read (touched or not) */
+	HTAB	   *resting_ids;	/* order id → its index in resting */
+	int		   *own[2];			/* [bids]: the batch's own resting orders, best first */
+	int			nown[2],
+				maxown[2];
+	int			norders,
+				maxorders;
+	Order	   *orders;			/* the orders this batch placed, written at its end */
+	HTAB	   *bases;			/* balances and tradable units read (locked) */
 	int64		fee_bps;
 	bool		correction;		/* escrow goes back to a frozen account: a correction */
 	int			nfee_accounts;
@@ -525,10 +614,89 @@ skip_rest(bool bids, int64 price)
 		book_skip.valid[bids] = false;
 }
 
+/*
+ * What a work has read of balances and tradable units: read once, locked
+ * (the balance row), then moved only by the work's own postings and moves,
+ * which are not written yet.
+ */
+typedef struct BaseAmount
+{
+	AccountAsset key;			/* asset -1: class I units held (tradable) */
+	bool		read;
+	int64		amount;			/* as read */
+	int64		moved;			/* tradable units: moved by this work since */
+} BaseAmount;
+
+static BaseAmount *
+base_of(HTAB **bases, MemoryContext cxt, int64 account, int64 asset)
+{
+	AccountAsset key = {account, asset};
+	bool		found;
+	BaseAmount *b;
+
+	if (*bases == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(AccountAsset), .entrysize = sizeof(BaseAmount), .hcxt = cxt};
+
+		*bases = hash_create("market balances", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	b = hash_search(*bases, &key, HASH_ENTER, &found);
+	if (!found)
+		b->read = false, b->amount = 0, b->moved = 0;
+	return b;
+}
+
+/* What the account can spend of an asset now: its balance row (locked), less what this work posted. */
+static int64
+available(MarketWork *w, int64 account, int16 asset)
+{
+	static SPIPlanPtr plan = NULL;
+	BaseAmount *b = base_of(&w->bases, w->cxt, account, asset);
+
+	if (!b->read)
+	{
+		Datum		values[2] = {Int64GetDatum(account), Int16GetDatum(asset)};
+		bool		isnull;
+
+		ledger_plan_generic(&plan,
+					"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 FOR UPDATE",
+					2, (Oid[]) {INT8OID, INT2OID});
+		if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "balance lookup failed");
+		b->amount = SPI_processed == 0 ? 0 :
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		b->read = true;
+	}
+	return b->amount + posted(&w->postings, account, asset);
+}
+
+/* The class I units the account holds now, less what this work moved (the balance row locked first). */
+static int64
+tradable(MarketWork *w, int64 account, int16 cer)
+{
+	BaseAmount *b;
+
+	(void) available(w, account, cer);	/* no transfer takes class I units away before the escrow does */
+	b = base_of(&w->bases, w->cxt, account, -1);
+	if (!b->read)
+	{
+		b->amount = ledger_units_tradable(account);
+		b->read = true;
+	}
+	return b->amount + b->moved;
+}
+
+static void
+units_moved(MarketWork *w, int64 account, int64 tonnes)
+{
+	base_of(&w->bases, w->cxt, account, -1)->moved += tonnes;
+}
+
 static void
 work_init(MarketWork *w)
 {
 	memset(w, 0, sizeof(*w));
+	w->cxt = w->postings.cxt = w->accounts.cxt = CurrentMemoryContext;
 	w->cny = ledger_asset_id("CNY");
 	w->fee_bps = ledger_settings()->trade_fee_bps;	/* the cached settings (catalog.c) */
 	/* now and today: work_clock(), once the book's lock is held */
@@ -546,15 +714,26 @@ work_clock(MarketWork *w)
 	w->today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone), w->now);
 }
 
+static void units_moved(MarketWork *w, int64 account, int64 tonnes);
+
 static void
 add_move(MarketWork *w, LedgerUnitMove m, int trade)
 {
+	/* what the move does to the class I units the accounts hold (tradable) */
+	if (m.kind == UNITS_ESCROW || (m.kind == UNITS_DELIVER && m.order == 0))
+		units_moved(w, m.seller, -m.tonnes);
+	if (m.kind == UNITS_RELEASE)
+		units_moved(w, m.seller, m.tonnes);
+	if (m.kind == UNITS_DELIVER && !m.retire)
+		units_moved(w, m.buyer, m.tonnes);
 	if (w->nmoves == w->maxmoves)
 	{
 		w->maxmoves = w->maxmoves ? w->maxmoves * 2 : 16;
 		w->moves = w->moves ? repalloc(w->moves, sizeof(UnitMove) * w->maxmoves)
-			: palloc(sizeof(UnitMove) * w->maxmoves);
+			: MemoryContextAlloc(w->cxt, sizeof(UnitMove) * w->maxmoves);
 	}
+	if (m.reason != NULL)
+		m.reason = MemoryContextStrdup(w->cxt, m.reason);
 	w->moves[w->nmoves++] = (UnitMove) {m, trade};
 }
 
@@ -565,7 +744,7 @@ add_trade(MarketWork *w, Trade t)
 	{
 		w->maxtrades = w->maxtrades ? w->maxtrades * 2 : 16;
 		w->trades = w->trades ? repalloc(w->trades, sizeof(Trade) * w->maxtrades)
-			: palloc(sizeof(Trade) * w->maxtrades);
+			: MemoryContextAlloc(w->cxt, sizeof(Trade) * w->maxtrades);
 	}
 	w->trades[w->ntrades] = t;
 	return w->ntrades++;
@@ -581,7 +760,7 @@ fee_account(MarketWork *w, const char *region)
 		if (strcmp(w->fee_accounts[i]->region, region) == 0)
 			return w->fee_accounts[i];
 	/* opened just now, perhaps: kept as ledger_platform_account read it, not looked up again */
-	acc = palloc(sizeof(LedgerAccount));
+	acc = MemoryContextAlloc(w->cxt, sizeof(LedgerAccount));
 	ledger_platform_account("carbon_ledger:market_fees", "交易手续费 market fees", acc, region);
 	if (w->nfee_accounts < (int) lengthof(w->fee_accounts))
 		w->fee_accounts[w->nfee_accounts++] = acc;
@@ -620,6 +799,7 @@ resting_end(MarketWork *w, Resting *r, bool buy_side, const char *reason)
 	r->ended = true;
 	r->touched = true;
 	r->end_reason = reason;
+	r->ended_at = w->now;
 }
 
 /*
@@ -629,21 +809,67 @@ resting_end(MarketWork *w, Resting *r, bool buy_side, const char *reason)
 #define RESTING_COLUMNS "id, account, price, tonnes, filled, turnover, fees, escrow, false, retire_for, " \
 	"retire_purpose, side"
 
-static void
-resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
+/* A new entry among the resting orders, found by id from now on. */
+static int
+resting_slot(MarketWork *w, int64 id)
 {
-	bool		isnull;
 	Resting    *r;
+	bool		found;
+	int		   *slot;
+	MemoryContext old = MemoryContextSwitchTo(w->cxt);
 
+	if (w->resting_ids == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(int64), .entrysize = sizeof(int64) + sizeof(int), .hcxt = w->cxt};
+
+		w->resting_ids = hash_create("market resting orders", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 	if (w->nresting == w->maxresting)
 	{
 		w->maxresting = w->maxresting ? w->maxresting * 2 : 32;
 		w->resting = w->resting ? repalloc(w->resting, sizeof(Resting) * w->maxresting)
 			: palloc(sizeof(Resting) * w->maxresting);
 	}
-	r = &w->resting[w->nresting++];
+	r = &w->resting[w->nresting];
 	memset(r, 0, sizeof(*r));
-	r->id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	r->id = id;
+	r->order = -1;
+	slot = (int *) ((char *) hash_search(w->resting_ids, &id, HASH_ENTER, &found) + sizeof(int64));
+	Assert(!found);
+	*slot = w->nresting;
+	MemoryContextSwitchTo(old);
+	return w->nresting++;
+}
+
+/* The entry of a resting order this work has seen, or -1. */
+static int
+resting_known(MarketWork *w, int64 id)
+{
+	char	   *e;
+
+	if (w->resting_ids == NULL)
+		return -1;
+	e = hash_search(w->resting_ids, &id, HASH_FIND, NULL);
+	return e ? *(int *) (e + sizeof(int64)) : -1;
+}
+
+/*
+ * A row of the book: its entry, read from the row unless this work has it
+ * already (then this work's version is the true one: it may have filled or
+ * ended the order, not yet written).
+ */
+static int
+resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	int			i = resting_known(w, id);
+	Resting    *r;
+
+	if (i >= 0)
+		return i;
+	i = resting_slot(w, id);
+	r = &w->resting[i];
 	r->account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
 	r->price = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
 	r->tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
@@ -652,19 +878,29 @@ resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
 	r->fees = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
 	r->escrow = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
 	r->expired = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
-	r->retire_for = SPI_getvalue(t, d, 10);
-	r->retire_purpose = SPI_getvalue(t, d, 11);
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->cxt);
+
+		r->retire_for = SPI_getvalue(t, d, 10);
+		r->retire_purpose = SPI_getvalue(t, d, 11);
+		MemoryContextSwitchTo(old);
+	}
 	r->buy_side = strcmp(SPI_getvalue(t, d, 12), "buy") == 0;
+	return i;
 }
 
-/* A page of the opposite side, best first, after (price, id) of the last one read. */
+#define BOOK_PAGE 16
+
+/*
+ * A page of the book's side, best first, after (price, id) of the last row
+ * read: their entries into page[], and the last row's place.
+ */
 static int
-book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_id)
+book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after_id, int *page)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
-	Datum		values[5] = {CStringGetTextDatum(w->ins.code), BoolGetDatum(first), Int64GetDatum(after_price),
-	Int64GetDatum(after_id), TimestampTzGetDatum(w->now)};
-	int			start = w->nresting;
+	Datum		values[5] = {CStringGetTextDatum(w->ins.code), BoolGetDatum(first), Int64GetDatum(*after_price),
+	Int64GetDatum(*after_id), TimestampTzGetDatum(w->now)};
 
 	/* the partial indexes of the book, walked in price–time order */
 	ledger_plan_generic(&plans[bids],
@@ -684,9 +920,84 @@ book_page(MarketWork *w, bool bids, bool first, int64 after_price, int64 after_i
 				5, (Oid[]) {TEXTOID, BOOLOID, INT8OID, INT8OID, TIMESTAMPTZOID});
 	if (SPI_execute_plan(plans[bids], values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
+	Assert(SPI_processed <= BOOK_PAGE);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	return w->nresting - start;
+	{
+		page[i] = resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		*after_price = w->resting[page[i]].price;
+		*after_id = w->resting[page[i]].id;
+	}
+	return (int) SPI_processed;
+}
+
+/* Does resting order a come before b on side `bids` (price, then time)? */
+static bool
+book_before(bool bids, const Resting *a, const Resting *b)
+{
+	if (a->price != b->price)
+		return bids ? a->price > b->price : a->price < b->price;
+	return a->id < b->id;
+}
+
+/*
+ * A walk of one side of the book in price–time order: the rows of the book
+ * (from where this transaction's ended prefix stops), merged with the
+ * orders this batch has put to rest and not yet written.  Rows this batch
+ * has ended come back too (with ended set): the walk's caller keeps track
+ * of the ended prefix.
+ */
+typedef struct BookWalk
+{
+	bool		bids;
+	bool		first;			/* the next page is the first */
+	bool		rows_done;		/* no rows of the book left */
+	int64		after_price;
+	int64		after_id;
+	int			page[BOOK_PAGE];
+	int			npage;
+	int			pos;
+	int			own;			/* the next of the batch's own resting orders */
+} BookWalk;
+
+static void
+walk_start(BookWalk *bw, bool bids)
+{
+	memset(bw, 0, sizeof(*bw));
+	bw->bids = bids;
+	bw->first = !skip_start(bids, &bw->after_price, &bw->after_id);
+}
+
+/* The next order of the walk, or NULL; *row says whether it is a row of the book. */
+static Resting *
+walk_next(MarketWork *w, BookWalk *bw, bool *row)
+{
+	Resting    *r = NULL;
+	Resting    *own = NULL;
+
+	if (bw->pos == bw->npage && !bw->rows_done)
+	{
+		bw->npage = book_page(w, bw->bids, bw->first, &bw->after_price, &bw->after_id, bw->page);
+		bw->pos = 0;
+		bw->first = false;
+		bw->rows_done = bw->npage < BOOK_PAGE;
+	}
+	if (bw->pos < bw->npage)
+		r = &w->resting[bw->page[bw->pos]];
+	/* the batch's own ones that ended are passed over: they are no rows of the book yet */
+	while (bw->own < w->nown[bw->bids] && w->resting[w->own[bw->bids][bw->own]].ended)
+		bw->own++;
+	if (bw->own < w->nown[bw->bids])
+		own = &w->resting[w->own[bw->bids][bw->own]];
+	if (own != NULL && (r == NULL || book_before(bw->bids, own, r)))
+	{
+		bw->own++;
+		*row = false;
+		return own;
+	}
+	if (r != NULL)
+		bw->pos++;
+	*row = true;
+	return r;
 }
 
 /* The most tonnes a buy may take at `price` with `budget` fen, fees included. */
@@ -749,7 +1060,7 @@ fill(MarketWork *w, Order *o, Resting *r, int64 q)
 			  w->ins.asset, q);
 
 	t = add_trade(w, (Trade) {o->buy ? o->id : r->id, o->buy ? r->id : o->id, buyer->id, seller->id,
-						 r->price, q, fb, fs, (Datum) 0, retire_for, retire_purpose});
+						 r->price, q, fb, fs, (Datum) 0, retire_for, retire_purpose, o->buy, w->now, w->today});
 	add_move(w, (LedgerUnitMove) {UNITS_DELIVER, seller->id, o->buy ? r->id : 0, q, buyer->id, retire_for != NULL,
 		psprintf("trade at %lld.%02lld", (long long) (r->price / 100), (long long) (r->price % 100))}, t);
 
@@ -783,48 +1094,32 @@ fok_possible(MarketWork *w, const Order *o)
 {
 	int64		need = o->tonnes;
 	int64		budget = o->budget;
-	int64		after_price = 0,
-				after_id = 0;
-	bool		first = !skip_start(!o->buy, &after_price, &after_id);
-	int			base = w->nresting;
+	BookWalk	bw;
+	Resting    *r;
+	bool		row;
 
-	for (;;)
+	walk_start(&bw, !o->buy);
+	while ((r = walk_next(w, &bw, &row)) != NULL)
 	{
-		int			got = book_page(w, !o->buy, first, after_price, after_id);
+		int64		q;
 
-		if (got == 0)
-			break;
-		for (int i = w->nresting - got; i < w->nresting; i++)
+		if (r->ended)
+			continue;
+		if (!acceptable(w, o, r->price))
+			return false;
+		if (r->expired || r->account == o->acc->id ||
+			strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
+			continue;
+		q = Min(need, r->tonnes - r->filled);
+		if (o->buy)
 		{
-			Resting    *r = &w->resting[i];
-			int64		q;
-
-			if (!acceptable(w, o, r->price))
-			{
-				w->nresting = base;
-				return false;
-			}
-			if (r->expired || r->account == o->acc->id ||
-				strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
-				continue;
-			q = Min(need, r->tonnes - r->filled);
-			if (o->buy)
-			{
-				q = Min(q, affordable(budget, r->price, w->fee_bps));
-				budget -= q * r->price + fee_of(q * r->price, w->fee_bps);
-			}
-			need -= q;
-			if (need == 0)
-			{
-				w->nresting = base;
-				return true;
-			}
+			q = Min(q, affordable(budget, r->price, w->fee_bps));
+			budget -= q * r->price + fee_of(q * r->price, w->fee_bps);
 		}
-		first = false;
-		after_price = w->resting[w->nresting - 1].price;
-		after_id = w->resting[w->nresting - 1].id;
+		need -= q;
+		if (need == 0)
+			return true;
 	}
-	w->nresting = base;			/* read again by the matching itself */
 	return false;
 }
 
@@ -832,44 +1127,42 @@ fok_possible(MarketWork *w, const Order *o)
 static void
 match(MarketWork *w, Order *o)
 {
-	int64		after_price = 0,
-				after_id = 0;
-	bool		first = !skip_start(!o->buy, &after_price, &after_id);
-	bool		head = true;	/* every order walked so far has ended */
+	BookWalk	bw;
+	Resting    *r;
+	bool		row;
+	bool		head = true;	/* every row of the book walked so far has ended */
 
-	while (o->filled < o->tonnes)
+	walk_start(&bw, !o->buy);
+	while (o->filled < o->tonnes && (r = walk_next(w, &bw, &row)) != NULL)
 	{
-		int			got = book_page(w, !o->buy, first, after_price, after_id);
 		bool		stop = false;
+		int64		q;
 
-		if (got == 0)
-			break;
-		for (int i = w->nresting - got; i < w->nresting && o->filled < o->tonnes; i++)
+		CHECK_FOR_INTERRUPTS();
+		if (r->ended)
+			;					/* ended earlier in this batch, not yet written */
+		else if (r->expired)
+			resting_end(w, r, !o->buy, "gtc_max_days");
+		else if (!acceptable(w, o, r->price))
+			stop = true;
+		else if (r->account == o->acc->id)
+			/* self-trade prevention: the resting order goes, matching goes on */
+			resting_end(w, r, !o->buy, "self_trade");
+		else if (strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
+			/* a frozen account trades no more: its order ends, its escrow goes back */
+			resting_end(w, r, !o->buy, "account_frozen");
+		else
 		{
-			Resting    *r = &w->resting[i];
-			int64		q;
-
-			CHECK_FOR_INTERRUPTS();
-			if (r->expired)
-				resting_end(w, r, !o->buy, "gtc_max_days");
-			else if (!acceptable(w, o, r->price))
-				stop = true;
-			else if (r->account == o->acc->id)
-				/* self-trade prevention: the resting order goes, matching goes on */
-				resting_end(w, r, !o->buy, "self_trade");
-			else if (strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
-				/* a frozen account trades no more: its order ends, its escrow goes back */
-				resting_end(w, r, !o->buy, "account_frozen");
+			q = Min(o->tonnes - o->filled, r->tonnes - r->filled);
+			if (o->buy)
+				q = Min(q, affordable(o->budget, r->price, w->fee_bps));
+			if (q == 0)
+				stop = true;	/* a market buy out of cash */
 			else
-			{
-				q = Min(o->tonnes - o->filled, r->tonnes - r->filled);
-				if (o->buy)
-					q = Min(q, affordable(o->budget, r->price, w->fee_bps));
-				if (q == 0)
-					stop = true;	/* a market buy out of cash */
-				else
-					fill(w, o, r, q);
-			}
+				fill(w, o, r, q);
+		}
+		if (row)
+		{
 			if (head && r->ended)
 			{
 				w->skip_found = true;
@@ -878,152 +1171,342 @@ match(MarketWork *w, Order *o)
 			}
 			else
 				head = false;
-			if (stop)
-				break;
 		}
 		if (stop)
 			break;
-		first = false;
-		after_price = w->resting[w->nresting - 1].price;
-		after_id = w->resting[w->nresting - 1].id;
 	}
 }
 
 /* ---- writing it down ---- */
 
-/* The resting orders this call changed, in one statement. */
+/* An order's status from what it has filled and whether it ended. */
+static const char *
+status_of(int64 filled, int64 tonnes, bool ended)
+{
+	if (ended)
+		return filled == tonnes ? "filled" : "cancelled";
+	return filled > 0 ? "partially_filled" : "open";
+}
+
+/* Growable columns of Datums, for statements that take arrays. */
+typedef struct Columns
+{
+	int			n;
+	int			cap;
+	int			ncols;
+	Datum	   *v[20];
+	bool	   *null[20];
+} Columns;
+
+static void
+columns_init(Columns *c, int ncols, int cap)
+{
+	c->n = 0;
+	c->cap = Max(cap, 1);
+	c->ncols = ncols;
+	for (int i = 0; i < ncols; i++)
+	{
+		c->v[i] = palloc(sizeof(Datum) * c->cap);
+		c->null[i] = palloc0(sizeof(bool) * c->cap);
+	}
+}
+
+static void
+col_set(Columns *c, int col, Datum v, bool isnull)
+{
+	c->v[col][c->n] = isnull ? (Datum) 0 : v;
+	c->null[col][c->n] = isnull;
+}
+
+static Datum
+col_array(Columns *c, int col, Oid type)
+{
+	return ledger_array(c->v[col], c->null[col], c->n, type);
+}
+
+/* The rows of the book this work changed, in one statement. */
 static void
 resting_write(MarketWork *w)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum	   *id,
-			   *filled,
-			   *turnover,
-			   *fees,
-			   *escrow;
-	Datum	   *status,
-			   *reason;
-	bool	   *reason_null;
-	int			n = 0;
+	Columns		c;
 	Datum		values[8];
 
-	id = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	filled = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	turnover = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	fees = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	escrow = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	status = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	reason = palloc(sizeof(Datum) * Max(w->nresting, 1));
-	reason_null = palloc(sizeof(bool) * Max(w->nresting, 1));
+	columns_init(&c, 8, w->nresting);
 	for (int i = 0; i < w->nresting; i++)
 	{
 		Resting    *r = &w->resting[i];
-		const char *st;
 
-		if (!r->touched)
+		if (!r->touched || r->order >= 0)	/* the batch's own orders are written whole, below */
 			continue;
-		if (r->ended)
-			st = r->filled == r->tonnes ? "filled" : "cancelled";
-		else
-			st = r->filled > 0 ? "partially_filled" : "open";
-		id[n] = Int64GetDatum(r->id);
-		filled[n] = Int64GetDatum(r->filled);
-		turnover[n] = Int64GetDatum(r->turnover);
-		fees[n] = Int64GetDatum(r->fees);
-		escrow[n] = Int64GetDatum(r->escrow);
-		status[n] = CStringGetTextDatum(st);
-		reason_null[n] = !r->ended;
-		reason[n] = r->ended ? CStringGetTextDatum(r->end_reason) : (Datum) 0;
-		n++;
+		col_set(&c, 0, Int64GetDatum(r->id), false);
+		col_set(&c, 1, Int64GetDatum(r->filled), false);
+		col_set(&c, 2, Int64GetDatum(r->turnover), false);
+		col_set(&c, 3, Int64GetDatum(r->fees), false);
+		col_set(&c, 4, Int64GetDatum(r->escrow), false);
+		col_set(&c, 5, CStringGetTextDatum(status_of(r->filled, r->tonnes, r->ended)), false);
+		col_set(&c, 6, r->ended ? CStringGetTextDatum(r->end_reason) : (Datum) 0, !r->ended);
+		col_set(&c, 7, TimestampTzGetDatum(r->ended_at), !r->ended);
+		c.n++;
 	}
-	if (n == 0)
+	if (c.n == 0)
 		return;
-	values[0] = ledger_int8_array(id, n);
-	values[1] = ledger_int8_array(filled, n);
-	values[2] = ledger_int8_array(turnover, n);
-	values[3] = ledger_int8_array(fees, n);
-	values[4] = ledger_int8_array(escrow, n);
-	values[5] = ledger_array(status, NULL, n, TEXTOID);
-	values[6] = ledger_array(reason, reason_null, n, TEXTOID);
-	values[7] = TimestampTzGetDatum(w->now);
+	for (int k = 0; k < 5; k++)
+		values[k] = col_array(&c, k, INT8OID);
+	values[5] = col_array(&c, 5, TEXTOID);
+	values[6] = col_array(&c, 6, TEXTOID);
+	values[7] = col_array(&c, 7, TIMESTAMPTZOID);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "
-				"       escrow = u.escrow, status = u.status, end_reason = u.reason, "
-				"       ended_at = CASE WHEN u.reason IS NULL THEN NULL ELSE $8 END "
-				"FROM unnest($1, $2, $3, $4, $5, $6, $7) AS u(id, filled, turnover, fees, escrow, status, reason) "
+				"       escrow = u.escrow, status = u.status, end_reason = u.reason, ended_at = u.ended_at "
+				"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) AS u(id, filled, turnover, fees, escrow, status, reason, "
+				"                                                ended_at) "
 				"WHERE o.id = u.id",
 				8, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-				TEXTARRAYOID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) n)
+				TEXTARRAYOID, TIMESTAMPTZARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) c.n)
 		elog(ERROR, "order update failed");
 }
 
+/* The trades, in one statement; each lists the serials it moved. */
 static void
-trade_write(MarketWork *w, const Trade *t, bool buy_aggressor, int64 entry_id)
+trades_write(MarketWork *w, int64 entry_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[14];
+	Columns		c;
+	Datum		values[15];
+	Datum	   *flat;
+	int			nflat = 0,
+				capflat = 64;
 
-	values[0] = CStringGetTextDatum(w->ins.code);
-	values[1] = Int64GetDatum(t->buy_order);
-	values[2] = Int64GetDatum(t->sell_order);
-	values[3] = Int64GetDatum(t->buyer);
-	values[4] = Int64GetDatum(t->seller);
-	values[5] = Int64GetDatum(t->price);
-	values[6] = Int64GetDatum(t->tonnes);
-	values[7] = Int64GetDatum(t->buyer_fee);
-	values[8] = Int64GetDatum(t->seller_fee);
-	values[9] = CStringGetTextDatum(buy_aggressor ? "buy" : "sell");
-	values[10] = DateADTGetDatum(w->today);
-	values[11] = Int64GetDatum(entry_id);
-	values[12] = t->serials;
-	values[13] = TimestampTzGetDatum(w->now);
+	if (w->ntrades == 0)
+		return;
+	columns_init(&c, 12, w->ntrades);
+	flat = palloc(sizeof(Datum) * capflat);
+	for (int i = 0; i < w->ntrades; i++)
+	{
+		const Trade *t = &w->trades[i];
+		Datum	   *elems;
+		int			n;
+
+		/* the serials of all the trades in one text[], and how many are each trade's */
+		deconstruct_array(DatumGetArrayTypeP(t->serials), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+		if (nflat + n > capflat)
+		{
+			capflat = (nflat + n) * 2;
+			flat = repalloc(flat, sizeof(Datum) * capflat);
+		}
+		memcpy(flat + nflat, elems, sizeof(Datum) * n);
+		nflat += n;
+		col_set(&c, 0, Int64GetDatum(t->buy_order), false);
+		col_set(&c, 1, Int64GetDatum(t->sell_order), false);
+		col_set(&c, 2, Int64GetDatum(t->buyer), false);
+		col_set(&c, 3, Int64GetDatum(t->seller), false);
+		col_set(&c, 4, Int64GetDatum(t->price), false);
+		col_set(&c, 5, Int64GetDatum(t->tonnes), false);
+		col_set(&c, 6, Int64GetDatum(t->buyer_fee), false);
+		col_set(&c, 7, Int64GetDatum(t->seller_fee), false);
+		col_set(&c, 8, CStringGetTextDatum(t->buy_aggressor ? "buy" : "sell"), false);
+		col_set(&c, 9, DateADTGetDatum(t->day), false);
+		col_set(&c, 10, TimestampTzGetDatum(t->at), false);
+		col_set(&c, 11, Int32GetDatum(n), false);
+		c.n++;
+	}
+	for (int k = 0; k < 8; k++)
+		values[k] = col_array(&c, k, INT8OID);
+	values[8] = col_array(&c, 8, TEXTOID);
+	values[9] = col_array(&c, 9, DATEOID);
+	values[10] = col_array(&c, 10, TIMESTAMPTZOID);
+	values[11] = col_array(&c, 11, INT4OID);
+	values[12] = CStringGetTextDatum(w->ins.code);
+	values[13] = Int64GetDatum(entry_id);
+	values[14] = ledger_array(flat, NULL, nflat, TEXTOID);
 	ledger_plan_generic(&plan,
+				"WITH t AS (SELECT *, (sum(n) OVER (ORDER BY k))::int - n AS before "
+				"           FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) WITH ORDINALITY "
+				"           AS t(buy_order, sell_order, buyer, seller, price, tonnes, buyer_fee, seller_fee, "
+				"                aggressor, trade_day, at, n, k)) "
 				"INSERT INTO carbon.trade (instrument, buy_order, sell_order, buyer, seller, price, tonnes, "
 				"  buyer_fee, seller_fee, aggressor, trade_day, entry_id, serials, at) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-				14, (Oid[]) {TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-				TEXTOID, DATEOID, INT8OID, TEXTARRAYOID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+				"SELECT $13, buy_order, sell_order, buyer, seller, price, tonnes, buyer_fee, seller_fee, "
+				"       aggressor, trade_day, $14, $15[before + 1 : before + n], at FROM t ORDER BY k",
+				15, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+				INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTOID,
+				INT8OID, TEXTARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) w->ntrades)
 		elog(ERROR, "trade insert failed");
 }
 
 /*
+ * The orders this batch placed, each written once, in the state the batch
+ * leaves it in (their ids were drawn before matching: trades and escrow
+ * name them).
+ */
+static void
+orders_write(MarketWork *w)
+{
+	static SPIPlanPtr plan = NULL;
+	Columns		c;
+	Datum		values[18];
+
+	if (w->norders == 0)
+		return;
+	columns_init(&c, 18, w->norders);
+	for (int i = 0; i < w->norders; i++)
+	{
+		Order	   *o = &w->orders[i];
+		const char *status = o->status;
+		const char *reason = o->end_reason;
+		TimestampTz ended_at = o->at;
+		bool		ended;
+
+		if (o->resting >= 0)
+		{
+			/* it rested: what the batch did to it since */
+			Resting    *r = &w->resting[o->resting];
+
+			o->filled = r->filled, o->turnover = r->turnover, o->fees = r->fees, o->escrow = r->escrow;
+			status = status_of(r->filled, r->tonnes, r->ended);
+			reason = r->ended ? r->end_reason : NULL;
+			ended_at = r->ended_at;
+		}
+		ended = strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0;
+		col_set(&c, 0, Int64GetDatum(o->id), false);
+		col_set(&c, 1, Int64GetDatum(o->acc->id), false);
+		col_set(&c, 2, CStringGetTextDatum(o->buy ? "buy" : "sell"), false);
+		col_set(&c, 3, Int64GetDatum(o->price), o->market);
+		col_set(&c, 4, Int64GetDatum(o->tonnes), false);
+		col_set(&c, 5, CStringGetTextDatum(o->tif), false);
+		col_set(&c, 6, CStringGetTextDatum(status), false);
+		col_set(&c, 7, o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0, o->retire_for == NULL);
+		col_set(&c, 8, o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0, o->retire_for == NULL);
+		col_set(&c, 9, DateADTGetDatum(o->day), false);
+		col_set(&c, 10, TimestampTzGetDatum(o->at), false);
+		col_set(&c, 11, Int64GetDatum(o->gtc_days), strcmp(o->tif, "GTC") != 0);
+		col_set(&c, 12, Int64GetDatum(o->filled), false);
+		col_set(&c, 13, Int64GetDatum(o->turnover), false);
+		col_set(&c, 14, Int64GetDatum(o->fees), false);
+		col_set(&c, 15, Int64GetDatum(o->escrow), false);
+		col_set(&c, 16, ended ? CStringGetTextDatum(reason) : (Datum) 0, !ended);
+		col_set(&c, 17, TimestampTzGetDatum(ended_at), !ended);
+		c.n++;
+	}
+	values[0] = col_array(&c, 0, INT8OID);
+	values[1] = col_array(&c, 1, INT8OID);
+	values[2] = col_array(&c, 2, TEXTOID);
+	values[3] = col_array(&c, 3, INT8OID);
+	values[4] = col_array(&c, 4, INT8OID);
+	values[5] = col_array(&c, 5, TEXTOID);
+	values[6] = col_array(&c, 6, TEXTOID);
+	values[7] = col_array(&c, 7, TEXTOID);
+	values[8] = col_array(&c, 8, TEXTOID);
+	values[9] = col_array(&c, 9, DATEOID);
+	values[10] = col_array(&c, 10, TIMESTAMPTZOID);
+	values[11] = col_array(&c, 11, INT8OID);
+	for (int k = 12; k < 16; k++)
+		values[k] = col_array(&c, k, INT8OID);
+	values[16] = col_array(&c, 16, TEXTOID);
+	values[17] = col_array(&c, 17, TIMESTAMPTZOID);
+	ledger_plan_generic(&plan,
+				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
+				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "
+				"  end_reason, ended_at) "
+				"SELECT id, $19, account, side, price, tonnes, tif, status, retire_for, retire_purpose, trade_day, "
+				"       at + make_interval(days => gtc_days::int), at, filled, turnover, fees, escrow, reason, ended_at "
+				"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
+				"  AS o(id, account, side, price, tonnes, tif, status, retire_for, retire_purpose, trade_day, at, "
+				"       gtc_days, filled, turnover, fees, escrow, reason, ended_at)",
+				19, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+				TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+				INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTOID});
+	{
+		Datum		v[19];
+
+		memcpy(v, values, sizeof(Datum) * 18);
+		v[18] = CStringGetTextDatum(w->ins.code);
+		if (SPI_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) w->norders)
+			elog(ERROR, "order insert failed");
+	}
+}
+
+/*
+ * The unit moves, in order, as few statements as keep their meaning: a
+ * statement takes every source before it moves anything, so a move whose
+ * source an earlier move of the statement fed (units delivered to a buyer
+ * who then sells, an order's escrow made and then filled) starts the next.
+ */
+static void
+moves_write(MarketWork *w, int64 entry_id)
+{
+	LedgerUnitMove *moves = palloc(sizeof(LedgerUnitMove) * Max(w->nmoves, 1));
+	Datum	   *serials = palloc(sizeof(Datum) * Max(w->nmoves, 1));
+	int64	   *fed = palloc(sizeof(int64) * Max(w->nmoves, 1));	/* what this statement fed: account, or -order */
+	int			nfed = 0,
+				start = 0;
+
+	for (int i = 0; i <= w->nmoves; i++)
+	{
+		bool		cut = i == w->nmoves;
+
+		if (!cut)
+		{
+			const LedgerUnitMove *m = &w->moves[i].move;
+			int64		source = m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0) ?
+				m->seller : -m->order;
+
+			for (int k = 0; k < nfed && !cut; k++)
+				cut = fed[k] == source;
+		}
+		if (cut && i > start)
+		{
+			for (int k = start; k < i; k++)
+				moves[k - start] = w->moves[k].move;
+			ledger_units_market(i - start, moves, entry_id, serials);
+			for (int k = start; k < i; k++)
+				if (w->moves[k].trade >= 0)
+					w->trades[w->moves[k].trade].serials = serials[k - start];
+			start = i;
+			nfed = 0;
+		}
+		if (i < w->nmoves)
+		{
+			const LedgerUnitMove *m = &w->moves[i].move;
+
+			if (m->kind == UNITS_ESCROW)
+				fed[nfed++] = -m->order;
+			else if (m->kind == UNITS_RELEASE)
+				fed[nfed++] = m->seller;
+			else if (!m->retire)
+				fed[nfed++] = m->buyer;
+		}
+	}
+}
+
+/*
  * Post the entry, then move the serial blocks, write the trades (with the
- * serials they moved; certificates for buys that retire), the last price,
- * and the resting orders.
+ * serials they moved; certificates for buys that retire), the books, the
+ * rows of the book this work changed and the orders it placed.
  */
 static int64
-work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor)
+work_write(MarketWork *w, const char *kind, const char *memo)
 {
 	int64		entry_id = post_all(&w->postings, kind, memo, w->correction);
 	LedgerBooks books = {0};
 
-	if (w->nmoves > 0)
-	{
-		LedgerUnitMove *moves = palloc(sizeof(LedgerUnitMove) * w->nmoves);
-		Datum	   *serials = palloc(sizeof(Datum) * w->nmoves);
-
-		for (int i = 0; i < w->nmoves; i++)
-			moves[i] = w->moves[i].move;
-		ledger_units_market(w->nmoves, moves, entry_id, serials);
-		for (int i = 0; i < w->nmoves; i++)
-			if (w->moves[i].trade >= 0)
-				w->trades[w->moves[i].trade].serials = serials[i];
-	}
+	moves_write(w, entry_id);
+	trades_write(w, entry_id);
 	for (int i = 0; i < w->ntrades; i++)
 	{
 		Trade	   *t = &w->trades[i];
 		const LedgerAccount *buyer = account_of(&w->accounts, t->buyer);
-		const char *memo = psprintf(INT64_FORMAT " t at %lld.%02lld", t->tonnes,
+		const char *what = psprintf(INT64_FORMAT " t at %lld.%02lld", t->tonnes,
 									(long long) (t->price / 100), (long long) (t->price % 100));
 
-		trade_write(w, t, buy_aggressor, entry_id);
 		/* the books: the buyer's cost and the seller's proceeds, fees in both */
 		ledger_books_add(&books, buyer, BOOK_PURCHASE, t->tonnes, t->price * t->tonnes + t->buyer_fee,
-						 psprintf("purchase of %s", memo));
+						 psprintf("purchase of %s", what));
 		ledger_books_add(&books, account_of(&w->accounts, t->seller), BOOK_SALE, t->tonnes,
-						 t->price * t->tonnes - t->seller_fee, psprintf("sale of %s", memo));
+						 t->price * t->tonnes - t->seller_fee, psprintf("sale of %s", what));
 		if (t->retire_for)
 		{
 			(void) ledger_units_certify(t->buyer, t->tonnes, t->retire_purpose, t->retire_for, buyer->region,
@@ -1034,7 +1517,298 @@ work_write(MarketWork *w, const char *kind, const char *memo, bool buy_aggressor
 	}
 	ledger_books_write(&books, entry_id);
 	resting_write(w);
+	orders_write(w);
 	return entry_id;
+}
+
+/* The incoming order comes to rest: the batch's own resting order on its side, in price–time order. */
+static void
+own_rest(MarketWork *w, Order *o)
+{
+	int			i = resting_slot(w, o->id);
+	Resting    *r = &w->resting[i];
+	bool		bids = o->buy;
+	int			pos;
+
+	r->account = o->acc->id;
+	r->price = o->price;
+	r->tonnes = o->tonnes;
+	r->filled = o->filled;
+	r->turnover = o->turnover;
+	r->fees = o->fees;
+	r->escrow = o->escrow;
+	r->buy_side = o->buy;
+	r->retire_for = (char *) o->retire_for;
+	r->retire_purpose = (char *) o->retire_purpose;
+	r->order = w->norders;		/* order_keep() puts it there next */
+	o->resting = i;
+	if (w->nown[bids] == w->maxown[bids])
+	{
+		w->maxown[bids] = w->maxown[bids] ? w->maxown[bids] * 2 : 64;
+		w->own[bids] = w->own[bids] ? repalloc(w->own[bids], sizeof(int) * w->maxown[bids])
+			: MemoryContextAlloc(w->cxt, sizeof(int) * w->maxown[bids]);
+	}
+	/* after every order at least as good: it is the newest */
+	pos = w->nown[bids];
+	while (pos > 0 && book_before(bids, r, &w->resting[w->own[bids][pos - 1]]))
+		pos--;
+	memmove(&w->own[bids][pos + 1], &w->own[bids][pos], sizeof(int) * (w->nown[bids] - pos));
+	w->own[bids][pos] = i;
+	w->nown[bids]++;
+}
+
+/* The incoming order, kept to be written with the batch. */
+static void
+order_keep(MarketWork *w, const Order *o)
+{
+	if (w->norders == w->maxorders)
+	{
+		w->maxorders = w->maxorders ? w->maxorders * 2 : 16;
+		w->orders = w->orders ? repalloc(w->orders, sizeof(Order) * w->maxorders)
+			: MemoryContextAlloc(w->cxt, sizeof(Order) * w->maxorders);
+	}
+	w->orders[w->norders++] = *o;
+}
+
+/* ---- a statement's orders: one batch, written once ---- */
+
+/*
+ * B4's broker places 1,000 orders in one statement.  Each call matches at
+ * once against the book as the batch left it (the rows of the book, this
+ * batch's own changes to them, and the orders it put to rest), and returns
+ * its order's state; what the calls move is written when the statement
+ * that called them ends: one entry, a few statements of serial blocks, one
+ * of trades, one of orders.  Nothing else can see the difference: the
+ * calling statement's snapshot does not show what its functions write, the
+ * instrument's lock keeps every other order out until the transaction
+ * ends, and every other function of carbon_ledger writes the batch first
+ * (ledger_spi_connect).  A call with a request_id, or outside any
+ * statement, is written at once.
+ */
+typedef struct MarketBatch
+{
+	MemoryContext cxt;
+	LocalTransactionId lxid;
+	SubTransactionId subxid;	/* where its calls ran: it is written there */
+	struct EState *estate;		/* the statement that calls place_order */
+	Oid			owner;			/* the functions' owner: the batch is written as them */
+	bool		busy;			/* a call or the writing is under way */
+	bool		writing;
+	bool		write_now;		/* written at the end of the call */
+	MarketWork	w;
+} MarketBatch;
+
+static MarketBatch *batch = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+
+/*
+ * A batch written inside a subtransaction other than its own (a function
+ * of carbon_ledger called within a savepoint of the statement) belongs to
+ * that subtransaction: if it rolls back, the orders its calls reported
+ * are gone, and the transaction must not commit.
+ */
+static SubTransactionId written_in = InvalidSubTransactionId;
+static SubTransactionId written_home = InvalidSubTransactionId;
+static bool orders_lost = false;	/* until written_home rolls back too */
+
+static void
+batch_drop(void)
+{
+	MemoryContext cxt = batch->cxt;
+
+	batch = NULL;
+	MemoryContextDelete(cxt);
+}
+
+static void
+batch_write_now(void)
+{
+	MarketBatch *b = batch;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	bool		pushed;
+	const char *memo;
+
+	b->busy = b->writing = true;
+	if (GetCurrentSubTransactionId() != b->subxid && written_in == InvalidSubTransactionId)
+	{
+		written_in = GetCurrentSubTransactionId();
+		written_home = b->subxid;
+	}
+	/* as the owner, on the functions' search path, whoever's statement it ends */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(b->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, carbon, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* a statement's finish may come after its portal let go of the snapshot */
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(b->cxt);
+	memo = b->w.norders == 1 ? psprintf("order " INT64_FORMAT, b->w.orders[0].id) :
+		b->w.norders > 1 ? psprintf("orders " INT64_FORMAT " to " INT64_FORMAT, b->w.orders[0].id,
+									b->w.orders[b->w.norders - 1].id) : "orders";
+	(void) work_write(&b->w, "trade", memo);
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+	batch_drop();
+}
+
+/* Before any other function of carbon_ledger reads or writes: the batch, written. */
+void
+ledger_market_write_pending(void)
+{
+	if (batch != NULL && !batch->busy)
+		batch_write_now();
+}
+
+/*
+ * The statement that placed the batch's orders has run (a cursor: this
+ * fetch) or is finishing.  Both, because a statement running when the
+ * library was loaded (its first call of carbon_ledger) entered its run
+ * before the hook was there.
+ */
+static void
+market_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
+{
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	if (batch != NULL && batch->estate == queryDesc->estate && !batch->busy)
+		batch_write_now();
+}
+
+static void
+market_ExecutorFinish(QueryDesc *queryDesc)
+{
+	if (batch != NULL && batch->estate == queryDesc->estate && !batch->busy)
+		batch_write_now();
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+}
+
+void
+ledger_market_register(void)
+{
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = market_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = market_ExecutorFinish;
+}
+
+/* The batch a call of place_order joins (the one of its statement), or a new one. */
+static MarketBatch *
+batch_join(ReturnSetInfo *rsinfo, bool alone)
+{
+	struct EState *estate = rsinfo->econtext ? rsinfo->econtext->ecxt_estate : NULL;
+	SubTransactionId sub = GetCurrentSubTransactionId();
+
+	if (orders_lost)
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("orders placed in this transaction were rolled back with a savepoint"),
+				 errhint("Roll back the transaction and place them again.")));
+	if (batch != NULL &&
+		(batch->lxid != MyProc->lxid || batch->subxid != sub || batch->estate != estate || alone ||
+		 batch->w.norders >= 10000 || batch->w.postings.n > 8000))
+		batch_write_now();
+	if (batch == NULL)
+	{
+		MemoryContext cxt = AllocSetContextCreate(TopTransactionContext, "carbon_ledger market batch",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		batch = palloc0(sizeof(MarketBatch));
+		batch->cxt = cxt;
+		batch->lxid = MyProc->lxid;
+		batch->subxid = sub;
+		batch->estate = estate;
+		batch->owner = GetUserId();
+		batch->busy = true;		/* work_init may read the settings, through SPI */
+		work_init(&batch->w);
+		MemoryContextSwitchTo(old);
+	}
+	batch->write_now = alone || estate == NULL;
+	batch->busy = true;
+	return batch;
+}
+
+/* Transaction end: the batch goes with the transaction's memory. */
+void
+ledger_market_xact_end(void)
+{
+	batch = NULL;
+	written_in = written_home = InvalidSubTransactionId;
+	orders_lost = false;
+	ledger_market_forget();
+}
+
+/* Before commit: nothing may be left unwritten (a safety net: statements write their own). */
+void
+ledger_market_pre_commit(void)
+{
+	if (orders_lost)
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("orders placed in this transaction were rolled back with a savepoint"),
+				 errhint("Roll back the transaction and place them again.")));
+	if (batch != NULL)
+		batch_write_now();
+}
+
+void
+ledger_market_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent)
+{
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		if (batch != NULL && batch->subxid == sub)
+			batch->subxid = parent;
+		if (written_in == sub)
+			written_in = parent == written_home ? InvalidSubTransactionId : parent;
+		if (written_home == sub)
+			written_home = parent;
+		if (written_in == InvalidSubTransactionId && !orders_lost)
+			written_home = InvalidSubTransactionId;
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		if (written_in == sub)
+		{
+			orders_lost = true;
+			written_in = InvalidSubTransactionId;
+		}
+		if (written_home == sub)
+		{
+			/* the lost orders' own calls are rolled back now too: nothing is missing any more */
+			orders_lost = false;
+			written_in = written_home = InvalidSubTransactionId;
+		}
+		if (batch != NULL)
+		{
+			if (batch->subxid == sub)
+				batch_drop();	/* its calls are rolled back with it */
+			else if (batch->writing)
+			{
+				orders_lost = true;	/* half written, in a subtransaction that is gone */
+				written_home = batch->subxid;
+				batch_drop();
+			}
+			else
+				batch->busy = false;
+		}
+		ledger_market_forget();	/* and their orders' ends */
+	}
 }
 
 /* ---- place_order ---- */
@@ -1066,56 +1840,13 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 	HeapTuple	t;
 
 	ledger_plan_generic(&plan, "SELECT status, filled, turnover FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/* read-write: a fresh snapshot, that sees an order placed earlier in the same statement */
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "order " INT64_FORMAT " not found", id);
 	t = SPI_tuptable->vals[0];
 	srf_order(rsinfo, id, SPI_getvalue(t, SPI_tuptable->tupdesc, 1),
 			  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)),
 			  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)));
-}
-
-/*
- * The incoming order, written once in the state the call leaves it in
- * (its id was drawn before matching: trades and escrow name it).
- */
-static void
-order_insert(const MarketWork *w, const Order *o, int64 gtc_days)
-{
-	static SPIPlanPtr plan = NULL;
-	bool		ended = strcmp(o->status, "open") != 0 && strcmp(o->status, "partially_filled") != 0;
-	Datum		values[18];
-	char		nulls[18] = {' ', ' ', ' ', ' ', o->market ? 'n' : ' ', ' ', ' ', o->retire_for ? ' ' : 'n',
-	o->retire_for ? ' ' : 'n', ' ', strcmp(o->tif, "GTC") == 0 ? ' ' : 'n', ' ', ' ', ' ', ' ', ' ',
-	ended ? ' ' : 'n', ' '};
-
-	values[0] = Int64GetDatum(o->id);
-	values[1] = CStringGetTextDatum(w->ins.code);
-	values[2] = Int64GetDatum(o->acc->id);
-	values[3] = CStringGetTextDatum(o->buy ? "buy" : "sell");
-	values[4] = Int64GetDatum(o->price);
-	values[5] = Int64GetDatum(o->tonnes);
-	values[6] = CStringGetTextDatum(o->tif);
-	values[7] = o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0;
-	values[8] = o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0;
-	values[9] = DateADTGetDatum(w->today);
-	values[10] = Int64GetDatum(gtc_days);
-	values[11] = TimestampTzGetDatum(w->now);
-	values[12] = Int64GetDatum(o->filled);
-	values[13] = Int64GetDatum(o->turnover);
-	values[14] = Int64GetDatum(o->fees);
-	values[15] = Int64GetDatum(o->escrow);
-	values[16] = ended ? CStringGetTextDatum(o->end_reason) : (Datum) 0;
-	values[17] = CStringGetTextDatum(o->status);
-	ledger_plan_generic(&plan,
-				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
-				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "
-				"  end_reason, ended_at) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $18, $8, $9, $10, $12 + make_interval(days => $11::int), $12, "
-				"        $13, $14, $15, $16, $17, CASE WHEN $17 IS NULL THEN NULL ELSE $12 END)",
-				18, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
-				DATEOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID});
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "order insert failed");
 }
 
 /*
@@ -1135,11 +1866,13 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	char	   *request_id = ledger_arg_text_or_null(fcinfo, 6);
 	char	   *retire_for = ledger_arg_text_or_null(fcinfo, 7);
 	char	   *retire_purpose = PG_ARGISNULL(8) ? "voluntary" : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	MarketWork	w;
+	MarketBatch *b;
+	MarketWork *w;
 	Order		o;
 	int64		existing;
 	int64		gtc_days;
 	int64		cash_needed = 0;
+	MemoryContext old;
 
 	/* arguments (22023), the tick (CL005) */
 	memset(&o, 0, sizeof(o));
@@ -1197,9 +1930,17 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	ledger_check_acting(account, false);
 
 	InitMaterializedSRF(fcinfo, 0);
-	ledger_spi_connect();
-	work_init(&w);
-	o.acc = account_of(&w.accounts, account);
+	b = batch_join(rsinfo, request_id != NULL);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	old = MemoryContextSwitchTo(b->cxt);	/* what the call leaves for the batch */
+	w = &b->w;
+	w->skip_found = false;
+	o.tif = pstrdup(o.tif);
+	o.retire_for = retire_for ? pstrdup(retire_for) : NULL;
+	o.retire_purpose = pstrdup(retire_purpose);
+	o.resting = -1;
+	o.acc = account_of(&w->accounts, account);
 	ledger_require_participant(o.acc);
 	if (ledger_request_begin(account, request_id, "place_order",
 							 psprintf("%s|" INT64_FORMAT "|%s|%s|%s|%s|%s", side, tonnes,
@@ -1208,7 +1949,9 @@ ledger_place_order(PG_FUNCTION_ARGS)
 							 &existing))
 	{
 		order_replay(rsinfo, existing);
+		MemoryContextSwitchTo(old);
 		SPI_finish();
+		b->busy = false;
 		return (Datum) 0;
 	}
 	ledger_require_active(o.acc);
@@ -1219,14 +1962,15 @@ ledger_place_order(PG_FUNCTION_ARGS)
 				 errhint("CER moves between personal, enterprise, government and platform accounts (carbon.allowed_flow).")));
 
 	/* the book's lock, before any balance */
-	instrument_lock(instrument, &w.ins);
-	work_clock(&w);
-	if (!o.market && w.ins.has_reference)
+	instrument_lock(instrument, &w->ins);
+	w->ins.code = MemoryContextStrdup(w->cxt, instrument);	/* the batch outlives the call */
+	work_clock(w);
+	if (!o.market && w->ins.has_reference)
 	{
 		int64		low,
 					high;
 
-		band_of(&w.ins, &low, &high);
+		band_of(&w->ins, &low, &high);
 		if (o.price < low || o.price > high)
 			ereport(ERROR,
 					(errcode(ERRCODE_CL_PRICE),
@@ -1235,25 +1979,25 @@ ledger_place_order(PG_FUNCTION_ARGS)
 							(long long) (low / 100), (long long) (low % 100),
 							(long long) (high / 100), (long long) (high % 100)),
 					 errdetail("The reference price is %lld.%02lld yuan per tonne; orders lie within ±%d.%02d %%.",
-							   (long long) (w.ins.reference / 100), (long long) (w.ins.reference % 100),
-							   (int) (w.ins.band_bps / 100), (int) (w.ins.band_bps % 100))));
+							   (long long) (w->ins.reference / 100), (long long) (w->ins.reference % 100),
+							   (int) (w->ins.band_bps / 100), (int) (w->ins.band_bps % 100))));
 	}
 
 	/* what it needs in escrow (CL001) */
 	if (o.buy)
 	{
-		int64		cash = available(account, w.cny);
+		int64		cash = available(w, account, w->cny);
 
 		if (o.market)
 		{
-			if (w.ins.has_reference)
+			if (w->ins.has_reference)
 			{
 				int64		low,
 							high;
 
-				band_of(&w.ins, &low, &high);
+				band_of(&w->ins, &low, &high);
 				cash_needed = mul_or_raise(tonnes, high);
-				cash_needed += fee_of(cash_needed, w.fee_bps);
+				cash_needed += fee_of(cash_needed, w->fee_bps);
 				o.budget = Min(cash, cash_needed);
 			}
 			else
@@ -1266,7 +2010,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 		else
 		{
 			cash_needed = mul_or_raise(tonnes, o.price);
-			cash_needed += fee_of(cash_needed, w.fee_bps);
+			cash_needed += fee_of(cash_needed, w->fee_bps);
 			if (cash < cash_needed)
 				ereport(ERROR,
 						(errcode(ERRCODE_CL_INSUFFICIENT),
@@ -1281,9 +2025,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	{
 		int64		units;
 
-		/* the balance row locked: no transfer takes class I units away before the escrow does */
-		(void) available(account, w.ins.asset);
-		units = ledger_units_tradable(account);
+		units = tradable(w, account, w->ins.asset);
 
 		if (units < tonnes)
 			ereport(ERROR,
@@ -1294,16 +2036,19 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	}
 	gtc_days = ledger_settings()->gtc_max_days;
 	o.id = ledger_next_id("market_order_id_seq");
+	o.at = w->now;
+	o.day = w->today;
+	o.gtc_days = gtc_days;
 
 	/* FOK that cannot fill in full now, or a market order with nothing to match: rejected */
-	if (strcmp(o.tif, "FOK") == 0 && !fok_possible(&w, &o))
+	if (strcmp(o.tif, "FOK") == 0 && !fok_possible(w, &o))
 	{
 		o.status = "rejected";
 		o.end_reason = "fok_unfillable";
 	}
 	else
 	{
-		match(&w, &o);
+		match(w, &o);
 		if (o.filled == o.tonnes)
 			o.status = "filled", o.end_reason = "filled";
 		else if (o.market && o.filled == 0)
@@ -1319,26 +2064,34 @@ ledger_place_order(PG_FUNCTION_ARGS)
 			if (o.buy)
 			{
 				o.escrow = mul_or_raise(rest, o.price);
-				o.escrow += fee_of(o.escrow, w.fee_bps);
-				post_move(&w.postings, o.acc, escrow_account(&w, w.cny, o.acc), w.cny, o.escrow);
+				o.escrow += fee_of(o.escrow, w->fee_bps);
+				post_move(&w->postings, o.acc, escrow_account(w, w->cny, o.acc), w->cny, o.escrow);
 			}
 			else
 			{
 				o.escrow = rest;
-				post_move(&w.postings, o.acc, escrow_account(&w, w.ins.asset, o.acc), w.ins.asset, rest);
-				add_move(&w, (LedgerUnitMove) {UNITS_ESCROW, account, o.id, rest, 0, false, NULL}, -1);
+				post_move(&w->postings, o.acc, escrow_account(w, w->ins.asset, o.acc), w->ins.asset, rest);
+				add_move(w, (LedgerUnitMove) {UNITS_ESCROW, account, o.id, rest, 0, false, NULL}, -1);
 			}
 		}
 	}
-	order_insert(&w, &o, gtc_days);
-	(void) work_write(&w, "trade", psprintf("order " INT64_FORMAT, o.id), o.buy);
-	/* written: the next walk of this transaction starts past what this one ended */
-	if (w.skip_found)
-		skip_set(!o.buy, w.skip_price, w.skip_id);
+	if (strcmp(o.status, "open") == 0 || strcmp(o.status, "partially_filled") == 0)
+		own_rest(w, &o);
+	order_keep(w, &o);
+	/* the next walk of this transaction starts past what this one ended */
+	if (w->skip_found)
+		skip_set(!o.buy, w->skip_price, w->skip_id);
 	if (strcmp(o.status, "open") == 0 || strcmp(o.status, "partially_filled") == 0)
 		skip_rest(o.buy, o.price);
-	ledger_request_finish(account, request_id, o.id);
 	srf_order(rsinfo, o.id, o.status, o.filled, o.turnover);
+	MemoryContextSwitchTo(old);
+	if (b->write_now)
+	{
+		batch_write_now();		/* a request id names the order once it is written */
+		ledger_request_finish(account, request_id, o.id);
+	}
+	else
+		b->busy = false;
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -1372,7 +2125,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 
 	ledger_spi_connect();
 	ledger_plan_generic(&find_plan, "SELECT instrument, account FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(find_plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "order lookup failed");
 	if (SPI_processed != 1)
 		ereport(ERROR,
@@ -1392,7 +2145,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 	if (w.nresting == 1)
 	{
 		resting_end(&w, &w.resting[0], w.resting[0].buy_side, "cancelled");
-		(void) work_write(&w, "order_cancel", psprintf("cancel order " INT64_FORMAT, id), false);
+		(void) work_write(&w, "order_cancel", psprintf("cancel order " INT64_FORMAT, id));
 		cancelled = true;
 	}
 	SPI_finish();
@@ -1424,7 +2177,7 @@ ledger_market_end_orders_of_report(int64 report_id, const char *reason)
 	for (int i = 0; i < w.nresting; i++)
 		resting_end(&w, &w.resting[i], false, reason);
 	if (w.nresting > 0)
-		(void) work_write(&w, "order_cancel", psprintf("orders ended: %s", reason), false);
+		(void) work_write(&w, "order_cancel", psprintf("orders ended: %s", reason));
 	return w.nresting;
 }
 
@@ -1505,8 +2258,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 		resting_end(&w, &w.resting[i], w.resting[i].buy_side, "expired");
 	ended = w.nresting;
 	(void) work_write(&w, "market_close", psprintf("market close %s", DatumGetCString(DirectFunctionCall1(date_out,
-																						 DateADTGetDatum(day)))),
-					  true);
+																						 DateADTGetDatum(day)))));
 	ledger_plan_generic(&day_plan,
 				"WITH last AS (SELECT price FROM carbon.trade WHERE instrument = $1 AND trade_day = $2 "
 				"              ORDER BY id DESC LIMIT 1), "

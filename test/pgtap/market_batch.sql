@@ -1,0 +1,159 @@
+-- pgTAP: a statement's orders are one batch (issue 20: "many orders per
+-- transaction post their entries in batches"; market.c).  The same script
+-- of orders, placed one statement per order and then all in one statement,
+-- gives the same outcome to the fen and to the serial: every order's
+-- status, fill and average price, every trade (its orders, price, tonnes and
+-- serials), every balance and every account's blocks; the one statement
+-- posts one entry.  What the batch must not change: a PL/pgSQL function
+-- that places an order reads it in its next statement; a cursor's fetch
+-- writes what it placed; a call that fails undoes the whole statement; a
+-- request id replayed within the statement returns its order.  And what it
+-- must refuse: orders written inside a savepoint of the statement that then
+-- rolls back are gone although their calls reported them, so the
+-- transaction may not go on placing orders (25P02) until the statement's
+-- own savepoint rolls back too.
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(18);
+
+-- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
+SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
+SELECT open_account('enterprise', '620702', 'MB-orchard', 'orchard') AS orchard \gset
+SELECT open_account('enterprise', '620100', 'MB-steel', 'steel works') AS steel \gset
+SELECT open_account('government', '620700', 'MB-bureau', 'bureau') AS bureau \gset
+SELECT open_account('verifier', '620100', 'MB-verifier', 'verifier') AS ver \gset
+SELECT define_methodology('MB-FOREST', 1, 'forest', 'I', 'forestry', 'per_unit', '{"g_per_unit": 1}');
+SELECT submit_methodology('MB-FOREST', 1), approve_methodology('MB-FOREST', 1, 'panel'),
+       publish_methodology('MB-FOREST', 1, now() - interval '1 day');
+SELECT count(*) AS issued FROM
+  (VALUES (:farm, 'MBFARM', 400), (:orchard, 'MBORCH', 300)) AS o(owner, code, t),
+  LATERAL (SELECT register_project(o.owner, o.code, o.code, 'MB-FOREST', '620702', 'additional') AS p) p,
+  LATERAL (SELECT publicize_project(p.p, current_date - 30), approve_project(p.p)) a,
+  LATERAL (SELECT submit_monitoring(p.p, '[2025-01-01,2025-12-31]', carbon.co2e_grams(o.t * 1000000)) AS r) r,
+  LATERAL (SELECT verify_monitoring(r.r, :ver, carbon.co2e_grams(o.t * 1000000), 'ok')) v,
+  LATERAL (SELECT count(*) FROM issue_units(r.r)) i;
+SELECT deposit_cash(:steel, 50000, 'steel'), deposit_cash(:bureau, 30000, 'bureau'),
+       deposit_cash(:farm, 500, 'farm'), deposit_cash(:orchard, 500, 'orchard');
+SELECT set_setting('trade_fee_bps', '15');
+SELECT set_reference_price('CER-I', 60.00);
+
+-- the script: sellers rest and cross, buyers sweep several levels, a seller
+-- buys back what it sold, IOC and FOK orders, a market order, self-trades
+CREATE TEMP TABLE script (seq int PRIMARY KEY, who bigint, side text, tonnes bigint, price numeric, tif text);
+INSERT INTO script VALUES
+  (1, :farm, 'sell', 50, 61.00, 'GTC'), (2, :orchard, 'sell', 40, 60.50, 'GTC'),
+  (3, :farm, 'sell', 30, 62.00, 'DAY'), (4, :steel, 'buy', 70, 61.50, 'GTC'),
+  (5, :bureau, 'buy', 25, 59.00, 'GTC'), (6, :orchard, 'sell', 60, 58.50, 'GTC'),
+  (7, :steel, 'buy', 45, 62.00, 'IOC'), (8, :farm, 'buy', 10, 60.00, 'GTC'),
+  (9, :steel, 'sell', 20, 59.50, 'GTC'), (10, :bureau, 'buy', 100, 63.00, 'FOK'),
+  (11, :bureau, 'buy', 15, 62.50, 'FOK'), (12, :orchard, 'sell', 35, 60.00, 'GTC'),
+  (13, :farm, 'sell', 5, 59.00, 'GTC'), (14, :steel, 'buy', 30, NULL, 'IOC'),
+  (15, :farm, 'sell', 80, 61.00, 'GTC'), (16, :bureau, 'buy', 60, 61.00, 'GTC'),
+  (17, :orchard, 'buy', 5, 60.50, 'GTC'), (18, :steel, 'sell', 10, 58.00, 'IOC'),
+  (19, :farm, 'buy', 12, 61.50, 'GTC'), (20, :orchard, 'sell', 25, 61.50, 'GTC');
+
+-- what a run leaves, as text: outcomes by seq, trades by the seqs of their
+-- orders, balances and blocks by account
+CREATE TEMP TABLE placed (seq int, order_id bigint, status text, filled bigint, avg_price numeric);
+CREATE TEMP VIEW outcome AS
+  SELECT string_agg(seq || ':' || status || '/' || filled || '/' || coalesce(avg_price::text, '-'), ' ' ORDER BY seq) AS o
+  FROM placed;
+CREATE TEMP VIEW trades_seen AS
+  SELECT string_agg(b.seq || '>' || s.seq || ' ' || t.tonnes || '@' || t.price || ' ' || t.serials::text, '; '
+                    ORDER BY t.id) AS t
+  FROM trade t JOIN placed b ON b.order_id = t.buy_order JOIN placed s ON s.order_id = t.sell_order;
+CREATE TEMP VIEW holdings AS
+  SELECT (SELECT string_agg(account || ':' || asset_id || '=' || amount, ' ' ORDER BY account, asset_id)
+          FROM balance WHERE account IN (SELECT id FROM account WHERE id IN (:farm, :orchard, :steel, :bureau))) AS balances,
+         (SELECT string_agg(account || ':' || state || ':' || first || '-' || last, ' ' ORDER BY project, first)
+          FROM unit_block WHERE account IN (SELECT id FROM account WHERE id IN (:farm, :orchard, :steel, :bureau))) AS blocks;
+
+-- ---- run A: one statement per order ----
+SAVEPOINT one_by_one;
+DO $$
+DECLARE
+  s record;
+BEGIN
+  FOR s IN SELECT * FROM script ORDER BY seq LOOP
+    INSERT INTO placed SELECT s.seq, o.* FROM carbon.place_order(s.who, s.side, s.tonnes, s.price, s.tif) o;
+  END LOOP;
+END $$;
+SELECT o AS a_outcome FROM outcome \gset
+SELECT t AS a_trades FROM trades_seen \gset
+SELECT balances AS a_balances, blocks AS a_blocks FROM holdings \gset
+SELECT count(DISTINCT entry_id) AS a_entries FROM trade WHERE buy_order IN (SELECT order_id FROM placed) \gset
+SELECT ok(:a_entries > 1, 'one by one: an entry per statement that traded (' || :a_entries || ')');
+ROLLBACK TO SAVEPOINT one_by_one;
+
+-- ---- run B: the whole script in one statement ----
+INSERT INTO placed SELECT s.seq, o.* FROM (SELECT * FROM script ORDER BY seq) s,
+  LATERAL carbon.place_order(s.who, s.side, s.tonnes, s.price, s.tif) o;
+SELECT is((SELECT o FROM outcome), :'a_outcome', 'one statement: every order ends as it did one by one');
+SELECT is((SELECT t FROM trades_seen), :'a_trades', 'the same trades: orders, price, tonnes and serials');
+SELECT is((SELECT balances FROM holdings), :'a_balances', 'the same balances, cash and units');
+SELECT is((SELECT blocks FROM holdings), :'a_blocks', 'the same serial blocks, held and in escrow');
+SELECT ok(length(:'a_trades') > 200 AND :'a_outcome' LIKE '%cancelled%' AND :'a_outcome' LIKE '%rejected%'
+          AND :'a_outcome' LIKE '%partially_filled%',
+          'the script trades, rests, cancels and rejects (the comparison means something)');
+SELECT is((SELECT count(DISTINCT entry_id) FROM trade WHERE buy_order IN (SELECT order_id FROM placed))::int, 1,
+          'the statement posted one entry');
+SELECT is((SELECT count(*) FROM market_order WHERE id IN (SELECT order_id FROM placed))::int, 20,
+          'every order of the statement is written');
+SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, 'verify_integrity() clean after the batch');
+SELECT is((SELECT sum(escrow) FROM market_order WHERE status IN ('open', 'partially_filled') AND side = 'sell'),
+          (SELECT sum(last - first + 1) FROM unit_block WHERE state = 'escrow')::numeric,
+          'the sells at rest hold in escrow exactly the escrowed blocks');
+
+-- ---- what callers see ----
+CREATE FUNCTION pg_temp.place_and_read(who bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  placed_id bigint;
+BEGIN
+  SELECT order_id INTO placed_id FROM carbon.place_order(who, 'buy', 3, 55.00);
+  RETURN (SELECT status || '/' || escrow FROM carbon.market_order m WHERE m.id = placed_id);
+END $$;
+SELECT is(pg_temp.place_and_read(:steel), 'open/16524',
+          'a function reads the order it placed in its next statement (3 t × 55.00 + the largest fee in escrow)');
+
+DECLARE fetched CURSOR FOR SELECT * FROM carbon.place_order(:bureau, 'buy', 2, 55.50);
+MOVE ALL IN fetched;
+SELECT is((SELECT count(*) FROM market_order WHERE account = :bureau AND price = 5550)::int, 1,
+          'a cursor''s fetch writes the order it placed');
+CLOSE fetched;
+
+SELECT sum(amount) AS cash_before FROM balance WHERE account = :steel AND asset_id = (SELECT id FROM asset WHERE code = 'CNY') \gset
+SELECT count(*) AS orders_before FROM market_order \gset
+SELECT throws_ok(format('SELECT * FROM (VALUES (1, 5), (2, 900000)) v(k, t), '
+                        'LATERAL carbon.place_order(%s, %L, v.t, 57.00) ORDER BY k', :steel, 'buy'),
+                 'CL001', NULL, 'a call that fails in the middle of the statement: it raises ...');
+SELECT ok((SELECT count(*) FROM market_order) = :orders_before
+          AND (SELECT sum(amount) FROM balance WHERE account = :steel
+               AND asset_id = (SELECT id FROM asset WHERE code = 'CNY')) = :cash_before,
+          '... and nothing of the statement is left, not even the orders before it');
+
+SELECT is((SELECT count(DISTINCT order_id) FROM (VALUES ('mb-r1'), ('mb-r1')) v(r),
+           LATERAL carbon.place_order(:bureau, 'buy', 1, 56.00, 'GTC', 'CER-I', v.r))::int, 1,
+          'a request id twice in one statement: one order, returned twice');
+
+-- ---- a savepoint inside the statement that rolls back what it wrote ----
+CREATE FUNCTION pg_temp.write_then_fail(who bigint) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    PERFORM carbon.tradable_units(who);   -- a function in C: writes the statement's orders first
+    RAISE EXCEPTION 'rolled back';
+  EXCEPTION WHEN raise_exception THEN
+    RETURN 1;
+  END;
+END $$;
+SAVEPOINT around_lost;
+SELECT o.order_id AS lost_order, pg_temp.write_then_fail(:farm) AS f FROM carbon.place_order(:bureau, 'buy', 4, 56.50) o \gset
+SELECT is((SELECT count(*) FROM market_order WHERE id = :lost_order)::int, 0,
+          'an order written inside a savepoint that rolled back is gone although its call returned it ...');
+SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 1, 56.00)', :bureau, 'buy'), '25P02', NULL,
+                 '... so the transaction places no more orders');
+ROLLBACK TO SAVEPOINT around_lost;
+SELECT lives_ok(format('SELECT * FROM carbon.place_order(%s, %L, 1, 56.00)', :bureau, 'buy'),
+                'once the statement''s own savepoint rolls back too, orders are placed again');
+
+SELECT * FROM finish();
+ROLLBACK;
