@@ -213,8 +213,8 @@ static void
 units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', only_class ? ' ' : 'n'};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', only_class ? ' ' : 'n', ' '};
 
 	values[0] = Int64GetDatum(account);
 	values[1] = Int64GetDatum(tonnes);
@@ -226,23 +226,33 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 	 * the account's balance row is locked first (the entry is posted before
 	 * its blocks move), and every change to a holder's blocks posts on that
 	 * balance: the blocks read are the ones that stay, and a block that
-	 * changed anyway fails the count below.
+	 * changed anyway fails the count below.  The oldest few blocks are read
+	 * first (through the index, in order), and all of them only when those
+	 * do not cover the take.
 	 */
 	ledger_plan_generic(&plan,
-				"WITH running AS (SELECT id, vintage, project, first, last, "
-				"                 (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
-				"                   - (last - first + 1) AS before FROM carbon.unit_block "
-				"                 WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3)), "
+				"WITH oldest AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
+				"                WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3) "
+				"                ORDER BY vintage, project, first LIMIT $4), "
+				"running AS (SELECT id, vintage, project, first, last, "
+				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
+				"              - (last - first + 1) AS before FROM oldest), "
 				"picked AS (SELECT id, vintage, project, first, first + least(last - first + 1, $2 - before) - 1 AS upto "
 				"           FROM running WHERE before < $2), "
 				"locked AS (SELECT b.id FROM carbon.unit_block b JOIN picked p USING (id, first) "
 				"           WHERE b.account = $1 AND b.state = 'held' FOR UPDATE OF b) "
 				"SELECT id, first, upto FROM picked WHERE id IN (SELECT id FROM locked) "
 				"ORDER BY vintage, project, first",
-				3, (Oid[]) {INT8OID, INT8OID, TEXTOID});
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "unit block lookup failed");
-	pieces_from_spi(p);
+				4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID});
+	for (int64 limit = 16;; limit = PG_INT64_MAX)
+	{
+		values[3] = Int64GetDatum(limit);
+		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "unit block lookup failed");
+		pieces_from_spi(p);
+		if (p->tonnes == tonnes || limit == PG_INT64_MAX)
+			break;
+	}
 	if (p->tonnes != tonnes)
 		blocks_not_covered(account, tonnes, p->tonnes);
 }
@@ -1244,8 +1254,9 @@ units_take_range(int64 account, const SerialRange *s, const char *text, UnitPiec
 				"       b.account = $1 AND b.state = 'held' AND b.vintage = $4 AND i.region = $3 "
 				"FROM carbon.project pr "
 				"JOIN carbon.unit_block b ON b.project = pr.id "
-				" AND int8range(b.project, b.project, '[]') && int8range(pr.id, pr.id, '[]') "
-				" AND int8range(b.first, b.last, '[]') && int8range($5, $6, '[]') "
+	/* the exclusion constraint's index: project × 2^32 + serial (70_units.sql) */
+				" AND int8range(b.project * 4294967296 + b.first, b.project * 4294967296 + b.last, '[]') "
+				"  && int8range(pr.id * 4294967296 + least($5, 4294967295), pr.id * 4294967296 + least($6, 4294967295), '[]') "
 				"JOIN carbon.unit_issuance i ON i.id = b.issuance "
 				"WHERE pr.code = $2 ORDER BY b.first FOR UPDATE OF b",
 				6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID});
