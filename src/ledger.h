@@ -127,6 +127,7 @@ extern int64 ledger_market_end_orders_of_report(int64 report_id, const char *rea
 /* units.c */
 extern void ledger_units_register(void);
 extern int64 ledger_units_tradable(int64 account);
+extern int64 ledger_units_untradable(int64 account);
 extern void ledger_platform_account(const char *ref, const char *name, LedgerAccount *acc, const char *region);
 extern void ledger_check_retire_purpose(const char *purpose, const char *reference);
 extern char *ledger_units_certify(int64 account, int64 tonnes, const char *purpose, const char *beneficiary,

@@ -680,7 +680,8 @@ tradable(MarketWork *w, int64 account, int16 cer)
 	b = base_of(&w->bases, w->cxt, account, -1);
 	if (!b->read)
 	{
-		b->amount = ledger_units_tradable(account);
+		/* the balance counts every held block (verify_integrity: units_match_balances) */
+		b->amount = base_of(&w->bases, w->cxt, account, cer)->amount - ledger_units_untradable(account);
 		b->read = true;
 	}
 	return b->amount + b->moved;

@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -246,8 +247,22 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 				4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID});
 	for (int64 limit = 16;; limit = PG_INT64_MAX)
 	{
+		int			nest = NewGUCNestLevel();
+		int			rc;
+
 		values[3] = Int64GetDatum(limit);
-		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT)
+		/*
+		 * Planned (on its first run) without bitmap scans: the holder's
+		 * oldest blocks come from its index in order, and the scan stops.  A
+		 * bitmap scan, the planner's pick while the statistics say a holder
+		 * has a block or two, reads every block a trading firm has (hundreds,
+		 * each on its own page) and sorts them, at every take.
+		 */
+		(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+								 false);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		AtEOXact_GUC(true, nest);
+		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		pieces_from_spi(p);
 		if (p->tonnes == tonnes || limit == PG_INT64_MAX)
@@ -1871,6 +1886,27 @@ ledger_units_tradable(int64 account)
 	/* read-write: a fresh snapshot, after whatever lock the caller waited for */
 	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "tradable units lookup failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * The held units of an account that may not trade (class II): with the CER
+ * balance (which counts every held block) this gives the tradable ones
+ * without reading every block of a trading firm.
+ */
+int64
+ledger_units_untradable(int64 account)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[1] = {Int64GetDatum(account)};
+	bool		isnull;
+
+	ledger_plan_generic(&plan,
+				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
+				"WHERE account = $1 AND state = 'held' AND class <> 'I'",
+				1, (Oid[]) {INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "untradable units lookup failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 

@@ -124,6 +124,9 @@ CREATE TABLE carbon.unit_block (
 );
 ALTER SEQUENCE carbon.unit_block_id_seq OWNED BY carbon.unit_block.id;
 CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, project, first) WHERE state = 'held';
+-- the units a holder may not trade (class II): few or none, so that the
+-- market counts class I units as the CER balance less these (units.c)
+CREATE INDEX unit_block_untradable_idx ON carbon.unit_block (account) WHERE state = 'held' AND class <> 'I';
 CREATE INDEX unit_block_issuance_idx ON carbon.unit_block (issuance);
 CREATE INDEX unit_block_escrow_idx ON carbon.unit_block (escrow_order, vintage, project, first) WHERE state = 'escrow';
 COMMENT ON TABLE carbon.unit_block IS

@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(18);
+SELECT plan(19);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -134,6 +134,11 @@ SELECT ok((SELECT count(*) FROM market_order) = :orders_before
 SELECT is((SELECT count(DISTINCT order_id) FROM (VALUES ('mb-r1'), ('mb-r1')) v(r),
            LATERAL carbon.place_order(:bureau, 'buy', 1, 56.00, 'GTC', 'CER-I', v.r))::int, 1,
           'a request id twice in one statement: one order, returned twice');
+
+SELECT o.order_id AS cid, c AS cancelled
+FROM carbon.place_order(:bureau, 'buy', 2, 55.25) o, LATERAL carbon.cancel_order(o.order_id) c \gset
+SELECT is(:'cancelled' || '/' || (SELECT status || '/' || escrow FROM market_order WHERE id = :cid), 't/cancelled/0',
+          'cancel_order of an order placed earlier in the same statement cancels it and releases its escrow');
 
 -- ---- a savepoint inside the statement that rolls back what it wrote ----
 CREATE FUNCTION pg_temp.write_then_fail(who bigint) RETURNS int LANGUAGE plpgsql AS $$
