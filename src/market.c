@@ -518,6 +518,24 @@ typedef struct Trade
 	DateADT		day;
 } Trade;
 
+/*
+ * The rows of one side of the book that a work has read, best first: the
+ * book does not change under the instrument's lock but by this work, so a
+ * batch reads each page once, and later walks start past the rows that
+ * have ended at its head.
+ */
+typedef struct BookRows
+{
+	int		   *rows;			/* indexes into resting */
+	int			n,
+				cap;
+	int			head;			/* rows before it have ended */
+	bool		started;
+	bool		done;			/* no more rows */
+	int64		after_price;	/* the last row read */
+	int64		after_id;
+} BookRows;
+
 /* Everything a call does, gathered, then written. */
 typedef struct MarketWork
 {
@@ -535,6 +553,7 @@ typedef struct MarketWork
 				maxresting;
 	Resting    *resting;		/* every resting order read (touched or not) */
 	HTAB	   *resting_ids;	/* order id → its index in resting */
+	BookRows	rows[2];		/* [bids]: the rows of the book read, in price–time order */
 	int		   *own[2];			/* [bids]: the batch's own resting orders, best first */
 	int			nown[2],
 				maxown[2];
@@ -950,40 +969,51 @@ book_before(bool bids, const Resting *a, const Resting *b)
 typedef struct BookWalk
 {
 	bool		bids;
-	bool		first;			/* the next page is the first */
-	bool		rows_done;		/* no rows of the book left */
-	int64		after_price;
-	int64		after_id;
-	int			page[BOOK_PAGE];
-	int			npage;
-	int			pos;
+	int			pos;			/* the next of the rows read */
 	int			own;			/* the next of the batch's own resting orders */
 } BookWalk;
 
 static void
-walk_start(BookWalk *bw, bool bids)
+walk_start(MarketWork *w, BookWalk *bw, bool bids)
 {
-	memset(bw, 0, sizeof(*bw));
+	BookRows   *side = &w->rows[bids];
+
+	/* the ended ones at the head stay ended: later walks start past them */
+	while (side->head < side->n && w->resting[side->rows[side->head]].ended)
+		side->head++;
 	bw->bids = bids;
-	bw->first = !skip_start(bids, &bw->after_price, &bw->after_id);
+	bw->pos = side->head;
+	bw->own = 0;
 }
 
 /* The next order of the walk, or NULL; *row says whether it is a row of the book. */
 static Resting *
 walk_next(MarketWork *w, BookWalk *bw, bool *row)
 {
+	BookRows   *side = &w->rows[bw->bids];
 	Resting    *r = NULL;
 	Resting    *own = NULL;
 
-	if (bw->pos == bw->npage && !bw->rows_done)
+	if (bw->pos == side->n && !side->done)
 	{
-		bw->npage = book_page(w, bw->bids, bw->first, &bw->after_price, &bw->after_id, bw->page);
-		bw->pos = 0;
-		bw->first = false;
-		bw->rows_done = bw->npage < BOOK_PAGE;
+		/* the next page of rows, after the last one read (the first: from where the ended prefix stops) */
+		bool		first = !side->started && !skip_start(bw->bids, &side->after_price, &side->after_id);
+		int			page[BOOK_PAGE];
+		int			got = book_page(w, bw->bids, first, &side->after_price, &side->after_id, page);
+
+		side->started = true;
+		side->done = got < BOOK_PAGE;
+		if (side->n + got > side->cap)
+		{
+			side->cap = Max(64, (side->n + got) * 2);
+			side->rows = side->rows ? repalloc(side->rows, sizeof(int) * side->cap)
+				: MemoryContextAlloc(w->cxt, sizeof(int) * side->cap);
+		}
+		memcpy(side->rows + side->n, page, sizeof(int) * got);
+		side->n += got;
 	}
-	if (bw->pos < bw->npage)
-		r = &w->resting[bw->page[bw->pos]];
+	if (bw->pos < side->n)
+		r = &w->resting[side->rows[bw->pos]];
 	/* the batch's own ones that ended are passed over: they are no rows of the book yet */
 	while (bw->own < w->nown[bw->bids] && w->resting[w->own[bw->bids][bw->own]].ended)
 		bw->own++;
@@ -1099,7 +1129,7 @@ fok_possible(MarketWork *w, const Order *o)
 	Resting    *r;
 	bool		row;
 
-	walk_start(&bw, !o->buy);
+	walk_start(w, &bw, !o->buy);
 	while ((r = walk_next(w, &bw, &row)) != NULL)
 	{
 		int64		q;
@@ -1133,7 +1163,7 @@ match(MarketWork *w, Order *o)
 	bool		row;
 	bool		head = true;	/* every row of the book walked so far has ended */
 
-	walk_start(&bw, !o->buy);
+	walk_start(w, &bw, !o->buy);
 	while (o->filled < o->tonnes && (r = walk_next(w, &bw, &row)) != NULL)
 	{
 		bool		stop = false;
