@@ -1232,6 +1232,7 @@ typedef struct Columns
 static void
 columns_init(Columns *c, int ncols, int cap)
 {
+	Assert(ncols <= (int) lengthof(c->v));
 	c->n = 0;
 	c->cap = Max(cap, 1);
 	c->ncols = ncols;
