@@ -11,10 +11,11 @@
  * The opposite side is walked in price–time order through its partial
  * index, a page of orders at a time; nothing scans the whole book.
  *
- * Everything one call moves (the incoming order's escrow, every fill's
+ * Everything one statement's orders move (their escrow, every fill's
  * cash, units and fees, escrow released by orders that end) is one entry,
- * posted once; the serial blocks follow after the posting (balances before
- * blocks, as everywhere).  Prices are fen per tonne; fees are
+ * posted once when the statement ends (a batch: see "a statement's
+ * orders" below); the serial blocks follow after the posting (balances
+ * before blocks, as everywhere).  Prices are fen per tonne; fees are
  * floor(value × trade_fee_bps / 10,000) on each side of each fill, so that
  * fills never cost more than the escrow of their limit price.
  */
@@ -1219,23 +1220,25 @@ status_of(int64 filled, int64 tonnes, bool ended)
 	return filled > 0 ? "partially_filled" : "open";
 }
 
-/* Growable columns of Datums, for statements that take arrays. */
+/* Columns of Datums of the given element types, for statements that take arrays. */
 typedef struct Columns
 {
 	int			n;
 	int			cap;
 	int			ncols;
+	const Oid  *types;
 	Datum	   *v[20];
 	bool	   *null[20];
 } Columns;
 
 static void
-columns_init(Columns *c, int ncols, int cap)
+columns_init(Columns *c, int ncols, const Oid *types, int cap)
 {
 	Assert(ncols <= (int) lengthof(c->v));
 	c->n = 0;
 	c->cap = Max(cap, 1);
 	c->ncols = ncols;
+	c->types = types;
 	for (int i = 0; i < ncols; i++)
 	{
 		c->v[i] = palloc(sizeof(Datum) * c->cap);
@@ -1243,17 +1246,19 @@ columns_init(Columns *c, int ncols, int cap)
 	}
 }
 
+/* Each column as an array: values[0 .. ncols - 1]. */
+static void
+columns_arrays(Columns *c, Datum *values)
+{
+	for (int i = 0; i < c->ncols; i++)
+		values[i] = ledger_array(c->v[i], c->null[i], c->n, c->types[i]);
+}
+
 static void
 col_set(Columns *c, int col, Datum v, bool isnull)
 {
 	c->v[col][c->n] = isnull ? (Datum) 0 : v;
 	c->null[col][c->n] = isnull;
-}
-
-static Datum
-col_array(Columns *c, int col, Oid type)
-{
-	return ledger_array(c->v[col], c->null[col], c->n, type);
 }
 
 /* The rows of the book this work changed, in one statement. */
@@ -1264,7 +1269,8 @@ resting_write(MarketWork *w)
 	Columns		c;
 	Datum		values[8];
 
-	columns_init(&c, 8, w->nresting);
+	columns_init(&c, 8, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+				 TIMESTAMPTZOID}, w->nresting);
 	for (int i = 0; i < w->nresting; i++)
 	{
 		Resting    *r = &w->resting[i];
@@ -1283,11 +1289,7 @@ resting_write(MarketWork *w)
 	}
 	if (c.n == 0)
 		return;
-	for (int k = 0; k < 5; k++)
-		values[k] = col_array(&c, k, INT8OID);
-	values[5] = col_array(&c, 5, TEXTOID);
-	values[6] = col_array(&c, 6, TEXTOID);
-	values[7] = col_array(&c, 7, TIMESTAMPTZOID);
+	columns_arrays(&c, values);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "
 				"       escrow = u.escrow, status = u.status, end_reason = u.reason, ended_at = u.ended_at "
@@ -1313,7 +1315,8 @@ trades_write(MarketWork *w, int64 entry_id)
 
 	if (w->ntrades == 0)
 		return;
-	columns_init(&c, 12, w->ntrades);
+	columns_init(&c, 12, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT4OID}, w->ntrades);
 	flat = palloc(sizeof(Datum) * capflat);
 	for (int i = 0; i < w->ntrades; i++)
 	{
@@ -1344,12 +1347,7 @@ trades_write(MarketWork *w, int64 entry_id)
 		col_set(&c, 11, Int32GetDatum(n), false);
 		c.n++;
 	}
-	for (int k = 0; k < 8; k++)
-		values[k] = col_array(&c, k, INT8OID);
-	values[8] = col_array(&c, 8, TEXTOID);
-	values[9] = col_array(&c, 9, DATEOID);
-	values[10] = col_array(&c, 10, TIMESTAMPTZOID);
-	values[11] = col_array(&c, 11, INT4OID);
+	columns_arrays(&c, values);
 	values[12] = CStringGetTextDatum(w->ins.code);
 	values[13] = Int64GetDatum(entry_id);
 	values[14] = ledger_array(flat, NULL, nflat, TEXTOID);
@@ -1383,7 +1381,9 @@ orders_write(MarketWork *w)
 
 	if (w->norders == 0)
 		return;
-	columns_init(&c, 18, w->norders);
+	columns_init(&c, 18, (const Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID,
+				 TIMESTAMPTZOID}, w->norders);
 	for (int i = 0; i < w->norders; i++)
 	{
 		Order	   *o = &w->orders[i];
@@ -1423,22 +1423,7 @@ orders_write(MarketWork *w)
 		col_set(&c, 17, TimestampTzGetDatum(ended_at), !ended);
 		c.n++;
 	}
-	values[0] = col_array(&c, 0, INT8OID);
-	values[1] = col_array(&c, 1, INT8OID);
-	values[2] = col_array(&c, 2, TEXTOID);
-	values[3] = col_array(&c, 3, INT8OID);
-	values[4] = col_array(&c, 4, INT8OID);
-	values[5] = col_array(&c, 5, TEXTOID);
-	values[6] = col_array(&c, 6, TEXTOID);
-	values[7] = col_array(&c, 7, TEXTOID);
-	values[8] = col_array(&c, 8, TEXTOID);
-	values[9] = col_array(&c, 9, DATEOID);
-	values[10] = col_array(&c, 10, TIMESTAMPTZOID);
-	values[11] = col_array(&c, 11, INT8OID);
-	for (int k = 12; k < 16; k++)
-		values[k] = col_array(&c, k, INT8OID);
-	values[16] = col_array(&c, 16, TEXTOID);
-	values[17] = col_array(&c, 17, TIMESTAMPTZOID);
+	columns_arrays(&c, values);
 	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
 				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "
