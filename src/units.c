@@ -1868,46 +1868,46 @@ ledger_certificate(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/*
- * The class I tonnes an account holds: what the market may escrow (class
- * II units never reach the book).  The one place that decides it.
- */
-int64
-ledger_units_tradable(int64 account)
+/* The tonnes an account holds in blocks of class I, or of any other class. */
+static int64
+units_held(int64 account, bool class_i)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Datum		values[1] = {Int64GetDatum(account)};
 	bool		isnull;
 
-	ledger_plan_generic(&plan,
+	ledger_plan_generic(&plans[class_i], class_i ?
 				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
-				"WHERE account = $1 AND state = 'held' AND class = 'I'",
+				"WHERE account = $1 AND state = 'held' AND class = 'I'" :
+				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
+				"WHERE account = $1 AND state = 'held' AND class <> 'I'",
 				1, (Oid[]) {INT8OID});
 	/* read-write: a fresh snapshot, after whatever lock the caller waited for */
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "tradable units lookup failed");
+	if (SPI_execute_plan(plans[class_i], values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "held units lookup failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
- * The held units of an account that may not trade (class II): with the CER
- * balance (which counts every held block) this gives the tradable ones
- * without reading every block of a trading firm.
+ * The class I tonnes an account holds: what the market may escrow (class
+ * II units never reach the book).
+ */
+int64
+ledger_units_tradable(int64 account)
+{
+	return units_held(account, true);
+}
+
+/*
+ * The held units of an account that may not trade (class II).  The market
+ * counts the tradable ones as the CER balance (which counts every held
+ * block: verify_integrity's units_match_balances) less these, without
+ * reading every block of a trading firm (index unit_block_untradable_idx).
  */
 int64
 ledger_units_untradable(int64 account)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		values[1] = {Int64GetDatum(account)};
-	bool		isnull;
-
-	ledger_plan_generic(&plan,
-				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
-				"WHERE account = $1 AND state = 'held' AND class <> 'I'",
-				1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "untradable units lookup failed");
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return units_held(account, false);
 }
 
 /* tradable_units(account) → bigint */
