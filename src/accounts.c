@@ -101,7 +101,7 @@ ledger_get_account(int64 id, LedgerAccount *acc)
 
 	ledger_plan(&plan, "SELECT kind, tier, region, status FROM carbon.account WHERE id = $1",
 				1, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, ledger_lookup_read_only(), 1) != SPI_OK_SELECT)
 		elog(ERROR, "account lookup failed");
 	if (SPI_processed == 0)
 		return false;
@@ -139,7 +139,7 @@ ledger_require_pair(int64 from_id, int64 to_id, int16 asset, LedgerAccount *from
 				"                            AND l.asset_id = $3 AND l.expires_at <= $4 AND l.remaining > 0) "
 				"FROM carbon.account a WHERE a.id IN ($1, $2)",
 				4, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 2) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, ledger_lookup_read_only(), 2) != SPI_OK_SELECT)
 		elog(ERROR, "account lookup failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -198,6 +198,19 @@ ledger_run(SPIPlanPtr plan, Datum *values, int expect)
 		elog(ERROR, "carbon_ledger statement failed: %s", SPI_result_code_string(SPI_result));
 }
 
+/*
+ * Whether a lookup may read with the calling statement's snapshot.  A
+ * lookup that a writer makes must see what earlier calls of the same
+ * statement wrote (an account opened in deposit_cash's own argument list),
+ * so it reads with a fresh snapshot, as PL/pgSQL's statements do; only in
+ * parallel mode, where a new command may not start, does it keep the old one.
+ */
+bool
+ledger_lookup_read_only(void)
+{
+	return IsInParallelMode();
+}
+
 void
 ledger_spi_connect(void)
 {
@@ -293,7 +306,7 @@ account_bound_to(int64 account, Oid caller)
 	values[0] = Int64GetDatum(account);
 	values[1] = NameGetDatum(&login);
 	ledger_plan(&plan, "SELECT 1 FROM carbon.account_binding WHERE account = $1 AND login = $2", 2, types);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, values, NULL, ledger_lookup_read_only(), 1) != SPI_OK_SELECT)
 		elog(ERROR, "account binding lookup failed");
 	return SPI_processed > 0;
 }

@@ -287,7 +287,7 @@ batch_query(SPIPlanPtr plans[2], const char *sql, HTAB *keys, Oid elemtype)
 	SPIPlanPtr	plan = ledger_plan_sized(plans, hash_get_num_entries(keys), sql, 1, types);
 
 	arg[0] = distinct_keys(keys, elemtype);
-	if (SPI_execute_plan(plan, arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(plan, arg, NULL, ledger_lookup_read_only(), 0) != SPI_OK_SELECT)
 		elog(ERROR, "inbox lookup failed");
 }
 

@@ -50,6 +50,7 @@ extern SPIPlanPtr ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int na
 extern SPIPlanPtr ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs,
 									const Oid *argtypes);
 extern void ledger_spi_connect(void);
+extern bool ledger_lookup_read_only(void);
 extern void ledger_run(SPIPlanPtr plan, Datum *values, int expect);
 extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);

@@ -1221,7 +1221,7 @@ retirement_replay(ReturnSetInfo *rsinfo, int64 entry_id)
 
 	ledger_plan_generic(&plan, "SELECT certificate, serials FROM carbon.retirement WHERE entry_id = $1",
 				1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "retirement of entry " INT64_FORMAT " not found", entry_id);
 	srf_row(rsinfo, SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), false);

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(64);
+SELECT plan(67);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -244,6 +244,16 @@ SELECT throws_ok(format($$SELECT transfer(%s, %s, 'POINT', 1, 'x', '')$$, :citiz
 SELECT throws_ok(format($$SELECT issue(%s, 'POINT', 1, 'x', '')$$, :citizen), '22023', NULL,
                  'issue with an empty request_id');
 SELECT is((SELECT count(*) FROM request WHERE request_id = ''), 0::bigint, 'no empty request id is stored');
+
+-- 14. A writer sees what earlier calls of its own statement wrote: an
+--     account opened in the argument list of the call that pays into it.
+SELECT lives_ok($$SELECT deposit_cash(open_account('enterprise', '620700', 'H-nested'), 10, 'nested-1')$$,
+                'deposit_cash into an account opened in its own argument list');
+SELECT is(balance(open_account('enterprise', '620700', 'H-nested'), 'CNY'), 1000::bigint,
+          '... and the 10 yuan are in that account, in fen');
+SELECT lives_ok(format($$SELECT transfer(%s, open_account('merchant', '620700', 'H-nested-shop'), 'POINT', 5, 'nested')$$,
+                       :citizen),
+                'transfer to a payee opened in its own argument list');
 
 -- Nothing above left the ledger inconsistent.
 SELECT is(ARRAY(SELECT check_name || ': ' || detail FROM verify_integrity() WHERE NOT ok), '{}'::text[],
