@@ -11,6 +11,19 @@ tally() { # suite passed failed
   PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
   [ "$3" -eq 0 ] || FAILED_SUITES+=("$1")
   log "$1: $2 passed, $3 failed"
+  [ "$3" -eq 0 ] || server_crashes
+}
+
+# A failing suite shows what the shared cluster's log says of crashed
+# backends (the log goes with the cluster at the end).
+server_crashes() {
+  local logf="$CL_TMP/server.log"
+  [ -f "$logf" ] || return 0
+  if grep -qE 'terminated by signal|PANIC|TRAP:|out of memory' "$logf"; then
+    log "server.log: crashes and what ran"
+    grep -E -B3 -A4 'terminated by signal|PANIC|TRAP:|out of memory' "$logf" | tail -n 60
+  fi
+  return 0
 }
 
 ensure_deps
