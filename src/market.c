@@ -1446,57 +1446,21 @@ orders_write(MarketWork *w)
 	}
 }
 
-/*
- * The unit moves, in order, as few statements as keep their meaning: a
- * statement takes every source before it moves anything, so a move whose
- * source an earlier move of the statement fed (units delivered to a buyer
- * who then sells, an order's escrow made and then filled) starts the next.
- */
+/* The unit moves, in order, all at once (units.c runs them in memory). */
 static void
 moves_write(MarketWork *w, int64 entry_id)
 {
 	LedgerUnitMove *moves = palloc(sizeof(LedgerUnitMove) * Max(w->nmoves, 1));
 	Datum	   *serials = palloc(sizeof(Datum) * Max(w->nmoves, 1));
-	int64	   *fed = palloc(sizeof(int64) * Max(w->nmoves, 1));	/* what this statement fed: account, or -order */
-	int			nfed = 0,
-				start = 0;
 
-	for (int i = 0; i <= w->nmoves; i++)
-	{
-		bool		cut = i == w->nmoves;
-
-		if (!cut)
-		{
-			const LedgerUnitMove *m = &w->moves[i].move;
-			int64		source = m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0) ?
-				m->seller : -m->order;
-
-			for (int k = 0; k < nfed && !cut; k++)
-				cut = fed[k] == source;
-		}
-		if (cut && i > start)
-		{
-			for (int k = start; k < i; k++)
-				moves[k - start] = w->moves[k].move;
-			ledger_units_market(i - start, moves, entry_id, serials);
-			for (int k = start; k < i; k++)
-				if (w->moves[k].trade >= 0)
-					w->trades[w->moves[k].trade].serials = serials[k - start];
-			start = i;
-			nfed = 0;
-		}
-		if (i < w->nmoves)
-		{
-			const LedgerUnitMove *m = &w->moves[i].move;
-
-			if (m->kind == UNITS_ESCROW)
-				fed[nfed++] = -m->order;
-			else if (m->kind == UNITS_RELEASE)
-				fed[nfed++] = m->seller;
-			else if (!m->retire)
-				fed[nfed++] = m->buyer;
-		}
-	}
+	if (w->nmoves == 0)
+		return;
+	for (int k = 0; k < w->nmoves; k++)
+		moves[k] = w->moves[k].move;
+	ledger_units_market(w->nmoves, moves, entry_id, serials);
+	for (int k = 0; k < w->nmoves; k++)
+		if (w->moves[k].trade >= 0)
+			w->trades[w->moves[k].trade].serials = serials[k];
 }
 
 /*

@@ -366,114 +366,416 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 }
 
 /*
- * The blocks a sell order has in escrow: `tonnes` of them, oldest first,
- * locked.
- */
-static void
-units_take_escrow(int64 order, int64 tonnes, UnitPieces *p)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[2] = {Int64GetDatum(order), Int64GetDatum(tonnes)};
-
-	ledger_plan_generic(&plan,
-				"WITH locked AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
-				"                WHERE escrow_order = $1 AND state = 'escrow' "
-				"                ORDER BY vintage, project, first FOR UPDATE), "
-				"running AS (SELECT id, vintage, project, first, last, "
-				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
-				"              - (last - first + 1) AS before FROM locked) "
-				"SELECT id, first, first + least(last - first + 1, $2 - before) - 1 FROM running "
-				"WHERE before < $2 ORDER BY vintage, project, first",
-				2, (Oid[]) {INT8OID, INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "unit escrow lookup failed");
-	pieces_from_spi(p);
-	if (p->tonnes != tonnes)
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_INTEGRITY),
-				 errmsg("order " INT64_FORMAT " has " INT64_FORMAT " t in escrow, " INT64_FORMAT " t needed",
-						order, p->tonnes, tonnes),
-				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-}
-
-/*
- * The market's unit moves of one call (market.c), after its entry is
- * posted, in one statement however many fills the call made:
+ * The market's unit moves of one statement's orders (market.c), after its
+ * entry is posted, in order:
  *   escrow:  the seller's class I units, oldest first, into escrow for its order;
  *   release: an order's escrow back to the seller;
  *   deliver: from an order's escrow, or (order 0) straight from the
  *            seller's class I units, to the buyer, or retired for it.
- * Each source (a seller's held units, an order's escrow) is taken once for
- * all the moves it feeds, and the moves share its pieces in order, so the
- * serials are those the moves one by one would have taken: every take is a
- * prefix of its blocks, oldest first.  serials[i] is what move i moved
- * (text[], oldest first).
+ *
+ * The moves run in memory over pools of pieces: a seller's held class I
+ * units and a sell order's escrow, each sorted oldest first (vintage,
+ * project, serial) as the blocks are, loaded once for all the moves (a
+ * seller's oldest 16 blocks, the rest only if a take reaches past them).
+ * Every take is a prefix of its pool, so the serials are the ones the moves
+ * one by one through the table would have taken.  Then three statements
+ * write what changed: the stored blocks that were taken from are deleted,
+ * the pieces that end the batch outside them (what is left of each, what
+ * was moved) are inserted, and the history of every piece, a split and
+ * then the move, is appended.  Units a move delivers and a later move of
+ * the same statement takes on (a buyer who sells, an escrow made and
+ * filled) never become a row of their own: about half the blocks B4 used
+ * to write.  serials[i] is what move i moved (text[], oldest first).
  */
-typedef struct MoveSource
+typedef struct Piece
 {
-	int64		account;		/* held class I units of this seller, or */
+	int64		block;			/* the stored block it is (part of); 0 for one this batch made */
+	bool		taken;			/* that stored block was taken from */
+	int64		issuance;
+	int64		project;
+	int32		vintage;
+	const char *class;
+	const char *region;			/* of the issuance, and the project's code: for serials */
+	const char *code;
+	int64		first;
+	int64		last;
+	int64		account;
+	const char *state;
+	int64		escrow_order;	/* 0 unless state escrow */
+	int64		entry_id;
+	TimestampTz since;
+} Piece;
+
+typedef struct Pool
+{
+	int64		account;		/* a seller's held class I units, or */
 	int64		order;			/* the escrow of this sell order */
-	int64		tonnes;
-	UnitPieces	pieces;
-	int			next;			/* the piece the next move starts in ... */
-	int64		used;			/* ... and what earlier moves took of it */
-} MoveSource;
+	bool		source;			/* a move takes from it */
+	bool		complete;		/* every stored block of the pool is loaded */
+	bool		loaded;			/* ... some of them are: the oldest, up to `boundary` */
+	int32		b_vintage;
+	int64		b_project;
+	int64		b_first;
+	int			head;			/* pieces before it are gone */
+	int			n;
+	int			cap;
+	Piece	   *p;
+} Pool;
+
+/* The history rows, and the segments each move took. */
+typedef struct UnitEvents
+{
+	int			n;
+	int			cap;
+	Datum	   *col[8];			/* issuance, project, first, last, event, from, to, reference */
+	bool	   *null[8];
+} UnitEvents;
+
+static int
+piece_cmp(const Piece *a, int32 vintage, int64 project, int64 first)
+{
+	if (a->vintage != vintage)
+		return a->vintage < vintage ? -1 : 1;
+	if (a->project != project)
+		return a->project < project ? -1 : 1;
+	return a->first < first ? -1 : a->first > first ? 1 : 0;
+}
+
+/* Put `pc` in its place (oldest first) among the pool's pieces. */
+static void
+pool_add(Pool *pool, const Piece *pc)
+{
+	int			lo = pool->head,
+				hi = pool->n;
+
+	if (pool->n == pool->cap)
+	{
+		pool->cap = Max(8, pool->cap * 2);
+		pool->p = pool->p ? repalloc(pool->p, sizeof(Piece) * pool->cap) : palloc(sizeof(Piece) * pool->cap);
+	}
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (piece_cmp(&pool->p[mid], pc->vintage, pc->project, pc->first) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&pool->p[lo + 1], &pool->p[lo], sizeof(Piece) * (pool->n - lo));
+	pool->p[lo] = *pc;
+	pool->n++;
+}
+
+static Pool *
+pool_find(Pool *pools, int *npools, int64 account, int64 order)
+{
+	for (int k = 0; k < *npools; k++)
+		if (pools[k].account == account && pools[k].order == order)
+			return &pools[k];
+	pools[*npools] = (Pool) {.account = account, .order = order};
+	return &pools[(*npools)++];
+}
+
+/* The columns every block query below returns, from b (unit_block), i (unit_issuance), pr (project). */
+#define BLOCK_COLUMNS "b.id, b.issuance, b.project, b.vintage, b.class, i.region, pr.code, b.first, b.last, " \
+	"b.account, b.state, coalesce(b.escrow_order, 0), b.entry_id, b.since"
+
+static void
+piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
+{
+	bool		isnull;
+
+	pc->block = DatumGetInt64(SPI_getbinval(tup, desc, at, &isnull));
+	pc->taken = false;
+	pc->issuance = DatumGetInt64(SPI_getbinval(tup, desc, at + 1, &isnull));
+	pc->project = DatumGetInt64(SPI_getbinval(tup, desc, at + 2, &isnull));
+	pc->vintage = DatumGetInt32(SPI_getbinval(tup, desc, at + 3, &isnull));
+	pc->class = SPI_getvalue(tup, desc, at + 4);
+	pc->region = SPI_getvalue(tup, desc, at + 5);
+	pc->code = SPI_getvalue(tup, desc, at + 6);
+	pc->first = DatumGetInt64(SPI_getbinval(tup, desc, at + 7, &isnull));
+	pc->last = DatumGetInt64(SPI_getbinval(tup, desc, at + 8, &isnull));
+	pc->account = DatumGetInt64(SPI_getbinval(tup, desc, at + 9, &isnull));
+	pc->state = SPI_getvalue(tup, desc, at + 10);
+	pc->escrow_order = DatumGetInt64(SPI_getbinval(tup, desc, at + 11, &isnull));
+	pc->entry_id = DatumGetInt64(SPI_getbinval(tup, desc, at + 12, &isnull));
+	pc->since = DatumGetTimestampTz(SPI_getbinval(tup, desc, at + 13, &isnull));
+}
+
+/*
+ * Load the stored blocks of the source pools: every escrow block of the
+ * orders, and the oldest `limit` held class I blocks of each account (or,
+ * with `after`, all of one pool's past its boundary).  Run with bitmap
+ * scans off (see units_take): each holder's oldest blocks come from its
+ * index in order.
+ */
+static void
+pools_load(Pool *pools, int npools, Pool *only)
+{
+	static SPIPlanPtr escrow_plan = NULL,
+				held_plan = NULL,
+				rest_plan = NULL;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
+	int			nids = 0;
+	int			nest;
+
+	nest = NewGUCNestLevel();
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+							 false);
+	if (only)
+	{
+		Datum		v[4] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
+		Int64GetDatum(only->b_project), Int64GetDatum(only->b_first)};
+
+		ledger_plan_generic(&rest_plan,
+							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
+							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
+							"WHERE b.account = $1 AND b.state = 'held' AND b.class = 'I' "
+							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first",
+							4, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID});
+		if (SPI_execute_plan(rest_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "unit block lookup failed");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			Piece		pc;
+
+			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			pool_add(only, &pc);
+		}
+		only->complete = true;
+		AtEOXact_GUC(true, nest);
+		return;
+	}
+	for (int k = 0; k < npools; k++)
+		if (pools[k].source && pools[k].order)
+			ids[nids++] = Int64GetDatum(pools[k].order);
+	if (nids > 0)
+	{
+		Datum		v[1] = {ledger_int8_array(ids, nids)};
+
+		ledger_plan_generic(&escrow_plan,
+							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
+							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
+							"WHERE b.escrow_order = ANY ($1) AND b.state = 'escrow'",
+							1, (Oid[]) {INT8ARRAYOID});
+		if (SPI_execute_plan(escrow_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "unit escrow lookup failed");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			Piece		pc;
+
+			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			pool_add(pool_find(pools, &npools, 0, pc.escrow_order), &pc);
+		}
+	}
+	nids = 0;
+	for (int k = 0; k < npools; k++)
+		if (pools[k].source && pools[k].account)
+			ids[nids++] = Int64GetDatum(pools[k].account);
+	if (nids > 0)
+	{
+		Datum		v[1] = {ledger_int8_array(ids, nids)};
+		int		   *count = palloc0(sizeof(int) * npools);
+
+		ledger_plan_generic(&held_plan,
+							"SELECT a.account, b.* FROM unnest($1) AS a(account), LATERAL "
+							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
+							"   JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
+							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
+							"   ORDER BY b.vintage, b.project, b.first LIMIT 16) b",
+							1, (Oid[]) {INT8ARRAYOID});
+		if (SPI_execute_plan(held_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "unit block lookup failed");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			Piece		pc;
+			Pool	   *pool;
+
+			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+			pool = pool_find(pools, &npools, pc.account, 0);
+			pool_add(pool, &pc);
+			/* rows come oldest first per account: the last is the boundary */
+			pool->b_vintage = pc.vintage, pool->b_project = pc.project, pool->b_first = pc.first;
+			count[pool - pools]++;
+		}
+		for (int k = 0; k < npools; k++)
+			if (pools[k].source && pools[k].account)
+				pools[k].loaded = true, pools[k].complete = count[k] < 16;
+	}
+	for (int k = 0; k < npools; k++)
+		if (pools[k].order)
+			pools[k].loaded = pools[k].complete = true;	/* an escrow is loaded whole */
+	AtEOXact_GUC(true, nest);
+}
+
+static void
+event_add(UnitEvents *ev, const Piece *pc, int64 first, int64 last, const char *event, int64 from, int64 to,
+		  const char *reference)
+{
+	int			i = ev->n;
+
+	if (ev->n == ev->cap)
+	{
+		ev->cap = Max(64, ev->cap * 2);
+		for (int c = 0; c < 8; c++)
+		{
+			ev->col[c] = ev->col[c] ? repalloc(ev->col[c], sizeof(Datum) * ev->cap) : palloc(sizeof(Datum) * ev->cap);
+			ev->null[c] = ev->null[c] ? repalloc(ev->null[c], sizeof(bool) * ev->cap) : palloc(sizeof(bool) * ev->cap);
+		}
+	}
+	ev->col[0][i] = Int64GetDatum(pc->issuance);
+	ev->col[1][i] = Int64GetDatum(pc->project);
+	ev->col[2][i] = Int64GetDatum(first);
+	ev->col[3][i] = Int64GetDatum(last);
+	ev->col[4][i] = CStringGetTextDatum(event);
+	ev->col[5][i] = Int64GetDatum(from);
+	ev->col[6][i] = Int64GetDatum(to);
+	ev->col[7][i] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	for (int c = 0; c < 8; c++)
+		ev->null[c][i] = false;
+	ev->null[6][i] = to == 0;
+	ev->null[7][i] = reference == NULL;
+	ev->n++;
+}
+
+/* What the moves changed: the stored blocks taken from go, the pieces outside them come. */
+static void
+pieces_write(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone)
+{
+	static SPIPlanPtr delete_plan = NULL,
+				insert_plan = NULL;
+	int			cap = nretired;
+	int			n = 0;
+	Datum	   *col[11];
+	bool	   *null[11];
+	Datum		values[11];
+
+	if (ngone > 0)
+	{
+		Datum		v[1] = {ledger_int8_array(gone, ngone)};
+
+		ledger_plan_generic(&delete_plan, "DELETE FROM carbon.unit_block WHERE id = ANY ($1)", 1,
+							(Oid[]) {INT8ARRAYOID});
+		if (SPI_execute_plan(delete_plan, v, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "unit block move failed");
+		if (SPI_processed != (uint64) ngone)
+			ereport(ERROR,
+					(errcode(ERRCODE_CL_INTEGRITY),
+					 errmsg("serial blocks changed while the market moved them"),
+					 errdetail("%d blocks were read, " UINT64_FORMAT " were still there.", ngone, SPI_processed),
+					 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+	}
+	for (int k = 0; k < npools; k++)
+		cap += pools[k].n - pools[k].head;
+	for (int c = 0; c < 11; c++)
+	{
+		col[c] = palloc(sizeof(Datum) * Max(cap, 1));
+		null[c] = palloc0(sizeof(bool) * Max(cap, 1));
+	}
+	for (int k = 0; k <= npools; k++)
+	{
+		const Piece *p = k < npools ? pools[k].p + pools[k].head : retired;
+		int			m = k < npools ? pools[k].n - pools[k].head : nretired;
+
+		for (int j = 0; j < m; j++, p++)
+		{
+			if (p->block != 0 && !p->taken)
+				continue;		/* a stored block no move touched */
+			col[0][n] = Int64GetDatum(p->issuance);
+			col[1][n] = Int64GetDatum(p->project);
+			col[2][n] = Int32GetDatum(p->vintage);
+			col[3][n] = CStringGetTextDatum(p->class);
+			col[4][n] = Int64GetDatum(p->first);
+			col[5][n] = Int64GetDatum(p->last);
+			col[6][n] = Int64GetDatum(p->account);
+			col[7][n] = CStringGetTextDatum(p->state);
+			col[8][n] = Int64GetDatum(p->entry_id);
+			col[9][n] = TimestampTzGetDatum(p->since);
+			col[10][n] = Int64GetDatum(p->escrow_order);
+			null[10][n] = p->escrow_order == 0;
+			n++;
+		}
+	}
+	if (n == 0)
+		return;
+	for (int c = 0; c < 11; c++)
+		values[c] = ledger_array(col[c], null[c], n,
+								 c == 2 ? INT4OID : c == 3 || c == 7 ? TEXTOID : c == 9 ? TIMESTAMPTZOID : INT8OID);
+	ledger_plan_generic(&insert_plan,
+						"INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, "
+						"                               entry_id, since, escrow_order) "
+						"SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+						11, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
+	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "unit block move failed");
+}
+
+static void
+events_write(const UnitEvents *ev, int64 entry_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[9];
+
+	if (ev->n == 0)
+		return;
+	for (int c = 0; c < 8; c++)
+		values[c] = ledger_array(ev->col[c], ev->null[c], ev->n, c == 4 || c == 7 ? TEXTOID : INT8OID);
+	values[8] = Int64GetDatum(entry_id);
+	ledger_plan_generic(&plan,
+						"INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, to_account, "
+						"                               entry_id, reference) "
+						"SELECT i, p, f, l, e, fr, t, $9, r FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) "
+						"  AS u(i, p, f, l, e, fr, t, r)",
+						9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) ev->n)
+		elog(ERROR, "unit history insert failed");
+}
 
 void
 ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *serials)
 {
-	static SPIPlanPtr plan = NULL;
-	MoveSource *src = palloc0(sizeof(MoveSource) * Max(n, 1));
+	Pool	   *pools = palloc0(sizeof(Pool) * (2 * n + 1));
+	int			npools = 0;
 	int		   *src_of = palloc(sizeof(int) * Max(n, 1));
-	int			nsrc = 0,
-				nseg = 0,
-				cap = 0;
-	Datum	   *seg[9] = {NULL};
-	bool	   *nulls[9] = {NULL};
-	Datum		values[10];
+	int		   *dst_of = palloc(sizeof(int) * Max(n, 1));
+	Piece	   *retired = palloc(sizeof(Piece) * Max(n, 1));
+	int			nretired = 0,
+				capretired = Max(n, 1);
+	Datum	   *gone = NULL;
+	int			ngone = 0,
+				capgone = 0;
+	UnitEvents	ev = {0};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum	   *segs = NULL;
+	int			capsegs = 0;
 
-	/* the sources, each with what all its moves take */
+	/* the pools: each move's source and destination (none for units retired) */
 	for (int i = 0; i < n; i++)
 	{
 		const LedgerUnitMove *m = &moves[i];
-		int64		account = m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0) ? m->seller : 0;
-		int64		order = account ? 0 : m->order;
-		int			k;
+		Pool	   *s;
 
-		serials[i] = (Datum) 0;
-		for (k = 0; k < nsrc; k++)
-			if (src[k].account == account && src[k].order == order)
-				break;
-		if (k == nsrc)
-		{
-			src[k].account = account;
-			src[k].order = order;
-			nsrc++;
-		}
-		src[k].tonnes += m->tonnes;
-		src_of[i] = k;
-	}
-	for (int k = 0; k < nsrc; k++)
-	{
-		if (src[k].account)
-			units_take(src[k].account, src[k].tonnes, "I", &src[k].pieces);
+		if (m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0))
+			s = pool_find(pools, &npools, m->seller, 0);
 		else
-			units_take_escrow(src[k].order, src[k].tonnes, &src[k].pieces);
-		cap += src[k].pieces.n;
+			s = pool_find(pools, &npools, 0, m->order);
+		s->source = true;
+		src_of[i] = s - pools;
+		dst_of[i] = m->kind == UNITS_ESCROW ? pool_find(pools, &npools, 0, m->order) - pools
+			: m->kind == UNITS_RELEASE ? pool_find(pools, &npools, m->seller, 0) - pools
+			: m->retire ? -1 : pool_find(pools, &npools, m->buyer, 0) - pools;
 	}
-	cap += n;					/* a move may end inside a piece: one more segment */
-	for (int c = 0; c < 9; c++)
-	{
-		seg[c] = palloc(sizeof(Datum) * cap);
-		nulls[c] = palloc0(sizeof(bool) * cap);
-	}
+	pools_load(pools, npools, NULL);
 
-	/* the segments: each move's tonnes from its source's pieces, in order */
 	for (int i = 0; i < n; i++)
 	{
 		const LedgerUnitMove *m = &moves[i];
-		MoveSource *s = &src[src_of[i]];
+		Pool	   *s = &pools[src_of[i]];
 		int64		need = m->tonnes;
+		int			nsegs = 0;
 		const char *state,
 				   *event,
 				   *reference = m->reason;
@@ -495,84 +797,75 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 		}
 		while (need > 0)
 		{
-			int64		first = DatumGetInt64(s->pieces.first[s->next]) + s->used;
-			int64		last = DatumGetInt64(s->pieces.last[s->next]);
-			int64		take = Min(need, last - first + 1);
+			Piece	   *pc;
+			Piece		moved;
+			int64		take;
+			char	   *serial;
 
-			Assert(s->next < s->pieces.n && nseg < cap);
-			seg[0][nseg] = s->pieces.block[s->next];
-			seg[1][nseg] = Int64GetDatum(first);
-			seg[2][nseg] = Int64GetDatum(first + take - 1);
-			seg[3][nseg] = Int64GetDatum(holder);
-			nulls[3][nseg] = holder == 0;
-			seg[4][nseg] = CStringGetTextDatum(state);
-			seg[5][nseg] = Int64GetDatum(m->order);
-			nulls[5][nseg] = m->kind != UNITS_ESCROW;
-			seg[6][nseg] = CStringGetTextDatum(event);
-			seg[7][nseg] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
-			nulls[7][nseg] = reference == NULL;
-			seg[8][nseg] = Int32GetDatum(i);
-			nseg++;
-			need -= take;
-			if (take == last - first + 1)
-				s->next++, s->used = 0;
+			if (s->head == s->n ||
+				(!s->complete && piece_cmp(&s->p[s->head], s->b_vintage, s->b_project, s->b_first) > 0))
+			{
+				if (!s->complete)
+				{
+					pools_load(pools, npools, s);	/* the take reaches past the oldest blocks read */
+					continue;
+				}
+				if (s->account)
+					blocks_not_covered(s->account, m->tonnes, m->tonnes - need);
+				ereport(ERROR,
+						(errcode(ERRCODE_CL_INTEGRITY),
+						 errmsg("order " INT64_FORMAT " has " INT64_FORMAT " t in escrow, " INT64_FORMAT " t needed",
+								m->order, m->tonnes - need, m->tonnes),
+						 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+			}
+			pc = &s->p[s->head];
+			take = Min(need, pc->last - pc->first + 1);
+			moved = *pc;
+			moved.block = 0, moved.taken = false;
+			moved.last = pc->first + take - 1;
+			moved.account = holder ? holder : pc->account;
+			moved.state = state;
+			moved.escrow_order = m->kind == UNITS_ESCROW ? m->order : 0;
+			moved.entry_id = entry_id, moved.since = now;
+			serial = serial_format(pc->region, pc->vintage, pc->code, moved.first, moved.last);
+			/* the history: the piece split off what remains, then moved */
+			if (moved.last < pc->last)
+				event_add(&ev, pc, moved.first, pc->last, "split", pc->account, pc->account,
+						  psprintf("split off %s", serial));
+			event_add(&ev, pc, moved.first, moved.last, event, pc->account, holder, reference);
+			if (pc->block != 0 && !pc->taken)
+			{
+				if (ngone == capgone)
+				{
+					capgone = Max(16, capgone * 2);
+					gone = gone ? repalloc(gone, sizeof(Datum) * capgone) : palloc(sizeof(Datum) * capgone);
+				}
+				gone[ngone++] = Int64GetDatum(pc->block);
+				pc->taken = true;
+			}
+			pc->first += take;
+			if (pc->first > pc->last)
+				s->head++;
+			if (nsegs == capsegs)
+			{
+				capsegs = Max(8, capsegs * 2);
+				segs = segs ? repalloc(segs, sizeof(Datum) * capsegs) : palloc(sizeof(Datum) * capsegs);
+			}
+			segs[nsegs++] = CStringGetTextDatum(serial);
+			if (dst_of[i] >= 0)
+				pool_add(&pools[dst_of[i]], &moved);	/* after the last use of pc: the pools may grow */
 			else
-				s->used += take;
+			{
+				if (nretired == capretired)
+					retired = repalloc(retired, sizeof(Piece) * (capretired *= 2));
+				retired[nretired++] = moved;
+			}
+			need -= take;
 		}
+		serials[i] = ledger_array(segs, NULL, nsegs, TEXTOID);
 	}
-	if (nseg == 0)
-		return;
-	for (int c = 0; c < 9; c++)
-		values[c] = ledger_array(seg[c], nulls[c], nseg,
-								 c == 4 || c == 6 || c == 7 ? TEXTOID : c == 8 ? INT4OID : INT8OID);
-	values[9] = Int64GetDatum(entry_id);
-	ledger_plan_generic(&plan,
-				"WITH w AS (SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) WITH ORDINALITY "
-				"           AS w(id, f, l, holder, state, escrow_order, event, reference, mv, k)), "
-	/* deleted first: the parts below take the same serials (exclusion constraint) */
-				"gone AS (DELETE FROM carbon.unit_block b USING (SELECT DISTINCT id FROM w) d, carbon.unit_issuance i, "
-				"                                              carbon.project pr "
-				"         WHERE b.id = d.id AND i.id = b.issuance AND pr.id = b.project "
-				"         RETURNING b.id, b.issuance, b.project, b.vintage, b.class, b.first, b.last, b.account, "
-				"                   b.state, b.escrow_order, b.entry_id, b.since, i.region, pr.code), "
-				"seg AS (SELECT w.*, g.issuance, g.project, g.vintage, g.class, g.last AS block_last, "
-				"               g.account AS block_account, g.region, g.code FROM w JOIN gone g USING (id)), "
-	/* what is left of each block after its last segment stays as it was */
-				"parts AS (SELECT issuance, project, vintage, class, f AS first, l AS last, "
-				"                 coalesce(holder, block_account) AS account, state, escrow_order, "
-				"                 $10 AS entry_id, now() AS since FROM seg "
-				"          UNION ALL SELECT g.issuance, g.project, g.vintage, g.class, t.upto + 1, g.last, g.account, "
-				"                 g.state, g.escrow_order, g.entry_id, g.since "
-				"          FROM gone g JOIN (SELECT id, max(l) AS upto FROM w GROUP BY id) t USING (id) "
-				"          WHERE t.upto < g.last), "
-				"ins AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, "
-				"                                       state, entry_id, since, escrow_order) "
-				"        SELECT issuance, project, vintage, class, first, last, account, state, entry_id, since, "
-				"               escrow_order FROM parts), "
-	/* the history: each segment split off what remains of its block, then moved */
-				"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
-				"                                        to_account, entry_id, reference) "
-				"         SELECT issuance, project, first, last, event, from_account, to_account, $10, reference "
-				"         FROM (SELECT k, 0 AS o, issuance, project, f AS first, block_last AS last, 'split' AS event, "
-				"                      block_account AS from_account, block_account AS to_account, "
-				"                      'split off ' || carbon.serial_text(region, vintage, code, f, l) AS reference "
-				"               FROM seg WHERE l < block_last "
-				"               UNION ALL "
-				"               SELECT k, 1, issuance, project, f, l, event, block_account, holder, reference "
-				"               FROM seg) h "
-				"         ORDER BY k, o) "
-				"SELECT mv, array_agg(carbon.serial_text(region, vintage, code, f, l) ORDER BY k) FROM seg GROUP BY mv",
-				10, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-				TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "unit block move failed");
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		bool		isnull;
-		int			mv = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-
-		serials[mv] = datumCopy(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull), false, -1);
-	}
+	pieces_write(pools, npools, retired, nretired, gone, ngone);
+	events_write(&ev, entry_id);
 }
 
 /*
