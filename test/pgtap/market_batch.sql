@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(19);
+SELECT plan(25);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -68,6 +68,15 @@ CREATE TEMP VIEW holdings AS
          (SELECT string_agg(account || ':' || state || ':' || first || '-' || last, ' ' ORDER BY project, first)
           FROM unit_block WHERE account IN (SELECT id FROM account WHERE id IN (:farm, :orchard, :steel, :bureau))) AS blocks;
 
+-- the history of the serials since `after` (an event id): what moved where
+CREATE TEMP TABLE history_since (after bigint);
+CREATE TEMP VIEW history_seen AS
+  SELECT string_agg(e.event || ' ' || e.first || '-' || e.last || ' ' || coalesce(e.from_account, 0) || '>'
+                    || coalesce(e.to_account, 0) || CASE WHEN e.event = 'split' THEN ' ' || e.reference ELSE '' END,
+                    '; ' ORDER BY e.id) AS h
+  FROM unit_event e WHERE e.id > (SELECT after FROM history_since);
+INSERT INTO history_since SELECT coalesce(max(id), 0) FROM unit_event;
+
 -- ---- run A: one statement per order ----
 SAVEPOINT one_by_one;
 DO $$
@@ -81,6 +90,7 @@ END $$;
 SELECT o AS a_outcome FROM outcome \gset
 SELECT t AS a_trades FROM trades_seen \gset
 SELECT balances AS a_balances, blocks AS a_blocks FROM holdings \gset
+SELECT h AS a_history FROM history_seen \gset
 SELECT count(DISTINCT entry_id) AS a_entries FROM trade WHERE buy_order IN (SELECT order_id FROM placed) \gset
 SELECT ok(:a_entries > 1, 'one by one: an entry per statement that traded (' || :a_entries || ')');
 ROLLBACK TO SAVEPOINT one_by_one;
@@ -92,6 +102,8 @@ SELECT is((SELECT o FROM outcome), :'a_outcome', 'one statement: every order end
 SELECT is((SELECT t FROM trades_seen), :'a_trades', 'the same trades: orders, price, tonnes and serials');
 SELECT is((SELECT balances FROM holdings), :'a_balances', 'the same balances, cash and units');
 SELECT is((SELECT blocks FROM holdings), :'a_blocks', 'the same serial blocks, held and in escrow');
+SELECT is((SELECT h FROM history_seen), :'a_history',
+          'the same history: every split and move, in order (units taken on within the statement included)');
 SELECT ok(length(:'a_trades') > 200 AND :'a_outcome' LIKE '%cancelled%' AND :'a_outcome' LIKE '%rejected%'
           AND :'a_outcome' LIKE '%partially_filled%',
           'the script trades, rests, cancels and rejects (the comparison means something)');
@@ -103,6 +115,46 @@ SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, 'verif
 SELECT is((SELECT sum(escrow) FROM market_order WHERE status IN ('open', 'partially_filled') AND side = 'sell'),
           (SELECT sum(last - first + 1) FROM unit_block WHERE state = 'escrow')::numeric,
           'the sells at rest hold in escrow exactly the escrowed blocks');
+
+-- ---- a seller of many small blocks: a statement reads its oldest 16, then the rest ----
+-- frag holds 20 blocks of 1 t from the farm; within one statement it buys
+-- 5 t of the orchard's (a later project: newer than all of them) and sells
+-- 23 t, so the take passes the 16 blocks read first and must read the rest
+-- and put them before what it bought.
+SELECT open_account('enterprise', '620702', 'MB-frag', 'fragments') AS frag \gset
+SELECT count(transfer_units(:farm, :frag, 1)) FROM generate_series(1, 20);
+SELECT deposit_cash(:frag, 5000, 'frag');
+CREATE TEMP TABLE script2 (seq int PRIMARY KEY, who bigint, side text, tonnes bigint, price numeric);
+INSERT INTO script2 VALUES (1, :orchard, 'sell', 5, 60.00), (2, :frag, 'buy', 5, 60.00),
+                           (3, :frag, 'sell', 23, 64.00), (4, :bureau, 'buy', 23, 64.00);
+CREATE TEMP TABLE entry_since AS SELECT coalesce(max(id), 0) AS entry_id FROM entry;
+CREATE TEMP VIEW frag_seen AS
+  SELECT (SELECT string_agg(t.tonnes || '@' || t.price || ' ' || t.serials::text, '; ' ORDER BY t.id)
+          FROM trade t WHERE t.entry_id > (SELECT max(entry_id) FROM entry_since)) AS trades,
+         (SELECT string_agg(account || ':' || state || ':' || project || ':' || first || '-' || last, ' '
+                            ORDER BY project, first)
+          FROM unit_block WHERE account IN (:frag, :bureau, :orchard)) AS blocks,
+         (SELECT h FROM history_seen) AS history;
+UPDATE history_since SET after = (SELECT coalesce(max(id), 0) FROM unit_event);
+SAVEPOINT frag_one_by_one;
+DO $$
+DECLARE
+  s record;
+BEGIN
+  FOR s IN SELECT * FROM script2 ORDER BY seq LOOP
+    PERFORM carbon.place_order(s.who, s.side, s.tonnes, s.price);
+  END LOOP;
+END $$;
+SELECT trades AS f_trades, blocks AS f_blocks, history AS f_history FROM frag_seen \gset
+ROLLBACK TO SAVEPOINT frag_one_by_one;
+SELECT count(*) FROM (SELECT * FROM script2 ORDER BY seq) s, LATERAL carbon.place_order(s.who, s.side, s.tonnes, s.price) o;
+SELECT ok((SELECT count(*) FROM unit_event WHERE id > (SELECT after FROM history_since) AND from_account = :frag
+           AND event IN ('escrow', 'trade')) >= 17,
+          'many small blocks: the sell took more than the 16 blocks read first');
+SELECT is((SELECT trades FROM frag_seen), :'f_trades', '... the same trades and serials as one statement per order');
+SELECT is((SELECT blocks FROM frag_seen), :'f_blocks', '... the same blocks');
+SELECT is((SELECT history FROM frag_seen), :'f_history', '... the same history');
+SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() clean');
 
 -- ---- what callers see ----
 CREATE FUNCTION pg_temp.place_and_read(who bigint) RETURNS text LANGUAGE plpgsql AS $$
