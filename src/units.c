@@ -5,8 +5,8 @@
  *
  * Serial blocks are a holdings module of the journal, beside lots: every
  * participant's CER balance is held in blocks of carbon.unit_block, and
- * every issued serial is in exactly one block (exclusion constraints on
- * issuances and blocks).  A move takes whole blocks oldest vintage first
+ * every issued serial is in exactly one block (an exclusion constraint on
+ * issuances; on blocks, a unique key and a check after every write).  A move takes whole blocks oldest vintage first
  * and splits the last one; the history of every block is in
  * carbon.unit_event.
  *

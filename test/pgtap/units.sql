@@ -6,7 +6,7 @@
 -- Four tests failed against commit b7bf918 (each marked "Regression" below); fixed since.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(132);
+SELECT plan(136);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620700', 'U-farm', 'farm') AS farm \gset
@@ -399,6 +399,27 @@ SELECT throws_ok(format($$SELECT carbon.submit_monitoring(%s, '[2024-01-01,2024-
                  'a trader cannot submit monitoring for another owner''s project');
 RESET ROLE;
 
+-- No serial in two blocks: a block forged over another's serials is refused
+-- (as the owner: nobody else may write blocks), whichever side it overlaps.
+SELECT id AS some_block, project AS bp, first AS bf, last AS bl FROM unit_block WHERE last > first ORDER BY project, first LIMIT 1 \gset
+CREATE TEMP TABLE forge AS SELECT * FROM unit_block WHERE id = :some_block;
+SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+                          SELECT issuance, project, vintage, class, %s, %s, account, 'held', entry_id FROM forge$$,
+                        :bf, :bf), '23505', NULL, 'a forged block that begins where another does is refused');
+SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+                          SELECT issuance, project, vintage, class, %s, %s, account, 'held', entry_id FROM forge$$,
+                        :bf + 1, :bl + 1000000), '23P01', NULL,
+                 'a forged block that begins inside another is refused (23P01)');
+SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+                          SELECT issuance, project, vintage, class, 999000000, 999000001, account, 'held', entry_id
+                          FROM forge UNION ALL
+                          SELECT issuance, project, vintage, class, 999000001, 999000002, account, 'held', entry_id
+                          FROM forge$$), '23P01', NULL,
+                 'two forged blocks of one statement that overlap each other are refused');
+SELECT lives_ok($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+                  SELECT issuance, project, vintage, class, 999000000, 999000001, account, 'held', entry_id FROM forge$$,
+                'a block over serials no block has is not refused by the check (verify_integrity tells it from an issuance)');
+DELETE FROM unit_block WHERE first = 999000000;
 SELECT is_empty('SELECT check_name FROM verify_integrity() WHERE NOT ok', 'verify_integrity passes after all of this');
 
 SELECT * FROM finish();
