@@ -2637,6 +2637,7 @@ COMMENT ON COLUMN carbon.v_market_daily.vwap IS '成交均价 volume-weighted av
 
 
 REVOKE EXECUTE ON FUNCTION carbon.serial_text(text, int, text, bigint, bigint),
+  carbon._unit_block_no_overlap(),
   carbon._require_acting(bigint),
   carbon.working_days(date, date),
   carbon._local_today(),

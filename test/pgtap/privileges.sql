@@ -32,6 +32,7 @@ INSERT INTO expected VALUES
   ('carbon._sha256_chain(bytea,text)', ''),
   ('carbon._sha256_chain_final(internal)', ''),
   ('carbon._sha256_chain_step(internal,bytea,text)', ''),
+  ('carbon._unit_block_no_overlap()', ''),
   ('carbon._valid_tier(text)', 'carbon_admin'),
   ('carbon.account_id(text,text)', 'carbon_admin carbon_app carbon_auditor'),
   ('carbon.act_as(bigint)', 'carbon_admin carbon_app carbon_merchant carbon_trader carbon_verifier'),
