@@ -378,8 +378,8 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
  * project, serial) as the blocks are, loaded once for all the moves (a
  * seller's oldest 16 blocks, the rest only if a take reaches past them).
  * Every take is a prefix of its pool, so the serials are the ones the moves
- * one by one through the table would have taken.  Then three statements
- * write what changed: the stored blocks that were taken from are deleted,
+ * one by one through the table would have taken.  Then one statement
+ * writes what changed: the stored blocks that were taken from are deleted,
  * the pieces that end the batch outside them (what is left of each, what
  * was moved) are inserted, and the history of every piece, a split and
  * then the move, is appended.  Units a move delivers and a later move of
@@ -639,33 +639,24 @@ event_add(UnitEvents *ev, const Piece *pc, int64 first, int64 last, const char *
 	ev->n++;
 }
 
-/* What the moves changed: the stored blocks taken from go, the pieces outside them come. */
+/*
+ * What the moves changed, in one statement: the stored blocks taken from go
+ * (first: what is left of one begins where it did, and the key on the
+ * first serial is unique), the pieces outside them come, and the history
+ * is appended.
+ */
 static void
-pieces_write(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone)
+moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone,
+			const UnitEvents *ev, int64 entry_id)
 {
-	static SPIPlanPtr delete_plan = NULL,
-				insert_plan = NULL;
+	static SPIPlanPtr plan = NULL;
 	int			cap = nretired;
 	int			n = 0;
 	Datum	   *col[11];
 	bool	   *null[11];
-	Datum		values[11];
+	Datum		values[21];
+	bool		isnull;
 
-	if (ngone > 0)
-	{
-		Datum		v[1] = {ledger_int8_array(gone, ngone)};
-
-		ledger_plan_generic(&delete_plan, "DELETE FROM carbon.unit_block WHERE id = ANY ($1)", 1,
-							(Oid[]) {INT8ARRAYOID});
-		if (SPI_execute_plan(delete_plan, v, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "unit block move failed");
-		if (SPI_processed != (uint64) ngone)
-			ereport(ERROR,
-					(errcode(ERRCODE_CL_INTEGRITY),
-					 errmsg("serial blocks changed while the market moved them"),
-					 errdetail("%d blocks were read, " UINT64_FORMAT " were still there.", ngone, SPI_processed),
-					 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-	}
 	for (int k = 0; k < npools; k++)
 		cap += pools[k].n - pools[k].head;
 	for (int c = 0; c < 11; c++)
@@ -697,41 +688,41 @@ pieces_write(Pool *pools, int npools, const Piece *retired, int nretired, Datum 
 			n++;
 		}
 	}
-	if (n == 0)
+	if (n == 0 && ngone == 0 && ev->n == 0)
 		return;
+	values[0] = ledger_int8_array(gone, ngone);
 	for (int c = 0; c < 11; c++)
-		values[c] = ledger_array(col[c], null[c], n,
-								 c == 2 ? INT4OID : c == 3 || c == 7 ? TEXTOID : c == 9 ? TIMESTAMPTZOID : INT8OID);
-	ledger_plan_generic(&insert_plan,
-						"INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, "
-						"                               entry_id, since, escrow_order) "
-						"SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-						11, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
-	if (SPI_execute_plan(insert_plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
-		elog(ERROR, "unit block move failed");
-}
-
-static void
-events_write(const UnitEvents *ev, int64 entry_id)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[9];
-
-	if (ev->n == 0)
-		return;
+		values[1 + c] = ledger_array(col[c], null[c], n,
+									 c == 2 ? INT4OID : c == 3 || c == 7 ? TEXTOID : c == 9 ? TIMESTAMPTZOID : INT8OID);
 	for (int c = 0; c < 8; c++)
-		values[c] = ledger_array(ev->col[c], ev->null[c], ev->n, c == 4 || c == 7 ? TEXTOID : INT8OID);
-	values[8] = Int64GetDatum(entry_id);
+		values[12 + c] = ledger_array(ev->col[c], ev->null[c], ev->n, c == 4 || c == 7 ? TEXTOID : INT8OID);
+	values[20] = Int64GetDatum(entry_id);
 	ledger_plan_generic(&plan,
-						"INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, to_account, "
-						"                               entry_id, reference) "
-						"SELECT i, p, f, l, e, fr, t, $9, r FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) "
-						"  AS u(i, p, f, l, e, fr, t, r)",
-						9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) ev->n)
-		elog(ERROR, "unit history insert failed");
+						"WITH gone AS (DELETE FROM carbon.unit_block WHERE id = ANY ($1) RETURNING 1), "
+						"came AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, "
+						"                                        account, state, entry_id, since, escrow_order) "
+						"         SELECT * FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING 1), "
+						"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
+						"                                        to_account, entry_id, reference) "
+						"         SELECT i, p, f, l, e, fr, t, $21, r FROM unnest($13, $14, $15, $16, $17, $18, $19, $20) "
+						"           AS u(i, p, f, l, e, fr, t, r) RETURNING 1) "
+	/* evaluated in order: the delete runs to its end before the inserts begin */
+						"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM came), (SELECT count(*) FROM hist)",
+						21, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+						INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+						INT8ARRAYOID, TEXTARRAYOID, INT8OID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "unit block move failed");
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != ngone)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("serial blocks changed while the market moved them"),
+				 errdetail("%d blocks were read, fewer were still there.", ngone),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != n ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != ev->n)
+		elog(ERROR, "unit block move failed");
 }
 
 void
@@ -864,8 +855,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 		}
 		serials[i] = ledger_array(segs, NULL, nsegs, TEXTOID);
 	}
-	pieces_write(pools, npools, retired, nretired, gone, ngone);
-	events_write(&ev, entry_id);
+	moves_store(pools, npools, retired, nretired, gone, ngone, &ev, entry_id);
 }
 
 /*
