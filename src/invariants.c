@@ -16,13 +16,25 @@
  * DEFINER functions run as a superuser owner, and one that inserted
  * postings with plain SQL must not skip the checks.
  *
+ * ledger_unit_block_no_overlap: no serial in two blocks (below).
+ *
  * ledger_append_only: entries, postings and seals are never updated,
  * deleted or truncated, whoever asks; corrections are reversing entries.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/nbtree.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "storage/lmgr.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "common/int.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
@@ -520,4 +532,164 @@ ledger_append_only(PG_FUNCTION_ARGS)
 					RelationGetRelationName(trigdata->tg_relation)),
 			 errhint("Correct an entry with carbon.reverse_entry(), which posts its negation.")));
 	PG_RETURN_NULL();
+}
+
+/*
+ * ledger_unit_block_no_overlap: AFTER INSERT ... FOR EACH STATEMENT on
+ * carbon.unit_block with the new rows as a transition table.  No serial is
+ * in two blocks: each block is keyed by its first serial (unique index
+ * unit_block_serial_key on project × 2^32 + first), so a new block overlaps
+ * another exactly when its nearest neighbour by that key does: the next
+ * one begins inside it, or the one before ends inside it.  Two probes of
+ * the index per new block, with a dirty snapshot as an exclusion constraint
+ * reads: a neighbour that another transaction is writing or deleting is
+ * waited for and read again, so two transactions can never both keep
+ * overlapping blocks.  23P01 on an overlap.
+ */
+#define SERIAL_KEY(project, serial) ((project) * INT64CONST(4294967296) + (serial))
+
+typedef struct BlockColumns
+{
+	AttrNumber	project;
+	AttrNumber	first;
+	AttrNumber	last;
+} BlockColumns;
+
+static int64
+block_column(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* One direction's probe of the index: a scan kept open for every new block. */
+typedef struct NeighbourScan
+{
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	bool		after;
+} NeighbourScan;
+
+/*
+ * Fail if the block beside (after, or before) serial keys [from, upto]
+ * holds any of them.  Each probe is bounded on both sides, so that the
+ * index reads a few items and not its whole leaf page: after, the keys in
+ * (from, upto], any of which overlaps; before, the nearest block that begins
+ * within 64 serials, else (a long block, rarely) anywhere in the project.
+ */
+#define NEAR_SERIALS 64
+
+static void
+block_neighbour(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const BlockColumns *col,
+				int64 from, int64 upto)
+{
+	int64		project_start = from - from % INT64CONST(4294967296);
+	bool		wide = false;
+
+	for (;;)
+	{
+		ScanKeyData key[2];
+		TransactionId wait = InvalidTransactionId;
+		bool		overlap = false;
+		bool		found;
+		int64		first = 0,
+					last = 0;
+
+		InitDirtySnapshot(ns->dirty);
+		if (ns->after)
+		{
+			ScanKeyInit(&key[0], 1, BTGreaterStrategyNumber, F_INT8GT, Int64GetDatum(from));
+			ScanKeyInit(&key[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
+		}
+		else
+		{
+			ScanKeyInit(&key[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+						Int64GetDatum(wide ? project_start : Max(project_start, from - NEAR_SERIALS)));
+			ScanKeyInit(&key[1], 1, BTLessStrategyNumber, F_INT8LT, Int64GetDatum(from));
+		}
+		index_rescan(ns->scan, key, 2, NULL, 0);
+		found = index_getnext_slot(ns->scan, ns->after ? ForwardScanDirection : BackwardScanDirection, slot);
+		if (found)
+		{
+			int64		project = block_column(slot, col->project);
+
+			first = block_column(slot, col->first);
+			last = block_column(slot, col->last);
+			overlap = ns->after || SERIAL_KEY(project, last) >= from;
+			if (overlap)
+				wait = TransactionIdIsValid(ns->dirty.xmin) ? ns->dirty.xmin : ns->dirty.xmax;
+		}
+		else if (!ns->after && !wide && from - NEAR_SERIALS > project_start)
+		{
+			wide = true;		/* no block begins near: look further */
+			continue;
+		}
+		if (!overlap)
+			return;
+		if (!TransactionIdIsValid(wait))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXCLUSION_VIOLATION),
+					 errmsg("serials of project " INT64_FORMAT " are in two blocks",
+							from / INT64CONST(4294967296)),
+					 errdetail("A new block of serials " INT64_FORMAT " to " INT64_FORMAT " overlaps block " INT64_FORMAT
+							   " to " INT64_FORMAT ".", from % INT64CONST(4294967296), upto % INT64CONST(4294967296),
+							   first, last),
+					 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+		/* another transaction is writing it: its outcome decides */
+		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_RecheckExclusionConstr);
+	}
+}
+
+PG_FUNCTION_INFO_V1(ledger_unit_block_no_overlap);
+Datum
+ledger_unit_block_no_overlap(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	Relation	index;
+	Oid			index_oid;
+	TupleDesc	desc;
+	TupleTableSlot *row,
+			   *found;
+	BlockColumns col;
+	NeighbourScan near[2];		/* the next block, the one before */
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
+		elog(ERROR, "ledger_unit_block_no_overlap must be an AFTER INSERT statement trigger with a new table");
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	col.project = SPI_fnumber(desc, "project");
+	col.first = SPI_fnumber(desc, "first");
+	col.last = SPI_fnumber(desc, "last");
+	index_oid = get_relname_relid("unit_block_serial_key", RelationGetNamespace(rel));
+	if (col.project <= 0 || col.first <= 0 || col.last <= 0 || !OidIsValid(index_oid))
+		elog(ERROR, "carbon.unit_block has lost its serial columns or its index unit_block_serial_key");
+	index = index_open(index_oid, AccessShareLock);
+	row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	found = table_slot_create(rel, NULL);
+	for (int d = 0; d < 2; d++)
+	{
+		InitDirtySnapshot(near[d].dirty);
+		near[d].after = d == 0;
+		near[d].scan = index_beginscan(rel, index, &near[d].dirty, 2, 0);
+	}
+	tuplestore_rescan(trigdata->tg_newtable);
+	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, row))
+	{
+		int64		project = block_column(row, col.project);
+		int64		from = SERIAL_KEY(project, block_column(row, col.first));
+		int64		upto = SERIAL_KEY(project, block_column(row, col.last));
+
+		block_neighbour(&near[0], rel, found, &col, from, upto);
+		block_neighbour(&near[1], rel, found, &col, from, upto);
+	}
+	index_endscan(near[0].scan);
+	index_endscan(near[1].scan);
+	ExecDropSingleTupleTableSlot(found);
+	ExecDropSingleTupleTableSlot(row);
+	index_close(index, AccessShareLock);
+	return PointerGetDatum(NULL);
 }

@@ -122,36 +122,16 @@ ALTER SEQUENCE carbon.unit_block_id_seq OWNED BY carbon.unit_block.id;
 -- No two blocks share a serial.  Each block is keyed by its first serial
 -- (one key across projects: project × 2^32 + serial; serials stay below
 -- 10^9, project.next_serial), unique; after every statement that writes
--- blocks, the trigger below checks that each new block's neighbours by that
--- key end before it and begin after it (two probes of this index).  An
+-- blocks, the trigger below (invariants.c) checks that each new block's
+-- neighbours by that key end before it and begin after it (two probes of
+-- this index, with a dirty snapshot: a neighbour another transaction is
+-- writing is waited for, as an exclusion constraint does).  An
 -- exclusion constraint over the range (GiST) did the same at a quarter of
 -- B4's time: wide ranges (what is left of a large holding) overlap in its
--- pages, so every check read several of them.  The check reads what the
--- writing transaction sees; writers of blocks cannot race, because a block
--- is only ever written from blocks its writer deleted first under their row
--- locks, or from new serials numbered under the project's row lock and kept
--- apart by the exclusion constraint of carbon.unit_issuance, and
--- verify_integrity() checks every block against every other.
+-- pages, so every check read several of them.
 CREATE UNIQUE INDEX unit_block_serial_key ON carbon.unit_block ((project * 4294967296 + first));
 CREATE FUNCTION carbon._unit_block_no_overlap() RETURNS trigger
-  LANGUAGE plpgsql SET search_path = pg_catalog, carbon, pg_temp AS $$
-DECLARE
-  bad record;
-BEGIN
-  SELECT n.project, n.first, n.last INTO bad FROM new_blocks n
-  WHERE EXISTS (SELECT 1 FROM carbon.unit_block b
-                WHERE b.project * 4294967296 + b.first > n.project * 4294967296 + n.first
-                  AND b.project * 4294967296 + b.first <= n.project * 4294967296 + n.last)
-     OR (SELECT b.project * 4294967296 + b.last FROM carbon.unit_block b
-         WHERE b.project * 4294967296 + b.first < n.project * 4294967296 + n.first
-         ORDER BY b.project * 4294967296 + b.first DESC LIMIT 1) >= n.project * 4294967296 + n.first
-  LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'serials % to % of project % are in two blocks', bad.first, bad.last, bad.project
-      USING ERRCODE = '23P01', HINT = 'Run carbon.verify_integrity() and report this to the ledger''s administrator.';
-  END IF;
-  RETURN NULL;
-END $$;
+  AS 'MODULE_PATHNAME', 'ledger_unit_block_no_overlap' LANGUAGE C;
 CREATE TRIGGER unit_block_no_overlap AFTER INSERT ON carbon.unit_block
   REFERENCING NEW TABLE AS new_blocks FOR EACH STATEMENT EXECUTE FUNCTION carbon._unit_block_no_overlap();
 CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, project, first) WHERE state = 'held';

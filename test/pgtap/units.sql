@@ -6,7 +6,7 @@
 -- Four tests failed against commit b7bf918 (each marked "Regression" below); fixed since.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(136);
+SELECT plan(137);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620700', 'U-farm', 'farm') AS farm \gset
@@ -410,6 +410,13 @@ SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, cl
                           SELECT issuance, project, vintage, class, %s, %s, account, 'held', entry_id FROM forge$$,
                         :bf + 1, :bl + 1000000), '23P01', NULL,
                  'a forged block that begins inside another is refused (23P01)');
+INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+  SELECT issuance, project, vintage, class, 998000000, 998000500, account, 'held', entry_id FROM forge;
+SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
+                          SELECT issuance, project, vintage, class, 998000300, 998000300, account, 'held', entry_id
+                          FROM forge$$), '23P01', NULL,
+                 'a forged block deep inside a long block (its start far before) is refused');
+DELETE FROM unit_block WHERE first = 998000000;
 SELECT throws_ok(format($$INSERT INTO unit_block (issuance, project, vintage, class, first, last, account, state, entry_id)
                           SELECT issuance, project, vintage, class, 999000000, 999000001, account, 'held', entry_id
                           FROM forge UNION ALL
