@@ -86,6 +86,9 @@ start_cluster() {
     echo "lc_messages = 'C'"
     for line in "$@"; do echo "$line"; done
   } | as_pg tee -a "$CL_TMP/data/postgresql.conf" >/dev/null
+  # a backend that crashes leaves a core in the data directory (core_pattern
+  # permitting), for run_tests.sh to print its stack before the cluster goes
+  ulimit -c unlimited 2>/dev/null || true
   as_pg "$PGBIN/pg_ctl" -D "$CL_TMP/data" -l "$CL_TMP/server.log" -w start >/dev/null
   export PGHOST=$CL_TMP PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
 }

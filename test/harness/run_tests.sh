@@ -23,6 +23,14 @@ server_crashes() {
     log "server.log: crashes and what ran"
     grep -E -B3 -A4 'terminated by signal|PANIC|TRAP:|out of memory' "$logf" | tail -n 60
   fi
+  for core in "$CL_TMP"/data/core*; do
+    [ -f "$core" ] || continue
+    log "stack of $(basename "$core")"
+    if command -v gdb >/dev/null; then
+      gdb -batch -ex 'bt 40' "$PGBIN/postgres" "$core" 2>/dev/null | grep -E '^#' | head -n 40
+    fi
+    mv "$core" "$core.seen"
+  done
   return 0
 }
 
