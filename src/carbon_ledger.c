@@ -245,7 +245,15 @@ ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
+	bool		defer = ledger_defer_system;
 
+	/*
+	 * A rolled-back subtransaction forgets the balance changes deferred to
+	 * the end of the call (ledger_subxact_callback): apply the ones made
+	 * before it first, which belong to the level above (process_inbox's
+	 * earlier batches; isolation spec inbox_dup_batch).
+	 */
+	ledger_flush_deferred();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -265,6 +273,7 @@ ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		ledger_defer_system = defer;	/* the call goes on deferring */
 		if (edata->sqlerrcode != sqlerrcode)
 			ReThrowError(edata);
 		ok = false;

@@ -177,6 +177,14 @@ system_account(const char *kind, int16 asset, const char *tier, const char *regi
 			elog(ERROR, "system account lookup failed");
 	}
 
+	/*
+	 * The queries above take locks, and a lock takes in the invalidations
+	 * that arrived meanwhile: one of carbon.account (an ANALYZE committing)
+	 * drops the cache.  Start a new one (the isolation spec
+	 * system_account_inval: this crashed the backend).
+	 */
+	if (system_cache == NULL)
+		system_cache_init();
 	entry = hash_search(system_cache, &key, HASH_ENTER, &found);
 	entry->account.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	entry->account.participant = false;
