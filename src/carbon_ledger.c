@@ -227,6 +227,43 @@ ledger_lookup_read_only(void)
 }
 
 void
+ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap)
+{
+	Assert(ncols <= (int) lengthof(c->v));
+	c->n = 0;
+	c->cap = Max(cap, 1);
+	c->ncols = ncols;
+	c->types = types;
+	for (int i = 0; i < ncols; i++)
+	{
+		c->v[i] = palloc(sizeof(Datum) * c->cap);
+		c->null[i] = palloc0(sizeof(bool) * c->cap);
+	}
+}
+
+/* Room for one more row (when the count is not known beforehand). */
+void
+ledger_columns_room(LedgerColumns *c)
+{
+	if (c->n < c->cap)
+		return;
+	c->cap *= 2;
+	for (int i = 0; i < c->ncols; i++)
+	{
+		c->v[i] = repalloc(c->v[i], sizeof(Datum) * c->cap);
+		c->null[i] = repalloc(c->null[i], sizeof(bool) * c->cap);
+	}
+}
+
+/* Each column as an array: values[0 .. ncols - 1]. */
+void
+ledger_columns_arrays(const LedgerColumns *c, Datum *values)
+{
+	for (int i = 0; i < c->ncols; i++)
+		values[i] = ledger_array(c->v[i], c->null[i], c->n, c->types[i]);
+}
+
+void
 ledger_spi_connect(void)
 {
 	ledger_market_write_pending();	/* what the orders of this statement did, first */

@@ -51,6 +51,32 @@ extern SPIPlanPtr ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char 
 									const Oid *argtypes);
 extern void ledger_spi_connect(void);
 extern bool ledger_lookup_read_only(void);
+
+/*
+ * Columns of Datums of the given element types, for statements that take
+ * their rows as arrays (unnest): set a row's columns, n++, then turn each
+ * column into an array with ledger_columns_arrays.
+ */
+typedef struct LedgerColumns
+{
+	int			n;
+	int			cap;
+	int			ncols;
+	const Oid  *types;
+	Datum	   *v[20];
+	bool	   *null[20];
+} LedgerColumns;
+
+extern void ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap);
+extern void ledger_columns_room(LedgerColumns *c);
+extern void ledger_columns_arrays(const LedgerColumns *c, Datum *values);
+
+static inline void
+ledger_col_set(LedgerColumns *c, int col, Datum v, bool isnull)
+{
+	c->v[col][c->n] = isnull ? (Datum) 0 : v;
+	c->null[col][c->n] = isnull;
+}
 extern void ledger_run(SPIPlanPtr plan, Datum *values, int expect);
 extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);

@@ -1220,56 +1220,15 @@ status_of(int64 filled, int64 tonnes, bool ended)
 	return filled > 0 ? "partially_filled" : "open";
 }
 
-/* Columns of Datums of the given element types, for statements that take arrays. */
-typedef struct Columns
-{
-	int			n;
-	int			cap;
-	int			ncols;
-	const Oid  *types;
-	Datum	   *v[20];
-	bool	   *null[20];
-} Columns;
-
-static void
-columns_init(Columns *c, int ncols, const Oid *types, int cap)
-{
-	Assert(ncols <= (int) lengthof(c->v));
-	c->n = 0;
-	c->cap = Max(cap, 1);
-	c->ncols = ncols;
-	c->types = types;
-	for (int i = 0; i < ncols; i++)
-	{
-		c->v[i] = palloc(sizeof(Datum) * c->cap);
-		c->null[i] = palloc0(sizeof(bool) * c->cap);
-	}
-}
-
-/* Each column as an array: values[0 .. ncols - 1]. */
-static void
-columns_arrays(Columns *c, Datum *values)
-{
-	for (int i = 0; i < c->ncols; i++)
-		values[i] = ledger_array(c->v[i], c->null[i], c->n, c->types[i]);
-}
-
-static void
-col_set(Columns *c, int col, Datum v, bool isnull)
-{
-	c->v[col][c->n] = isnull ? (Datum) 0 : v;
-	c->null[col][c->n] = isnull;
-}
-
 /* The rows of the book this work changed, in one statement. */
 static void
 resting_write(MarketWork *w)
 {
 	static SPIPlanPtr plan = NULL;
-	Columns		c;
+	LedgerColumns c;
 	Datum		values[8];
 
-	columns_init(&c, 8, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	ledger_columns_init(&c, 8, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
 				 TIMESTAMPTZOID}, w->nresting);
 	for (int i = 0; i < w->nresting; i++)
 	{
@@ -1277,19 +1236,19 @@ resting_write(MarketWork *w)
 
 		if (!r->touched || r->order >= 0)	/* the batch's own orders are written whole, below */
 			continue;
-		col_set(&c, 0, Int64GetDatum(r->id), false);
-		col_set(&c, 1, Int64GetDatum(r->filled), false);
-		col_set(&c, 2, Int64GetDatum(r->turnover), false);
-		col_set(&c, 3, Int64GetDatum(r->fees), false);
-		col_set(&c, 4, Int64GetDatum(r->escrow), false);
-		col_set(&c, 5, CStringGetTextDatum(status_of(r->filled, r->tonnes, r->ended)), false);
-		col_set(&c, 6, r->ended ? CStringGetTextDatum(r->end_reason) : (Datum) 0, !r->ended);
-		col_set(&c, 7, TimestampTzGetDatum(r->ended_at), !r->ended);
+		ledger_col_set(&c, 0, Int64GetDatum(r->id), false);
+		ledger_col_set(&c, 1, Int64GetDatum(r->filled), false);
+		ledger_col_set(&c, 2, Int64GetDatum(r->turnover), false);
+		ledger_col_set(&c, 3, Int64GetDatum(r->fees), false);
+		ledger_col_set(&c, 4, Int64GetDatum(r->escrow), false);
+		ledger_col_set(&c, 5, CStringGetTextDatum(status_of(r->filled, r->tonnes, r->ended)), false);
+		ledger_col_set(&c, 6, r->ended ? CStringGetTextDatum(r->end_reason) : (Datum) 0, !r->ended);
+		ledger_col_set(&c, 7, TimestampTzGetDatum(r->ended_at), !r->ended);
 		c.n++;
 	}
 	if (c.n == 0)
 		return;
-	columns_arrays(&c, values);
+	ledger_columns_arrays(&c, values);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "
 				"       escrow = u.escrow, status = u.status, end_reason = u.reason, ended_at = u.ended_at "
@@ -1307,7 +1266,7 @@ static void
 trades_write(MarketWork *w, int64 entry_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Columns		c;
+	LedgerColumns c;
 	Datum		values[15];
 	Datum	   *flat;
 	int			nflat = 0,
@@ -1315,7 +1274,7 @@ trades_write(MarketWork *w, int64 entry_id)
 
 	if (w->ntrades == 0)
 		return;
-	columns_init(&c, 12, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	ledger_columns_init(&c, 12, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
 				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT4OID}, w->ntrades);
 	flat = palloc(sizeof(Datum) * capflat);
 	for (int i = 0; i < w->ntrades; i++)
@@ -1333,21 +1292,21 @@ trades_write(MarketWork *w, int64 entry_id)
 		}
 		memcpy(flat + nflat, elems, sizeof(Datum) * n);
 		nflat += n;
-		col_set(&c, 0, Int64GetDatum(t->buy_order), false);
-		col_set(&c, 1, Int64GetDatum(t->sell_order), false);
-		col_set(&c, 2, Int64GetDatum(t->buyer), false);
-		col_set(&c, 3, Int64GetDatum(t->seller), false);
-		col_set(&c, 4, Int64GetDatum(t->price), false);
-		col_set(&c, 5, Int64GetDatum(t->tonnes), false);
-		col_set(&c, 6, Int64GetDatum(t->buyer_fee), false);
-		col_set(&c, 7, Int64GetDatum(t->seller_fee), false);
-		col_set(&c, 8, CStringGetTextDatum(t->buy_aggressor ? "buy" : "sell"), false);
-		col_set(&c, 9, DateADTGetDatum(t->day), false);
-		col_set(&c, 10, TimestampTzGetDatum(t->at), false);
-		col_set(&c, 11, Int32GetDatum(n), false);
+		ledger_col_set(&c, 0, Int64GetDatum(t->buy_order), false);
+		ledger_col_set(&c, 1, Int64GetDatum(t->sell_order), false);
+		ledger_col_set(&c, 2, Int64GetDatum(t->buyer), false);
+		ledger_col_set(&c, 3, Int64GetDatum(t->seller), false);
+		ledger_col_set(&c, 4, Int64GetDatum(t->price), false);
+		ledger_col_set(&c, 5, Int64GetDatum(t->tonnes), false);
+		ledger_col_set(&c, 6, Int64GetDatum(t->buyer_fee), false);
+		ledger_col_set(&c, 7, Int64GetDatum(t->seller_fee), false);
+		ledger_col_set(&c, 8, CStringGetTextDatum(t->buy_aggressor ? "buy" : "sell"), false);
+		ledger_col_set(&c, 9, DateADTGetDatum(t->day), false);
+		ledger_col_set(&c, 10, TimestampTzGetDatum(t->at), false);
+		ledger_col_set(&c, 11, Int32GetDatum(n), false);
 		c.n++;
 	}
-	columns_arrays(&c, values);
+	ledger_columns_arrays(&c, values);
 	values[12] = CStringGetTextDatum(w->ins.code);
 	values[13] = Int64GetDatum(entry_id);
 	values[14] = ledger_array(flat, NULL, nflat, TEXTOID);
@@ -1376,12 +1335,12 @@ static void
 orders_write(MarketWork *w)
 {
 	static SPIPlanPtr plan = NULL;
-	Columns		c;
+	LedgerColumns c;
 	Datum		values[18];
 
 	if (w->norders == 0)
 		return;
-	columns_init(&c, 18, (const Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	ledger_columns_init(&c, 18, (const Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
 				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID,
 				 TIMESTAMPTZOID}, w->norders);
 	for (int i = 0; i < w->norders; i++)
@@ -1403,27 +1362,27 @@ orders_write(MarketWork *w)
 			ended_at = r->ended_at;
 		}
 		ended = strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0;
-		col_set(&c, 0, Int64GetDatum(o->id), false);
-		col_set(&c, 1, Int64GetDatum(o->acc->id), false);
-		col_set(&c, 2, CStringGetTextDatum(o->buy ? "buy" : "sell"), false);
-		col_set(&c, 3, Int64GetDatum(o->price), o->market);
-		col_set(&c, 4, Int64GetDatum(o->tonnes), false);
-		col_set(&c, 5, CStringGetTextDatum(o->tif), false);
-		col_set(&c, 6, CStringGetTextDatum(status), false);
-		col_set(&c, 7, o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0, o->retire_for == NULL);
-		col_set(&c, 8, o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0, o->retire_for == NULL);
-		col_set(&c, 9, DateADTGetDatum(o->day), false);
-		col_set(&c, 10, TimestampTzGetDatum(o->at), false);
-		col_set(&c, 11, Int64GetDatum(o->gtc_days), strcmp(o->tif, "GTC") != 0);
-		col_set(&c, 12, Int64GetDatum(o->filled), false);
-		col_set(&c, 13, Int64GetDatum(o->turnover), false);
-		col_set(&c, 14, Int64GetDatum(o->fees), false);
-		col_set(&c, 15, Int64GetDatum(o->escrow), false);
-		col_set(&c, 16, ended ? CStringGetTextDatum(reason) : (Datum) 0, !ended);
-		col_set(&c, 17, TimestampTzGetDatum(ended_at), !ended);
+		ledger_col_set(&c, 0, Int64GetDatum(o->id), false);
+		ledger_col_set(&c, 1, Int64GetDatum(o->acc->id), false);
+		ledger_col_set(&c, 2, CStringGetTextDatum(o->buy ? "buy" : "sell"), false);
+		ledger_col_set(&c, 3, Int64GetDatum(o->price), o->market);
+		ledger_col_set(&c, 4, Int64GetDatum(o->tonnes), false);
+		ledger_col_set(&c, 5, CStringGetTextDatum(o->tif), false);
+		ledger_col_set(&c, 6, CStringGetTextDatum(status), false);
+		ledger_col_set(&c, 7, o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0, o->retire_for == NULL);
+		ledger_col_set(&c, 8, o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0, o->retire_for == NULL);
+		ledger_col_set(&c, 9, DateADTGetDatum(o->day), false);
+		ledger_col_set(&c, 10, TimestampTzGetDatum(o->at), false);
+		ledger_col_set(&c, 11, Int64GetDatum(o->gtc_days), strcmp(o->tif, "GTC") != 0);
+		ledger_col_set(&c, 12, Int64GetDatum(o->filled), false);
+		ledger_col_set(&c, 13, Int64GetDatum(o->turnover), false);
+		ledger_col_set(&c, 14, Int64GetDatum(o->fees), false);
+		ledger_col_set(&c, 15, Int64GetDatum(o->escrow), false);
+		ledger_col_set(&c, 16, ended ? CStringGetTextDatum(reason) : (Datum) 0, !ended);
+		ledger_col_set(&c, 17, TimestampTzGetDatum(ended_at), !ended);
 		c.n++;
 	}
-	columns_arrays(&c, values);
+	ledger_columns_arrays(&c, values);
 	ledger_plan_generic(&plan,
 				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
 				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "

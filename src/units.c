@@ -422,14 +422,12 @@ typedef struct Pool
 	Piece	   *p;
 } Pool;
 
-/* The history rows, and the segments each move took. */
-typedef struct UnitEvents
-{
-	int			n;
-	int			cap;
-	Datum	   *col[8];			/* issuance, project, first, last, event, from, to, reference */
-	bool	   *null[8];
-} UnitEvents;
+/* The history rows: issuance, project, first, last, event, from, to, reference. */
+static const Oid event_types[8] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+
+/* A block's columns as carbon.unit_block takes them. */
+static const Oid block_types[11] = {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID,
+TIMESTAMPTZOID, INT8OID};
 
 static int
 piece_cmp(const Piece *a, int32 vintage, int64 project, int64 first)
@@ -610,32 +608,18 @@ pools_load(Pool *pools, int npools, Pool *only)
 }
 
 static void
-event_add(UnitEvents *ev, const Piece *pc, int64 first, int64 last, const char *event, int64 from, int64 to,
+event_add(LedgerColumns *ev, const Piece *pc, int64 first, int64 last, const char *event, int64 from, int64 to,
 		  const char *reference)
 {
-	int			i = ev->n;
-
-	if (ev->n == ev->cap)
-	{
-		ev->cap = Max(64, ev->cap * 2);
-		for (int c = 0; c < 8; c++)
-		{
-			ev->col[c] = ev->col[c] ? repalloc(ev->col[c], sizeof(Datum) * ev->cap) : palloc(sizeof(Datum) * ev->cap);
-			ev->null[c] = ev->null[c] ? repalloc(ev->null[c], sizeof(bool) * ev->cap) : palloc(sizeof(bool) * ev->cap);
-		}
-	}
-	ev->col[0][i] = Int64GetDatum(pc->issuance);
-	ev->col[1][i] = Int64GetDatum(pc->project);
-	ev->col[2][i] = Int64GetDatum(first);
-	ev->col[3][i] = Int64GetDatum(last);
-	ev->col[4][i] = CStringGetTextDatum(event);
-	ev->col[5][i] = Int64GetDatum(from);
-	ev->col[6][i] = Int64GetDatum(to);
-	ev->col[7][i] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
-	for (int c = 0; c < 8; c++)
-		ev->null[c][i] = false;
-	ev->null[6][i] = to == 0;
-	ev->null[7][i] = reference == NULL;
+	ledger_columns_room(ev);
+	ledger_col_set(ev, 0, Int64GetDatum(pc->issuance), false);
+	ledger_col_set(ev, 1, Int64GetDatum(pc->project), false);
+	ledger_col_set(ev, 2, Int64GetDatum(first), false);
+	ledger_col_set(ev, 3, Int64GetDatum(last), false);
+	ledger_col_set(ev, 4, CStringGetTextDatum(event), false);
+	ledger_col_set(ev, 5, Int64GetDatum(from), false);
+	ledger_col_set(ev, 6, Int64GetDatum(to), to == 0);
+	ledger_col_set(ev, 7, reference ? CStringGetTextDatum(reference) : (Datum) 0, reference == NULL);
 	ev->n++;
 }
 
@@ -647,23 +631,17 @@ event_add(UnitEvents *ev, const Piece *pc, int64 first, int64 last, const char *
  */
 static void
 moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone,
-			const UnitEvents *ev, int64 entry_id)
+			const LedgerColumns *ev, int64 entry_id)
 {
 	static SPIPlanPtr plan = NULL;
 	int			cap = nretired;
-	int			n = 0;
-	Datum	   *col[11];
-	bool	   *null[11];
+	LedgerColumns blocks;
 	Datum		values[21];
 	bool		isnull;
 
 	for (int k = 0; k < npools; k++)
 		cap += pools[k].n - pools[k].head;
-	for (int c = 0; c < 11; c++)
-	{
-		col[c] = palloc(sizeof(Datum) * Max(cap, 1));
-		null[c] = palloc0(sizeof(bool) * Max(cap, 1));
-	}
+	ledger_columns_init(&blocks, 11, block_types, cap);
 	for (int k = 0; k <= npools; k++)
 	{
 		const Piece *p = k < npools ? pools[k].p + pools[k].head : retired;
@@ -673,29 +651,25 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 		{
 			if (p->block != 0 && !p->taken)
 				continue;		/* a stored block no move touched */
-			col[0][n] = Int64GetDatum(p->issuance);
-			col[1][n] = Int64GetDatum(p->project);
-			col[2][n] = Int32GetDatum(p->vintage);
-			col[3][n] = CStringGetTextDatum(p->class);
-			col[4][n] = Int64GetDatum(p->first);
-			col[5][n] = Int64GetDatum(p->last);
-			col[6][n] = Int64GetDatum(p->account);
-			col[7][n] = CStringGetTextDatum(p->state);
-			col[8][n] = Int64GetDatum(p->entry_id);
-			col[9][n] = TimestampTzGetDatum(p->since);
-			col[10][n] = Int64GetDatum(p->escrow_order);
-			null[10][n] = p->escrow_order == 0;
-			n++;
+			ledger_col_set(&blocks, 0, Int64GetDatum(p->issuance), false);
+			ledger_col_set(&blocks, 1, Int64GetDatum(p->project), false);
+			ledger_col_set(&blocks, 2, Int32GetDatum(p->vintage), false);
+			ledger_col_set(&blocks, 3, CStringGetTextDatum(p->class), false);
+			ledger_col_set(&blocks, 4, Int64GetDatum(p->first), false);
+			ledger_col_set(&blocks, 5, Int64GetDatum(p->last), false);
+			ledger_col_set(&blocks, 6, Int64GetDatum(p->account), false);
+			ledger_col_set(&blocks, 7, CStringGetTextDatum(p->state), false);
+			ledger_col_set(&blocks, 8, Int64GetDatum(p->entry_id), false);
+			ledger_col_set(&blocks, 9, TimestampTzGetDatum(p->since), false);
+			ledger_col_set(&blocks, 10, Int64GetDatum(p->escrow_order), p->escrow_order == 0);
+			blocks.n++;
 		}
 	}
-	if (n == 0 && ngone == 0 && ev->n == 0)
+	if (blocks.n == 0 && ngone == 0 && ev->n == 0)
 		return;
 	values[0] = ledger_int8_array(gone, ngone);
-	for (int c = 0; c < 11; c++)
-		values[1 + c] = ledger_array(col[c], null[c], n,
-									 c == 2 ? INT4OID : c == 3 || c == 7 ? TEXTOID : c == 9 ? TIMESTAMPTZOID : INT8OID);
-	for (int c = 0; c < 8; c++)
-		values[12 + c] = ledger_array(ev->col[c], ev->null[c], ev->n, c == 4 || c == 7 ? TEXTOID : INT8OID);
+	ledger_columns_arrays(&blocks, values + 1);
+	ledger_columns_arrays(ev, values + 12);
 	values[20] = Int64GetDatum(entry_id);
 	ledger_plan_generic(&plan,
 						"WITH gone AS (DELETE FROM carbon.unit_block WHERE id = ANY ($1) RETURNING 1), "
@@ -720,7 +694,7 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 				 errmsg("serial blocks changed while the market moved them"),
 				 errdetail("%d blocks were read, fewer were still there.", ngone),
 				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != n ||
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != blocks.n ||
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != ev->n)
 		elog(ERROR, "unit block move failed");
 }
@@ -738,7 +712,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 	Datum	   *gone = NULL;
 	int			ngone = 0,
 				capgone = 0;
-	UnitEvents	ev = {0};
+	LedgerColumns ev;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum	   *segs = NULL;
 	int			capsegs = 0;
@@ -760,6 +734,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			: m->retire ? -1 : pool_find(pools, &npools, m->buyer, 0) - pools;
 	}
 	pools_load(pools, npools, NULL);
+	ledger_columns_init(&ev, 8, event_types, 2 * n);
 
 	for (int i = 0; i < n; i++)
 	{
