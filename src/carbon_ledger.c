@@ -287,8 +287,9 @@ ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode)
 	/*
 	 * A rolled-back subtransaction forgets the balance changes deferred to
 	 * the end of the call (ledger_subxact_callback): apply the ones made
-	 * before it first, which belong to the level above (process_inbox's
-	 * earlier batches; isolation spec inbox_dup_batch).
+	 * before it first, which belong to the level above.  (process_inbox
+	 * flushes after every batch anyway; this keeps the rule here, where
+	 * the subtransaction is.  Isolation spec inbox_dup_batch.)
 	 */
 	ledger_flush_deferred();
 	BeginInternalSubTransaction(NULL);
