@@ -1376,6 +1376,28 @@ CREATE INDEX unit_issuance_report_idx ON carbon.unit_issuance (report);
 COMMENT ON TABLE carbon.unit_issuance IS
   '签发 issued serial ranges, with the methodology version, class and factors used; never overlapping';
 
+-- Value domains of the serial blocks and the market.  A table's CHECK
+-- constraint is parsed again by every statement that writes the table
+-- (ExecConstraints reads it from the catalog's text each time); a domain's
+-- check is planned once per backend (the type cache).  So the single-column
+-- rules of the tables every order writes are domains: the same rules, and a
+-- value that breaks one fails with 23514 naming the domain.  The views show
+-- these columns as their base types (text, bigint).
+CREATE DOMAIN carbon.positive_amount AS bigint CHECK (VALUE > 0);
+COMMENT ON DOMAIN carbon.positive_amount IS 'a price (fen per tonne) or a quantity (tonnes) greater than 0';
+CREATE DOMAIN carbon.nonnegative_amount AS bigint CHECK (VALUE >= 0);
+COMMENT ON DOMAIN carbon.nonnegative_amount IS 'fen or tonnes, 0 or more';
+CREATE DOMAIN carbon.order_side AS text CHECK (VALUE IN ('buy', 'sell'));
+CREATE DOMAIN carbon.time_in_force AS text CHECK (VALUE IN ('GTC', 'DAY', 'IOC', 'FOK'));
+CREATE DOMAIN carbon.order_status AS text
+  CHECK (VALUE IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected'));
+CREATE DOMAIN carbon.block_state AS text CHECK (VALUE IN ('held', 'escrow', 'retired', 'cancelled'));
+CREATE DOMAIN carbon.unit_event_kind AS text
+  CHECK (VALUE IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall', 'escrow', 'release', 'trade'));
+CREATE DOMAIN carbon.instrument_code AS text CHECK (VALUE ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$');
+CREATE DOMAIN carbon.basis_points AS int CHECK (VALUE BETWEEN 0 AND 10000);
+CREATE DOMAIN carbon.tradable_class AS text CHECK (VALUE = 'I');
+
 -- Holdings: every issued serial is in exactly one block, held by an
 -- account or retired or cancelled by it (final states).  Blocks split as
 -- units move; a unique key and a check after every write keep any serial in
@@ -1390,7 +1412,7 @@ CREATE TABLE carbon.unit_block (
   first        bigint NOT NULL,
   last         bigint NOT NULL CHECK (last >= first),
   account      bigint NOT NULL,
-  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'escrow', 'retired', 'cancelled')),
+  state        carbon.block_state NOT NULL DEFAULT 'held',
   entry_id     bigint NOT NULL,   -- the entry that last moved it (a retirement's names its certificate)
   since        timestamptz NOT NULL DEFAULT now(),
   escrow_order bigint,            -- the sell order the block is escrowed for (state escrow)
@@ -1432,8 +1454,7 @@ CREATE TABLE carbon.unit_event (
   project       bigint NOT NULL,
   first         bigint NOT NULL,
   last          bigint NOT NULL,
-  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall',
-                                              'escrow', 'release', 'trade')),
+  event         carbon.unit_event_kind NOT NULL,
   from_account  bigint,
   to_account    bigint,
   entry_id      bigint,
@@ -1809,7 +1830,7 @@ CREATE VIEW carbon.v_retirements WITH (security_invoker = true) AS
 COMMENT ON VIEW carbon.v_retirements IS '注销抵消 retirements and their certificates';
 
 CREATE VIEW carbon.v_serial_history WITH (security_invoker = true) AS
-  SELECT carbon.serial_text(i.region, i.vintage, p.code, e.first, e.last) AS serial_block, e.event,
+  SELECT carbon.serial_text(i.region, i.vintage, p.code, e.first, e.last) AS serial_block, e.event::text AS event,
          e.from_account, e.to_account, (e.last - e.first + 1) AS tonnes, e.at, e.reference
   FROM carbon.unit_event e
   JOIN carbon.unit_issuance i ON i.id = e.issuance
@@ -1857,11 +1878,11 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.retirement', '');
 -- ---------------------------------------------------------------------------
 
 CREATE TABLE carbon.instrument (
-  code             text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$'),
+  code             carbon.instrument_code PRIMARY KEY,
   asset_id         smallint NOT NULL REFERENCES carbon.asset (id),
-  class            text NOT NULL CHECK (class = 'I'),
-  reference_price  bigint CHECK (reference_price > 0),
-  band_bps         int NOT NULL DEFAULT 1000 CHECK (band_bps BETWEEN 0 AND 10000),
+  class            carbon.tradable_class NOT NULL,
+  reference_price  carbon.positive_amount,
+  band_bps         carbon.basis_points NOT NULL DEFAULT 1000,
   reference_set_at timestamptz,
   book_version     bigint NOT NULL DEFAULT 0   -- bumped by every change of the book (its lock)
 ) WITH (fillfactor = 50);
@@ -1873,15 +1894,15 @@ CREATE TABLE carbon.market_order (
   id              bigint PRIMARY KEY DEFAULT nextval('carbon.market_order_id_seq'),
   instrument      text NOT NULL,
   account         bigint NOT NULL,
-  side            text NOT NULL CHECK (side IN ('buy', 'sell')),
-  price           bigint CHECK (price > 0),            -- fen per tonne; NULL: a market order
-  tonnes          bigint NOT NULL CHECK (tonnes > 0),
-  filled          bigint NOT NULL DEFAULT 0 CHECK (filled >= 0 AND filled <= tonnes),
-  turnover        bigint NOT NULL DEFAULT 0 CHECK (turnover >= 0),   -- fen traded
-  fees            bigint NOT NULL DEFAULT 0 CHECK (fees >= 0),
-  tif             text NOT NULL CHECK (tif IN ('GTC', 'DAY', 'IOC', 'FOK')),
-  status          text NOT NULL CHECK (status IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected')),
-  escrow          bigint NOT NULL DEFAULT 0 CHECK (escrow >= 0),       -- fen (buy) or tonnes (sell) still held
+  side            carbon.order_side NOT NULL,
+  price           carbon.positive_amount,              -- fen per tonne; NULL: a market order
+  tonnes          carbon.positive_amount NOT NULL,
+  filled          carbon.nonnegative_amount NOT NULL DEFAULT 0 CHECK (filled <= tonnes),
+  turnover        carbon.nonnegative_amount NOT NULL DEFAULT 0,   -- fen traded
+  fees            carbon.nonnegative_amount NOT NULL DEFAULT 0,
+  tif             carbon.time_in_force NOT NULL,
+  status          carbon.order_status NOT NULL,
+  escrow          carbon.nonnegative_amount NOT NULL DEFAULT 0,       -- fen (buy) or tonnes (sell) still held
   retire_for      text,
   retire_purpose  text,
   trade_day       date NOT NULL,
@@ -1910,11 +1931,11 @@ CREATE TABLE carbon.trade (
   sell_order  bigint NOT NULL,
   buyer       bigint NOT NULL,
   seller      bigint NOT NULL,
-  price       bigint NOT NULL CHECK (price > 0),
-  tonnes      bigint NOT NULL CHECK (tonnes > 0),
-  buyer_fee   bigint NOT NULL CHECK (buyer_fee >= 0),
-  seller_fee  bigint NOT NULL CHECK (seller_fee >= 0),
-  aggressor   text NOT NULL CHECK (aggressor IN ('buy', 'sell')),
+  price       carbon.positive_amount NOT NULL,
+  tonnes      carbon.positive_amount NOT NULL,
+  buyer_fee   carbon.nonnegative_amount NOT NULL,
+  seller_fee  carbon.nonnegative_amount NOT NULL,
+  aggressor   carbon.order_side NOT NULL,
   trade_day   date NOT NULL,
   at          timestamptz NOT NULL DEFAULT now(),
   entry_id    bigint NOT NULL,
@@ -1984,7 +2005,7 @@ COMMENT ON FUNCTION carbon.close_market_day(date) IS
 
 -- owner's rights: the depth and daily figures name nobody, every reader sees the whole market
 CREATE VIEW carbon.v_order_book AS
-  SELECT o.instrument, o.side, round(o.price / 100.0, 2) AS price,
+  SELECT o.instrument, o.side::text AS side, round(o.price / 100.0, 2) AS price,
          sum(o.tonnes - o.filled)::bigint AS tonnes, count(*) AS orders
   FROM carbon.market_order o
   WHERE o.status IN ('open', 'partially_filled')

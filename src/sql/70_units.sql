@@ -97,6 +97,28 @@ CREATE INDEX unit_issuance_report_idx ON carbon.unit_issuance (report);
 COMMENT ON TABLE carbon.unit_issuance IS
   '签发 issued serial ranges, with the methodology version, class and factors used; never overlapping';
 
+-- Value domains of the serial blocks and the market.  A table's CHECK
+-- constraint is parsed again by every statement that writes the table
+-- (ExecConstraints reads it from the catalog's text each time); a domain's
+-- check is planned once per backend (the type cache).  So the single-column
+-- rules of the tables every order writes are domains: the same rules, and a
+-- value that breaks one fails with 23514 naming the domain.  The views show
+-- these columns as their base types (text, bigint).
+CREATE DOMAIN carbon.positive_amount AS bigint CHECK (VALUE > 0);
+COMMENT ON DOMAIN carbon.positive_amount IS 'a price (fen per tonne) or a quantity (tonnes) greater than 0';
+CREATE DOMAIN carbon.nonnegative_amount AS bigint CHECK (VALUE >= 0);
+COMMENT ON DOMAIN carbon.nonnegative_amount IS 'fen or tonnes, 0 or more';
+CREATE DOMAIN carbon.order_side AS text CHECK (VALUE IN ('buy', 'sell'));
+CREATE DOMAIN carbon.time_in_force AS text CHECK (VALUE IN ('GTC', 'DAY', 'IOC', 'FOK'));
+CREATE DOMAIN carbon.order_status AS text
+  CHECK (VALUE IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected'));
+CREATE DOMAIN carbon.block_state AS text CHECK (VALUE IN ('held', 'escrow', 'retired', 'cancelled'));
+CREATE DOMAIN carbon.unit_event_kind AS text
+  CHECK (VALUE IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall', 'escrow', 'release', 'trade'));
+CREATE DOMAIN carbon.instrument_code AS text CHECK (VALUE ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$');
+CREATE DOMAIN carbon.basis_points AS int CHECK (VALUE BETWEEN 0 AND 10000);
+CREATE DOMAIN carbon.tradable_class AS text CHECK (VALUE = 'I');
+
 -- Holdings: every issued serial is in exactly one block, held by an
 -- account or retired or cancelled by it (final states).  Blocks split as
 -- units move; a unique key and a check after every write keep any serial in
@@ -111,7 +133,7 @@ CREATE TABLE carbon.unit_block (
   first        bigint NOT NULL,
   last         bigint NOT NULL CHECK (last >= first),
   account      bigint NOT NULL,
-  state        text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'escrow', 'retired', 'cancelled')),
+  state        carbon.block_state NOT NULL DEFAULT 'held',
   entry_id     bigint NOT NULL,   -- the entry that last moved it (a retirement's names its certificate)
   since        timestamptz NOT NULL DEFAULT now(),
   escrow_order bigint,            -- the sell order the block is escrowed for (state escrow)
@@ -153,8 +175,7 @@ CREATE TABLE carbon.unit_event (
   project       bigint NOT NULL,
   first         bigint NOT NULL,
   last          bigint NOT NULL,
-  event         text NOT NULL CHECK (event IN ('issuance', 'split', 'transfer', 'retirement', 'cancellation', 'recall',
-                                              'escrow', 'release', 'trade')),
+  event         carbon.unit_event_kind NOT NULL,
   from_account  bigint,
   to_account    bigint,
   entry_id      bigint,
@@ -530,7 +551,7 @@ CREATE VIEW carbon.v_retirements WITH (security_invoker = true) AS
 COMMENT ON VIEW carbon.v_retirements IS '注销抵消 retirements and their certificates';
 
 CREATE VIEW carbon.v_serial_history WITH (security_invoker = true) AS
-  SELECT carbon.serial_text(i.region, i.vintage, p.code, e.first, e.last) AS serial_block, e.event,
+  SELECT carbon.serial_text(i.region, i.vintage, p.code, e.first, e.last) AS serial_block, e.event::text AS event,
          e.from_account, e.to_account, (e.last - e.first + 1) AS tonnes, e.at, e.reference
   FROM carbon.unit_event e
   JOIN carbon.unit_issuance i ON i.id = e.issuance

@@ -7,11 +7,11 @@
 -- ---------------------------------------------------------------------------
 
 CREATE TABLE carbon.instrument (
-  code             text PRIMARY KEY CHECK (code ~ '^[A-Z0-9][A-Z0-9_-]{0,31}$'),
+  code             carbon.instrument_code PRIMARY KEY,
   asset_id         smallint NOT NULL REFERENCES carbon.asset (id),
-  class            text NOT NULL CHECK (class = 'I'),
-  reference_price  bigint CHECK (reference_price > 0),
-  band_bps         int NOT NULL DEFAULT 1000 CHECK (band_bps BETWEEN 0 AND 10000),
+  class            carbon.tradable_class NOT NULL,
+  reference_price  carbon.positive_amount,
+  band_bps         carbon.basis_points NOT NULL DEFAULT 1000,
   reference_set_at timestamptz,
   book_version     bigint NOT NULL DEFAULT 0   -- bumped by every change of the book (its lock)
 ) WITH (fillfactor = 50);
@@ -23,15 +23,15 @@ CREATE TABLE carbon.market_order (
   id              bigint PRIMARY KEY DEFAULT nextval('carbon.market_order_id_seq'),
   instrument      text NOT NULL,
   account         bigint NOT NULL,
-  side            text NOT NULL CHECK (side IN ('buy', 'sell')),
-  price           bigint CHECK (price > 0),            -- fen per tonne; NULL: a market order
-  tonnes          bigint NOT NULL CHECK (tonnes > 0),
-  filled          bigint NOT NULL DEFAULT 0 CHECK (filled >= 0 AND filled <= tonnes),
-  turnover        bigint NOT NULL DEFAULT 0 CHECK (turnover >= 0),   -- fen traded
-  fees            bigint NOT NULL DEFAULT 0 CHECK (fees >= 0),
-  tif             text NOT NULL CHECK (tif IN ('GTC', 'DAY', 'IOC', 'FOK')),
-  status          text NOT NULL CHECK (status IN ('open', 'partially_filled', 'filled', 'cancelled', 'rejected')),
-  escrow          bigint NOT NULL DEFAULT 0 CHECK (escrow >= 0),       -- fen (buy) or tonnes (sell) still held
+  side            carbon.order_side NOT NULL,
+  price           carbon.positive_amount,              -- fen per tonne; NULL: a market order
+  tonnes          carbon.positive_amount NOT NULL,
+  filled          carbon.nonnegative_amount NOT NULL DEFAULT 0 CHECK (filled <= tonnes),
+  turnover        carbon.nonnegative_amount NOT NULL DEFAULT 0,   -- fen traded
+  fees            carbon.nonnegative_amount NOT NULL DEFAULT 0,
+  tif             carbon.time_in_force NOT NULL,
+  status          carbon.order_status NOT NULL,
+  escrow          carbon.nonnegative_amount NOT NULL DEFAULT 0,       -- fen (buy) or tonnes (sell) still held
   retire_for      text,
   retire_purpose  text,
   trade_day       date NOT NULL,
@@ -60,11 +60,11 @@ CREATE TABLE carbon.trade (
   sell_order  bigint NOT NULL,
   buyer       bigint NOT NULL,
   seller      bigint NOT NULL,
-  price       bigint NOT NULL CHECK (price > 0),
-  tonnes      bigint NOT NULL CHECK (tonnes > 0),
-  buyer_fee   bigint NOT NULL CHECK (buyer_fee >= 0),
-  seller_fee  bigint NOT NULL CHECK (seller_fee >= 0),
-  aggressor   text NOT NULL CHECK (aggressor IN ('buy', 'sell')),
+  price       carbon.positive_amount NOT NULL,
+  tonnes      carbon.positive_amount NOT NULL,
+  buyer_fee   carbon.nonnegative_amount NOT NULL,
+  seller_fee  carbon.nonnegative_amount NOT NULL,
+  aggressor   carbon.order_side NOT NULL,
   trade_day   date NOT NULL,
   at          timestamptz NOT NULL DEFAULT now(),
   entry_id    bigint NOT NULL,
@@ -134,7 +134,7 @@ COMMENT ON FUNCTION carbon.close_market_day(date) IS
 
 -- owner's rights: the depth and daily figures name nobody, every reader sees the whole market
 CREATE VIEW carbon.v_order_book AS
-  SELECT o.instrument, o.side, round(o.price / 100.0, 2) AS price,
+  SELECT o.instrument, o.side::text AS side, round(o.price / 100.0, 2) AS price,
          sum(o.tonnes - o.filled)::bigint AS tonnes, count(*) AS orders
   FROM carbon.market_order o
   WHERE o.status IN ('open', 'partially_filled')

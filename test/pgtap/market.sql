@@ -241,7 +241,7 @@ SELECT is((SELECT string_agg(s, ' ' ORDER BY tag) FROM ord WHERE tag IN ('day55'
           'cancelled:0:0:expired open:0:28000:- cancelled:0:0:expired',
           '... escrow released; a live GTC order stays');
 SELECT is(close_market_day(:'today'), 0::bigint, 'close_market_day is idempotent');
-SELECT is((SELECT reference_price FROM instrument WHERE code = 'CER-I'), :last_price::bigint,
+SELECT is((SELECT reference_price::bigint FROM instrument WHERE code = 'CER-I'), :last_price::bigint,
           '... the reference becomes the day''s last trade (58.50)');
 SELECT is((SELECT close FROM v_market_daily WHERE day = :'today' AND instrument = 'CER-I'), 58.50,
           '... which is the close in v_market_daily');
