@@ -911,37 +911,52 @@ resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
 }
 
 #define BOOK_PAGE 16
+/*
+ * The first page a work reads of a side is short: one order mostly meets
+ * the best one or two resting orders, or none (half of them do not cross),
+ * and every row read is a heap fetch.
+ */
+#define BOOK_FIRST_PAGE 4
 
 /*
- * A page of the book's side, best first, after (price, id) of the last row
- * read: their entries into page[], and the last row's place.
+ * A page of the book's side (up to `limit` rows), best first, after (price,
+ * id) of the last row read: their entries into page[], and the last row's
+ * place.
  */
 static int
-book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after_id, int *page)
+book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after_id, int limit, int *page)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	Datum		values[5] = {CStringGetTextDatum(w->ins.code), BoolGetDatum(first), Int64GetDatum(*after_price),
-	Int64GetDatum(*after_id), TimestampTzGetDatum(w->now)};
+#define BOOK_ROW "SELECT id, account, price, tonnes, filled, turnover, fees, escrow, " \
+	"       coalesce(expires_at <= $2, false), retire_for, retire_purpose, side " \
+	"FROM carbon.market_order WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
+	static SPIPlanPtr plans[2][2];
+	SPIPlanPtr	plan;
+	Datum		values[5] = {CStringGetTextDatum(w->ins.code), TimestampTzGetDatum(w->now), Int64GetDatum(limit),
+	Int64GetDatum(*after_price), Int64GetDatum(*after_id)};
+	Oid			types[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID};
 
-	/* the partial indexes of the book, walked in price–time order */
-	ledger_plan_generic(&plans[bids],
-				bids ?
-				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose, side "
-				"FROM carbon.market_order WHERE instrument = $1 AND side = 'buy' "
-				"  AND status IN ('open', 'partially_filled') "
-				"  AND ($2 OR (price, -id) < ($3, -$4)) "
-				"ORDER BY instrument, price DESC, id LIMIT 16" :
-				"SELECT id, account, price, tonnes, filled, turnover, fees, escrow, "
-				"       coalesce(expires_at <= $5, false), retire_for, retire_purpose, side "
-				"FROM carbon.market_order WHERE instrument = $1 AND side = 'sell' "
-				"  AND status IN ('open', 'partially_filled') "
-				"  AND ($2 OR (price, id) > ($3, $4)) "
-				"ORDER BY instrument, price, id LIMIT 16",
-				5, (Oid[]) {TEXTOID, BOOLOID, INT8OID, INT8OID, TIMESTAMPTZOID});
-	if (SPI_execute_plan(plans[bids], values, NULL, false, 0) != SPI_OK_SELECT)
+	/*
+	 * The partial indexes of the book, walked in price–time order; a later
+	 * page starts in the index at the last row's price (an index condition,
+	 * so that the rows before it are not read again).
+	 */
+	if (first)
+		ledger_plan_generic(&plans[bids][0],
+							bids ? BOOK_ROW "AND side = 'buy' ORDER BY instrument, price DESC, id LIMIT $3"
+							: BOOK_ROW "AND side = 'sell' ORDER BY instrument, price, id LIMIT $3",
+							3, types);
+	else
+		ledger_plan_generic(&plans[bids][1],
+							bids ? BOOK_ROW "AND side = 'buy' AND price <= $4 AND (price < $4 OR id > $5) "
+							"ORDER BY instrument, price DESC, id LIMIT $3"
+							: BOOK_ROW "AND side = 'sell' AND price >= $4 AND (price > $4 OR id > $5) "
+							"ORDER BY instrument, price, id LIMIT $3",
+							5, types);
+	plan = plans[bids][first ? 0 : 1];
+#undef BOOK_ROW
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
-	Assert(SPI_processed <= BOOK_PAGE);
+	Assert(SPI_processed <= (uint64) limit);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		page[i] = resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
@@ -1000,10 +1015,11 @@ walk_next(MarketWork *w, BookWalk *bw, bool *row)
 		/* the next page of rows, after the last one read (the first: from where the ended prefix stops) */
 		bool		first = !side->started && !skip_start(bw->bids, &side->after_price, &side->after_id);
 		int			page[BOOK_PAGE];
-		int			got = book_page(w, bw->bids, first, &side->after_price, &side->after_id, page);
+		int			limit = side->started ? BOOK_PAGE : BOOK_FIRST_PAGE;
+		int			got = book_page(w, bw->bids, first, &side->after_price, &side->after_id, limit, page);
 
 		side->started = true;
-		side->done = got < BOOK_PAGE;
+		side->done = got < limit;
 		if (side->n + got > side->cap)
 		{
 			side->cap = Max(64, (side->n + got) * 2);
