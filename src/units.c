@@ -376,7 +376,8 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
  * The moves run in memory over pools of pieces: a seller's held class I
  * units and a sell order's escrow, each sorted oldest first (vintage,
  * project, serial) as the blocks are, loaded once for all the moves (a
- * seller's oldest 16 blocks, the rest only if a take reaches past them).
+ * seller's oldest 16 blocks, 16 more at a time only if a take reaches past
+ * them).
  * Every take is a prefix of its pool, so the serials are the ones the moves
  * one by one through the table would have taken.  Then one statement
  * writes what changed: the stored blocks that were taken from are deleted,
@@ -502,11 +503,17 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 }
 
 /*
+ * A seller's held blocks are read a page at a time, oldest first: a
+ * holder of thousands of fragments is never read whole for a few tonnes.
+ */
+#define HELD_PAGE	16
+
+/*
  * Load the stored blocks of the source pools: every escrow block of the
- * orders, and the oldest `limit` held class I blocks of each account (or,
- * with `after`, all of one pool's past its boundary).  Run with bitmap
- * scans off (see units_take): each holder's oldest blocks come from its
- * index in order.
+ * orders, and the oldest HELD_PAGE held class I blocks of each account
+ * (or, with `only`, the next page of one pool past its boundary).  Run with
+ * bitmap scans off (see units_take): each holder's oldest blocks come from
+ * its index in order.
  */
 static void
 pools_load(Pool *pools, int npools, Pool *only)
@@ -523,15 +530,16 @@ pools_load(Pool *pools, int npools, Pool *only)
 							 false);
 	if (only)
 	{
-		Datum		v[4] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
-		Int64GetDatum(only->b_project), Int64GetDatum(only->b_first)};
+		Datum		v[5] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
+		Int64GetDatum(only->b_project), Int64GetDatum(only->b_first), Int64GetDatum(HELD_PAGE)};
 
 		ledger_plan_generic(&rest_plan,
 							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"WHERE b.account = $1 AND b.state = 'held' AND b.class = 'I' "
-							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first",
-							4, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID});
+							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first "
+							"LIMIT $5",
+							5, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID});
 		if (SPI_execute_plan(rest_plan, v, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -540,8 +548,10 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
 			pool_add(only, &pc);
+			/* rows come oldest first: the last is the new boundary */
+			only->b_vintage = pc.vintage, only->b_project = pc.project, only->b_first = pc.first;
 		}
-		only->complete = true;
+		only->complete = SPI_processed < HELD_PAGE;
 		AtEOXact_GUC(true, nest);
 		return;
 	}
@@ -573,7 +583,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			ids[nids++] = Int64GetDatum(pools[k].account);
 	if (nids > 0)
 	{
-		Datum		v[1] = {ledger_int8_array(ids, nids)};
+		Datum		v[2] = {ledger_int8_array(ids, nids), Int64GetDatum(HELD_PAGE)};
 		int		   *count = palloc0(sizeof(int) * npools);
 
 		ledger_plan_generic(&held_plan,
@@ -581,8 +591,8 @@ pools_load(Pool *pools, int npools, Pool *only)
 							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"   JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
-							"   ORDER BY b.vintage, b.project, b.first LIMIT 16) b",
-							1, (Oid[]) {INT8ARRAYOID});
+							"   ORDER BY b.vintage, b.project, b.first LIMIT $2) b",
+							2, (Oid[]) {INT8ARRAYOID, INT8OID});
 		if (SPI_execute_plan(held_plan, v, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
@@ -599,7 +609,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		}
 		for (int k = 0; k < npools; k++)
 			if (pools[k].source && pools[k].account)
-				pools[k].loaded = true, pools[k].complete = count[k] < 16;
+				pools[k].loaded = true, pools[k].complete = count[k] < HELD_PAGE;
 	}
 	for (int k = 0; k < npools; k++)
 		if (pools[k].order)
@@ -773,7 +783,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			{
 				if (!s->complete)
 				{
-					pools_load(pools, npools, s);	/* the take reaches past the oldest blocks read */
+					pools_load(pools, npools, s);	/* the take reaches past the blocks read */
 					continue;
 				}
 				if (s->account)

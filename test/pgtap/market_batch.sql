@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(25);
+SELECT plan(27);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -155,6 +155,21 @@ SELECT is((SELECT trades FROM frag_seen), :'f_trades', '... the same trades and 
 SELECT is((SELECT blocks FROM frag_seen), :'f_blocks', '... the same blocks');
 SELECT is((SELECT history FROM frag_seen), :'f_history', '... the same history');
 SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() clean');
+
+-- ---- one order of a seller of many small blocks: its blocks are read a page at a time ----
+-- pages holds 40 blocks of 1 t; one sell of 37 t against a resting buy
+-- reads its oldest 16 blocks, then two more pages of 16, and delivers the
+-- 37 oldest in order.
+SELECT open_account('enterprise', '620702', 'MB-pages', 'pages') AS pages \gset
+SELECT count(transfer_units(:farm, :pages, 1)) FROM generate_series(1, 40);
+SELECT array_agg(first ORDER BY first) AS pages_firsts FROM unit_block WHERE account = :pages \gset
+SELECT place_order(:bureau, 'buy', 37, 60.00);
+SELECT place_order(:pages, 'sell', 37, 60.00);
+SELECT is((SELECT array_length(serials, 1) FROM trade WHERE seller = :pages), 37,
+          'one order took 37 blocks: the 16 read first and two more pages');
+SELECT is((SELECT array_agg(first ORDER BY first) FROM unit_block WHERE account = :pages),
+          (:'pages_firsts'::bigint[])[38:40],
+          '... the oldest 37, in order: the 3 newest are left');
 
 -- ---- what callers see ----
 CREATE FUNCTION pg_temp.place_and_read(who bigint) RETURNS text LANGUAGE plpgsql AS $$
