@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(123);
+SELECT plan(132);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -418,6 +418,44 @@ SELECT is_empty($$SELECT certificate FROM carbon.v_retirements WHERE NOT carbon.
                 'every certificate of a retiring buy verifies');
 SELECT is_empty($$SELECT check_name, detail FROM carbon.verify_integrity() WHERE NOT ok$$,
                 'verify_integrity(): every check ok');
+
+-- The rules of the market's tables and the serial blocks that are domains
+-- (src/sql/70_units.sql) hold on the columns: a write that breaks one, even
+-- the owner's, fails with 23514 and leaves nothing.
+SELECT throws_ok($$INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, trade_day)
+                   VALUES ('CER-I', 1, 'hold', 6000, 1, 'GTC', 'open', current_date)$$,
+                 '23514', 'value for domain order_side violates check constraint "order_side_check"',
+                 'market_order.side is buy or sell');
+SELECT throws_ok($$INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, trade_day)
+                   VALUES ('CER-I', 1, 'buy', 0, 1, 'GTC', 'open', current_date)$$,
+                 '23514', 'value for domain positive_amount violates check constraint "positive_amount_check"',
+                 '... its price is above 0');
+SELECT throws_ok($$INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, trade_day)
+                   VALUES ('CER-I', 1, 'buy', 6000, 1, 'GTD', 'open', current_date)$$,
+                 '23514', 'value for domain time_in_force violates check constraint "time_in_force_check"',
+                 '... its time in force is GTC, DAY, IOC or FOK');
+SELECT throws_ok($$INSERT INTO carbon.market_order (instrument, account, side, price, tonnes, tif, status, trade_day)
+                   VALUES ('CER-I', 1, 'buy', 6000, 1, 'GTC', 'done', current_date)$$,
+                 '23514', 'value for domain order_status violates check constraint "order_status_check"',
+                 '... its status is one of five');
+SELECT throws_ok($$UPDATE carbon.market_order SET escrow = -1 WHERE id = (SELECT min(id) FROM carbon.market_order)$$,
+                 '23514', 'value for domain nonnegative_amount violates check constraint "nonnegative_amount_check"',
+                 '... its escrow is never negative');
+SELECT throws_ok($$INSERT INTO carbon.trade (instrument, buy_order, sell_order, buyer, seller, price, tonnes, buyer_fee,
+                                             seller_fee, aggressor, trade_day, entry_id, serials)
+                   VALUES ('CER-I', 1, 2, 1, 2, 6000, 1, -1, 0, 'buy', current_date, 1, '{}')$$,
+                 '23514', 'value for domain nonnegative_amount violates check constraint "nonnegative_amount_check"',
+                 'trade fees are never negative');
+SELECT throws_ok($$UPDATE carbon.instrument SET band_bps = 20000 WHERE code = 'CER-I'$$,
+                 '23514', 'value for domain basis_points violates check constraint "basis_points_check"',
+                 'an instrument''s band is 0 to 10,000 basis points');
+SELECT throws_ok($$UPDATE carbon.unit_block SET state = 'lost' WHERE id = (SELECT min(id) FROM carbon.unit_block)$$,
+                 '23514', 'value for domain block_state violates check constraint "block_state_check"',
+                 'a serial block''s state is held, escrow, retired or cancelled');
+SELECT throws_ok($$INSERT INTO carbon.unit_event (issuance, project, first, last, event)
+                   VALUES (1, 1, 1, 1, 'gift')$$,
+                 '23514', 'value for domain unit_event_kind violates check constraint "unit_event_kind_check"',
+                 'a serial event is one of the nine kinds');
 
 SELECT * FROM finish();
 ROLLBACK;
