@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "journal.h"
@@ -235,7 +236,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	Datum	   *pa,
 			   *pt,
 			   *pc;
-	Datum		values[9];
+	Datum		values[3];
 
 	if (b->n == 0)
 		return;
@@ -267,24 +268,31 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	values[0] = ledger_int8_array(pa, nids);
 	values[1] = ledger_int8_array(pt, nids);
 	values[2] = ledger_int8_array(pc, nids);
-	values[3] = Int64GetDatum(entry_id);
-	values[4] = ledger_int8_array(l.account, l.n);
-	values[5] = ledger_array(l.subject, NULL, l.n, TEXTOID);
-	values[6] = ledger_int8_array(l.debit, l.n);
-	values[7] = ledger_int8_array(l.credit, l.n);
-	values[8] = ledger_array(l.memo, NULL, l.n, TEXTOID);
 	ledger_plan_generic(&plan,
-				"WITH pool AS (INSERT INTO carbon.unit_cost AS c (account, tonnes, cost) "
-				"              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
-				"              ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost) "
-				"INSERT INTO carbon.accounting_line (account, entry_id, at, subject_code, debit, credit, memo) "
-				"SELECT a, $4, now(), s, d, c, m FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::bigint[], "
-				"                                           $9::text[]) WITH ORDINALITY AS u(a, s, d, c, m, k) "
-				"ORDER BY k",
-				9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, INT8ARRAYOID, TEXTARRAYOID,
-				INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID});
+				"INSERT INTO carbon.unit_cost AS c (account, tonnes, cost) "
+				"SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+				"ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost",
+				3, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "accounting write failed");
+
+	/* the lines, in order, straight into their table (append.c) */
+	if (l.n > 0)
+	{
+		static const char *const columns[] = {"account", "subject_code", "debit", "credit", "memo", "entry_id", "at"};
+		Datum	   *eid = palloc(sizeof(Datum) * l.n);
+		Datum	   *at = palloc(sizeof(Datum) * l.n);
+		bool	   *none = palloc0(sizeof(bool) * l.n);
+		Datum	   *cols[] = {l.account, l.subject, l.debit, l.credit, l.memo, eid, at};
+		bool	   *nulls[] = {none, none, none, none, none, none, none};
+
+		for (int i = 0; i < l.n; i++)
+		{
+			eid[i] = Int64GetDatum(entry_id);
+			at[i] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
+		}
+		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, l.n);
+	}
 	b->n = 0;
 }
 

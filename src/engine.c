@@ -28,18 +28,12 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "common/int.h"
-#include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/array.h"
@@ -50,7 +44,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "behavior.h"
@@ -704,166 +697,6 @@ static const char *const behavior_columns[BEHAVIOR_NCOLS] = {"id", "source", "ev
 	"methodology", "version", "scenario", "activity", "occurred_at", "local_day", "attrs", "status",
 "reduction", "points", "reason", "entry_id"};
 
-#define DIRECT_CHUNK 1000
-
-/*
- * Write the rows straight into carbon.behavior and its indexes, as COPY
- * does (heap multi-insert, then each index), skipping the planner and most
- * of the executor: about a third of a plain INSERT's cost.  Every NOT NULL
- * and CHECK constraint the table has is checked on every row, as COPY
- * checks them (ExecConstraints).  Only when the table is as the extension
- * made it otherwise: no triggers, no partitions, no columns but ours,
- * plain indexes; else false, with nothing written, and the caller uses SQL.
- * A duplicate event id raises unique_violation from the unique index, as
- * an INSERT would.
- */
-static bool
-insert_direct(Datum **cols, bool **nulls, int n)
-{
-	Oid			relid = get_relname_relid("behavior", get_namespace_oid("carbon", false));
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	AttrNumber	map[BEHAVIOR_NCOLS];
-	AttrNumber	recorded_at = InvalidAttrNumber;
-	int			known = 0;
-	List	   *index_oids;
-	Relation   *indexes;
-	IndexInfo **infos;
-	int			nindexes = 0;
-	bool		plain = rel->trigdesc == NULL && !rel->rd_rel->relhassubclass && !rel->rd_rel->relispartition;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	RangeTblEntry *rte;
-	TupleTableSlot **slots;
-	BulkInsertState bistate;
-	CommandId	cid;
-	Datum	   *values;
-	bool	   *isnull;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-
-	/* every live column is one we know: ours and recorded_at (now) */
-	for (int c = 0; c < BEHAVIOR_NCOLS; c++)
-		map[c] = InvalidAttrNumber;
-	for (int a = 0; plain && a < desc->natts; a++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, a);
-		int			c;
-
-		if (att->attisdropped)
-			continue;
-		known++;
-		if (strcmp(NameStr(att->attname), "recorded_at") == 0)
-		{
-			recorded_at = att->attnum;
-			continue;
-		}
-		for (c = 0; c < BEHAVIOR_NCOLS; c++)
-			if (strcmp(NameStr(att->attname), behavior_columns[c]) == 0)
-				break;
-		if (c == BEHAVIOR_NCOLS)
-			plain = false;
-		else
-			map[c] = att->attnum;
-	}
-	/* our columns and recorded_at: nothing else may need a value */
-	plain = plain && known == lengthof(behavior_columns) + 1 && recorded_at != InvalidAttrNumber;
-	index_oids = plain ? RelationGetIndexList(rel) : NIL;
-	indexes = palloc(sizeof(Relation) * Max(list_length(index_oids), 1));
-	infos = palloc(sizeof(IndexInfo *) * Max(list_length(index_oids), 1));
-	if (plain)
-	{
-		for (int k = 0; k < list_length(index_oids); k++)
-		{
-			Relation	idx = index_open(list_nth_oid(index_oids, k), RowExclusiveLock);
-			IndexInfo  *ii = BuildIndexInfo(idx);
-
-			indexes[nindexes] = idx;
-			infos[nindexes++] = ii;
-			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL || ii->ii_ExclusionOps != NULL ||
-				!idx->rd_index->indimmediate)
-				plain = false;
-		}
-	}
-	if (!plain)
-	{
-		for (int i = 0; i < nindexes; i++)
-			index_close(indexes[i], NoLock);
-		table_close(rel, NoLock);
-		return false;
-	}
-
-	/* the executor state ExecConstraints() needs, as COPY sets it up */
-	estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecInitRangeTable(estate, list_make1(rte));
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-
-	cid = GetCurrentCommandId(true);
-	bistate = GetBulkInsertState();
-	slots = palloc(sizeof(TupleTableSlot *) * DIRECT_CHUNK);
-	for (int i = 0; i < DIRECT_CHUNK; i++)
-		slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-	values = palloc(sizeof(Datum) * desc->natts);
-	isnull = palloc(sizeof(bool) * desc->natts);
-	for (int from = 0; from < n; from += DIRECT_CHUNK)
-	{
-		int			m = Min(DIRECT_CHUNK, n - from);
-
-		for (int k = 0; k < m; k++)
-		{
-			for (int a = 0; a < desc->natts; a++)
-			{
-				values[a] = (Datum) 0;
-				isnull[a] = true;
-			}
-			for (int c = 0; c < BEHAVIOR_NCOLS; c++)
-			{
-				values[map[c] - 1] = cols[c][from + k];
-				isnull[map[c] - 1] = nulls[c][from + k];
-			}
-			values[recorded_at - 1] = TimestampTzGetDatum(now);
-			isnull[recorded_at - 1] = false;
-			ExecClearTuple(slots[k]);
-			ExecStoreHeapTuple(heap_form_tuple(desc, values, isnull), slots[k], true);
-			if (desc->constr)
-			{
-				ExecConstraints(rri, slots[k], estate);
-				ResetPerTupleExprContext(estate);
-			}
-		}
-		table_multi_insert(rel, slots, m, cid, 0, bistate);
-		for (int k = 0; k < m; k++)
-			for (int i = 0; i < nindexes; i++)
-			{
-				Datum		ivalues[INDEX_MAX_KEYS];
-				bool		inulls[INDEX_MAX_KEYS];
-
-				if (!infos[i]->ii_ReadyForInserts)
-					continue;
-				FormIndexDatum(infos[i], slots[k], NULL, ivalues, inulls);
-				index_insert(indexes[i], ivalues, inulls, &slots[k]->tts_tid, rel,
-							 indexes[i]->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-							 false, infos[i]);
-			}
-	}
-	for (int i = 0; i < DIRECT_CHUNK; i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
-	FreeBulkInsertState(bistate);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
-	for (int i = 0; i < nindexes; i++)
-		index_close(indexes[i], NoLock);
-	table_close(rel, NoLock);
-	CommandCounterIncrement();	/* the statements after see the rows */
-	return true;
-}
-
 /* The rows as arrays, for the SQL INSERTs. */
 static void
 insert_arrays(Datum **cols, bool **nulls, int n, Datum *values)
@@ -883,20 +716,13 @@ typedef struct BehaviorRows
 	int			n;
 } BehaviorRows;
 
-/* All the rows: straight into the table when it allows it, else one INSERT. */
+/* All the rows: straight into the table and its indexes (append.c). */
 static void
 insert_rows(void *arg)
 {
-	static SPIPlanPtr plan = NULL;
 	BehaviorRows *rows = arg;
-	Datum		values[BEHAVIOR_NCOLS];
 
-	if (insert_direct(rows->cols, rows->nulls, rows->n))
-		return;
-	insert_arrays(rows->cols, rows->nulls, rows->n, values);
-	ledger_plan(&plan, BEHAVIOR_INSERT, BEHAVIOR_NCOLS, behavior_insert_types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
-		elog(ERROR, "behaviour insert failed");
+	ledger_append("behavior", BEHAVIOR_NCOLS, behavior_columns, rows->cols, rows->nulls, rows->n);
 }
 
 /*

@@ -84,6 +84,10 @@ extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *nam
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);
 extern int64 ledger_next_id(const char *sequence);
 
+/* append.c */
+extern void ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
+						  bool *const *nulls, int nrows);
+
 /* market.c */
 extern void ledger_market_forget(void);
 extern void ledger_market_register(void);

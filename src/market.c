@@ -1277,69 +1277,40 @@ resting_write(MarketWork *w)
 		elog(ERROR, "order update failed");
 }
 
-/* The trades, in one statement; each lists the serials it moved. */
+/* The trades, straight into the table; each lists the serials it moved. */
 static void
 trades_write(MarketWork *w, int64 entry_id)
 {
-	static SPIPlanPtr plan = NULL;
+	static const char *const columns[] = {"instrument", "buy_order", "sell_order", "buyer", "seller", "price",
+		"tonnes", "buyer_fee", "seller_fee", "aggressor", "trade_day", "at", "entry_id", "serials"};
 	LedgerColumns c;
-	Datum		values[15];
-	Datum	   *flat;
-	int			nflat = 0,
-				capflat = 64;
+	Datum		instrument;
 
 	if (w->ntrades == 0)
 		return;
-	ledger_columns_init(&c, 12, (const Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT4OID}, w->ntrades);
-	flat = palloc(sizeof(Datum) * capflat);
+	instrument = CStringGetTextDatum(w->ins.code);
+	ledger_columns_init(&c, lengthof(columns), NULL, w->ntrades);
 	for (int i = 0; i < w->ntrades; i++)
 	{
 		const Trade *t = &w->trades[i];
-		Datum	   *elems;
-		int			n;
 
-		/* the serials of all the trades in one text[], and how many are each trade's */
-		deconstruct_array(DatumGetArrayTypeP(t->serials), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
-		if (nflat + n > capflat)
-		{
-			capflat = (nflat + n) * 2;
-			flat = repalloc(flat, sizeof(Datum) * capflat);
-		}
-		memcpy(flat + nflat, elems, sizeof(Datum) * n);
-		nflat += n;
-		ledger_col_set(&c, 0, Int64GetDatum(t->buy_order), false);
-		ledger_col_set(&c, 1, Int64GetDatum(t->sell_order), false);
-		ledger_col_set(&c, 2, Int64GetDatum(t->buyer), false);
-		ledger_col_set(&c, 3, Int64GetDatum(t->seller), false);
-		ledger_col_set(&c, 4, Int64GetDatum(t->price), false);
-		ledger_col_set(&c, 5, Int64GetDatum(t->tonnes), false);
-		ledger_col_set(&c, 6, Int64GetDatum(t->buyer_fee), false);
-		ledger_col_set(&c, 7, Int64GetDatum(t->seller_fee), false);
-		ledger_col_set(&c, 8, CStringGetTextDatum(t->buy_aggressor ? "buy" : "sell"), false);
-		ledger_col_set(&c, 9, DateADTGetDatum(t->day), false);
-		ledger_col_set(&c, 10, TimestampTzGetDatum(t->at), false);
-		ledger_col_set(&c, 11, Int32GetDatum(n), false);
+		ledger_col_set(&c, 0, instrument, false);
+		ledger_col_set(&c, 1, Int64GetDatum(t->buy_order), false);
+		ledger_col_set(&c, 2, Int64GetDatum(t->sell_order), false);
+		ledger_col_set(&c, 3, Int64GetDatum(t->buyer), false);
+		ledger_col_set(&c, 4, Int64GetDatum(t->seller), false);
+		ledger_col_set(&c, 5, Int64GetDatum(t->price), false);
+		ledger_col_set(&c, 6, Int64GetDatum(t->tonnes), false);
+		ledger_col_set(&c, 7, Int64GetDatum(t->buyer_fee), false);
+		ledger_col_set(&c, 8, Int64GetDatum(t->seller_fee), false);
+		ledger_col_set(&c, 9, CStringGetTextDatum(t->buy_aggressor ? "buy" : "sell"), false);
+		ledger_col_set(&c, 10, DateADTGetDatum(t->day), false);
+		ledger_col_set(&c, 11, TimestampTzGetDatum(t->at), false);
+		ledger_col_set(&c, 12, Int64GetDatum(entry_id), false);
+		ledger_col_set(&c, 13, t->serials, false);
 		c.n++;
 	}
-	ledger_columns_arrays(&c, values);
-	values[12] = CStringGetTextDatum(w->ins.code);
-	values[13] = Int64GetDatum(entry_id);
-	values[14] = ledger_array(flat, NULL, nflat, TEXTOID);
-	ledger_plan_generic(&plan,
-				"WITH t AS (SELECT *, (sum(n) OVER (ORDER BY k))::int - n AS before "
-				"           FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) WITH ORDINALITY "
-				"           AS t(buy_order, sell_order, buyer, seller, price, tonnes, buyer_fee, seller_fee, "
-				"                aggressor, trade_day, at, n, k)) "
-				"INSERT INTO carbon.trade (instrument, buy_order, sell_order, buyer, seller, price, tonnes, "
-				"  buyer_fee, seller_fee, aggressor, trade_day, entry_id, serials, at) "
-				"SELECT $13, buy_order, sell_order, buyer, seller, price, tonnes, buyer_fee, seller_fee, "
-				"       aggressor, trade_day, $14, $15[before + 1 : before + n], at FROM t ORDER BY k",
-				15, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-				INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, DATEARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTOID,
-				INT8OID, TEXTARRAYOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) w->ntrades)
-		elog(ERROR, "trade insert failed");
+	ledger_append("trade", c.ncols, columns, c.v, c.null, c.n);
 }
 
 /*
@@ -1350,15 +1321,16 @@ trades_write(MarketWork *w, int64 entry_id)
 static void
 orders_write(MarketWork *w)
 {
-	static SPIPlanPtr plan = NULL;
+	static const char *const columns[] = {"id", "instrument", "account", "side", "price", "tonnes", "tif",
+		"status", "retire_for", "retire_purpose", "trade_day", "expires_at", "created_at", "filled", "turnover",
+	"fees", "escrow", "end_reason", "ended_at"};
 	LedgerColumns c;
-	Datum		values[18];
+	Datum		instrument;
 
 	if (w->norders == 0)
 		return;
-	ledger_columns_init(&c, 18, (const Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
-				 TEXTOID, DATEOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID,
-				 TIMESTAMPTZOID}, w->norders);
+	instrument = CStringGetTextDatum(w->ins.code);
+	ledger_columns_init(&c, lengthof(columns), NULL, w->norders);
 	for (int i = 0; i < w->norders; i++)
 	{
 		Order	   *o = &w->orders[i];
@@ -1366,6 +1338,7 @@ orders_write(MarketWork *w)
 		const char *reason = o->end_reason;
 		TimestampTz ended_at = o->at;
 		bool		ended;
+		bool		gtc = strcmp(o->tif, "GTC") == 0;
 
 		if (o->resting >= 0)
 		{
@@ -1379,46 +1352,37 @@ orders_write(MarketWork *w)
 		}
 		ended = strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0;
 		ledger_col_set(&c, 0, Int64GetDatum(o->id), false);
-		ledger_col_set(&c, 1, Int64GetDatum(o->acc->id), false);
-		ledger_col_set(&c, 2, CStringGetTextDatum(o->buy ? "buy" : "sell"), false);
-		ledger_col_set(&c, 3, Int64GetDatum(o->price), o->market);
-		ledger_col_set(&c, 4, Int64GetDatum(o->tonnes), false);
-		ledger_col_set(&c, 5, CStringGetTextDatum(o->tif), false);
-		ledger_col_set(&c, 6, CStringGetTextDatum(status), false);
-		ledger_col_set(&c, 7, o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0, o->retire_for == NULL);
-		ledger_col_set(&c, 8, o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0, o->retire_for == NULL);
-		ledger_col_set(&c, 9, DateADTGetDatum(o->day), false);
-		ledger_col_set(&c, 10, TimestampTzGetDatum(o->at), false);
-		ledger_col_set(&c, 11, Int64GetDatum(o->gtc_days), strcmp(o->tif, "GTC") != 0);
-		ledger_col_set(&c, 12, Int64GetDatum(o->filled), false);
-		ledger_col_set(&c, 13, Int64GetDatum(o->turnover), false);
-		ledger_col_set(&c, 14, Int64GetDatum(o->fees), false);
-		ledger_col_set(&c, 15, Int64GetDatum(o->escrow), false);
-		ledger_col_set(&c, 16, ended ? CStringGetTextDatum(reason) : (Datum) 0, !ended);
-		ledger_col_set(&c, 17, TimestampTzGetDatum(ended_at), !ended);
+		ledger_col_set(&c, 1, instrument, false);
+		ledger_col_set(&c, 2, Int64GetDatum(o->acc->id), false);
+		ledger_col_set(&c, 3, CStringGetTextDatum(o->buy ? "buy" : "sell"), false);
+		ledger_col_set(&c, 4, Int64GetDatum(o->price), o->market);
+		ledger_col_set(&c, 5, Int64GetDatum(o->tonnes), false);
+		ledger_col_set(&c, 6, CStringGetTextDatum(o->tif), false);
+		ledger_col_set(&c, 7, CStringGetTextDatum(status), false);
+		ledger_col_set(&c, 8, o->retire_for ? CStringGetTextDatum(o->retire_for) : (Datum) 0, o->retire_for == NULL);
+		ledger_col_set(&c, 9, o->retire_for ? CStringGetTextDatum(o->retire_purpose) : (Datum) 0, o->retire_for == NULL);
+		ledger_col_set(&c, 10, DateADTGetDatum(o->day), false);
+		if (gtc)
+		{
+			/* a GTC order's maximum life, in calendar days of the session's time zone (as SQL's +) */
+			Interval   *life = palloc0(sizeof(Interval));
+
+			life->day = (int32) o->gtc_days;
+			ledger_col_set(&c, 11, DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(o->at),
+													   IntervalPGetDatum(life)), false);
+		}
+		else
+			ledger_col_set(&c, 11, (Datum) 0, true);
+		ledger_col_set(&c, 12, TimestampTzGetDatum(o->at), false);
+		ledger_col_set(&c, 13, Int64GetDatum(o->filled), false);
+		ledger_col_set(&c, 14, Int64GetDatum(o->turnover), false);
+		ledger_col_set(&c, 15, Int64GetDatum(o->fees), false);
+		ledger_col_set(&c, 16, Int64GetDatum(o->escrow), false);
+		ledger_col_set(&c, 17, ended ? CStringGetTextDatum(reason) : (Datum) 0, !ended);
+		ledger_col_set(&c, 18, TimestampTzGetDatum(ended_at), !ended);
 		c.n++;
 	}
-	ledger_columns_arrays(&c, values);
-	ledger_plan_generic(&plan,
-				"INSERT INTO carbon.market_order (id, instrument, account, side, price, tonnes, tif, status, "
-				"  retire_for, retire_purpose, trade_day, expires_at, created_at, filled, turnover, fees, escrow, "
-				"  end_reason, ended_at) "
-				"SELECT id, $19, account, side, price, tonnes, tif, status, retire_for, retire_purpose, trade_day, "
-				"       at + make_interval(days => gtc_days::int), at, filled, turnover, fees, escrow, reason, ended_at "
-				"FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) "
-				"  AS o(id, account, side, price, tonnes, tif, status, retire_for, retire_purpose, trade_day, at, "
-				"       gtc_days, filled, turnover, fees, escrow, reason, ended_at)",
-				19, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
-				TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, DATEARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-				INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTOID});
-	{
-		Datum		v[19];
-
-		memcpy(v, values, sizeof(Datum) * 18);
-		v[18] = CStringGetTextDatum(w->ins.code);
-		if (SPI_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) w->norders)
-			elog(ERROR, "order insert failed");
-	}
+	ledger_append("market_order", c.ncols, columns, c.v, c.null, c.n);
 }
 
 /* The unit moves, in order, all at once (units.c runs them in memory). */

@@ -646,7 +646,7 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	static SPIPlanPtr plan = NULL;
 	int			cap = nretired;
 	LedgerColumns blocks;
-	Datum		values[21];
+	Datum		values[12];
 	bool		isnull;
 
 	for (int k = 0; k < npools; k++)
@@ -679,23 +679,15 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 		return;
 	values[0] = ledger_int8_array(gone, ngone);
 	ledger_columns_arrays(&blocks, values + 1);
-	ledger_columns_arrays(ev, values + 12);
-	values[20] = Int64GetDatum(entry_id);
 	ledger_plan_generic(&plan,
 						"WITH gone AS (DELETE FROM carbon.unit_block WHERE id = ANY ($1) RETURNING 1), "
 						"came AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, "
 						"                                        account, state, entry_id, since, escrow_order) "
-						"         SELECT * FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING 1), "
-						"hist AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "
-						"                                        to_account, entry_id, reference) "
-						"         SELECT i, p, f, l, e, fr, t, $21, r FROM unnest($13, $14, $15, $16, $17, $18, $19, $20) "
-						"           AS u(i, p, f, l, e, fr, t, r) RETURNING 1) "
-	/* evaluated in order: the delete runs to its end before the inserts begin */
-						"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM came), (SELECT count(*) FROM hist)",
-						21, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-						INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-						INT8ARRAYOID, TEXTARRAYOID, INT8OID});
+						"         SELECT * FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING 1) "
+	/* evaluated in order: the delete runs to its end before the insert begins */
+						"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM came)",
+						12, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "unit block move failed");
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != ngone)
@@ -704,9 +696,25 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 				 errmsg("serial blocks changed while the market moved them"),
 				 errdetail("%d blocks were read, fewer were still there.", ngone),
 				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != blocks.n ||
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)) != ev->n)
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != blocks.n)
 		elog(ERROR, "unit block move failed");
+
+	/* the history, straight into its table (append.c), all under the entry */
+	{
+		static const char *const columns[] = {"issuance", "project", "first", "last", "event", "from_account",
+		"to_account", "reference", "entry_id"};
+		Datum	   *cols[lengthof(columns)];
+		bool	   *nulls[lengthof(columns)];
+
+		StaticAssertStmt(lengthof(event_types) == lengthof(columns) - 1, "event columns");
+		memcpy(cols, ev->v, sizeof(Datum *) * ev->ncols);
+		memcpy(nulls, ev->null, sizeof(bool *) * ev->ncols);
+		cols[ev->ncols] = palloc(sizeof(Datum) * Max(ev->n, 1));
+		nulls[ev->ncols] = palloc0(sizeof(bool) * Max(ev->n, 1));
+		for (int i = 0; i < ev->n; i++)
+			cols[ev->ncols][i] = Int64GetDatum(entry_id);
+		ledger_append("unit_event", lengthof(columns), columns, cols, nulls, ev->n);
+	}
 }
 
 void
