@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(27);
+SELECT plan(33);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -226,6 +226,39 @@ SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 1, 56.00)', :b
 ROLLBACK TO SAVEPOINT around_lost;
 SELECT lives_ok(format('SELECT * FROM carbon.place_order(%s, %L, 1, 56.00)', :bureau, 'buy'),
                 'once the statement''s own savepoint rolls back too, orders are placed again');
+
+-- ---- what a DBA adds to the tables the market writes straight into (src/append.c) ----
+-- a CHECK constraint and a domain constraint are checked on the rows written directly
+ALTER TABLE carbon.market_order ADD CONSTRAINT dba_no_eight CHECK (tonnes <> 8) NOT VALID;
+SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 8, 56.00)', :bureau, 'buy'), '23514',
+                 'new row for relation "market_order" violates check constraint "dba_no_eight"',
+                 'a CHECK constraint a DBA adds to market_order refuses the order row written directly');
+ALTER TABLE carbon.market_order DROP CONSTRAINT dba_no_eight;
+ALTER DOMAIN carbon.positive_amount ADD CONSTRAINT dba_no_seven CHECK (VALUE <> 7) NOT VALID;
+SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 7, 56.00)', :bureau, 'buy'), '23514',
+                 'value for domain positive_amount violates check constraint "dba_no_seven"',
+                 '... and so does a domain''s constraint');
+ALTER DOMAIN carbon.positive_amount DROP CONSTRAINT dba_no_seven;
+-- a column with a default gets it; an INSERT trigger fires for every row (they go in by SQL)
+ALTER TABLE carbon.accounting_line ADD COLUMN dba_note text DEFAULT 'dba';
+CREATE TEMP TABLE trade_audit (trade bigint, tonnes bigint);
+CREATE FUNCTION pg_temp.audit_trade() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO trade_audit VALUES (NEW.id, NEW.tonnes);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_audit AFTER INSERT ON carbon.trade FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_trade();
+SELECT coalesce(max(id), 0) AS trades_before FROM carbon.trade \gset
+SELECT coalesce(max(id), 0) AS lines_before FROM carbon.accounting_line \gset
+SELECT count(*) FROM (VALUES (:farm, 'sell', 3, 57.00), (:orchard, 'sell', 2, 57.00), (:steel, 'buy', 5, 57.00)) v(a, s, t, p),
+  LATERAL carbon.place_order(v.a, v.s, v.t, v.p) o;
+SELECT results_eq(format('SELECT id, tonnes::bigint FROM carbon.trade WHERE id > %s ORDER BY id', :trades_before),
+                  'SELECT trade, tonnes FROM trade_audit ORDER BY trade',
+                  'a DBA''s INSERT trigger on trade sees every trade the statement wrote');
+SELECT ok((SELECT count(*) >= 2 FROM trade_audit), '... and the statement traded');
+SELECT is((SELECT array_agg(DISTINCT coalesce(dba_note, 'none')) FROM carbon.accounting_line WHERE id > :lines_before),
+          ARRAY['dba'], 'a column a DBA adds to accounting_line gets its default on the lines written directly');
+SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() stays clean');
 
 SELECT * FROM finish();
 ROLLBACK;
