@@ -17,7 +17,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/resowner.h"
 
 #include "journal.h"
@@ -185,6 +187,43 @@ ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *ar
 		*cache = plan;
 	}
 	return *cache;
+}
+
+/*
+ * Run a saved generic plan that looks rows up by key.  A generic plan is
+ * built at its first run and again after an invalidation; built while its
+ * table was small (a new market's book, its first blocks), it would keep a
+ * sequential scan or a hash join over the whole table for as long as the
+ * session lives, the table growing under it: a pooled connection placing
+ * orders got slower with every one (B4 fell from 7,800 to 2,500 orders a
+ * second in one session).  So whenever the plan is to be built, it is built
+ * with sequential scans and hash and merge joins off: the index, whatever
+ * the table's size then.  A plan already built runs as it is, at no cost.
+ */
+int
+ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	bool		build = false;
+	ListCell   *lc;
+	int			nest;
+	int			rc;
+
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
+
+		if (!ps->is_valid || ps->gplan == NULL || !ps->gplan->is_valid)
+			build = true;
+	}
+	if (!build)
+		return SPI_execute_plan(plan, values, nulls, false, 0);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	AtEOXact_GUC(true, nest);
+	return rc;
 }
 
 SPIPlanPtr

@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(33);
+SELECT plan(35);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -259,6 +259,18 @@ SELECT ok((SELECT count(*) >= 2 FROM trade_audit), '... and the statement traded
 SELECT is((SELECT array_agg(DISTINCT coalesce(dba_note, 'none')) FROM carbon.accounting_line WHERE id > :lines_before),
           ARRAY['dba'], 'a column a DBA adds to accounting_line gets its default on the lines written directly');
 SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() stays clean');
+
+-- ---- plans built while the tables were small keep to their indexes (ledger_run_keyed) ----
+-- every statement above ran in this one session, its plans built on a nearly empty book:
+-- a book that grew since is still read, and its rows and blocks written, through their indexes
+SELECT count(*) FROM generate_series(1, 100) g, LATERAL carbon.place_order(:steel, 'buy', 1, 54.00 + (g % 50) / 100.0) o;
+SELECT coalesce(sum(seq_scan), 0) AS seq_before FROM pg_stat_xact_user_tables
+WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block') \gset
+SELECT is((SELECT sum(filled)::int FROM carbon.place_order(:farm, 'sell', 3, 54.00)), 3,
+          'a sell sweeping the grown book fills ...');
+SELECT is((SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables
+           WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block')), :seq_before::numeric,
+          '... without scanning the book or the blocks whole, in a session whose plans were built on an empty book');
 
 SELECT * FROM finish();
 ROLLBACK;
