@@ -198,10 +198,12 @@ ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *ar
  * orders got slower with every one (B4 fell from 7,800 to 2,500 orders a
  * second in one session).  So whenever the plan is to be built, it is built
  * with sequential scans and hash and merge joins off: the index, whatever
- * the table's size then.  A plan already built runs as it is, at no cost.
+ * the table's size then.  A plan already built runs as it is, at no cost;
+ * so does a plan that is not kept generic (planned at every run for its
+ * actual rows, as a large batch's are).
  */
 int
-ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls)
+ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only)
 {
 	bool		build = false;
 	ListCell   *lc;
@@ -212,16 +214,18 @@ ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls)
 	{
 		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
 
-		if (!ps->is_valid || ps->gplan == NULL || !ps->gplan->is_valid)
+		/* only a plan kept generic (ledger_plan_generic, few rows) is ever kept */
+		if ((ps->cursor_options & CURSOR_OPT_GENERIC_PLAN) &&
+			(!ps->is_valid || ps->gplan == NULL || !ps->gplan->is_valid))
 			build = true;
 	}
 	if (!build)
-		return SPI_execute_plan(plan, values, nulls, false, 0);
+		return SPI_execute_plan(plan, values, nulls, read_only, 0);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	rc = SPI_execute_plan(plan, values, nulls, read_only, 0);
 	AtEOXact_GUC(true, nest);
 	return rc;
 }

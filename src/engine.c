@@ -280,7 +280,7 @@ batch_query(SPIPlanPtr plans[2], const char *sql, HTAB *keys, Oid elemtype)
 	SPIPlanPtr	plan = ledger_plan_sized(plans, hash_get_num_entries(keys), sql, 1, types);
 
 	arg[0] = distinct_keys(keys, elemtype);
-	if (SPI_execute_plan(plan, arg, NULL, ledger_lookup_read_only(), 0) != SPI_OK_SELECT)
+	if (ledger_run_keyed(plan, arg, NULL, ledger_lookup_read_only()) != SPI_OK_SELECT)
 		elog(ERROR, "inbox lookup failed");
 }
 
@@ -461,7 +461,7 @@ lock_states(EngineBatch *b, Datum *values)
 				"SELECT account, scenario, day, used FROM u "
 				"UNION ALL SELECT account, NULL, NULL, milli FROM c",
 				4, types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "daily usage and remainder lock failed");
 	for (uint64 k = 0; k < SPI_processed; k++)
 	{
@@ -548,7 +548,7 @@ batch_lock_states(EngineBatch *b)
 				"  ON c.asset = k.asset AND c.tier = k.tier AND c.region = k.region AND c.year = k.year "
 				"ORDER BY c.asset, c.tier, c.region, c.year FOR UPDATE OF c",
 				4, cap_types);
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "issuance cap lock failed");
 	for (uint64 k = 0; k < SPI_processed; k++)
 	{
@@ -988,7 +988,8 @@ batch_insert(EngineBatch *b)
 		else
 			plan = ledger_plan_sized(small_plans, n, SMALL_INSERT(BEHAVIOR_INSERT), BEHAVIOR_NCOLS + STATE_NARGS + 1,
 									 types);
-		if (SPI_execute_plan(plan, all, all_nulls, false, 0) != SPI_OK_SELECT)
+		/* its usage and remainder rows by key, however few there were when it was planned */
+		if (ledger_run_keyed(plan, all, all_nulls, false) != SPI_OK_SELECT)
 			elog(ERROR, "behaviour insert failed");
 		if (SPI_processed == (uint64) n)
 			states_written(b->call);

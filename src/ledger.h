@@ -46,7 +46,7 @@ typedef struct LedgerAccount
 /* carbon_ledger.c */
 extern SPIPlanPtr ledger_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
 extern SPIPlanPtr ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes);
-extern int	ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls);
+extern int	ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only);
 #define LEDGER_FEW_ROWS 64
 extern SPIPlanPtr ledger_plan_sized(SPIPlanPtr cache[2], int64 rows, const char *sql, int nargs,
 									const Oid *argtypes);

@@ -954,7 +954,7 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 							5, types);
 	plan = plans[bids][first ? 0 : 1];
 #undef BOOK_ROW
-	if (ledger_run_keyed(plan, values, NULL) != SPI_OK_SELECT)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
 	Assert(SPI_processed <= (uint64) limit);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -1273,7 +1273,7 @@ resting_write(MarketWork *w)
 				"WHERE o.id = u.id",
 				8, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 				TEXTARRAYOID, TIMESTAMPTZARRAYOID});
-	if (ledger_run_keyed(plan, values, NULL) != SPI_OK_UPDATE || SPI_processed != (uint64) c.n)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_UPDATE || SPI_processed != (uint64) c.n)
 		elog(ERROR, "order update failed");
 }
 

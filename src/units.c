@@ -688,7 +688,7 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 						"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM came)",
 						12, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 						INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID});
-	if (ledger_run_keyed(plan, values, NULL) != SPI_OK_SELECT || SPI_processed != 1)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "unit block move failed");
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != ngone)
 		ereport(ERROR,

@@ -2,7 +2,7 @@
 -- behaviours, caps) with their SQLSTATEs, and what must not be written.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(48);
+SELECT plan(50);
 
 -- Methodology definitions: 22023 naming the parameter.
 SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
@@ -101,6 +101,19 @@ SELECT is((SELECT count(*) FROM behavior WHERE length(event_id) > 256), 0::bigin
 -- Caps: CL004 for issue().
 SELECT set_issuance_cap('CNY', 'personal', '620700', extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int, 50);
 SELECT throws_ok(format($$SELECT issue(%s, 'CNY', 51)$$, :rider), 'CL004', NULL, 'issuance past the cap');
+
+-- Plans built on empty tables keep to their indexes (ledger_run_keyed): the
+-- daily usage and remainder rows were first locked above, when there were
+-- none; 60 riders later, an event still finds its rows by key.
+SELECT count(*) FROM generate_series(1, 60) g,
+  LATERAL record_behavior('tap-metro', 'grow-' || g, open_account('personal', '620700', 'tap-grow-' || g), 'M', 1, now()) r;
+SELECT coalesce(sum(seq_scan), 0) AS seq_before FROM pg_stat_xact_user_tables
+WHERE schemaname = 'carbon' AND relname IN ('daily_usage', 'points_carry') \gset
+SELECT is((SELECT status FROM record_behavior('tap-metro', 'grow-last', :rider, 'M', 1, now())), 'accepted',
+          'an event once the usage and remainder rows have grown ...');
+SELECT is((SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables
+           WHERE schemaname = 'carbon' AND relname IN ('daily_usage', 'points_carry')), :seq_before::numeric,
+          '... locks its rows through their keys, in a session whose plans were built on empty tables');
 
 SELECT * FROM finish();
 ROLLBACK;
