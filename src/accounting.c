@@ -127,8 +127,7 @@ pools_read(int64 *ids, int n)
 	ledger_plan_generic(&plan,
 				"SELECT account, tonnes, cost FROM carbon.unit_cost WHERE account = ANY ($1) "
 				"ORDER BY account FOR UPDATE",
-				1, (Oid[]) {INT8ARRAYOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+				1, (Oid[]) {INT8ARRAYOID});	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "unit cost lookup failed");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{

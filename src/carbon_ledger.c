@@ -196,9 +196,9 @@ ledger_plan_generic(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *ar
  * sequential scan or a hash join over the whole table for as long as the
  * session lives, the table growing under it: a pooled connection placing
  * orders got slower with every one (B4 fell from 7,800 to 2,500 orders a
- * second in one session).  So whenever the plan is to be built, it is built
- * with sequential scans and hash and merge joins off: the index, whatever
- * the table's size then.  A plan already built runs as it is, at no cost;
+ * second in one session).  So whenever the plan is to be built, it is built * with sequential and bitmap scans and hash and merge joins off: the index,
+ * in its order, whatever the table's size then (a bitmap scan reads every
+ * row that matches before a LIMIT stops it).  A plan already built runs as it is, at no cost;
  * so does a plan that is not kept generic (planned at every run for its
  * actual rows, as a large batch's are).
  */
@@ -223,6 +223,7 @@ ledger_run_keyed(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_on
 		return SPI_execute_plan(plan, values, nulls, read_only, 0);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute_plan(plan, values, nulls, read_only, 0);

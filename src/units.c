@@ -246,23 +246,15 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 				"ORDER BY vintage, project, first",
 				4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID});
 	for (int64 limit = 16;; limit = PG_INT64_MAX)
-	{
-		int			nest = NewGUCNestLevel();
-		int			rc;
-
-		values[3] = Int64GetDatum(limit);
+	{		values[3] = Int64GetDatum(limit);
 		/*
-		 * Planned (on its first run) without bitmap scans: the holder's
-		 * oldest blocks come from its index in order, and the scan stops.  A
-		 * bitmap scan, the planner's pick while the statistics say a holder
-		 * has a block or two, reads every block a trading firm has (hundreds,
-		 * each on its own page) and sorts them, at every take.
+		 * Planned (whenever built) by key, without bitmap scans: the
+		 * holder's oldest blocks come from its index in order, and the scan
+		 * stops.  A bitmap scan, the planner's pick while the statistics say
+		 * a holder has a block or two, reads every block a trading firm has
+		 * (hundreds, each on its own page) and sorts them, at every take.
 		 */
-		(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-								 false);
-		rc = SPI_execute_plan(plan, values, nulls, false, 0);
-		AtEOXact_GUC(true, nest);
-		if (rc != SPI_OK_SELECT)
+		if (ledger_run_keyed(plan, values, nulls, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		pieces_from_spi(p);
 		if (p->tonnes == tonnes || limit == PG_INT64_MAX)
@@ -511,9 +503,9 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 /*
  * Load the stored blocks of the source pools: every escrow block of the
  * orders, and the oldest HELD_PAGE held class I blocks of each account
- * (or, with `only`, the next page of one pool past its boundary).  Run with
- * bitmap scans off (see units_take): each holder's oldest blocks come from
- * its index in order.
+ * (or, with `only`, the next page of one pool past its boundary).  Planned by
+ * key (ledger_run_keyed, as units_take): each holder's oldest blocks come
+ * from its index in order, an escrow's from its own.
  */
 static void
 pools_load(Pool *pools, int npools, Pool *only)
@@ -521,13 +513,8 @@ pools_load(Pool *pools, int npools, Pool *only)
 	static SPIPlanPtr escrow_plan = NULL,
 				held_plan = NULL,
 				rest_plan = NULL;
-	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
-	int			nids = 0;
-	int			nest;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));	int			nids = 0;
 
-	nest = NewGUCNestLevel();
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-							 false);
 	if (only)
 	{
 		Datum		v[5] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
@@ -540,7 +527,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first "
 							"LIMIT $5",
 							5, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID});
-		if (SPI_execute_plan(rest_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+		if (ledger_run_keyed(rest_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -550,9 +537,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			pool_add(only, &pc);
 			/* rows come oldest first: the last is the new boundary */
 			only->b_vintage = pc.vintage, only->b_project = pc.project, only->b_first = pc.first;
-		}
-		only->complete = SPI_processed < HELD_PAGE;
-		AtEOXact_GUC(true, nest);
+		}		only->complete = SPI_processed < HELD_PAGE;
 		return;
 	}
 	for (int k = 0; k < npools; k++)
@@ -567,7 +552,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"WHERE b.escrow_order = ANY ($1) AND b.state = 'escrow'",
 							1, (Oid[]) {INT8ARRAYOID});
-		if (SPI_execute_plan(escrow_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+		if (ledger_run_keyed(escrow_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit escrow lookup failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -593,7 +578,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
 							"   ORDER BY b.vintage, b.project, b.first LIMIT $2) b",
 							2, (Oid[]) {INT8ARRAYOID, INT8OID});
-		if (SPI_execute_plan(held_plan, v, NULL, false, 0) != SPI_OK_SELECT)
+		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
@@ -614,7 +599,6 @@ pools_load(Pool *pools, int npools, Pool *only)
 	for (int k = 0; k < npools; k++)
 		if (pools[k].order)
 			pools[k].loaded = pools[k].complete = true;	/* an escrow is loaded whole */
-	AtEOXact_GUC(true, nest);
 }
 
 static void
@@ -2159,7 +2143,7 @@ units_held(int64 account, bool class_i)
 				"WHERE account = $1 AND state = 'held' AND class <> 'I'",
 				1, (Oid[]) {INT8OID});
 	/* read-write: a fresh snapshot, after whatever lock the caller waited for */
-	if (SPI_execute_plan(plans[class_i], values, NULL, false, 1) != SPI_OK_SELECT)
+	if (ledger_run_keyed(plans[class_i], values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "held units lookup failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
