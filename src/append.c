@@ -101,7 +101,6 @@ static bool
 append_plain(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-
 	TriggerDesc *trig = rel->trigdesc;
 
 	/* triggers on UPDATE, DELETE or TRUNCATE (append-only guards) do not matter here */
