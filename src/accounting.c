@@ -127,7 +127,8 @@ pools_read(int64 *ids, int n)
 	ledger_plan_generic(&plan,
 				"SELECT account, tonnes, cost FROM carbon.unit_cost WHERE account = ANY ($1) "
 				"ORDER BY account FOR UPDATE",
-				1, (Oid[]) {INT8ARRAYOID});	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
+				1, (Oid[]) {INT8ARRAYOID});
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "unit cost lookup failed");
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -284,11 +285,12 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		bool	   *none = palloc0(sizeof(bool) * l.n);
 		Datum	   *cols[] = {l.account, l.subject, l.debit, l.credit, l.memo, eid, at};
 		bool	   *nulls[] = {none, none, none, none, none, none, none};
+		Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
 
 		for (int i = 0; i < l.n; i++)
 		{
 			eid[i] = Int64GetDatum(entry_id);
-			at[i] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
+			at[i] = now;
 		}
 		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, l.n);
 	}

@@ -97,7 +97,9 @@ ledger_get_account(int64 id, LedgerAccount *acc)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(id)};	ledger_plan_generic(&plan, "SELECT kind, tier, region, status FROM carbon.account WHERE id = $1",
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	ledger_plan_generic(&plan, "SELECT kind, tier, region, status FROM carbon.account WHERE id = $1",
 						1, types);
 	if (ledger_run_keyed(plan, values, NULL, ledger_lookup_read_only()) != SPI_OK_SELECT)
 		elog(ERROR, "account lookup failed");

@@ -246,7 +246,8 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 				"ORDER BY vintage, project, first",
 				4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID});
 	for (int64 limit = 16;; limit = PG_INT64_MAX)
-	{		values[3] = Int64GetDatum(limit);
+	{
+		values[3] = Int64GetDatum(limit);
 		/*
 		 * Planned (whenever built) by key, without bitmap scans: the
 		 * holder's oldest blocks come from its index in order, and the scan
@@ -513,7 +514,8 @@ pools_load(Pool *pools, int npools, Pool *only)
 	static SPIPlanPtr escrow_plan = NULL,
 				held_plan = NULL,
 				rest_plan = NULL;
-	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));	int			nids = 0;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
+	int			nids = 0;
 
 	if (only)
 	{
@@ -537,7 +539,8 @@ pools_load(Pool *pools, int npools, Pool *only)
 			pool_add(only, &pc);
 			/* rows come oldest first: the last is the new boundary */
 			only->b_vintage = pc.vintage, only->b_project = pc.project, only->b_first = pc.first;
-		}		only->complete = SPI_processed < HELD_PAGE;
+		}
+		only->complete = SPI_processed < HELD_PAGE;
 		return;
 	}
 	for (int k = 0; k < npools; k++)
