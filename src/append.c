@@ -12,6 +12,13 @@
  * indexes (ExecInsertIndexTuples).  Columns the caller does not give take
  * their defaults, evaluated per row in order (sequences, now()).
  *
+ * What does not change between calls is kept per backend (AppendShape):
+ * the CHECK constraints, the defaults and the partial and expression
+ * indexes' predicates and expressions, ready to run, so that a call of one
+ * row (place_order's order) does not parse and plan them again; a
+ * relcache invalidation of the table or one of its indexes (ALTER TABLE,
+ * CREATE INDEX, a new constraint) throws them away.
+ *
  * Only when the table is as plain as the extension made it: no INSERT
  * triggers (a foreign key is one), no partitions or inheritance, no stored
  * generated columns, no deferred unique constraints, no row-level security
@@ -21,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
@@ -28,6 +36,8 @@
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "optimizer/optimizer.h"
+#include "utils/inval.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -44,6 +54,242 @@
 #include "ledger.h"
 
 #define APPEND_CHUNK 1000		/* rows per heap multi-insert */
+
+/*
+ * What ledger_append() needs of a table and a list of columns, kept between
+ * calls: built at the first call, thrown away when the table or one of its
+ * indexes is invalidated (the next call builds it again).  Expression
+ * states are built without a parent, as ExecPrepareExpr() builds them, and
+ * run in each call's own expression context.
+ */
+typedef struct AppendShape
+{
+	struct AppendShape *next;
+	char	   *table;
+	int			ncols;
+	char	  **columns;
+	Oid			relid;
+	bool		valid;
+	int			busy_level;		/* transaction nest level of the call using it, or 0 */
+	MemoryContext cxt;
+	int			natts;
+	int		   *given;			/* per attribute: the caller's column, or -1 */
+	ExprState **defaults;
+	Oid		   *domains;
+	void	  **domain_cache;
+	int			nchecks;
+	ExprState **checks;			/* in the order of the relcache's constraints, as ExecRelCheck() */
+	int			nindexes;
+	Oid		   *index_oids;
+	ExprState **index_predicates;	/* NULL for a full index */
+	List	  **index_expressions;	/* NIL for a plain one */
+} AppendShape;
+
+static AppendShape *shapes = NULL;
+
+static void
+append_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
+{
+	for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
+	{
+		if (!OidIsValid(relid) || sh->relid == relid)
+			sh->valid = false;
+		for (int i = 0; i < sh->nindexes && sh->valid; i++)
+			if (sh->index_oids[i] == relid)
+				sh->valid = false;
+	}
+}
+
+/* A call that ended in an error left its shape marked in use: free it again. */
+static void
+append_subxact_callback(SubXactEvent event, SubTransactionId sub pg_attribute_unused(),
+						SubTransactionId parent pg_attribute_unused(), void *arg pg_attribute_unused())
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
+			if (sh->busy_level >= level)
+				sh->busy_level = 0;
+}
+
+static void
+append_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
+			sh->busy_level = 0;
+}
+
+/* Ready-to-run states of an expression list, in the current memory context. */
+static List *
+append_prepare_list(List *exprs)
+{
+	List	   *states = NIL;
+	ListCell   *lc;
+
+	foreach(lc, exprs)
+		states = lappend(states, ExecInitExpr(expression_planner((Expr *) lfirst(lc)), NULL));
+	return states;
+}
+
+/* Build sh's states for rel (open) and the caller's columns. */
+static void
+append_shape_build(AppendShape *sh, Relation rel, MemoryContext parent)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *index_list;
+	ListCell   *lc;
+	int			i;
+	MemoryContext old;
+
+	if (sh->cxt)
+		MemoryContextReset(sh->cxt);
+	else
+		sh->cxt = AllocSetContextCreate(parent, "carbon append shape", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(sh->cxt);
+	sh->relid = RelationGetRelid(rel);
+	sh->natts = desc->natts;
+	sh->given = palloc(sizeof(int) * sh->natts);
+	sh->defaults = palloc0(sizeof(ExprState *) * sh->natts);
+	sh->domains = palloc0(sizeof(Oid) * sh->natts);
+	sh->domain_cache = palloc0(sizeof(void *) * sh->natts);
+	for (int a = 0; a < sh->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		sh->given[a] = -1;
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < sh->ncols; c++)
+			if (strcmp(NameStr(att->attname), sh->columns[c]) == 0)
+				sh->given[a] = c;
+		if (sh->given[a] >= 0)
+		{
+			if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+				sh->domains[a] = att->atttypid;
+		}
+		else
+		{
+			Node	   *def = build_column_default(rel, a + 1);
+
+			if (def)
+				sh->defaults[a] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+		}
+	}
+	for (int c = 0; c < sh->ncols; c++)
+	{
+		bool		found = false;
+
+		for (int a = 0; a < sh->natts && !found; a++)
+			found = sh->given[a] == c;
+		if (!found)
+			elog(ERROR, "carbon.%s has no column %s", sh->table, sh->columns[c]);
+	}
+
+	/* the CHECK constraints, as ExecRelCheck() would prepare them */
+	sh->nchecks = desc->constr ? desc->constr->num_check : 0;
+	sh->checks = palloc(sizeof(ExprState *) * Max(sh->nchecks, 1));
+	for (i = 0; i < sh->nchecks; i++)
+		sh->checks[i] = ExecInitExpr(expression_planner((Expr *) stringToNode(desc->constr->check[i].ccbin)), NULL);
+
+	/* the partial indexes' predicates and the expression indexes' expressions */
+	index_list = RelationGetIndexList(rel);
+	sh->nindexes = list_length(index_list);
+	sh->index_oids = palloc(sizeof(Oid) * Max(sh->nindexes, 1));
+	sh->index_predicates = palloc0(sizeof(ExprState *) * Max(sh->nindexes, 1));
+	sh->index_expressions = palloc0(sizeof(List *) * Max(sh->nindexes, 1));
+	i = 0;
+	foreach(lc, index_list)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		List	   *predicate = RelationGetIndexPredicate(index);
+		List	   *expressions = RelationGetIndexExpressions(index);
+
+		sh->index_oids[i] = lfirst_oid(lc);
+		if (predicate != NIL)
+			sh->index_predicates[i] = ExecInitQual((List *) expression_planner((Expr *) predicate), NULL);
+		if (expressions != NIL)
+			sh->index_expressions[i] = append_prepare_list(expressions);
+		index_close(index, NoLock);
+		i++;
+	}
+	MemoryContextSwitchTo(old);
+	sh->valid = true;
+}
+
+/*
+ * The shape of table and columns, valid for rel (open and locked), or NULL
+ * when the one kept is in use by a call further up the stack (a DBA's
+ * CHECK constraint that appends to the same table): that call's states are
+ * not shared, and this one builds its own, as the executor would.
+ */
+static AppendShape *
+append_shape(const char *table, int ncols, const char *const *columns, Relation rel)
+{
+	static bool registered = false;
+	AppendShape *sh;
+	MemoryContext old;
+
+	for (sh = shapes; sh != NULL; sh = sh->next)
+	{
+		bool		same = sh->ncols == ncols && strcmp(sh->table, table) == 0;
+
+		for (int c = 0; c < ncols && same; c++)
+			same = strcmp(sh->columns[c], columns[c]) == 0;
+		if (same)
+			break;
+	}
+	if (sh == NULL)
+	{
+		if (!registered)
+		{
+			CacheRegisterRelcacheCallback(append_relcache_callback, (Datum) 0);
+			RegisterXactCallback(append_xact_callback, NULL);
+			RegisterSubXactCallback(append_subxact_callback, NULL);
+			registered = true;
+		}
+		old = MemoryContextSwitchTo(CacheMemoryContext);
+		sh = palloc0(sizeof(AppendShape));
+		sh->table = pstrdup(table);
+		sh->ncols = ncols;
+		sh->columns = palloc(sizeof(char *) * Max(ncols, 1));
+		for (int c = 0; c < ncols; c++)
+			sh->columns[c] = pstrdup(columns[c]);
+		MemoryContextSwitchTo(old);
+		sh->next = shapes;
+		shapes = sh;
+	}
+	if (sh->busy_level != 0)
+		return NULL;
+	if (!sh->valid || sh->relid != RelationGetRelid(rel) || sh->natts != RelationGetDescr(rel)->natts)
+	{
+		sh->valid = false;
+		append_shape_build(sh, rel, CacheMemoryContext);
+	}
+	return sh;
+}
+
+/* Hand the kept predicate and expression states to the opened indexes. */
+static void
+append_shape_indexes(const AppendShape *sh, ResultRelInfo *rri)
+{
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Oid			oid = RelationGetRelid(rri->ri_IndexRelationDescs[i]);
+		IndexInfo  *info = rri->ri_IndexRelationInfo[i];
+
+		for (int k = 0; k < sh->nindexes; k++)
+			if (sh->index_oids[k] == oid)
+			{
+				if (info->ii_Predicate != NIL && sh->index_predicates[k] != NULL)
+					info->ii_PredicateState = sh->index_predicates[k];
+				if (info->ii_Expressions != NIL && sh->index_expressions[k] != NIL)
+					info->ii_ExpressionsState = sh->index_expressions[k];
+				break;
+			}
+	}
+}
 
 /*
  * The rows by SQL, for a table that is not plain: one prepared INSERT of
@@ -132,10 +378,8 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 	Relation	rel;
 	TupleDesc	desc;
 	int			natts;
-	int		   *given;			/* per attribute: the caller's column, or -1 */
-	ExprState **defaults;
-	Oid		   *domains;
-	void	  **domain_cache;
+	AppendShape *sh,
+				own;
 	EState	   *estate;
 	ExprContext *econtext;
 	RangeTblEntry *rte;
@@ -190,43 +434,22 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 			return;
 		}
 
-	/* per attribute: the caller's column, its domain, or the default */
-	given = palloc(sizeof(int) * natts);
-	defaults = palloc0(sizeof(ExprState *) * natts);
-	domains = palloc0(sizeof(Oid) * natts);
-	domain_cache = palloc0(sizeof(void *) * natts);
-	for (int a = 0; a < natts; a++)
+	/* per attribute: the caller's column, its domain, or the default (kept, or built for this call) */
+	sh = append_shape(table, ncols, columns, rel);
+	if (sh == NULL)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, a);
-
-		given[a] = -1;
-		if (att->attisdropped)
-			continue;
-		for (int c = 0; c < ncols; c++)
-			if (strcmp(NameStr(att->attname), columns[c]) == 0)
-				given[a] = c;
-		if (given[a] >= 0)
-		{
-			if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
-				domains[a] = att->atttypid;
-		}
-		else
-		{
-			Node	   *def = build_column_default(rel, a + 1);
-
-			if (def)
-				defaults[a] = ExecPrepareExpr((Expr *) def, estate);
-		}
+		sh = &own;
+		memset(&own, 0, sizeof(own));
+		own.table = (char *) table;
+		own.ncols = ncols;
+		own.columns = (char **) columns;
+		append_shape_build(&own, rel, CurrentMemoryContext);
 	}
-	for (int c = 0; c < ncols; c++)
-	{
-		bool		found = false;
-
-		for (int a = 0; a < natts && !found; a++)
-			found = given[a] == c;
-		if (!found)
-			elog(ERROR, "carbon.%s has no column %s", table, columns[c]);
-	}
+	else
+		sh->busy_level = GetCurrentTransactionNestLevel();
+	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
+		rri->ri_ConstraintExprs = sh->checks;
+	append_shape_indexes(sh, rri);
 
 	cid = GetCurrentCommandId(true);
 	bistate = GetBulkInsertState();
@@ -248,17 +471,17 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 
 			for (int a = 0; a < natts; a++)
 			{
-				int			c = given[a];
+				int			c = sh->given[a];
 
 				if (c >= 0)
 				{
 					row[a] = values[c][r];
 					rownull[a] = nulls[c][r];
-					if (domains[a])
-						domain_check(row[a], rownull[a], domains[a], &domain_cache[a], estate->es_query_cxt);
+					if (sh->domains[a])
+						domain_check(row[a], rownull[a], sh->domains[a], &sh->domain_cache[a], sh->cxt);
 				}
-				else if (defaults[a])
-					row[a] = ExecEvalExpr(defaults[a], econtext, &rownull[a]);
+				else if (sh->defaults[a])
+					row[a] = ExecEvalExpr(sh->defaults[a], econtext, &rownull[a]);
 				else
 					row[a] = (Datum) 0, rownull[a] = true;
 			}
@@ -291,6 +514,10 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 	ExecCloseIndices(rri);
 	ExecCloseRangeTableRelations(estate);
 	FreeExecutorState(estate);
+	if (sh == &own)
+		MemoryContextDelete(own.cxt);
+	else
+		sh->busy_level = 0;
 	table_close(rel, NoLock);
 	CommandCounterIncrement();	/* the statements after see the rows */
 }
