@@ -411,7 +411,12 @@ instrument_lock(const char *code, Instrument *ins)
 				"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
 				"RETURNING reference_price, band_bps",
 				1, (Oid[]) {TEXTOID});
-	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_UPDATE_RETURNING)
+	/*
+	 * By its key (ledger_run_keyed): a plan built while the table was one
+	 * page would scan it whole, and every order leaves a dead version of
+	 * the row behind it (33 pages after 100,000 orders here).
+	 */
+	if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "instrument lookup failed");
 	if (SPI_processed == 0)
 	{
@@ -420,7 +425,7 @@ instrument_lock(const char *code, Instrument *ins)
 					2, (Oid[]) {TEXTOID, INT2OID});
 		if (SPI_execute_plan(create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "instrument insert failed");
-		if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 			elog(ERROR, "instrument lookup failed");
 	}
 	ins->code = code;
@@ -2127,7 +2132,7 @@ ledger_set_reference_price(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum(fen);
 	ledger_plan_generic(&plan, "UPDATE carbon.instrument SET reference_price = $2, reference_set_at = now() WHERE code = $1",
 				2, (Oid[]) {TEXTOID, INT8OID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_UPDATE)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_UPDATE)
 		elog(ERROR, "instrument update failed");
 	instrument_forget();		/* the next order reads the new band */
 	SPI_finish();

@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(36);
+SELECT plan(39);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -37,7 +37,8 @@ SELECT deposit_cash(:steel, 50000, 'steel'), deposit_cash(:bureau, 30000, 'burea
 SELECT set_setting('trade_fee_bps', '15');
 SELECT set_reference_price('CER-I', 60.00);
 -- statistics of a young market (as autovacuum leaves them): the plans below are built on them
-ANALYZE carbon.market_order, carbon.unit_block, carbon.unit_cost, carbon.account, carbon.trade;
+ANALYZE carbon.market_order, carbon.unit_block, carbon.unit_cost, carbon.account, carbon.trade, carbon.instrument;
+DISCARD PLANS;
 
 -- the script: sellers rest and cross, buyers sweep several levels, a seller
 -- buys back what it sold, IOC and FOK orders, a market order, self-trades
@@ -236,6 +237,15 @@ SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 8, 56.00)', :b
                  'new row for relation "market_order" violates check constraint "dba_no_eight"',
                  'a CHECK constraint a DBA adds to market_order refuses the order row written directly');
 ALTER TABLE carbon.market_order DROP CONSTRAINT dba_no_eight;
+SELECT lives_ok(format('SELECT * FROM carbon.place_order(%s, %L, 8, 56.00)', :bureau, 'buy'),
+                '... and once dropped, refuses no more (what the session kept of the table is thrown away)');
+-- a partial unique index a DBA adds is kept up, its predicate checked, on the rows written directly
+CREATE UNIQUE INDEX dba_one_nine ON carbon.market_order (account) WHERE tonnes = 9;
+SELECT lives_ok(format('SELECT * FROM carbon.place_order(%s, %L, 9, 56.00)', :bureau, 'buy'),
+                'a partial unique index a DBA adds takes a first order under its predicate ...');
+SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 9, 56.00)', :bureau, 'buy'), '23505', NULL,
+                 '... and refuses a second, written directly');
+DROP INDEX carbon.dba_one_nine;
 ALTER DOMAIN carbon.positive_amount ADD CONSTRAINT dba_no_seven CHECK (VALUE <> 7) NOT VALID;
 SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 7, 56.00)', :bureau, 'buy'), '23514',
                  'value for domain positive_amount violates check constraint "dba_no_seven"',
@@ -268,15 +278,15 @@ SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0,
 SELECT count(*) FROM generate_series(1, 100) g, LATERAL carbon.place_order(:steel, 'buy', 1, 54.00 + (g % 50) / 100.0) o;
 SELECT count(*) FROM generate_series(1, 20) g, LATERAL carbon.place_order(:orchard, 'sell', 1, 65.00 + g / 100.0) o;
 SELECT coalesce(sum(seq_scan), 0) AS seq_before FROM pg_stat_xact_user_tables
-WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block', 'unit_cost') \gset
+WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block', 'unit_cost', 'instrument') \gset
 SELECT is((SELECT sum(filled)::int FROM carbon.place_order(:farm, 'sell', 3, 54.00)), 3,
           'a sell sweeping the grown book fills ...');
 SELECT is((SELECT sum(filled)::int FROM carbon.place_order(:bureau, 'buy', 3, 65.50)), 3,
           '... and so does a buy sweeping the sells at rest, their units in escrow ...');
 SELECT is((SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables
-           WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block', 'unit_cost')),
+           WHERE schemaname = 'carbon' AND relname IN ('market_order', 'unit_block', 'unit_cost', 'instrument')),
           :seq_before::numeric,
-          '... without scanning the book, the blocks or the books'' costs whole, in a session whose plans were built on a young market');
+          '... without scanning the book, the blocks, the books'' costs or the instrument''s row versions whole, in a session whose plans were built on a young market');
 
 SELECT * FROM finish();
 ROLLBACK;
