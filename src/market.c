@@ -686,7 +686,7 @@ available(MarketWork *w, int64 account, int16 asset)
 		ledger_plan_generic(&plan,
 					"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 FOR UPDATE",
 					2, (Oid[]) {INT8OID, INT2OID});
-		if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "balance lookup failed");
 		b->amount = SPI_processed == 0 ? 0 :
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -1766,7 +1766,7 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 
 	ledger_plan_generic(&plan, "SELECT status, filled, turnover FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
 	/* read-write: a fresh snapshot, that sees an order placed earlier in the same statement */
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "order " INT64_FORMAT " not found", id);
 	t = SPI_tuptable->vals[0];
 	srf_order(rsinfo, id, SPI_getvalue(t, SPI_tuptable->tupdesc, 1),
@@ -2050,7 +2050,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 
 	ledger_spi_connect();
 	ledger_plan_generic(&find_plan, "SELECT instrument, account FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
-	if (SPI_execute_plan(find_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (ledger_run_keyed(find_plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "order lookup failed");
 	if (SPI_processed != 1)
 		ereport(ERROR,
