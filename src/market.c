@@ -2023,11 +2023,17 @@ ledger_place_order(PG_FUNCTION_ARGS)
 
 /* ---- cancel, reference price, the daily close ---- */
 
-/* Resting orders read by `plan` (cancel, close): under the instrument's lock. */
+/*
+ * Resting orders read by `plan` (cancel, recall, close): under the
+ * instrument's lock; by key (ledger_run_keyed) when the plan looks orders up
+ * by id or by their blocks, not for the day's close, which reads the whole
+ * book.
+ */
 static void
-resting_read(MarketWork *w, SPIPlanPtr plan, Datum *values)
+resting_read(MarketWork *w, SPIPlanPtr plan, Datum *values, bool keyed)
 {
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
+	if ((keyed ? ledger_run_keyed(plan, values, NULL, false) : SPI_execute_plan(plan, values, NULL, false, 0))
+		!= SPI_OK_SELECT)
 		elog(ERROR, "order lookup failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
 		resting_add(w, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
@@ -2066,7 +2072,7 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE id = $1 AND status IN ('open', 'partially_filled')",
 				1, (Oid[]) {INT8OID});
-	resting_read(&w, plan, values);
+	resting_read(&w, plan, values, true);
 	if (w.nresting == 1)
 	{
 		resting_end(&w, &w.resting[0], w.resting[0].buy_side, "cancelled");
@@ -2098,7 +2104,7 @@ ledger_market_end_orders_of_report(int64 report_id, const char *reason)
 				"  (SELECT b.escrow_order FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
 				"   WHERE i.report = $1 AND b.state = 'escrow') ORDER BY id",
 				1, (Oid[]) {INT8OID});
-	resting_read(&w, plan, values);
+	resting_read(&w, plan, values, true);
 	for (int i = 0; i < w.nresting; i++)
 		resting_end(&w, &w.resting[i], false, reason);
 	if (w.nresting > 0)
@@ -2178,7 +2184,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 				"WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
 				"  AND ((tif = 'DAY' AND trade_day <= $2) OR expires_at <= $3) ORDER BY id",
 				3, (Oid[]) {TEXTOID, DATEOID, TIMESTAMPTZOID});
-	resting_read(&w, orders_plan, values);
+	resting_read(&w, orders_plan, values, false);
 	for (int i = 0; i < w.nresting; i++)
 		resting_end(&w, &w.resting[i], w.resting[i].buy_side, "expired");
 	ended = w.nresting;

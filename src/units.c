@@ -352,7 +352,8 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 				"FROM parts WHERE moved",
 				9, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID,
 				INT8OID});
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+	/* by key: the blocks named, not a scan of the registry (a plan built while it was small) */
+	if (ledger_run_keyed(plan, values, nulls, false) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "unit block move failed");
 	serials = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return datumCopy(serials, false, -1);
