@@ -411,6 +411,7 @@ typedef struct Pool
 	int32		b_vintage;
 	int64		b_project;
 	int64		b_first;
+	int64		demand;			/* tonnes the statement's moves take from it (a seller's first page) */
 	int			head;			/* pieces before it are gone */
 	int			n;
 	int			cap;
@@ -470,14 +471,64 @@ pool_find(Pool *pools, int *npools, int64 account, int64 order)
 	return &pools[(*npools)++];
 }
 
-/* The columns every block query below returns, from b (unit_block), i (unit_issuance), pr (project). */
-#define BLOCK_COLUMNS "b.id, b.issuance, b.project, b.vintage, b.class, i.region, pr.code, b.first, b.last, " \
+/* The columns every block query below returns, from b (unit_block). */
+#define BLOCK_COLUMNS "b.id, b.issuance, b.project, b.vintage, b.class, b.first, b.last, " \
 	"b.account, b.state, coalesce(b.escrow_order, 0), b.entry_id, b.since"
+
+/*
+ * An issuance's region and its project's code, which make its serials:
+ * written once by issue_units and never changed, so kept per backend
+ * instead of joined to every block read (two index probes a block).
+ */
+typedef struct IssuanceNames
+{
+	int64		issuance;		/* hash key */
+	char	   *region;
+	char	   *code;
+} IssuanceNames;
+
+static const IssuanceNames *
+issuance_names(int64 issuance)
+{
+	static HTAB *names = NULL;
+	static SPIPlanPtr plan = NULL;
+	IssuanceNames *n;
+	bool		found;
+
+	if (names == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(int64), .entrysize = sizeof(IssuanceNames), .hcxt = CacheMemoryContext};
+
+		names = hash_create("carbon issuance names", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	n = hash_search(names, &issuance, HASH_FIND, NULL);
+	if (n == NULL)
+	{
+		Datum		v[1] = {Int64GetDatum(issuance)};
+		char	   *region,
+				   *code;
+
+		ledger_plan_generic(&plan,
+							"SELECT i.region, pr.code FROM carbon.unit_issuance i JOIN carbon.project pr ON pr.id = i.project "
+							"WHERE i.id = $1",
+							1, (Oid[]) {INT8OID});
+		/* read-write: a fresh snapshot, that sees an issuance of the same statement */
+		if (ledger_run_keyed(plan, v, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "issuance " INT64_FORMAT " not found", issuance);
+		region = MemoryContextStrdup(CacheMemoryContext, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		code = MemoryContextStrdup(CacheMemoryContext, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		n = hash_search(names, &issuance, HASH_ENTER, &found);
+		n->region = region;
+		n->code = code;
+	}
+	return n;
+}
 
 static void
 piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 {
 	bool		isnull;
+	const IssuanceNames *names;
 
 	pc->block = DatumGetInt64(SPI_getbinval(tup, desc, at, &isnull));
 	pc->taken = false;
@@ -485,15 +536,16 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 	pc->project = DatumGetInt64(SPI_getbinval(tup, desc, at + 2, &isnull));
 	pc->vintage = DatumGetInt32(SPI_getbinval(tup, desc, at + 3, &isnull));
 	pc->class = SPI_getvalue(tup, desc, at + 4);
-	pc->region = SPI_getvalue(tup, desc, at + 5);
-	pc->code = SPI_getvalue(tup, desc, at + 6);
-	pc->first = DatumGetInt64(SPI_getbinval(tup, desc, at + 7, &isnull));
-	pc->last = DatumGetInt64(SPI_getbinval(tup, desc, at + 8, &isnull));
-	pc->account = DatumGetInt64(SPI_getbinval(tup, desc, at + 9, &isnull));
-	pc->state = SPI_getvalue(tup, desc, at + 10);
-	pc->escrow_order = DatumGetInt64(SPI_getbinval(tup, desc, at + 11, &isnull));
-	pc->entry_id = DatumGetInt64(SPI_getbinval(tup, desc, at + 12, &isnull));
-	pc->since = DatumGetTimestampTz(SPI_getbinval(tup, desc, at + 13, &isnull));
+	pc->first = DatumGetInt64(SPI_getbinval(tup, desc, at + 5, &isnull));
+	pc->last = DatumGetInt64(SPI_getbinval(tup, desc, at + 6, &isnull));
+	pc->account = DatumGetInt64(SPI_getbinval(tup, desc, at + 7, &isnull));
+	pc->state = SPI_getvalue(tup, desc, at + 8);
+	pc->escrow_order = DatumGetInt64(SPI_getbinval(tup, desc, at + 9, &isnull));
+	pc->entry_id = DatumGetInt64(SPI_getbinval(tup, desc, at + 10, &isnull));
+	pc->since = DatumGetTimestampTz(SPI_getbinval(tup, desc, at + 11, &isnull));
+	names = issuance_names(pc->issuance);
+	pc->region = names->region;
+	pc->code = names->code;
 }
 
 /*
@@ -517,6 +569,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 				rest_plan = NULL;
 	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
 	int			nids = 0;
+	SPITupleTable *tt;			/* the rows a loop reads: piece_from_row may run a lookup of its own */
 
 	if (only)
 	{
@@ -525,23 +578,23 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 		ledger_plan_generic(&rest_plan,
 							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
-							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"WHERE b.account = $1 AND b.state = 'held' AND b.class = 'I' "
 							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first "
 							"LIMIT $5",
 							5, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID});
 		if (ledger_run_keyed(rest_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
-		for (uint64 r = 0; r < SPI_processed; r++)
+		tt = SPI_tuptable;
+		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
 		{
 			Piece		pc;
 
-			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 1);
 			pool_add(only, &pc);
 			/* rows come oldest first: the last is the new boundary */
 			only->b_vintage = pc.vintage, only->b_project = pc.project, only->b_first = pc.first;
 		}
-		only->complete = SPI_processed < HELD_PAGE;
+		only->complete = tt->numvals < HELD_PAGE;
 		return;
 	}
 	for (int k = 0; k < npools; k++)
@@ -553,16 +606,16 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 		ledger_plan_generic(&escrow_plan,
 							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
-							"JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"WHERE b.escrow_order = ANY ($1) AND b.state = 'escrow'",
 							1, (Oid[]) {INT8ARRAYOID});
 		if (ledger_run_keyed(escrow_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit escrow lookup failed");
-		for (uint64 r = 0; r < SPI_processed; r++)
+		tt = SPI_tuptable;
+		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
 		{
 			Piece		pc;
 
-			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 1);
 			pool_add(pool_find(pools, &npools, 0, pc.escrow_order), &pc);
 		}
 	}
@@ -572,24 +625,40 @@ pools_load(Pool *pools, int npools, Pool *only)
 			ids[nids++] = Int64GetDatum(pools[k].account);
 	if (nids > 0)
 	{
-		Datum		v[2] = {ledger_int8_array(ids, nids), Int64GetDatum(HELD_PAGE)};
+		Datum	   *limits = palloc(sizeof(Datum) * nids);
+		Datum		v[2];
 		int		   *count = palloc0(sizeof(int) * npools);
+		int		   *limit_of = palloc0(sizeof(int) * npools);
 
+		/*
+		 * A first page of at most the tonnes the statement takes from the
+		 * pool: every block holds at least a tonne, so that many cover
+		 * them (a take that reaches further reads the next page).
+		 */
+		nids = 0;
+		for (int k = 0; k < npools; k++)
+			if (pools[k].source && pools[k].account)
+			{
+				limit_of[k] = (int) Max(1, Min(pools[k].demand, HELD_PAGE));
+				limits[nids++] = Int64GetDatum(limit_of[k]);
+			}
+		v[0] = ledger_int8_array(ids, nids);
+		v[1] = ledger_int8_array(limits, nids);
 		ledger_plan_generic(&held_plan,
-							"SELECT a.account, b.* FROM unnest($1) AS a(account), LATERAL "
+							"SELECT a.account, b.* FROM unnest($1, $2) AS a(account, page), LATERAL "
 							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
-							"   JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project pr ON pr.id = b.project "
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
-							"   ORDER BY b.vintage, b.project, b.first LIMIT $2) b",
-							2, (Oid[]) {INT8ARRAYOID, INT8OID});
+							"   ORDER BY b.vintage, b.project, b.first LIMIT a.page) b",
+							2, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID});
 		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
-		for (uint64 r = 0; r < SPI_processed; r++)
+		tt = SPI_tuptable;
+		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
 		{
 			Piece		pc;
 			Pool	   *pool;
 
-			piece_from_row(&pc, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 2);
 			pool = pool_find(pools, &npools, pc.account, 0);
 			pool_add(pool, &pc);
 			/* rows come oldest first per account: the last is the boundary */
@@ -598,7 +667,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		}
 		for (int k = 0; k < npools; k++)
 			if (pools[k].source && pools[k].account)
-				pools[k].loaded = true, pools[k].complete = count[k] < HELD_PAGE;
+				pools[k].loaded = true, pools[k].complete = count[k] < limit_of[k];
 	}
 	for (int k = 0; k < npools; k++)
 		if (pools[k].order)
@@ -734,6 +803,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 		else
 			s = pool_find(pools, &npools, 0, m->order);
 		s->source = true;
+		s->demand += m->tonnes;
 		src_of[i] = s - pools;
 		dst_of[i] = m->kind == UNITS_ESCROW ? pool_find(pools, &npools, 0, m->order) - pools
 			: m->kind == UNITS_RELEASE ? pool_find(pools, &npools, m->seller, 0) - pools
