@@ -34,6 +34,10 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "optimizer/optimizer.h"
@@ -50,6 +54,9 @@
 #include "utils/rel.h"
 #include "utils/reltrigger.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/fmgroids.h"
 
 #include "ledger.h"
 
@@ -98,6 +105,15 @@ append_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 			if (sh->index_oids[i] == relid)
 				sh->valid = false;
 	}
+}
+
+/* A domain changed: a kept default may coerce to it (its checks compiled in). */
+static void
+append_type_callback(Datum arg pg_attribute_unused(), int cacheid pg_attribute_unused(),
+					 uint32 hashvalue pg_attribute_unused())
+{
+	for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
+		sh->valid = false;
 }
 
 /* A call that ended in an error left its shape marked in use: free it again. */
@@ -245,6 +261,7 @@ append_shape(const char *table, int ncols, const char *const *columns, Relation 
 		if (!registered)
 		{
 			CacheRegisterRelcacheCallback(append_relcache_callback, (Datum) 0);
+			CacheRegisterSyscacheCallback(TYPEOID, append_type_callback, (Datum) 0);
 			RegisterXactCallback(append_xact_callback, NULL);
 			RegisterSubXactCallback(append_subxact_callback, NULL);
 			registered = true;
@@ -342,18 +359,43 @@ append_by_sql(Relation rel, int ncols, const char *const *columns, Datum *const 
 	SPI_finish();
 }
 
+/*
+ * Is t the extension's own AFTER INSERT statement trigger whose C function
+ * is `symbol`, a check the caller runs by hand on the rows it writes?
+ */
+static bool
+trigger_is_own(const Trigger *t, const char *symbol)
+{
+	HeapTuple	proc;
+	bool		own = false;
+
+	if (symbol == NULL || TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_AFTER(t->tgtype) ||
+		(t->tgtype & (TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE)) != 0)
+		return false;
+	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(t->tgfoid));
+	if (HeapTupleIsValid(proc))
+	{
+		bool		isnull;
+		Datum		src = SysCacheGetAttr(PROCOID, proc, Anum_pg_proc_prosrc, &isnull);
+
+		own = ((Form_pg_proc) GETSTRUCT(proc))->prolang == ClanguageId && !isnull &&
+			strcmp(TextDatumGetCString(src), symbol) == 0;
+		ReleaseSysCache(proc);
+	}
+	return own;
+}
+
 /* Whether rows may go straight in: see the file's comment. */
 static bool
-append_plain(Relation rel)
+append_plain(Relation rel, const char *own_symbol)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	TriggerDesc *trig = rel->trigdesc;
 
 	/* triggers on UPDATE, DELETE or TRUNCATE (append-only guards) do not matter here */
-	if (trig && (trig->trig_insert_before_row || trig->trig_insert_after_row || trig->trig_insert_instead_row ||
-				 trig->trig_insert_before_statement || trig->trig_insert_after_statement ||
-				 trig->trig_insert_new_table))
-		return false;
+	for (int i = 0; trig != NULL && i < trig->numtriggers; i++)
+		if (TRIGGER_FOR_INSERT(trig->triggers[i].tgtype) && !trigger_is_own(&trig->triggers[i], own_symbol))
+			return false;
 	if (rel->rd_rel->relhassubclass || rel->rd_rel->relispartition || rel->rd_rel->relkind != RELKIND_RELATION)
 		return false;
 	if (desc->constr && desc->constr->has_generated_stored)
@@ -374,12 +416,28 @@ void
 ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			  bool *const *nulls, int nrows)
 {
+	ledger_append_checked(table, ncols, columns, values, nulls, nrows, NULL);
+}
+
+/*
+ * ledger_append() into a table with a check of the extension's own, an
+ * AFTER INSERT statement trigger whose C function is `own_trigger`: the
+ * rows go straight in all the same, and the check runs by hand on each
+ * (invariants.c; the only one is unit_block's, no serial in two blocks).
+ * Any other INSERT trigger sends the rows in by SQL, where the trigger
+ * fires as usual.
+ */
+void
+ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
+					  bool *const *nulls, int nrows, const char *own_trigger)
+{
 	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
 	Relation	rel;
 	TupleDesc	desc;
 	int			natts;
 	AppendShape *sh,
 				own;
+	LedgerOverlapCheck *check = NULL;
 	EState	   *estate;
 	ExprContext *econtext;
 	RangeTblEntry *rte;
@@ -400,7 +458,7 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 		table_close(rel, NoLock);
 		return;
 	}
-	if (!append_plain(rel))
+	if (!append_plain(rel, own_trigger))
 	{
 		append_by_sql(rel, ncols, columns, values, nulls, nrows);
 		table_close(rel, NoLock);
@@ -451,6 +509,13 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 		rri->ri_ConstraintExprs = sh->checks;
 	append_shape_indexes(sh, rri);
 
+	/*
+	 * What an expression keeps at its first run (the hash table of an IN
+	 * list of many constants, say) goes in its context's per-query memory:
+	 * the shape's, which lives as long as its states do, not this call's.
+	 */
+	econtext->ecxt_per_query_memory = sh->cxt;
+
 	cid = GetCurrentCommandId(true);
 	bistate = GetBulkInsertState();
 	slots = palloc(sizeof(TupleTableSlot *) * Min(nrows, APPEND_CHUNK));
@@ -459,6 +524,8 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 	row = palloc(sizeof(Datum) * natts);
 	rownull = palloc(sizeof(bool) * natts);
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "carbon append chunk", ALLOCSET_DEFAULT_SIZES);
+	if (own_trigger != NULL)
+		check = ledger_overlap_begin(rel);
 
 	for (int from = 0; from < nrows; from += APPEND_CHUNK)
 	{
@@ -501,12 +568,25 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 			(void) recheck;
 			ResetExprContext(econtext);
 		}
+		/*
+		 * The own trigger's check, on rows that are in the table and its
+		 * indexes: a row of a later chunk that overlaps one of this chunk
+		 * finds it when its own turn comes.  In the context the check's
+		 * index scans began in, not the chunk's: a scan allocates as it goes
+		 * (btree's list of dead items to mark) and frees that at its end.
+		 */
+		MemoryContextSwitchTo(old);
+		for (int k = 0; check != NULL && k < m; k++)
+			ledger_overlap_row(check, slots[k]);
+		MemoryContextSwitchTo(chunk_cxt);
 		for (int k = 0; k < m; k++)
 			ExecClearTuple(slots[k]);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(chunk_cxt);
 	}
 
+	if (check != NULL)
+		ledger_overlap_end(check);
 	for (int k = 0; k < Min(nrows, APPEND_CHUNK); k++)
 		ExecDropSingleTupleTableSlot(slots[k]);
 	MemoryContextDelete(chunk_cxt);
@@ -520,4 +600,80 @@ ledger_append(const char *table, int ncols, const char *const *columns, Datum *c
 		sh->busy_level = 0;
 	table_close(rel, NoLock);
 	CommandCounterIncrement();	/* the statements after see the rows */
+}
+
+/*
+ * Remove the rows of carbon.<table> whose primary key, one bigint column,
+ * is one of ids[0..n-1], straight from the heap (no planner, no executor),
+ * as the rows the caller has read and locked go.  Only when the table is
+ * plain for a DELETE: no DELETE triggers or rules, no row-level security
+ * that applies, and the current user may delete; otherwise returns -1 and
+ * the caller deletes by SQL.  Returns how many rows were found and removed
+ * (a row another transaction has deleted or changed meanwhile is an error,
+ * as for simple_table_tuple_delete).
+ */
+int64
+ledger_remove_by_id(const char *table, const Datum *ids, int n)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Relation	rel,
+				index;
+	Oid			pk;
+	TriggerDesc *trig;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		removed = 0;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "carbon.%s is missing", table);
+	rel = table_open(relid, RowExclusiveLock);
+	trig = rel->trigdesc;
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if ((trig && (trig->trig_delete_before_row || trig->trig_delete_after_row || trig->trig_delete_instead_row ||
+				  trig->trig_delete_before_statement || trig->trig_delete_after_statement ||
+				  trig->trig_delete_old_table)) ||
+		rel->rd_rules != NULL || rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->rd_rel->relhassubclass || !OidIsValid(pk) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+	{
+		table_close(rel, NoLock);
+		return -1;
+	}
+	index = index_open(pk, RowExclusiveLock);
+	if (index->rd_index->indnatts != 1 ||
+		TupleDescAttr(RelationGetDescr(rel), index->rd_index->indkey.values[0] - 1)->atttypid != INT8OID)
+	{
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		return -1;
+	}
+	/* the snapshot a DELETE here would run with (as SPI takes it): this transaction's writes up to now */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snapshot = GetActiveSnapshot();
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyData key;
+
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, ids[i]);
+		index_rescan(scan, &key, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
+			removed++;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();	/* the statements after do not see the rows */
+	return removed;
 }

@@ -642,54 +642,85 @@ block_neighbour(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const Blo
 	}
 }
 
+/*
+ * The check of the trigger below, also run by hand on blocks written
+ * straight into the table (units.c, through ledger_append_checked): begin
+ * opens the index and its two probes, each new block is probed, end closes
+ * them.
+ */
+struct LedgerOverlapCheck
+{
+	Relation	rel;
+	Relation	index;
+	BlockColumns col;
+	TupleTableSlot *found;
+	NeighbourScan near[2];		/* the next block, the one before */
+};
+
+LedgerOverlapCheck *
+ledger_overlap_begin(Relation rel)
+{
+	LedgerOverlapCheck *oc = palloc0(sizeof(LedgerOverlapCheck));
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			index_oid;
+
+	oc->rel = rel;
+	oc->col.project = SPI_fnumber(desc, "project");
+	oc->col.first = SPI_fnumber(desc, "first");
+	oc->col.last = SPI_fnumber(desc, "last");
+	index_oid = get_relname_relid("unit_block_serial_key", RelationGetNamespace(rel));
+	if (oc->col.project <= 0 || oc->col.first <= 0 || oc->col.last <= 0 || !OidIsValid(index_oid))
+		elog(ERROR, "carbon.unit_block has lost its serial columns or its index unit_block_serial_key");
+	oc->index = index_open(index_oid, AccessShareLock);
+	oc->found = table_slot_create(rel, NULL);
+	for (int d = 0; d < 2; d++)
+	{
+		InitDirtySnapshot(oc->near[d].dirty);
+		oc->near[d].after = d == 0;
+		oc->near[d].scan = index_beginscan(rel, oc->index, &oc->near[d].dirty, 2, 0);
+	}
+	return oc;
+}
+
+/* Fail (23P01) if the new block in `row` shares a serial with another block. */
+void
+ledger_overlap_row(LedgerOverlapCheck *oc, TupleTableSlot *row)
+{
+	int64		project = block_column(row, oc->col.project);
+	int64		from = SERIAL_KEY(project, block_column(row, oc->col.first));
+	int64		upto = SERIAL_KEY(project, block_column(row, oc->col.last));
+
+	block_neighbour(&oc->near[0], oc->rel, oc->found, &oc->col, from, upto);
+	block_neighbour(&oc->near[1], oc->rel, oc->found, &oc->col, from, upto);
+}
+
+void
+ledger_overlap_end(LedgerOverlapCheck *oc)
+{
+	index_endscan(oc->near[0].scan);
+	index_endscan(oc->near[1].scan);
+	ExecDropSingleTupleTableSlot(oc->found);
+	index_close(oc->index, AccessShareLock);
+	pfree(oc);
+}
+
 PG_FUNCTION_INFO_V1(ledger_unit_block_no_overlap);
 Datum
 ledger_unit_block_no_overlap(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	Relation	index;
-	Oid			index_oid;
-	TupleDesc	desc;
-	TupleTableSlot *row,
-			   *found;
-	BlockColumns col;
-	NeighbourScan near[2];		/* the next block, the one before */
+	LedgerOverlapCheck *oc;
+	TupleTableSlot *row;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || trigdata->tg_newtable == NULL)
 		elog(ERROR, "ledger_unit_block_no_overlap must be an AFTER INSERT statement trigger with a new table");
-	rel = trigdata->tg_relation;
-	desc = RelationGetDescr(rel);
-	col.project = SPI_fnumber(desc, "project");
-	col.first = SPI_fnumber(desc, "first");
-	col.last = SPI_fnumber(desc, "last");
-	index_oid = get_relname_relid("unit_block_serial_key", RelationGetNamespace(rel));
-	if (col.project <= 0 || col.first <= 0 || col.last <= 0 || !OidIsValid(index_oid))
-		elog(ERROR, "carbon.unit_block has lost its serial columns or its index unit_block_serial_key");
-	index = index_open(index_oid, AccessShareLock);
-	row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	found = table_slot_create(rel, NULL);
-	for (int d = 0; d < 2; d++)
-	{
-		InitDirtySnapshot(near[d].dirty);
-		near[d].after = d == 0;
-		near[d].scan = index_beginscan(rel, index, &near[d].dirty, 2, 0);
-	}
+	oc = ledger_overlap_begin(trigdata->tg_relation);
+	row = MakeSingleTupleTableSlot(RelationGetDescr(trigdata->tg_relation), &TTSOpsMinimalTuple);
 	tuplestore_rescan(trigdata->tg_newtable);
 	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, row))
-	{
-		int64		project = block_column(row, col.project);
-		int64		from = SERIAL_KEY(project, block_column(row, col.first));
-		int64		upto = SERIAL_KEY(project, block_column(row, col.last));
-
-		block_neighbour(&near[0], rel, found, &col, from, upto);
-		block_neighbour(&near[1], rel, found, &col, from, upto);
-	}
-	index_endscan(near[0].scan);
-	index_endscan(near[1].scan);
-	ExecDropSingleTupleTableSlot(found);
+		ledger_overlap_row(oc, row);
 	ExecDropSingleTupleTableSlot(row);
-	index_close(index, AccessShareLock);
+	ledger_overlap_end(oc);
 	return PointerGetDatum(NULL);
 }

@@ -88,6 +88,9 @@ extern int64 ledger_next_id(const char *sequence);
 /* append.c */
 extern void ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 						  bool *const *nulls, int nrows);
+extern void ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
+								  bool *const *nulls, int nrows, const char *own_trigger);
+extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
 
 /* market.c */
 extern void ledger_market_forget(void);
@@ -131,6 +134,10 @@ extern void ledger_keep_xact_cache(void);
 extern void ledger_release_retired_caches(void);
 
 /* invariants.c */
+typedef struct LedgerOverlapCheck LedgerOverlapCheck;	/* no serial in two blocks */
+extern LedgerOverlapCheck *ledger_overlap_begin(struct RelationData *rel);
+extern void ledger_overlap_row(LedgerOverlapCheck *oc, struct TupleTableSlot *row);
+extern void ledger_overlap_end(LedgerOverlapCheck *oc);
 extern bool ledger_defer_system;
 extern void ledger_set_job_stripe(bool on);
 extern void ledger_flush_deferred(void);

@@ -690,21 +690,22 @@ event_add(LedgerColumns *ev, const Piece *pc, int64 first, int64 last, const cha
 	ev->n++;
 }
 
+static void blocks_changed(int ngone);
+static void moves_store_by_sql(LedgerColumns *blocks, Datum *gone, int ngone);
+static void events_store(const LedgerColumns *ev, int64 entry_id);
+
 /*
- * What the moves changed, in one statement: the stored blocks taken from go
- * (first: what is left of one begins where it did, and the key on the
- * first serial is unique), the pieces outside them come, and the history
- * is appended.
+ * What the moves changed: the stored blocks taken from go (first: what is
+ * left of one begins where it did, and the key on the first serial is
+ * unique), the pieces outside them come, and the history is appended.
  */
 static void
 moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone,
 			const LedgerColumns *ev, int64 entry_id)
 {
-	static SPIPlanPtr plan = NULL;
 	int			cap = nretired;
 	LedgerColumns blocks;
-	Datum		values[12];
-	bool		isnull;
+	int64		removed;
 
 	for (int k = 0; k < npools; k++)
 		cap += pools[k].n - pools[k].head;
@@ -734,8 +735,50 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	}
 	if (blocks.n == 0 && ngone == 0 && ev->n == 0)
 		return;
+
+	/*
+	 * Straight into the table (append.c) when it is as the extension made
+	 * it: the blocks taken from go, then the pieces come, checked against
+	 * their neighbours by hand as unit_block_no_overlap would (invariants.c).
+	 */
+	removed = ngone > 0 ? ledger_remove_by_id("unit_block", gone, ngone) : 0;
+	if (removed >= 0)
+	{
+		static const char *const block_columns[] = {"issuance", "project", "vintage", "class", "first", "last",
+		"account", "state", "entry_id", "since", "escrow_order"};
+
+		StaticAssertStmt(lengthof(block_columns) == lengthof(block_types), "block columns");
+		if (removed != ngone)
+			blocks_changed(ngone);
+		ledger_append_checked("unit_block", lengthof(block_columns), block_columns, blocks.v, blocks.null, blocks.n,
+							  "ledger_unit_block_no_overlap");
+	}
+	else
+		moves_store_by_sql(&blocks, gone, ngone);
+	events_store(ev, entry_id);
+}
+
+/* The blocks read are not all there: something moved them under our locks. */
+static void
+blocks_changed(int ngone)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CL_INTEGRITY),
+			 errmsg("serial blocks changed while the market moved them"),
+			 errdetail("%d blocks were read, fewer were still there.", ngone),
+			 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+}
+
+/* moves_store()'s blocks by SQL, for a table a DBA has changed (a DELETE trigger, say). */
+static void
+moves_store_by_sql(LedgerColumns *blocks, Datum *gone, int ngone)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[12];
+	bool		isnull;
+
 	values[0] = ledger_int8_array(gone, ngone);
-	ledger_columns_arrays(&blocks, values + 1);
+	ledger_columns_arrays(blocks, values + 1);
 	ledger_plan_generic(&plan,
 						"WITH gone AS (DELETE FROM carbon.unit_block WHERE id = ANY ($1) RETURNING 1), "
 						"came AS (INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, "
@@ -748,15 +791,15 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "unit block move failed");
 	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != ngone)
-		ereport(ERROR,
-				(errcode(ERRCODE_CL_INTEGRITY),
-				 errmsg("serial blocks changed while the market moved them"),
-				 errdetail("%d blocks were read, fewer were still there.", ngone),
-				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != blocks.n)
+		blocks_changed(ngone);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) != blocks->n)
 		elog(ERROR, "unit block move failed");
+}
 
-	/* the history, straight into its table (append.c), all under the entry */
+/* The history, straight into its table (append.c), all under the entry. */
+static void
+events_store(const LedgerColumns *ev, int64 entry_id)
+{
 	{
 		static const char *const columns[] = {"issuance", "project", "first", "last", "event", "from_account",
 		"to_account", "reference", "entry_id"};

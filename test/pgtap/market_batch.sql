@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(39);
+SELECT plan(44);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -271,6 +271,41 @@ SELECT ok((SELECT count(*) >= 2 FROM trade_audit), '... and the statement traded
 SELECT is((SELECT array_agg(DISTINCT coalesce(dba_note, 'none')) FROM carbon.accounting_line WHERE id > :lines_before),
           ARRAY['dba'], 'a column a DBA adds to accounting_line gets its default on the lines written directly');
 SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() stays clean');
+
+-- ---- the serial blocks the market writes straight into unit_block (src/append.c, units.c) ----
+SELECT open_account('enterprise', '620702', 'MB-grove', 'grove') AS grove \gset
+SELECT count(*) FROM (SELECT register_project(:grove, 'MBGROVE', 'MBGROVE', 'MB-FOREST', '620702', 'additional') AS p) p,
+  LATERAL (SELECT publicize_project(p.p, current_date - 30), approve_project(p.p)) a,
+  LATERAL (SELECT submit_monitoring(p.p, '[2025-01-01,2025-12-31]', carbon.co2e_grams(100 * 1000000)) AS r) r,
+  LATERAL (SELECT verify_monitoring(r.r, :ver, carbon.co2e_grams(100 * 1000000), 'ok')) v,
+  LATERAL (SELECT count(*) FROM issue_units(r.r)) i;
+SELECT id AS grove_block, project AS grove_project FROM carbon.unit_block WHERE account = :grove \gset
+-- a block slipped in past the check (its trigger disabled for the insert): serials 50-60 of the grove's 1-100
+ALTER TABLE carbon.unit_block DISABLE TRIGGER unit_block_no_overlap;
+INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, entry_id, since)
+  SELECT issuance, project, vintage, class, 50, 60, account, state, entry_id, since FROM carbon.unit_block WHERE id = :grove_block;
+ALTER TABLE carbon.unit_block ENABLE TRIGGER unit_block_no_overlap;
+SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 5, 57.00)', :grove, 'sell'), '23P01', NULL,
+                 'a sell whose remainder of a block (6-100) would overlap another block is refused: the check runs on the blocks written directly');
+DELETE FROM carbon.unit_block WHERE project = :grove_project AND first = 50;
+SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 5, 57.00)), 'open', 'without it, the sell rests ...');
+SELECT results_eq(format('SELECT state::text, first, last FROM carbon.unit_block WHERE project = %s ORDER BY first', :grove_project),
+                  $$VALUES ('escrow'::text, 1::bigint, 5::bigint), ('held', 6, 100)$$,
+                  '... its 5 t in escrow, the rest held, the block split');
+-- a DBA's DELETE trigger on unit_block: the blocks go by SQL, and the trigger sees them go
+CREATE TEMP TABLE block_gone (id bigint);
+CREATE FUNCTION pg_temp.audit_block() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO block_gone VALUES (OLD.id);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_block_audit AFTER DELETE ON carbon.unit_block FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_block();
+SELECT id AS grove_rest FROM carbon.unit_block WHERE project = :grove_project AND state = 'held' \gset
+SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 5, 57.00)), 'open',
+          'with a DBA''s DELETE trigger on unit_block, a sell rests ...');
+SELECT is((SELECT array_agg(id) FROM block_gone), ARRAY[:grove_rest]::bigint[],
+          '... and the trigger sees the block it took from go');
+DROP TRIGGER dba_block_audit ON carbon.unit_block;
 
 -- ---- plans built while the tables were small keep to their indexes (ledger_run_keyed) ----
 -- every statement above ran in this one session, its plans built on a nearly empty book:
