@@ -17,14 +17,21 @@
  * indexes' predicates and expressions, ready to run, so that a call of one
  * row (place_order's order) does not parse and plan them again; a
  * relcache invalidation of the table or one of its indexes (ALTER TABLE,
- * CREATE INDEX, a new constraint) throws them away.
+ * CREATE INDEX, a new constraint), or a change of any type (a domain's
+ * constraint), throws them away.
  *
  * Only when the table is as plain as the extension made it: no INSERT
- * triggers (a foreign key is one), no partitions or inheritance, no stored
- * generated columns, no deferred unique constraints, no row-level security
- * that applies to the current user, and the current user may insert.
+ * triggers (a foreign key is one) but the extension's own check, which the
+ * caller names and which then runs by hand on every row (unit_block's: no
+ * serial in two blocks), no partitions or inheritance, no stored generated
+ * columns, no deferred unique constraints, no row-level security that
+ * applies to the current user, and the current user may insert.
  * Otherwise the rows go in by SQL, one INSERT per row, which does whatever
  * the DBA added (an audit trigger, say) or raises the error an INSERT would.
+ *
+ * ledger_remove_by_id() is the other half for the serial blocks a move
+ * replaces: rows deleted by their primary key, straight from the heap, under
+ * the same rule (no DELETE trigger or rule, no RLS that applies).
  */
 #include "postgres.h"
 
