@@ -615,9 +615,11 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
  * as the rows the caller has read and locked go.  Only when the table is
  * plain for a DELETE: no DELETE triggers or rules, no row-level security
  * that applies, and the current user may delete; otherwise returns -1 and
- * the caller deletes by SQL.  Returns how many rows were found and removed
- * (a row another transaction has deleted or changed meanwhile is an error,
- * as for simple_table_tuple_delete).
+ * the caller deletes by SQL.  Returns how many rows were found and removed:
+ * a row another transaction has deleted or changed meanwhile is not
+ * counted (the caller's check of the count says so), or, in a REPEATABLE
+ * READ or SERIALIZABLE transaction, fails to serialize (40001), as a
+ * DELETE would.
  */
 int64
 ledger_remove_by_id(const char *table, const Datum *ids, int n)
@@ -672,8 +674,17 @@ ledger_remove_by_id(const char *table, const Datum *ids, int n)
 		index_rescan(scan, &key, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
-			simple_table_tuple_delete(rel, &slot->tts_tid, snapshot);
-			removed++;
+			TM_FailureData tmfd;
+			TM_Result	result = table_tuple_delete(rel, &slot->tts_tid, GetCurrentCommandId(true), snapshot,
+													InvalidSnapshot, true, &tmfd, false);
+
+			if (result == TM_Ok)
+				removed++;
+			else if ((result == TM_Updated || result == TM_Deleted) && IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent delete")));
+			/* else changed meanwhile: not removed, and the caller says so */
 		}
 	}
 	index_endscan(scan);
