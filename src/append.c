@@ -21,9 +21,9 @@
  * constraint), throws them away.
  *
  * Only when the table is as plain as the extension made it: no INSERT
- * triggers (a foreign key is one) but the extension's own check, which the
- * caller names and which then runs by hand on every row (unit_block's: no
- * serial in two blocks), no partitions or inheritance, no stored generated
+ * triggers (a foreign key is one) but unit_block's own check (no serial in
+ * two blocks), which then runs by hand on every row when the caller asks
+ * (ledger_append_checked), no partitions or inheritance, no stored generated
  * columns, no deferred unique constraints, no row-level security that
  * applies to the current user, and the current user may insert.
  * Otherwise the rows go in by SQL, one INSERT per row, which does whatever
@@ -47,15 +47,16 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
-#include "optimizer/optimizer.h"
-#include "utils/inval.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -63,7 +64,6 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/fmgroids.h"
 
 #include "ledger.h"
 
@@ -392,6 +392,22 @@ trigger_is_own(const Trigger *t, const char *symbol)
 	return own;
 }
 
+/*
+ * What both direct paths ask of a table: a plain one (no partitions or
+ * inheritance), every privilege of `mode` held by the current user, and no
+ * row-level security that applies to it.
+ */
+static bool
+table_plain(Relation rel, AclMode mode)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	return !rel->rd_rel->relhassubclass && !rel->rd_rel->relispartition &&
+		rel->rd_rel->relkind == RELKIND_RELATION &&
+		pg_class_aclmask(relid, GetUserId(), mode, ACLMASK_ALL) == mode &&
+		check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
+}
+
 /* Whether rows may go straight in: see the file's comment. */
 static bool
 append_plain(Relation rel, const char *own_symbol)
@@ -403,15 +419,9 @@ append_plain(Relation rel, const char *own_symbol)
 	for (int i = 0; trig != NULL && i < trig->numtriggers; i++)
 		if (TRIGGER_FOR_INSERT(trig->triggers[i].tgtype) && !trigger_is_own(&trig->triggers[i], own_symbol))
 			return false;
-	if (rel->rd_rel->relhassubclass || rel->rd_rel->relispartition || rel->rd_rel->relkind != RELKIND_RELATION)
-		return false;
 	if (desc->constr && desc->constr->has_generated_stored)
 		return false;
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		return false;
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
-		return false;
-	return true;
+	return table_plain(rel, ACL_INSERT);
 }
 
 /*
@@ -423,21 +433,23 @@ void
 ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			  bool *const *nulls, int nrows)
 {
-	ledger_append_checked(table, ncols, columns, values, nulls, nrows, NULL);
+	ledger_append_checked(table, ncols, columns, values, nulls, nrows, false);
 }
 
 /*
- * ledger_append() into a table with a check of the extension's own, an
- * AFTER INSERT statement trigger whose C function is `own_trigger`: the
- * rows go straight in all the same, and the check runs by hand on each
- * (invariants.c; the only one is unit_block's, no serial in two blocks).
- * Any other INSERT trigger sends the rows in by SQL, where the trigger
- * fires as usual.
+ * ledger_append() into carbon.unit_block, whose own AFTER INSERT statement
+ * trigger unit_block_no_overlap (no serial in two blocks) does not send the
+ * rows in by SQL: they go straight in all the same, and its check runs by
+ * hand on each (invariants.c).  Any other INSERT trigger sends them by
+ * SQL, where the triggers fire as usual.
  */
+#define OVERLAP_TRIGGER_SYMBOL "ledger_unit_block_no_overlap"
+
 void
 ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
-					  bool *const *nulls, int nrows, const char *own_trigger)
+					  bool *const *nulls, int nrows, bool serial_check)
 {
+	const char *own_trigger = serial_check ? OVERLAP_TRIGGER_SYMBOL : NULL;
 	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
 	Relation	rel;
 	TupleDesc	desc;
@@ -531,7 +543,7 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
 	row = palloc(sizeof(Datum) * natts);
 	rownull = palloc(sizeof(bool) * natts);
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "carbon append chunk", ALLOCSET_DEFAULT_SIZES);
-	if (own_trigger != NULL)
+	if (serial_check)
 		check = ledger_overlap_begin(rel);
 
 	for (int from = 0; from < nrows; from += APPEND_CHUNK)
@@ -642,11 +654,7 @@ ledger_remove_by_id(const char *table, const Datum *ids, int n)
 	if ((trig && (trig->trig_delete_before_row || trig->trig_delete_after_row || trig->trig_delete_instead_row ||
 				  trig->trig_delete_before_statement || trig->trig_delete_after_statement ||
 				  trig->trig_delete_old_table)) ||
-		rel->rd_rules != NULL || rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
-		rel->rd_rel->relhassubclass || !OidIsValid(pk) ||
-		pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK ||
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
-		check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		rel->rd_rules != NULL || !OidIsValid(pk) || !table_plain(rel, ACL_DELETE | ACL_SELECT))
 	{
 		table_close(rel, NoLock);
 		return -1;

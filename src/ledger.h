@@ -89,7 +89,7 @@ extern int64 ledger_next_id(const char *sequence);
 extern void ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 						  bool *const *nulls, int nrows);
 extern void ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
-								  bool *const *nulls, int nrows, const char *own_trigger);
+								  bool *const *nulls, int nrows, bool serial_check);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
 
 /* market.c */

@@ -568,6 +568,8 @@ pools_load(Pool *pools, int npools, Pool *only)
 				held_plan = NULL,
 				rest_plan = NULL;
 	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
+	Datum	   *limits;
+	int		   *limit_of;
 	int			nids = 0;
 	SPITupleTable *tt;			/* the rows a loop reads: piece_from_row may run a lookup of its own */
 
@@ -585,7 +587,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		if (ledger_run_keyed(rest_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		tt = SPI_tuptable;
-		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
+		for (uint64 r = 0; r < tt->numvals; r++)
 		{
 			Piece		pc;
 
@@ -611,7 +613,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		if (ledger_run_keyed(escrow_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit escrow lookup failed");
 		tt = SPI_tuptable;
-		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
+		for (uint64 r = 0; r < tt->numvals; r++)
 		{
 			Piece		pc;
 
@@ -619,29 +621,26 @@ pools_load(Pool *pools, int npools, Pool *only)
 			pool_add(pool_find(pools, &npools, 0, pc.escrow_order), &pc);
 		}
 	}
+	/*
+	 * Each seller's first page: at most the tonnes the statement takes from
+	 * it, since every block holds at least a tonne (a take that reaches
+	 * further reads the next page).
+	 */
+	limits = palloc(sizeof(Datum) * Max(npools, 1));
+	limit_of = palloc0(sizeof(int) * Max(npools, 1));
 	nids = 0;
 	for (int k = 0; k < npools; k++)
 		if (pools[k].source && pools[k].account)
+		{
+			limit_of[k] = (int) Max(1, Min(pools[k].demand, HELD_PAGE));
+			limits[nids] = Int64GetDatum(limit_of[k]);
 			ids[nids++] = Int64GetDatum(pools[k].account);
+		}
 	if (nids > 0)
 	{
-		Datum	   *limits = palloc(sizeof(Datum) * nids);
 		Datum		v[2];
 		int		   *count = palloc0(sizeof(int) * npools);
-		int		   *limit_of = palloc0(sizeof(int) * npools);
 
-		/*
-		 * A first page of at most the tonnes the statement takes from the
-		 * pool: every block holds at least a tonne, so that many cover
-		 * them (a take that reaches further reads the next page).
-		 */
-		nids = 0;
-		for (int k = 0; k < npools; k++)
-			if (pools[k].source && pools[k].account)
-			{
-				limit_of[k] = (int) Max(1, Min(pools[k].demand, HELD_PAGE));
-				limits[nids++] = Int64GetDatum(limit_of[k]);
-			}
 		v[0] = ledger_int8_array(ids, nids);
 		v[1] = ledger_int8_array(limits, nids);
 		ledger_plan_generic(&held_plan,
@@ -653,7 +652,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		tt = SPI_tuptable;
-		for (uint64 r = 0, nrows = SPI_processed; r < nrows; r++)
+		for (uint64 r = 0; r < tt->numvals; r++)
 		{
 			Piece		pc;
 			Pool	   *pool;
@@ -751,7 +750,7 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 		if (removed != ngone)
 			blocks_changed(ngone);
 		ledger_append_checked("unit_block", lengthof(block_columns), block_columns, blocks.v, blocks.null, blocks.n,
-							  "ledger_unit_block_no_overlap");
+							  true);
 	}
 	else
 		moves_store_by_sql(&blocks, gone, ngone);
@@ -800,21 +799,19 @@ moves_store_by_sql(LedgerColumns *blocks, Datum *gone, int ngone)
 static void
 events_store(const LedgerColumns *ev, int64 entry_id)
 {
-	{
-		static const char *const columns[] = {"issuance", "project", "first", "last", "event", "from_account",
-		"to_account", "reference", "entry_id"};
-		Datum	   *cols[lengthof(columns)];
-		bool	   *nulls[lengthof(columns)];
+	static const char *const columns[] = {"issuance", "project", "first", "last", "event", "from_account",
+	"to_account", "reference", "entry_id"};
+	Datum	   *cols[lengthof(columns)];
+	bool	   *nulls[lengthof(columns)];
 
-		StaticAssertStmt(lengthof(event_types) == lengthof(columns) - 1, "event columns");
-		memcpy(cols, ev->v, sizeof(Datum *) * ev->ncols);
-		memcpy(nulls, ev->null, sizeof(bool *) * ev->ncols);
-		cols[ev->ncols] = palloc(sizeof(Datum) * Max(ev->n, 1));
-		nulls[ev->ncols] = palloc0(sizeof(bool) * Max(ev->n, 1));
-		for (int i = 0; i < ev->n; i++)
-			cols[ev->ncols][i] = Int64GetDatum(entry_id);
-		ledger_append("unit_event", lengthof(columns), columns, cols, nulls, ev->n);
-	}
+	StaticAssertStmt(lengthof(event_types) == lengthof(columns) - 1, "event columns");
+	memcpy(cols, ev->v, sizeof(Datum *) * ev->ncols);
+	memcpy(nulls, ev->null, sizeof(bool *) * ev->ncols);
+	cols[ev->ncols] = palloc(sizeof(Datum) * Max(ev->n, 1));
+	nulls[ev->ncols] = palloc0(sizeof(bool) * Max(ev->n, 1));
+	for (int i = 0; i < ev->n; i++)
+		cols[ev->ncols][i] = Int64GetDatum(entry_id);
+	ledger_append("unit_event", lengthof(columns), columns, cols, nulls, ev->n);
 }
 
 void
