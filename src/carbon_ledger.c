@@ -131,6 +131,7 @@ _PG_init(void)
 	ledger_lots_register();		/* the holdings module of POINT and RED */
 	ledger_units_register();	/* ... and of CER: serial blocks */
 	ledger_market_register();	/* a statement's orders are written when it ends */
+	ledger_early_release_register();	/* the book's lock let go before the commit's flush */
 #ifdef __GLIBC__
 	/*
 	 * Keep up to 4 MB of freed memory at the top of the heap instead of

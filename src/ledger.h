@@ -92,6 +92,10 @@ extern void ledger_append_checked(const char *table, int ncols, const char *cons
 								  bool *const *nulls, int nrows, bool serial_check);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
 
+/* early_release.c */
+extern void ledger_early_release_register(void);
+extern void ledger_early_release_arm(void);
+
 /* market.c */
 extern void ledger_market_forget(void);
 extern void ledger_market_register(void);

@@ -437,6 +437,8 @@ instrument_lock(const char *code, Instrument *ins)
 	held_instrument.lxid = MyProc->lxid;
 	held_instrument.ins = *ins;
 	held_instrument.valid = true;
+	/* held to the end: let go before the commit's WAL flush (early_release.c) */
+	ledger_early_release_arm();
 }
 
 /* The band around the reference price: [low, high] fen, inclusive. */
