@@ -23,7 +23,9 @@
  * Only when the table is as plain as the extension made it: no INSERT
  * triggers (a foreign key is one) but unit_block's own check (no serial in
  * two blocks), which then runs by hand on every row when the caller asks
- * (ledger_append_checked), no partitions or inheritance, no stored generated
+ * (ledger_append_checked), and posting's (whole, balanced entries and their
+ * balances), which the caller runs on the entry it wrote (ledger_append_own,
+ * journal.c), no partitions or inheritance, no stored generated
  * columns, no deferred unique constraints, no row-level security that
  * applies to the current user, and the current user may insert.
  * Otherwise the rows go in by SQL, one INSERT per row, which does whatever
@@ -429,11 +431,31 @@ append_plain(Relation rel, const char *own_symbol)
  * (nulls[c][r]) for the ncols columns named; the others take their
  * defaults.  The rows are visible to the statements that follow.
  */
+static bool append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
+						bool *const *nulls, int nrows, const char *own_trigger, bool serial_check,
+						bool by_sql);
+
 void
 ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			  bool *const *nulls, int nrows)
 {
-	ledger_append_checked(table, ncols, columns, values, nulls, nrows, false);
+	(void) append_rows(table, ncols, columns, values, nulls, nrows, NULL, false, true);
+}
+
+/*
+ * The rows straight into a table whose own AFTER INSERT statement trigger
+ * has the C function `own_trigger` (carbon.posting's ledger_posting_check),
+ * which does not fire: true when they went in, and the caller then runs
+ * that trigger's check itself; false, nothing written, when they cannot go
+ * straight in, and the caller writes them by SQL in one statement (a
+ * statement trigger sees all its rows; append_by_sql writes one a
+ * statement).
+ */
+bool
+ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
+				  bool *const *nulls, int nrows, const char *own_trigger)
+{
+	return append_rows(table, ncols, columns, values, nulls, nrows, own_trigger, false, false);
 }
 
 /*
@@ -449,7 +471,18 @@ void
 ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
 					  bool *const *nulls, int nrows, bool serial_check)
 {
-	const char *own_trigger = serial_check ? OVERLAP_TRIGGER_SYMBOL : NULL;
+	(void) append_rows(table, ncols, columns, values, nulls, nrows,
+					   serial_check ? OVERLAP_TRIGGER_SYMBOL : NULL, serial_check, true);
+}
+
+/*
+ * All of the above: true when the rows went straight in; otherwise by_sql
+ * says whether they go in by SQL here (append_by_sql) or not at all.
+ */
+static bool
+append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
+			bool *const *nulls, int nrows, const char *own_trigger, bool serial_check, bool by_sql)
+{
 	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
 	Relation	rel;
 	TupleDesc	desc;
@@ -475,13 +508,14 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
 	if (nrows == 0)
 	{
 		table_close(rel, NoLock);
-		return;
+		return true;			/* nothing to check either */
 	}
 	if (!append_plain(rel, own_trigger))
 	{
-		append_by_sql(rel, ncols, columns, values, nulls, nrows);
+		if (by_sql)
+			append_by_sql(rel, ncols, columns, values, nulls, nrows);
 		table_close(rel, NoLock);
-		return;
+		return false;
 	}
 	desc = RelationGetDescr(rel);
 	natts = desc->natts;
@@ -506,9 +540,10 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
 			/* a deferred unique check needs the trigger queue: SQL's */
 			ExecCloseIndices(rri);
 			FreeExecutorState(estate);
-			append_by_sql(rel, ncols, columns, values, nulls, nrows);
+			if (by_sql)
+				append_by_sql(rel, ncols, columns, values, nulls, nrows);
 			table_close(rel, NoLock);
-			return;
+			return false;
 		}
 
 	/* per attribute: the caller's column, its domain, or the default (kept, or built for this call) */
@@ -619,6 +654,7 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
 		sh->busy_level = 0;
 	table_close(rel, NoLock);
 	CommandCounterIncrement();	/* the statements after see the rows */
+	return true;
 }
 
 /*

@@ -440,6 +440,28 @@ restoring(void)
 	return superuser() && ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY;
 }
 
+/*
+ * Whole, balanced entries (CL009); for an entry of ours (not a restore's
+ * rows), its segments, its flow (CL003) and the balances, applied in
+ * (account, asset) order.
+ */
+static void
+posting_rows_check(PostingRow *rows, int n, const LedgerEntry *entry)
+{
+	qsort(rows, n, sizeof(PostingRow), cmp_entry_asset);
+	check_balanced(rows, n);
+	if (entry == NULL)
+		return;					/* a restore: balances come with the dump */
+
+	check_segments(rows, n);
+	ledger_spi_connect();
+	if (entry->flow != NULL)
+		ledger_check_flow(entry->flow);
+	qsort(rows, n, sizeof(PostingRow), cmp_account_asset);
+	apply_balances(rows, n);
+	SPI_finish();
+}
+
 PG_FUNCTION_INFO_V1(ledger_posting_check);
 Datum
 ledger_posting_check(PG_FUNCTION_ARGS)
@@ -496,19 +518,30 @@ ledger_posting_check(PG_FUNCTION_ARGS)
 	if (ours && n != entry->n)
 		elog(ERROR, "%d postings inserted for an entry of %d", n, entry->n);
 
-	qsort(rows, n, sizeof(PostingRow), cmp_entry_asset);
-	check_balanced(rows, n);
-	if (!ours)
-		return PointerGetDatum(NULL);	/* a restore: balances come with the dump */
-
-	check_segments(rows, n);
-	ledger_spi_connect();
-	if (entry->flow != NULL)
-		ledger_check_flow(entry->flow);
-	qsort(rows, n, sizeof(PostingRow), cmp_account_asset);
-	apply_balances(rows, n);
-	SPI_finish();
+	posting_rows_check(rows, n, ours ? entry : NULL);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * The trigger's check of an entry journal.c wrote straight into the table
+ * (ledger_append_own), the trigger not fired: the same check, on the rows
+ * the entry is.
+ */
+void
+ledger_posting_check_entry(const LedgerEntry *entry, int64 entry_id)
+{
+	PostingRow *rows = palloc(sizeof(PostingRow) * Max(entry->n, 1));
+
+	for (int i = 0; i < entry->n; i++)
+	{
+		rows[i].entry = entry_id;
+		rows[i].seq = i + 1;
+		rows[i].account = entry->accounts[i]->id;
+		rows[i].asset = entry->assets[i];
+		rows[i].amount = entry->amounts[i];
+		rows[i].acc = entry->accounts[i];
+	}
+	posting_rows_check(rows, entry->n, entry);
 }
 
 PG_FUNCTION_INFO_V1(ledger_append_only);

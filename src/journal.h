@@ -90,6 +90,7 @@ ledger_entry(const char *kind, const char *memo, int n, const LedgerAccount **ac
 extern void ledger_register_holdings(const LedgerHoldings *h);
 extern int64 ledger_post(const LedgerEntry *entry);
 extern const LedgerEntry *ledger_posting_entry(void);
+extern void ledger_posting_check_entry(const LedgerEntry *entry, int64 entry_id);	/* invariants.c */
 extern void ledger_journal_reset(void);
 extern void ledger_check_flow(const LedgerFlow *flow);
 extern int64 ledger_transfer_between(const char *kind, const char *memo, int64 from_id, int64 to_id,

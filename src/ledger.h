@@ -90,6 +90,8 @@ extern void ledger_append(const char *table, int ncols, const char *const *colum
 						  bool *const *nulls, int nrows);
 extern void ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
 								  bool *const *nulls, int nrows, bool serial_check);
+extern bool ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
+							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
 
 /* early_release.c */
