@@ -2,7 +2,7 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(58);
+SELECT plan(62);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
@@ -108,6 +108,33 @@ SELECT throws_ok(format('INSERT INTO posting VALUES (-1, 1, %s, 1, 500, now())',
 SELECT throws_ok(format('INSERT INTO posting VALUES (-1, 1, %s, 1, 500, now()), (-1, 2, %s, 1, -500, now())', :a, :m),
                  '42501', NULL, 'a superuser''s INSERT of a balanced entry');
 ROLLBACK TO SAVEPOINT forged;
+
+-- An entry goes straight into entry and posting (journal.c), checked as the
+-- posting trigger checks it; with a DBA's INSERT trigger on posting, its
+-- postings go in by one INSERT, and the trigger checks them whole.
+SELECT transfer(:a, :m, 'POINT', 7) AS direct_entry \gset
+SELECT results_eq(format('SELECT count(*) >= 2, sum(p.amount)::bigint, min(p.seq)::int, max(p.seq) = count(*),
+                                 bool_and(p.at = e.created_at AND e.created_at = now())
+                          FROM posting p JOIN entry e ON e.id = p.entry_id WHERE e.id = %s', :direct_entry),
+                  $$VALUES (true, 0::bigint, 1, true, true)$$,
+                  'an entry written straight in: its postings balance, numbered from 1, at the entry''s time, now()');
+CREATE TEMP TABLE posting_seen (entry_id bigint, n bigint);
+CREATE FUNCTION pg_temp.audit_posting() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO posting_seen SELECT entry_id, count(*) FROM new_rows GROUP BY entry_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_posting_audit AFTER INSERT ON posting REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.audit_posting();
+SELECT balance(:m, 'POINT') AS m_before \gset
+SELECT transfer(:a, :m, 'POINT', 5) AS sql_entry \gset
+SELECT results_eq('SELECT entry_id, n FROM posting_seen',
+                  format('SELECT %s::bigint, count(*) FROM posting WHERE entry_id = %s', :sql_entry, :sql_entry),
+                  'with a DBA''s trigger on posting, an entry''s postings go in by one INSERT the trigger sees whole ...');
+SELECT is(balance(:m, 'POINT'), (:m_before + 5)::bigint, '... the balances follow ...');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 100000000)', :a, :m, 'POINT'), 'CL001', NULL,
+                 '... and an overdraft is still refused (CL001)');
+DROP TRIGGER dba_posting_audit ON posting;
 
 -- Tamper evidence: a superuser edits a sealed row behind the triggers' back.
 SELECT ok(seal() IS NOT NULL, 'seal');
