@@ -71,6 +71,7 @@ ledger_early_release_register(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("carbon_ledger");	/* a misspelt carbon_ledger.* setting is refused */
 	RegisterResourceReleaseCallback(early_release_callback, NULL);
 }
 

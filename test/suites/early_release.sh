@@ -55,6 +55,10 @@ check "only a superuser may turn carbon_ledger.early_lock_release off" \
   test "$(psql -X -q -t -A -U early_clerk -d early -c "SELECT '1 kg'::carbon.co2e" \
             -c "SET carbon_ledger.early_lock_release = off" 2>&1 | grep -c 'permission denied to set parameter')" = 1
 
+check "a misspelt carbon_ledger.* setting is refused once the library is loaded" \
+  test "$(psql -X -q -t -A -d early -c "SELECT '1 kg'::carbon.co2e" \
+            -c "SET carbon_ledger.early_lock_releas = off" 2>&1 | grep -c 'reserved prefix')" = 1
+
 # with a synchronous standby named, the commit keeps its wait for it (the
 # transaction is rolled back: no standby answers here)
 q -c "ALTER SYSTEM SET synchronous_standby_names = 'early_standby'" -c "SELECT pg_reload_conf()" >/dev/null
