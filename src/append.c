@@ -426,15 +426,15 @@ append_plain(Relation rel, const char *own_symbol)
 	return table_plain(rel, ACL_INSERT);
 }
 
+static bool append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
+						bool *const *nulls, int nrows, const char *own_trigger, bool serial_check,
+						bool by_sql);
+
 /*
  * Append nrows rows to carbon.<table>: column c of row r is values[c][r]
  * (nulls[c][r]) for the ncols columns named; the others take their
  * defaults.  The rows are visible to the statements that follow.
  */
-static bool append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
-						bool *const *nulls, int nrows, const char *own_trigger, bool serial_check,
-						bool by_sql);
-
 void
 ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			  bool *const *nulls, int nrows)

@@ -60,16 +60,16 @@ ledger_journal_reset(void)
 	posting_entry = NULL;
 }
 
-/* An entry ($1 kind, $2 memo, $3 reverses) and its postings ($4 accounts, $5 assets, $6 amounts). */
-/* the entry's id: the one given (reserved by the caller), else the next */
+/* An entry ($1 kind, $2 memo, $3 reverses) as `e`; its id the one given (reserved by the caller), else the next */
 #define ENTRY_CTE(id_param) \
 	"WITH e AS (INSERT INTO carbon.entry (id, kind, memo, reverses) " \
 	"           VALUES (coalesce(" id_param "::bigint, nextval('carbon.entry_id_seq')), $1, $2, $3) " \
 	"           RETURNING id, created_at)"
-#define POSTINGS_INSERT \
+/* the postings of entry `e`: the arrays of accounts, assets and amounts given */
+#define POSTINGS_INSERT(accounts, assets, amounts) \
 	"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) " \
 	"SELECT e.id, u.seq, u.account, u.asset, u.amount, e.created_at " \
-	"FROM e, unnest($4, $5, $6) WITH ORDINALITY AS u(account, asset, amount, seq)"
+	"FROM e, unnest(" accounts ", " assets ", " amounts ") WITH ORDINALITY AS u(account, asset, amount, seq)"
 
 /*
  * The module that may write this entry's holdings in the entry's own
@@ -118,7 +118,7 @@ fresh_plan(const LedgerHoldings *h)
 			return plans[i].plan;
 	types[7] = h->fresh_param_type;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, ENTRY_CTE("$9") ", p AS (" POSTINGS_INSERT "), h AS (%s) SELECT id FROM e",
+	appendStringInfo(&sql, ENTRY_CTE("$9") ", p AS (" POSTINGS_INSERT("$4", "$5", "$6") "), h AS (%s) SELECT id FROM e",
 					 h->fresh_cte);
 	plans[nplans].module = h;
 	plans[nplans].plan = NULL;
@@ -190,10 +190,8 @@ entry_write(const LedgerEntry *entry)
 		values[2] = ledger_int2_array(pv[3], n);
 		values[3] = ledger_int8_array(pv[4], n);
 		ledger_plan(&plan,
-					"INSERT INTO carbon.posting (entry_id, seq, account, asset_id, amount, at) "
-					"SELECT $1, u.seq, u.account, u.asset, u.amount, e.created_at "
-					"FROM carbon.entry e, unnest($2, $3, $4) WITH ORDINALITY AS u(account, asset, amount, seq) "
-					"WHERE e.id = $1",
+					"WITH e AS (SELECT id, created_at FROM carbon.entry WHERE id = $1) "
+					POSTINGS_INSERT("$2", "$3", "$4"),
 					4, (Oid[]) {INT8OID, INT8ARRAYOID, INT2ARRAYOID, INT8ARRAYOID});
 		if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
 			elog(ERROR, "posting insert failed");
