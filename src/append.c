@@ -89,6 +89,7 @@ typedef struct AppendShape
 	int			busy_level;		/* transaction nest level of the call using it, or 0 */
 	MemoryContext cxt;
 	int			natts;
+	TupleDesc	slot_desc;		/* the table's columns, not reference-counted: see append_rows */
 	int		   *given;			/* per attribute: the caller's column, or -1 */
 	ExprState **defaults;
 	Oid		   *domains;
@@ -175,6 +176,7 @@ append_shape_build(AppendShape *sh, Relation rel, MemoryContext parent)
 	old = MemoryContextSwitchTo(sh->cxt);
 	sh->relid = RelationGetRelid(rel);
 	sh->natts = desc->natts;
+	sh->slot_desc = CreateTupleDescCopy(desc);
 	sh->given = palloc(sizeof(int) * sh->natts);
 	sh->defaults = palloc0(sizeof(ExprState *) * sh->natts);
 	sh->domains = palloc0(sizeof(Oid) * sh->natts);
@@ -572,9 +574,16 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 
 	cid = GetCurrentCommandId(true);
 	bistate = GetBulkInsertState();
+	/*
+	 * The slots over the shape's copy of the table's columns: a slot over
+	 * the relcache's own descriptor pins it in the resource owner, and a
+	 * chunk's thousand pins of one pointer fall in one bucket of the
+	 * owner's hash, so that each pin (and every other pin meanwhile, such
+	 * as a unique index's check) walked all those before it.
+	 */
 	slots = palloc(sizeof(TupleTableSlot *) * Min(nrows, APPEND_CHUNK));
 	for (int k = 0; k < Min(nrows, APPEND_CHUNK); k++)
-		slots[k] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+		slots[k] = MakeSingleTupleTableSlot(sh->slot_desc, &TTSOpsHeapTuple);
 	row = palloc(sizeof(Datum) * natts);
 	rownull = palloc(sizeof(bool) * natts);
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "carbon append chunk", ALLOCSET_DEFAULT_SIZES);
