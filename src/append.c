@@ -41,6 +41,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
+#include "common/int.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_language.h"
@@ -747,4 +748,175 @@ ledger_remove_by_id(const char *table, const Datum *ids, int n)
 	table_close(rel, NoLock);
 	CommandCounterIncrement();	/* the statements after do not see the rows */
 	return removed;
+}
+
+/*
+ * Add delta[i] to the carbon.balance row (account[i], asset[i], stripe[i]),
+ * i = 0..n-1 in the order given (the caller's lock order), straight in the
+ * heap: the row found by its primary key with the snapshot an UPDATE here
+ * would run with, locked in its newest version (waiting for a writer in
+ * flight, as ON CONFLICT DO UPDATE and SELECT FOR UPDATE do in READ
+ * COMMITTED; in REPEATABLE READ or SERIALIZABLE a row changed since the
+ * snapshot fails to serialize, 40001), then updated (a heap-only update
+ * where the page has room; otherwise its index entries too).
+ *
+ * found[i] says whether the row was there (if not, nothing was written for
+ * it and the caller inserts it by SQL); after[i] is its amount afterwards
+ * and status[i] its status.  Returns false, having written nothing, when
+ * the table is not plain for an UPDATE (triggers on UPDATE, rules, row-level
+ * security that applies, missing privileges): then the caller upserts every
+ * row by SQL.
+ */
+bool
+ledger_balances_add(const int64 *account, const int16 *asset, const int16 *stripe, const int64 *delta, int n,
+					bool *found, int64 *after, char **status)
+{
+	Oid			relid = get_relname_relid("balance", get_namespace_oid("carbon", false));
+	Relation	rel,
+				index;
+	TupleDesc	desc;
+	TriggerDesc *trig;
+	Oid			pk;
+	AttrNumber	att_account,
+				att_asset,
+				att_stripe,
+				att_amount,
+				att_status;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	Snapshot	snapshot;
+	CommandId	cid;
+	IndexScanDesc scan;
+	TupleTableSlot *found_slot,
+			   *locked,
+			   *updated;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "carbon.balance is missing");
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	trig = rel->trigdesc;
+	pk = RelationGetPrimaryKeyIndex(rel);
+	att_account = attnameAttNum(rel, "account", false);
+	att_asset = attnameAttNum(rel, "asset_id", false);
+	att_stripe = attnameAttNum(rel, "stripe", false);
+	att_amount = attnameAttNum(rel, "amount", false);
+	att_status = attnameAttNum(rel, "status", false);
+	if ((trig && (trig->trig_update_before_row || trig->trig_update_after_row || trig->trig_update_instead_row ||
+				  trig->trig_update_before_statement || trig->trig_update_after_statement ||
+				  trig->trig_update_old_table || trig->trig_update_new_table)) ||
+		rel->rd_rules != NULL || !OidIsValid(pk) || att_amount <= 0 || att_status <= 0 ||
+		(desc->constr && desc->constr->has_generated_stored) ||
+		!table_plain(rel, ACL_UPDATE | ACL_SELECT))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	index = index_open(pk, RowExclusiveLock);
+	if (index->rd_index->indnatts != 3 || index->rd_index->indkey.values[0] != att_account ||
+		index->rd_index->indkey.values[1] != att_asset || index->rd_index->indkey.values[2] != att_stripe ||
+		TupleDescAttr(desc, att_account - 1)->atttypid != INT8OID ||
+		TupleDescAttr(desc, att_asset - 1)->atttypid != INT2OID ||
+		TupleDescAttr(desc, att_stripe - 1)->atttypid != INT2OID ||
+		TupleDescAttr(desc, att_amount - 1)->atttypid != INT8OID)
+	{
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	/* the executor state that constraints and index entries need, as an UPDATE's */
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_UPDATE | ACL_SELECT;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	CheckValidResultRel(rri, CMD_UPDATE);
+	ExecOpenIndices(rri, false);
+
+	/* the snapshot an UPDATE here would run with (as SPI takes it): this transaction's writes up to now */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snapshot = GetActiveSnapshot();
+	cid = GetCurrentCommandId(true);
+	found_slot = table_slot_create(rel, NULL);
+	locked = table_slot_create(rel, NULL);
+	updated = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	for (int i = 0; i < n; i++)
+	{
+		ScanKeyData keys[3];
+		ItemPointerData tid;
+		TM_FailureData tmfd;
+		TM_Result	result;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		bool		isnull;
+		int64		amount;
+
+		found[i] = false;
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account[i]));
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum(asset[i]));
+		ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum(stripe[i]));
+		index_rescan(scan, keys, 3, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, found_slot))
+			continue;			/* a row still to insert: the caller's */
+		tid = found_slot->tts_tid;
+		ExecClearTuple(found_slot);
+
+		/* its newest version, locked (READ COMMITTED follows a concurrent update, as ON CONFLICT does) */
+		result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
+								  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if ((result == TM_Updated || result == TM_Deleted) && IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		if (result != TM_Ok)
+			elog(ERROR, "balance of account " INT64_FORMAT " could not be locked (%d)", account[i], (int) result);
+
+		slot_getallattrs(locked);
+		amount = DatumGetInt64(slot_getattr(locked, att_amount, &isnull));
+		if (pg_add_s64_overflow(amount, delta[i], &amount))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("amount out of range")));
+		ExecClearTuple(updated);
+		memcpy(updated->tts_values, locked->tts_values, sizeof(Datum) * desc->natts);
+		memcpy(updated->tts_isnull, locked->tts_isnull, sizeof(bool) * desc->natts);
+		updated->tts_values[att_amount - 1] = Int64GetDatum(amount);
+		updated->tts_isnull[att_amount - 1] = false;
+		ExecStoreVirtualTuple(updated);
+		status[i] = TextDatumGetCString(slot_getattr(locked, att_status, &isnull));
+		if (desc->constr)
+			ExecConstraints(rri, updated, estate);
+		result = table_tuple_update(rel, &locked->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
+									&lockmode, &update_indexes);
+		if (result != TM_Ok)
+			elog(ERROR, "balance of account " INT64_FORMAT " could not be updated (%d)", account[i], (int) result);
+		if (update_indexes && rri->ri_NumIndices > 0)
+			(void) ExecInsertIndexTuples(rri, updated, estate, true, false, NULL, NIL);
+		ExecClearTuple(locked);
+		ResetPerTupleExprContext(estate);
+		found[i] = true;
+		after[i] = amount;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(found_slot);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(updated);
+	PopActiveSnapshot();
+	ExecCloseIndices(rri);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();	/* the statements after see the new amounts */
+	return true;
 }

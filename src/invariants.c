@@ -221,9 +221,17 @@ refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 						   after - d->delta, ledger_asset_code(d->asset), -d->delta)));
 }
 
-/* One set-based upsert for all groups, rows in (account, asset) order. */
+/* The status and amount of a participant's balance after its delta: refused (CL001, CL002…) or not. */
 static void
-apply_setwise(BalanceDelta *d, int n, int16 stripe)
+check_participant(const BalanceDelta *d, int16 stripe, int64 after, const char *status)
+{
+	if (stripe == 0 && d->acc->participant)
+		refuse_balance(d, after, status);
+}
+
+/* One set-based upsert of the groups d[0..n-1], rows in (account, asset) order. */
+static void
+upsert_setwise(BalanceDelta *d, int n, int16 stripe)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[5] = {INT8ARRAYOID, INT2ARRAYOID, INT2ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
@@ -263,17 +271,14 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 		int			lo = 0,
 					hi = n - 1;
 
-		if (DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull)) != 0)
-			continue;			/* a system account's stripe */
 		while (lo <= hi)		/* d[] is sorted by (account, asset) */
 		{
 			int			mid = (lo + hi) / 2;
 
 			if (d[mid].account == account && d[mid].asset == asset)
 			{
-				if (d[mid].acc->participant)
-					refuse_balance(&d[mid], DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)),
-								   SPI_getvalue(tup, desc, 5));
+				check_participant(&d[mid], DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull)),
+								  DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull)), SPI_getvalue(tup, desc, 5));
 				break;
 			}
 			if (d[mid].account < account || (d[mid].account == account && d[mid].asset < asset))
@@ -282,6 +287,48 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 				hi = mid - 1;
 		}
 	}
+}
+
+/*
+ * The groups d[0..n-1] (sorted by account and asset) added to their
+ * balances: the rows there are updated straight in the heap
+ * (ledger_balances_add, append.c: no planner, no executor), the rows still
+ * to create (a first posting of an asset, a backend's first stripe) are
+ * inserted by SQL; all of them by SQL where the table is not plain.
+ */
+static void
+apply_setwise(BalanceDelta *d, int n, int16 stripe)
+{
+	int64	   *account = palloc(sizeof(int64) * n);
+	int16	   *asset = palloc(sizeof(int16) * n);
+	int16	   *stripes = palloc(sizeof(int16) * n);
+	int64	   *delta = palloc(sizeof(int64) * n);
+	bool	   *found = palloc(sizeof(bool) * n);
+	int64	   *after = palloc(sizeof(int64) * n);
+	char	  **status = palloc(sizeof(char *) * n);
+	int			nmissing = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		account[i] = d[i].account;
+		asset[i] = d[i].asset;
+		stripes[i] = d[i].acc->participant ? 0 : stripe;
+		delta[i] = d[i].delta;
+	}
+	if (!ledger_balances_add(account, asset, stripes, delta, n, found, after, status))
+	{
+		upsert_setwise(d, n, stripe);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (found[i])
+			check_participant(&d[i], stripes[i], after[i], status[i]);
+		else
+			d[nmissing++] = d[i];	/* still sorted */
+	}
+	if (nmissing > 0)
+		upsert_setwise(d, nmissing, stripe);
 }
 
 /*

@@ -93,6 +93,8 @@ extern void ledger_append_checked(const char *table, int ncols, const char *cons
 extern bool ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
 							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
+extern bool ledger_balances_add(const int64 *account, const int16 *asset, const int16 *stripe, const int64 *delta,
+								int n, bool *found, int64 *after, char **status);
 
 /* early_release.c */
 extern void ledger_early_release_register(void);

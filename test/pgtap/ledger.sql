@@ -2,7 +2,7 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(62);
+SELECT plan(64);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
@@ -135,6 +135,24 @@ SELECT is(balance(:m, 'POINT'), (:m_before + 5)::bigint, '... the balances follo
 SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 100000000)', :a, :m, 'POINT'), 'CL001', NULL,
                  '... and an overdraft is still refused (CL001)');
 DROP TRIGGER dba_posting_audit ON posting;
+
+-- Balances change straight in the heap (append.c, ledger_balances_add); with
+-- a DBA's UPDATE trigger on balance they change by SQL, and it sees each one.
+CREATE TEMP TABLE balance_seen (account bigint, delta bigint);
+CREATE FUNCTION pg_temp.audit_balance() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO balance_seen VALUES (NEW.account, NEW.amount - OLD.amount);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_balance_audit AFTER UPDATE ON balance FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_balance();
+SELECT balance(:a, 'POINT') AS a_before, balance(:m, 'POINT') AS m_before \gset
+SELECT transfer(:a, :m, 'POINT', 3) > 0 AS paid \gset
+SELECT results_eq(format('SELECT account, delta FROM balance_seen WHERE account IN (%s, %s) ORDER BY 1', :a, :m),
+                  format('SELECT * FROM (VALUES (%s::bigint, -3::bigint), (%s, 3)) v ORDER BY 1', :a, :m),
+                  'with a DBA''s UPDATE trigger on balance, a transfer''s balances change by SQL: it sees each ...');
+SELECT is(ARRAY[balance(:a, 'POINT'), balance(:m, 'POINT')], ARRAY[:a_before - 3, :m_before + 3]::bigint[],
+          '... and they are right');
+DROP TRIGGER dba_balance_audit ON balance;
 
 -- Tamper evidence: a superuser edits a sealed row behind the triggers' back.
 SELECT ok(seal() IS NOT NULL, 'seal');
