@@ -754,11 +754,11 @@ ledger_remove_by_id(const char *table, const Datum *ids, int n)
  * Add delta[i] to the carbon.balance row (account[i], asset[i], stripe[i]),
  * i = 0..n-1 in the order given (the caller's lock order), straight in the
  * heap: the row found by its primary key with the snapshot an UPDATE here
- * would run with, locked in its newest version (waiting for a writer in
- * flight, as ON CONFLICT DO UPDATE and SELECT FOR UPDATE do in READ
- * COMMITTED; in REPEATABLE READ or SERIALIZABLE a row changed since the
- * snapshot fails to serialize, 40001), then updated (a heap-only update
- * where the page has room; otherwise its index entries too).
+ * would run with and updated (waiting for a writer in flight; a row another
+ * transaction changed meanwhile is locked in its newest version and updated
+ * there in READ COMMITTED, as ON CONFLICT DO UPDATE does, and fails to
+ * serialize in REPEATABLE READ or SERIALIZABLE, 40001): a heap-only update
+ * where the page has room, otherwise with its index entries.
  *
  * found[i] says whether the row was there (if not, nothing was written for
  * it and the caller inserts it by SQL); after[i] is its amount afterwards
@@ -860,6 +860,7 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 		bool		update_indexes;
 		bool		isnull;
 		int64		amount;
+		TupleTableSlot *from;
 
 		found[i] = false;
 		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account[i]));
@@ -868,40 +869,52 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 		index_rescan(scan, keys, 3, NULL, 0);
 		if (!index_getnext_slot(scan, ForwardScanDirection, found_slot))
 			continue;			/* a row still to insert: the caller's */
-		tid = found_slot->tts_tid;
-		ExecClearTuple(found_slot);
-
-		/* its newest version, locked (READ COMMITTED follows a concurrent update, as ON CONFLICT does) */
-		result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
-								  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-		if ((result == TM_Updated || result == TM_Deleted) && IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
-		if (result != TM_Ok)
-			elog(ERROR, "balance of account " INT64_FORMAT " could not be locked (%d)", account[i], (int) result);
-
-		slot_getallattrs(locked);
-		amount = DatumGetInt64(slot_getattr(locked, att_amount, &isnull));
-		if (pg_add_s64_overflow(amount, delta[i], &amount))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("amount out of range")));
-		ExecClearTuple(updated);
-		memcpy(updated->tts_values, locked->tts_values, sizeof(Datum) * desc->natts);
-		memcpy(updated->tts_isnull, locked->tts_isnull, sizeof(bool) * desc->natts);
-		updated->tts_values[att_amount - 1] = Int64GetDatum(amount);
-		updated->tts_isnull[att_amount - 1] = false;
-		ExecStoreVirtualTuple(updated);
-		status[i] = TextDatumGetCString(slot_getattr(locked, att_status, &isnull));
-		if (desc->constr)
-			ExecConstraints(rri, updated, estate);
-		result = table_tuple_update(rel, &locked->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
-									&lockmode, &update_indexes);
-		if (result != TM_Ok)
-			elog(ERROR, "balance of account " INT64_FORMAT " could not be updated (%d)", account[i], (int) result);
+		/*
+		 * The version the snapshot sees, updated as it stands (the update
+		 * waits for a writer in flight).  Only when another transaction has
+		 * changed it meanwhile: its newest version locked, then updated (READ
+		 * COMMITTED follows the change, as ON CONFLICT DO UPDATE and UPDATE
+		 * do; REPEATABLE READ fails to serialize).  Locking first every time
+		 * would cost a WAL record per row.
+		 */
+		from = found_slot;
+		for (;;)
+		{
+			slot_getallattrs(from);
+			amount = DatumGetInt64(slot_getattr(from, att_amount, &isnull));
+			if (pg_add_s64_overflow(amount, delta[i], &amount))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("amount out of range")));
+			ExecClearTuple(updated);
+			memcpy(updated->tts_values, from->tts_values, sizeof(Datum) * desc->natts);
+			memcpy(updated->tts_isnull, from->tts_isnull, sizeof(bool) * desc->natts);
+			updated->tts_values[att_amount - 1] = Int64GetDatum(amount);
+			updated->tts_isnull[att_amount - 1] = false;
+			ExecStoreVirtualTuple(updated);
+			status[i] = TextDatumGetCString(slot_getattr(from, att_status, &isnull));
+			if (desc->constr)
+				ExecConstraints(rri, updated, estate);
+			result = table_tuple_update(rel, &from->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
+										&lockmode, &update_indexes);
+			if (result == TM_Ok)
+				break;
+			if (from == locked || (result != TM_Updated && result != TM_Deleted))
+				elog(ERROR, "balance of account " INT64_FORMAT " could not be updated (%d)", account[i], (int) result);
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			tid = from->tts_tid;
+			result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
+									  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+			if (result != TM_Ok)
+				elog(ERROR, "balance of account " INT64_FORMAT " could not be locked (%d)", account[i], (int) result);
+			from = locked;
+		}
 		if (update_indexes && rri->ri_NumIndices > 0)
 			(void) ExecInsertIndexTuples(rri, updated, estate, true, false, NULL, NIL);
+		ExecClearTuple(found_slot);
 		ExecClearTuple(locked);
 		ResetPerTupleExprContext(estate);
 		found[i] = true;
