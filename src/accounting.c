@@ -219,6 +219,25 @@ book(const Booking *k, Pool *p, Lines *l)
 	}
 }
 
+/* Pools written by SQL: the new ones, or all of them where unit_cost is not plain. */
+static void
+pools_upsert(Datum *pa, Datum *pt, Datum *pc, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[3];
+
+	values[0] = ledger_int8_array(pa, n);
+	values[1] = ledger_int8_array(pt, n);
+	values[2] = ledger_int8_array(pc, n);
+	ledger_plan_generic(&plan,
+				"INSERT INTO carbon.unit_cost AS c (account, tonnes, cost) "
+				"SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+				"ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost",
+				3, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "accounting write failed");
+}
+
 /*
  * Write the batch for entry `entry_id`: the pools read and locked in one
  * statement, the bookings applied in the order they were added, the pools
@@ -227,7 +246,6 @@ book(const Booking *k, Pool *p, Lines *l)
 void
 ledger_books_write(LedgerBooks *b, int64 entry_id)
 {
-	static SPIPlanPtr plan = NULL;
 	Booking    *items = (Booking *) b->items;
 	int64	   *ids;
 	int			nids = 0;
@@ -236,7 +254,6 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	Datum	   *pa,
 			   *pt,
 			   *pc;
-	Datum		values[3];
 
 	if (b->n == 0)
 		return;
@@ -265,16 +282,27 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		pt[j] = Int64GetDatum(pools[j].tonnes);
 		pc[j] = Int64GetDatum(pools[j].cost);
 	}
-	values[0] = ledger_int8_array(pa, nids);
-	values[1] = ledger_int8_array(pt, nids);
-	values[2] = ledger_int8_array(pc, nids);
-	ledger_plan_generic(&plan,
-				"INSERT INTO carbon.unit_cost AS c (account, tonnes, cost) "
-				"SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
-				"ON CONFLICT (account) DO UPDATE SET tonnes = excluded.tonnes, cost = excluded.cost",
-				3, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID});
-	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "accounting write failed");
+	/* the pools there updated straight in the heap (append.c); new ones, or all where the table is not plain, by SQL */
+	{
+		static const char *const columns[] = {"tonnes", "cost"};
+		Datum	   *keys[] = {pa};
+		Datum	   *vals[] = {pt, pc};
+		bool	   *none = palloc0(sizeof(bool) * nids);
+		bool	   *nulls[] = {none, none};
+		bool	   *found = palloc(sizeof(bool) * nids);
+		int			nnew = 0;
+
+		if (ledger_update_by_key("unit_cost", 1, keys, lengthof(columns), columns, vals, nulls, nids, found) < 0)
+			memset(found, 0, sizeof(bool) * nids);
+		for (int j = 0; j < nids; j++)
+			if (!found[j])
+			{
+				pa[nnew] = pa[j], pt[nnew] = pt[j], pc[nnew] = pc[j];
+				nnew++;
+			}
+		if (nnew > 0)
+			pools_upsert(pa, pt, pc, nnew);
+	}
 
 	/* the lines, in order, straight into their table (append.c) */
 	if (l.n > 0)

@@ -933,3 +933,208 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 	CommandCounterIncrement();	/* the statements after see the new amounts */
 	return true;
 }
+
+/*
+ * Update rows of carbon.<table> found by its primary key, straight in the
+ * heap (no planner, no executor), as `UPDATE … SET columns = … FROM
+ * unnest(…) WHERE key = …` would: row r is the one whose key columns (in
+ * the primary key's order) equal keys[k][r], and takes values[c][r]
+ * (nulls[c][r]) in the ncols columns named; the other columns keep theirs.
+ * Domains, CHECK constraints (their states kept with the table's shape, as
+ * for appends) and the indexes of a row that cannot be updated heap-only
+ * are kept up.  Each row is found with the snapshot an UPDATE here would
+ * use and updated as it stands, waiting for a writer in flight; a row
+ * another transaction changed meanwhile is locked in its newest version
+ * and updated there in READ COMMITTED, and fails to serialize in
+ * REPEATABLE READ or SERIALIZABLE (40001), as UPDATE does.
+ *
+ * Returns how many rows were found and updated (found[r], when given, says
+ * which), or -1, having written nothing, when the table is not plain for an
+ * UPDATE (UPDATE triggers or rules, row-level security that applies,
+ * missing privileges, a generated column): the caller then updates by SQL.
+ */
+int64
+ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols, const char *const *columns,
+					 Datum *const *values, bool *const *nulls, int nrows, bool *found)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Relation	rel,
+				index;
+	TupleDesc	desc;
+	TriggerDesc *trig;
+	Oid			pk;
+	AppendShape *sh,
+				own;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	Snapshot	snapshot;
+	CommandId	cid;
+	IndexScanDesc scan;
+	ScanKeyData *skeys;
+	TupleTableSlot *found_slot,
+			   *locked,
+			   *updated;
+	int64		n_updated = 0;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "carbon.%s is missing", table);
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	trig = rel->trigdesc;
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if ((trig && (trig->trig_update_before_row || trig->trig_update_after_row || trig->trig_update_instead_row ||
+				  trig->trig_update_before_statement || trig->trig_update_after_statement ||
+				  trig->trig_update_old_table || trig->trig_update_new_table)) ||
+		rel->rd_rules != NULL || !OidIsValid(pk) || (desc->constr && desc->constr->has_generated_stored) ||
+		!table_plain(rel, ACL_UPDATE | ACL_SELECT))
+	{
+		table_close(rel, NoLock);
+		return -1;
+	}
+	index = index_open(pk, RowExclusiveLock);
+	if (index->rd_index->indnkeyatts != nkeys)
+		elog(ERROR, "carbon.%s's primary key has %d columns, not %d", table, index->rd_index->indnkeyatts, nkeys);
+
+	/* the executor state that constraints and index entries need, as an UPDATE's */
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_UPDATE | ACL_SELECT;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	CheckValidResultRel(rri, CMD_UPDATE);
+	ExecOpenIndices(rri, false);
+
+	/* the columns' domains and the table's checks, kept (see append_rows) */
+	sh = append_shape(table, ncols, columns, rel);
+	if (sh == NULL)
+	{
+		sh = &own;
+		memset(&own, 0, sizeof(own));
+		own.table = (char *) table;
+		own.ncols = ncols;
+		own.columns = (char **) columns;
+		append_shape_build(&own, rel, CurrentMemoryContext);
+	}
+	else
+		sh->busy_level = GetCurrentTransactionNestLevel();
+	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
+		rri->ri_ConstraintExprs = sh->checks;
+	append_shape_indexes(sh, rri);
+	GetPerTupleExprContext(estate)->ecxt_per_query_memory = sh->cxt;
+
+	/* the key's equality, in the index's own collation */
+	skeys = palloc(sizeof(ScanKeyData) * nkeys);
+	for (int k = 0; k < nkeys; k++)
+	{
+		Oid			op = get_opfamily_member(index->rd_opfamily[k], index->rd_opcintype[k],
+											 index->rd_opcintype[k], BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "no equality for column %d of carbon.%s's primary key", k + 1, table);
+		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[k], get_opcode(op), (Datum) 0);
+	}
+
+	/* the snapshot an UPDATE here would run with (as SPI takes it): this transaction's writes up to now */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	snapshot = GetActiveSnapshot();
+	cid = GetCurrentCommandId(true);
+	found_slot = table_slot_create(rel, NULL);
+	locked = table_slot_create(rel, NULL);
+	updated = MakeSingleTupleTableSlot(sh->slot_desc, &TTSOpsVirtual);
+	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	for (int r = 0; r < nrows; r++)
+	{
+		TupleTableSlot *from;
+		ItemPointerData tid;
+		TM_FailureData tmfd;
+		TM_Result	result;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+
+		if (found)
+			found[r] = false;
+		for (int k = 0; k < nkeys; k++)
+			skeys[k].sk_argument = keys[k][r];
+		index_rescan(scan, skeys, nkeys, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, found_slot))
+			continue;
+		from = found_slot;
+		for (;;)
+		{
+			slot_getallattrs(from);
+			ExecClearTuple(updated);
+			memcpy(updated->tts_values, from->tts_values, sizeof(Datum) * desc->natts);
+			memcpy(updated->tts_isnull, from->tts_isnull, sizeof(bool) * desc->natts);
+			for (int a = 0; a < desc->natts; a++)
+			{
+				int			c = sh->given[a];
+
+				if (c < 0)
+					continue;
+				updated->tts_values[a] = values[c][r];
+				updated->tts_isnull[a] = nulls[c][r];
+				if (sh->domains[a])
+					domain_check(values[c][r], nulls[c][r], sh->domains[a], &sh->domain_cache[a], sh->cxt);
+			}
+			ExecStoreVirtualTuple(updated);
+			if (desc->constr)
+				ExecConstraints(rri, updated, estate);
+			result = table_tuple_update(rel, &from->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
+										&lockmode, &update_indexes);
+			if (result == TM_Ok)
+				break;
+			if (result == TM_Deleted && !IsolationUsesXactSnapshot())
+				break;			/* gone meanwhile: not counted, as UPDATE does not count it */
+			if (from == locked || result != TM_Updated)
+				elog(ERROR, "a row of carbon.%s could not be updated (%d)", table, (int) result);
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			tid = from->tts_tid;
+			result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
+									  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+			if (result == TM_Deleted)
+				break;
+			if (result != TM_Ok)
+				elog(ERROR, "a row of carbon.%s could not be locked (%d)", table, (int) result);
+			from = locked;
+		}
+		if (result == TM_Ok)
+		{
+			if (update_indexes && rri->ri_NumIndices > 0)
+				(void) ExecInsertIndexTuples(rri, updated, estate, true, false, NULL, NIL);
+			n_updated++;
+			if (found)
+				found[r] = true;
+		}
+		ExecClearTuple(found_slot);
+		ExecClearTuple(locked);
+		ResetPerTupleExprContext(estate);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(found_slot);
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(updated);
+	PopActiveSnapshot();
+	ExecCloseIndices(rri);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	if (sh == &own)
+		MemoryContextDelete(own.cxt);
+	else
+		sh->busy_level = 0;
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();	/* the statements after see the new versions */
+	return n_updated;
+}

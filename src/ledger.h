@@ -93,6 +93,9 @@ extern void ledger_append_checked(const char *table, int ncols, const char *cons
 extern bool ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
 							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
+extern int64 ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols,
+								  const char *const *columns, Datum *const *values, bool *const *nulls, int nrows,
+								  bool *found);
 extern bool ledger_balances_add(const int64 *account, const int16 *asset, const int16 *stripe, const int64 *delta,
 								int n, bool *found, int64 *after, char **status);
 

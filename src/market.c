@@ -1271,6 +1271,20 @@ resting_write(MarketWork *w)
 	}
 	if (c.n == 0)
 		return;
+	/* straight in the heap (append.c) where the table is plain, else by SQL */
+	{
+		static const char *const columns[] = {"filled", "turnover", "fees", "escrow", "status", "end_reason",
+		"ended_at"};
+		int64		updated = ledger_update_by_key("market_order", 1, c.v, lengthof(columns), columns, c.v + 1,
+												   c.null + 1, c.n, NULL);
+
+		if (updated >= 0)
+		{
+			if (updated != c.n)
+				elog(ERROR, "order update failed");
+			return;
+		}
+	}
 	ledger_columns_arrays(&c, values);
 	ledger_plan_generic(&plan,
 				"UPDATE carbon.market_order o SET filled = u.filled, turnover = u.turnover, fees = u.fees, "

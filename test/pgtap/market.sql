@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(132);
+SELECT plan(135);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -456,6 +456,32 @@ SELECT throws_ok($$INSERT INTO carbon.unit_event (issuance, project, first, last
                    VALUES (1, 1, 1, 1, 'gift')$$,
                  '23514', 'value for domain unit_event_kind violates check constraint "unit_event_kind_check"',
                  'a serial event is one of the nine kinds');
+
+-- Resting orders and the books' pools change straight in the heap (append.c,
+-- ledger_update_by_key); with a DBA's UPDATE trigger on market_order and on
+-- unit_cost they change by SQL, and the triggers see each change.
+CREATE TEMP TABLE updates_seen (tbl text, before jsonb, after jsonb);
+CREATE FUNCTION pg_temp.audit_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO updates_seen VALUES (TG_TABLE_NAME, to_jsonb(OLD), to_jsonb(NEW));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_order_audit AFTER UPDATE ON market_order FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_update();
+CREATE TRIGGER dba_pool_audit AFTER UPDATE ON unit_cost FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_update();
+INSERT INTO res SELECT 'dba_sell', * FROM place_order(:orchard, 'sell', 1, 54.00);
+INSERT INTO res SELECT 'dba_buy', * FROM place_order(:steel, 'buy', 1, 66.00, 'IOC');
+SELECT ok((SELECT count(*) FROM updates_seen WHERE tbl = 'market_order') > 0,
+          'with a DBA''s UPDATE trigger on market_order, resting orders change by SQL ...');
+SELECT is((SELECT count(*) FROM
+             (SELECT CASE WHEN t.aggressor = 'buy' THEN t.sell_order ELSE t.buy_order END FROM trade t
+              WHERE t.buy_order IN (SELECT order_id FROM res WHERE tag IN ('dba_sell', 'dba_buy'))
+                 OR t.sell_order IN (SELECT order_id FROM res WHERE tag IN ('dba_sell', 'dba_buy'))
+              EXCEPT SELECT (after->>'id')::bigint FROM updates_seen WHERE tbl = 'market_order') missed),
+          0::bigint, '... and the trigger sees every resting order the two fills changed');
+SELECT ok((SELECT count(*) FROM updates_seen WHERE tbl = 'unit_cost') > 0,
+          'with one on unit_cost, the pools of the books change by SQL and it sees them');
+DROP TRIGGER dba_order_audit ON market_order;
+DROP TRIGGER dba_pool_audit ON unit_cost;
 
 SELECT * FROM finish();
 ROLLBACK;
