@@ -61,6 +61,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/relcache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/reltrigger.h"
@@ -935,6 +936,47 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 }
 
 /*
+ * Whether an UPDATE of the given columns (attribute numbers) would fire no
+ * trigger: none on UPDATE, but the foreign keys' own checks of a
+ * referencing row (RI_FKey_check_upd), which skip a row whose key columns
+ * did not change, so none when no given column is in a foreign key.
+ */
+static bool
+update_fires_nothing(Relation rel, const int *attnums, int n)
+{
+	TriggerDesc *trig = rel->trigdesc;
+
+	if (trig == NULL)
+		return true;
+	if (trig->trig_update_before_row || trig->trig_update_instead_row || trig->trig_update_before_statement ||
+		trig->trig_update_after_statement || trig->trig_update_old_table || trig->trig_update_new_table)
+		return false;
+	for (int i = 0; i < trig->numtriggers; i++)
+	{
+		const Trigger *t = &trig->triggers[i];
+
+		if (!TRIGGER_FOR_UPDATE(t->tgtype))
+			continue;
+		if (t->tgfoid != F_RI_FKEY_CHECK_UPD)
+			return false;
+	}
+	{
+		ListCell   *lc;
+
+		foreach(lc, RelationGetFKeyList(rel))
+		{
+			ForeignKeyCacheInfo *fk = lfirst_node(ForeignKeyCacheInfo, lc);
+
+			for (int k = 0; k < fk->nkeys; k++)
+				for (int a = 0; a < n; a++)
+					if (fk->conkey[k] == attnums[a])
+						return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Update rows of carbon.<table> found by its primary key, straight in the
  * heap (no planner, no executor), as `UPDATE … SET columns = … FROM
  * unnest(…) WHERE key = …` would: row r is the one whose key columns (in
@@ -950,18 +992,36 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
  *
  * Returns how many rows were found and updated (found[r], when given, says
  * which), or -1, having written nothing, when the table is not plain for an
- * UPDATE (UPDATE triggers or rules, row-level security that applies,
- * missing privileges, a generated column): the caller then updates by SQL.
+ * UPDATE of those columns (a trigger that would fire, a rule, row-level
+ * security that applies, missing privileges, a generated column): the
+ * caller then updates by SQL.  A foreign key's check does not fire when
+ * its columns do not change, so it does not count when none is given.
  */
 int64
 ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols, const char *const *columns,
 					 Datum *const *values, bool *const *nulls, int nrows, bool *found)
 {
+	return ledger_update_by_key_with(table, nkeys, keys, ncols, columns, values, nulls, nrows, found, NULL, NULL);
+}
+
+/*
+ * The same, with change(row, r, values, isnull, arg) called on each row
+ * found, in the version about to be updated (all its columns in
+ * values/isnull, the given ones already set): it may set others from the
+ * old ones (a counter plus one) and read what it needs (RETURNING).  It
+ * may be called twice for a row that another transaction changed
+ * meanwhile; the last call is the version written.  It must not change a
+ * foreign key's columns (their checks do not run here).
+ */
+int64
+ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols, const char *const *columns,
+						  Datum *const *values, bool *const *nulls, int nrows, bool *found,
+						  LedgerRowChange change, void *arg)
+{
 	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
 	Relation	rel,
 				index;
 	TupleDesc	desc;
-	TriggerDesc *trig;
 	Oid			pk;
 	AppendShape *sh,
 				own;
@@ -976,16 +1036,17 @@ ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols
 			   *locked,
 			   *updated;
 	int64		n_updated = 0;
+	int		   *attnums;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "carbon.%s is missing", table);
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	trig = rel->trigdesc;
 	pk = RelationGetPrimaryKeyIndex(rel);
-	if ((trig && (trig->trig_update_before_row || trig->trig_update_after_row || trig->trig_update_instead_row ||
-				  trig->trig_update_before_statement || trig->trig_update_after_statement ||
-				  trig->trig_update_old_table || trig->trig_update_new_table)) ||
+	attnums = palloc(sizeof(int) * Max(ncols, 1));
+	for (int c = 0; c < ncols; c++)
+		attnums[c] = attnameAttNum(rel, columns[c], false);
+	if (!update_fires_nothing(rel, attnums, ncols) ||
 		rel->rd_rules != NULL || !OidIsValid(pk) || (desc->constr && desc->constr->has_generated_stored) ||
 		!table_plain(rel, ACL_UPDATE | ACL_SELECT))
 	{
@@ -1085,6 +1146,8 @@ ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols
 				if (sh->domains[a])
 					domain_check(values[c][r], nulls[c][r], sh->domains[a], &sh->domain_cache[a], sh->cxt);
 			}
+			if (change)
+				change(r, updated->tts_values, updated->tts_isnull, arg);
 			ExecStoreVirtualTuple(updated);
 			if (desc->constr)
 				ExecConstraints(rri, updated, estate);

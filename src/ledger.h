@@ -93,6 +93,10 @@ extern void ledger_append_checked(const char *table, int ncols, const char *cons
 extern bool ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
 							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
+typedef void (*LedgerRowChange) (int row, Datum *values, bool *isnull, void *arg);
+extern int64 ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols,
+									   const char *const *columns, Datum *const *values, bool *const *nulls,
+									   int nrows, bool *found, LedgerRowChange change, void *arg);
 extern int64 ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols,
 								  const char *const *columns, Datum *const *values, bool *const *nulls, int nrows,
 								  bool *found);

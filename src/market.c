@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
@@ -31,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/numeric.h"
@@ -383,15 +385,73 @@ instrument_forget(void)
 	held_instrument.valid = false;
 }
 
+/* What the book's lock reads of the instrument's row as it bumps its version. */
+typedef struct InstrumentRow
+{
+	AttrNumber	version,
+				reference,
+				band;
+	bool		has_reference;
+	int64		reference_fen;
+	int32		band_bps;
+} InstrumentRow;
+
+static void
+instrument_bump(int row pg_attribute_unused(), Datum *values, bool *isnull, void *arg)
+{
+	InstrumentRow *ir = (InstrumentRow *) arg;
+
+	values[ir->version - 1] = Int64GetDatum(DatumGetInt64(values[ir->version - 1]) + 1);
+	ir->has_reference = !isnull[ir->reference - 1];
+	ir->reference_fen = ir->has_reference ? DatumGetInt64(values[ir->reference - 1]) : 0;
+	ir->band_bps = DatumGetInt32(values[ir->band - 1]);
+}
+
+/*
+ * Bump the instrument's version, straight in the heap (append.c): false
+ * when its row is missing; -1 (as an int) when the table is not plain and
+ * SQL must do it.
+ */
+static int
+instrument_lock_direct(Datum code, InstrumentRow *ir)
+{
+	Oid			relid;
+	Datum	   *keys[] = {&code};
+	int64		n;
+
+	relid = get_relname_relid("instrument", get_namespace_oid("carbon", false));
+	ir->version = get_attnum(relid, "book_version");
+	ir->reference = get_attnum(relid, "reference_price");
+	ir->band = get_attnum(relid, "band_bps");
+	if (ir->version == InvalidAttrNumber || ir->reference == InvalidAttrNumber || ir->band == InvalidAttrNumber)
+		return -1;
+	n = ledger_update_by_key_with("instrument", 1, keys, 0, NULL, NULL, NULL, 1, NULL, instrument_bump, ir);
+	return n < 0 ? -1 : n > 0;
+}
+
+/* The instrument's row, created on first use (values: its code and asset). */
+static void
+instrument_create(Datum *values)
+{
+	static SPIPlanPtr create_plan = NULL;
+
+	ledger_plan_generic(&create_plan,
+				"INSERT INTO carbon.instrument (code, asset_id, class) VALUES ($1, $2, 'I') ON CONFLICT DO NOTHING",
+				2, (Oid[]) {TEXTOID, INT2OID});
+	if (SPI_execute_plan(create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "instrument insert failed");
+}
+
 /* The instrument's row, locked: the book's lock (created on first use). */
 static void
 instrument_lock(const char *code, Instrument *ins)
 {
 	static SPIPlanPtr lock_plan = NULL;
-	static SPIPlanPtr create_plan = NULL;
 	Datum		values[2];
 	bool		isnull;
 	Datum		d;
+	InstrumentRow ir;
+	int			direct;
 
 	instrument_known(code);
 	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid)
@@ -402,38 +462,54 @@ instrument_lock(const char *code, Instrument *ins)
 	}
 	values[0] = CStringGetTextDatum(code);
 	values[1] = Int16GetDatum(ledger_asset_id("CER"));
+	ins->code = code;
+	ins->asset = ledger_asset_id("CER");
+
 	/*
 	 * An update, not only a lock: a REPEATABLE READ or SERIALIZABLE
 	 * transaction whose snapshot predates another order's commit then fails
 	 * to serialize (40001) instead of reading a book without that order.
+	 * Straight in the heap (as UPDATE: it waits for the order before, then
+	 * bumps the newest version), by SQL where the table is not plain.
 	 */
-	ledger_plan_generic(&lock_plan,
-				"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
-				"RETURNING reference_price, band_bps",
-				1, (Oid[]) {TEXTOID});
-	/*
-	 * By its key (ledger_run_keyed): a plan built while the table was one
-	 * page would scan it whole, and every order leaves a dead version of
-	 * the row behind it (33 pages after 100,000 orders here).
-	 */
-	if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "instrument lookup failed");
-	if (SPI_processed == 0)
+	direct = instrument_lock_direct(values[0], &ir);
+	if (direct == 0)
 	{
-		ledger_plan_generic(&create_plan,
-					"INSERT INTO carbon.instrument (code, asset_id, class) VALUES ($1, $2, 'I') ON CONFLICT DO NOTHING",
-					2, (Oid[]) {TEXTOID, INT2OID});
-		if (SPI_execute_plan(create_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "instrument insert failed");
-		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		instrument_create(values);
+		direct = instrument_lock_direct(values[0], &ir);
+		if (direct == 0)
 			elog(ERROR, "instrument lookup failed");
 	}
-	ins->code = code;
-	ins->asset = ledger_asset_id("CER");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	ins->has_reference = !isnull;
-	ins->reference = isnull ? 0 : DatumGetInt64(d);
-	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (direct > 0)
+	{
+		ins->has_reference = ir.has_reference;
+		ins->reference = ir.reference_fen;
+		ins->band_bps = ir.band_bps;
+	}
+	else
+	{
+		ledger_plan_generic(&lock_plan,
+					"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
+					"RETURNING reference_price, band_bps",
+					1, (Oid[]) {TEXTOID});
+		/*
+		 * By its key (ledger_run_keyed): a plan built while the table was one
+		 * page would scan it whole, and every order leaves a dead version of
+		 * the row behind it (33 pages after 100,000 orders here).
+		 */
+		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "instrument lookup failed");
+		if (SPI_processed == 0)
+		{
+			instrument_create(values);
+			if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+				elog(ERROR, "instrument lookup failed");
+		}
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		ins->has_reference = !isnull;
+		ins->reference = isnull ? 0 : DatumGetInt64(d);
+		ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	held_instrument.lxid = MyProc->lxid;
 	held_instrument.ins = *ins;
 	held_instrument.valid = true;
