@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(135);
+SELECT plan(137);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -482,6 +482,24 @@ SELECT ok((SELECT count(*) FROM updates_seen WHERE tbl = 'unit_cost') > 0,
           'with one on unit_cost, the pools of the books change by SQL and it sees them');
 DROP TRIGGER dba_order_audit ON market_order;
 DROP TRIGGER dba_pool_audit ON unit_cost;
+-- The book's lock bumps the instrument's version once per transaction (a
+-- subtransaction rolled back forgets it was held), straight in the heap or,
+-- with a DBA's UPDATE trigger on instrument, by SQL.
+SAVEPOINT relock;
+ROLLBACK TO SAVEPOINT relock;
+SELECT book_version AS v0 FROM instrument WHERE code = 'CER-I' \gset
+INSERT INTO res SELECT 'bump_direct', * FROM place_order(:orchard, 'sell', 1, 65.00);
+SELECT is((SELECT book_version FROM instrument WHERE code = 'CER-I'), (:v0 + 1)::bigint,
+          'the book''s lock bumps the instrument''s version');
+CREATE TRIGGER dba_instrument_audit AFTER UPDATE ON instrument FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_update();
+SAVEPOINT relock;
+ROLLBACK TO SAVEPOINT relock;
+INSERT INTO res SELECT 'bump_sql', * FROM place_order(:orchard, 'sell', 1, 65.00);
+SELECT results_eq($$SELECT (before->>'book_version')::bigint, (after->>'book_version')::bigint
+                    FROM updates_seen WHERE tbl = 'instrument'$$,
+                  format('VALUES (%s::bigint, %s::bigint)', :v0 + 1, :v0 + 2),
+                  '... and with a DBA''s UPDATE trigger on instrument it does so by SQL, which the trigger sees');
+DROP TRIGGER dba_instrument_audit ON instrument;
 
 SELECT * FROM finish();
 ROLLBACK;
