@@ -106,6 +106,16 @@ int64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A pool's row locked: its tonnes and cost (a LedgerRowRead over two LedgerColumnRead). */
+static void
+pool_row(int row, TupleTableSlot *slot, void *arg)
+{
+	LedgerColumnRead *columns = (LedgerColumnRead *) arg;
+
+	ledger_read_int8_column(row, slot, &columns[0]);
+	ledger_read_int8_column(row, slot, &columns[1]);
+}
+
 /*
  * The pools of the accounts, locked in account order (no two batches wait
  * on each other's pools); absent pools are (0, 0).
@@ -117,11 +127,24 @@ pools_read(int64 *ids, int n)
 	Datum	   *d = palloc(sizeof(Datum) * n);
 	Datum		values[1];
 	Pool	   *pools = palloc0(sizeof(Pool) * n);
+	int64	   *tonnes = palloc0(sizeof(int64) * n);
+	int64	   *cost = palloc0(sizeof(int64) * n);
 
 	for (int i = 0; i < n; i++)
 	{
 		d[i] = Int64GetDatum(ids[i]);
 		pools[i].account = ids[i];
+	}
+	/* straight in the heap (append.c), one row after the other in account order; by SQL where not plain */
+	if (ledger_lock_by_key("unit_cost", 1, (Datum *[]) {d}, n, pool_row,
+						   (LedgerColumnRead[]) {{"tonnes", tonnes}, {"cost", cost}}) >= 0)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			pools[i].tonnes = tonnes[i];
+			pools[i].cost = cost[i];
+		}
+		return pools;
 	}
 	values[0] = ledger_int8_array(d, n);
 	ledger_plan_generic(&plan,

@@ -751,15 +751,238 @@ ledger_remove_by_id(const char *table, const Datum *ids, int n)
 	return removed;
 }
 
+/* ---- rows found by their primary key: updated, or locked, straight in the heap ---- */
+
+/*
+ * Rows of one table looked up by its primary key with the snapshot a
+ * statement here would run with (as SPI takes it, after a command counter
+ * increment: this transaction's writes up to now), then updated or locked
+ * as UPDATE and SELECT FOR UPDATE do it.
+ */
+typedef struct KeyedRows
+{
+	const char *table;
+	Relation	rel;
+	Relation	index;
+	int			nkeys;
+	ScanKeyData *skeys;
+	Snapshot	snapshot;
+	CommandId	cid;
+	IndexScanDesc scan;
+	TupleTableSlot *found;		/* the version the snapshot sees */
+	TupleTableSlot *locked;		/* its newest version, locked */
+	EState	   *estate;			/* for an update: constraints and index entries */
+	ResultRelInfo *rri;
+} KeyedRows;
+
+/*
+ * Open carbon.<table> (plain for `mode`, else false, nothing opened) and
+ * its primary key of nkeys columns, whose equality operators (in the
+ * index's collation) the lookups use.
+ */
+static bool
+keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Oid			pk;
+
+	memset(kr, 0, sizeof(*kr));
+	if (!OidIsValid(relid))
+		elog(ERROR, "carbon.%s is missing", table);
+	kr->table = table;
+	kr->rel = table_open(relid, RowExclusiveLock);
+	pk = RelationGetPrimaryKeyIndex(kr->rel);
+	if (!OidIsValid(pk) || kr->rel->rd_rules != NULL || !table_plain(kr->rel, mode))
+	{
+		table_close(kr->rel, NoLock);
+		return false;
+	}
+	kr->index = index_open(pk, RowExclusiveLock);
+	if (kr->index->rd_index->indnkeyatts != nkeys)
+		elog(ERROR, "carbon.%s's primary key has %d columns, not %d", table,
+			 kr->index->rd_index->indnkeyatts, nkeys);
+	kr->nkeys = nkeys;
+	kr->skeys = palloc(sizeof(ScanKeyData) * nkeys);
+	for (int k = 0; k < nkeys; k++)
+	{
+		Oid			op = get_opfamily_member(kr->index->rd_opfamily[k], kr->index->rd_opcintype[k],
+											 kr->index->rd_opcintype[k], BTEqualStrategyNumber);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "no equality for column %d of carbon.%s's primary key", k + 1, table);
+		ScanKeyEntryInitialize(&kr->skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
+							   kr->index->rd_indcollation[k], get_opcode(op), (Datum) 0);
+	}
+	return true;
+}
+
+/* The executor state an UPDATE of the table needs (constraints, index entries). */
+static void
+keyed_for_update(KeyedRows *kr)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	kr->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(kr->rel);
+	rte->relkind = kr->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_UPDATE | ACL_SELECT;
+	ExecInitRangeTable(kr->estate, list_make1(rte));
+	kr->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(kr->rri, kr->rel, 1, NULL, 0);
+	CheckValidResultRel(kr->rri, CMD_UPDATE);
+	ExecOpenIndices(kr->rri, false);
+}
+
+/* The snapshot and the scan: after keyed_open (and keyed_for_update). */
+static void
+keyed_begin(KeyedRows *kr)
+{
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	kr->snapshot = GetActiveSnapshot();
+	kr->cid = GetCurrentCommandId(true);
+	kr->found = table_slot_create(kr->rel, NULL);
+	kr->locked = table_slot_create(kr->rel, NULL);
+	kr->scan = index_beginscan(kr->rel, kr->index, kr->snapshot, kr->nkeys, 0);
+}
+
+/* Row r (key column k: keys[k][r]) as the snapshot sees it, into kr->found; false if none. */
+static bool
+keyed_find(KeyedRows *kr, Datum *const *keys, int r)
+{
+	ExecClearTuple(kr->found);
+	ExecClearTuple(kr->locked);
+	for (int k = 0; k < kr->nkeys; k++)
+		kr->skeys[k].sk_argument = keys[k][r];
+	index_rescan(kr->scan, kr->skeys, kr->nkeys, NULL, 0);
+	return index_getnext_slot(kr->scan, ForwardScanDirection, kr->found);
+}
+
+/*
+ * The newest version of the row found, locked in `mode`, into kr->locked:
+ * waits for a writer in flight; in READ COMMITTED follows a change another
+ * transaction made meanwhile (false if it deleted the row), in REPEATABLE
+ * READ or SERIALIZABLE fails to serialize (40001), as SELECT FOR UPDATE and
+ * UPDATE do.
+ */
+static bool
+keyed_lock(KeyedRows *kr, LockTupleMode mode)
+{
+	ItemPointerData tid = kr->found->tts_tid;
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	result = table_tuple_lock(kr->rel, &tid, kr->snapshot, kr->locked, kr->cid, mode, LockWaitBlock,
+							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+	if (result == TM_Ok)
+		return true;
+	if ((result == TM_Updated || result == TM_Deleted) && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
+	if (result == TM_Deleted)
+		return false;
+	elog(ERROR, "a row of carbon.%s could not be locked (%d)", kr->table, (int) result);
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * The row found (kr->found) updated to `updated` (whose values its caller
+ * built from `from`), as UPDATE does: the version the snapshot sees updated
+ * as it stands, waiting for a writer in flight; when another transaction
+ * changed it meanwhile, false after locking its newest version into
+ * kr->locked, and the caller builds the new version from that one and
+ * calls again (REPEATABLE READ: 40001; a row deleted meanwhile: false with
+ * kr->locked empty).  Locking first every time would cost a WAL record per
+ * row.  Index entries of a version that cannot be heap-only are made.
+ */
+static bool
+keyed_update(KeyedRows *kr, TupleTableSlot *from, TupleTableSlot *updated)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+
+	if (kr->rel->rd_att->constr)
+		ExecConstraints(kr->rri, updated, kr->estate);
+	result = table_tuple_update(kr->rel, &from->tts_tid, updated, kr->cid, kr->snapshot, InvalidSnapshot, true,
+								&tmfd, &lockmode, &update_indexes);
+	if (result == TM_Ok)
+	{
+		if (update_indexes && kr->rri->ri_NumIndices > 0)
+			(void) ExecInsertIndexTuples(kr->rri, updated, kr->estate, true, false, NULL, NIL);
+		ResetPerTupleExprContext(kr->estate);
+		return true;
+	}
+	if (from == kr->locked || (result != TM_Updated && result != TM_Deleted))
+		elog(ERROR, "a row of carbon.%s could not be updated (%d)", kr->table, (int) result);
+	if (!keyed_lock(kr, LockTupleNoKeyExclusive))
+		ExecClearTuple(kr->locked);
+	return false;
+}
+
+static void
+keyed_close(KeyedRows *kr)
+{
+	if (kr->scan)
+	{
+		index_endscan(kr->scan);
+		ExecDropSingleTupleTableSlot(kr->found);
+		ExecDropSingleTupleTableSlot(kr->locked);
+		PopActiveSnapshot();
+	}
+	if (kr->estate)
+	{
+		ExecCloseIndices(kr->rri);
+		ExecCloseRangeTableRelations(kr->estate);
+		FreeExecutorState(kr->estate);
+	}
+	index_close(kr->index, NoLock);
+	table_close(kr->rel, NoLock);
+	CommandCounterIncrement();	/* the statements after see what changed */
+}
+
+/*
+ * Whether an UPDATE of the given columns (attribute numbers) would fire no
+ * trigger: none on UPDATE, but the foreign keys' own checks of a
+ * referencing row (RI_FKey_check_upd), which skip a row whose key columns
+ * did not change, so none when no given column is in a foreign key.
+ */
+static bool
+update_fires_nothing(Relation rel, const int *attnums, int n)
+{
+	TriggerDesc *trig = rel->trigdesc;
+	ListCell   *lc;
+
+	if (trig == NULL)
+		return true;
+	if (trig->trig_update_before_row || trig->trig_update_instead_row || trig->trig_update_before_statement ||
+		trig->trig_update_after_statement || trig->trig_update_old_table || trig->trig_update_new_table)
+		return false;
+	for (int i = 0; i < trig->numtriggers; i++)
+		if (TRIGGER_FOR_UPDATE(trig->triggers[i].tgtype) && trig->triggers[i].tgfoid != F_RI_FKEY_CHECK_UPD)
+			return false;
+	foreach(lc, RelationGetFKeyList(rel))
+	{
+		ForeignKeyCacheInfo *fk = lfirst_node(ForeignKeyCacheInfo, lc);
+
+		for (int k = 0; k < fk->nkeys; k++)
+			for (int a = 0; a < n; a++)
+				if (fk->conkey[k] == attnums[a])
+					return false;
+	}
+	return true;
+}
+
 /*
  * Add delta[i] to the carbon.balance row (account[i], asset[i], stripe[i]),
  * i = 0..n-1 in the order given (the caller's lock order), straight in the
- * heap: the row found by its primary key with the snapshot an UPDATE here
- * would run with and updated (waiting for a writer in flight; a row another
- * transaction changed meanwhile is locked in its newest version and updated
- * there in READ COMMITTED, as ON CONFLICT DO UPDATE does, and fails to
- * serialize in REPEATABLE READ or SERIALIZABLE, 40001): a heap-only update
- * where the page has room, otherwise with its index entries.
+ * heap, as UPDATE would (keyed_update): a heap-only update where the page
+ * has room.
  *
  * found[i] says whether the row was there (if not, nothing was written for
  * it and the caller inserts it by SQL); after[i] is its amount afterwards
@@ -772,113 +995,48 @@ bool
 ledger_balances_add(const int64 *account, const int16 *asset, const int16 *stripe, const int64 *delta, int n,
 					bool *found, int64 *after, char **status)
 {
-	Oid			relid = get_relname_relid("balance", get_namespace_oid("carbon", false));
-	Relation	rel,
-				index;
+	KeyedRows	kr;
 	TupleDesc	desc;
-	TriggerDesc *trig;
-	Oid			pk;
-	AttrNumber	att_account,
-				att_asset,
-				att_stripe,
-				att_amount,
+	AttrNumber	att_amount,
 				att_status;
-	EState	   *estate;
-	RangeTblEntry *rte;
-	ResultRelInfo *rri;
-	Snapshot	snapshot;
-	CommandId	cid;
-	IndexScanDesc scan;
-	TupleTableSlot *found_slot,
-			   *locked,
-			   *updated;
+	TupleTableSlot *updated;
+	Datum	   *keys[3];
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "carbon.balance is missing");
-	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	trig = rel->trigdesc;
-	pk = RelationGetPrimaryKeyIndex(rel);
-	att_account = attnameAttNum(rel, "account", false);
-	att_asset = attnameAttNum(rel, "asset_id", false);
-	att_stripe = attnameAttNum(rel, "stripe", false);
-	att_amount = attnameAttNum(rel, "amount", false);
-	att_status = attnameAttNum(rel, "status", false);
-	if ((trig && (trig->trig_update_before_row || trig->trig_update_after_row || trig->trig_update_instead_row ||
-				  trig->trig_update_before_statement || trig->trig_update_after_statement ||
-				  trig->trig_update_old_table || trig->trig_update_new_table)) ||
-		rel->rd_rules != NULL || !OidIsValid(pk) || att_amount <= 0 || att_status <= 0 ||
+	if (!keyed_open(&kr, "balance", 3, ACL_UPDATE | ACL_SELECT))
+		return false;
+	desc = RelationGetDescr(kr.rel);
+	att_amount = attnameAttNum(kr.rel, "amount", false);
+	att_status = attnameAttNum(kr.rel, "status", false);
+	if (!update_fires_nothing(kr.rel, (int[]) {att_amount}, 1) || att_amount <= 0 || att_status <= 0 ||
 		(desc->constr && desc->constr->has_generated_stored) ||
-		!table_plain(rel, ACL_UPDATE | ACL_SELECT))
+		TupleDescAttr(desc, att_amount - 1)->atttypid != INT8OID ||
+		kr.index->rd_opcintype[0] != INT8OID || kr.index->rd_opcintype[1] != INT2OID ||
+		kr.index->rd_opcintype[2] != INT2OID)
 	{
-		table_close(rel, NoLock);
+		keyed_close(&kr);
 		return false;
 	}
-	index = index_open(pk, RowExclusiveLock);
-	if (index->rd_index->indnatts != 3 || index->rd_index->indkey.values[0] != att_account ||
-		index->rd_index->indkey.values[1] != att_asset || index->rd_index->indkey.values[2] != att_stripe ||
-		TupleDescAttr(desc, att_account - 1)->atttypid != INT8OID ||
-		TupleDescAttr(desc, att_asset - 1)->atttypid != INT2OID ||
-		TupleDescAttr(desc, att_stripe - 1)->atttypid != INT2OID ||
-		TupleDescAttr(desc, att_amount - 1)->atttypid != INT8OID)
-	{
-		index_close(index, NoLock);
-		table_close(rel, NoLock);
-		return false;
-	}
-
-	/* the executor state that constraints and index entries need, as an UPDATE's */
-	estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_UPDATE | ACL_SELECT;
-	ExecInitRangeTable(estate, list_make1(rte));
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	CheckValidResultRel(rri, CMD_UPDATE);
-	ExecOpenIndices(rri, false);
-
-	/* the snapshot an UPDATE here would run with (as SPI takes it): this transaction's writes up to now */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	UpdateActiveSnapshotCommandId();
-	snapshot = GetActiveSnapshot();
-	cid = GetCurrentCommandId(true);
-	found_slot = table_slot_create(rel, NULL);
-	locked = table_slot_create(rel, NULL);
-	updated = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	scan = index_beginscan(rel, index, snapshot, 3, 0);
+	keys[0] = palloc(sizeof(Datum) * Max(n, 1));
+	keys[1] = palloc(sizeof(Datum) * Max(n, 1));
+	keys[2] = palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		ScanKeyData keys[3];
-		ItemPointerData tid;
-		TM_FailureData tmfd;
-		TM_Result	result;
-		LockTupleMode lockmode;
-		bool		update_indexes;
+		keys[0][i] = Int64GetDatum(account[i]);
+		keys[1][i] = Int16GetDatum(asset[i]);
+		keys[2][i] = Int16GetDatum(stripe[i]);
+	}
+	keyed_for_update(&kr);
+	keyed_begin(&kr);
+	updated = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	for (int i = 0; i < n; i++)
+	{
+		TupleTableSlot *from = kr.found;
 		bool		isnull;
-		int64		amount;
-		TupleTableSlot *from;
+		int64		amount = 0;
 
 		found[i] = false;
-		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account[i]));
-		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum(asset[i]));
-		ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum(stripe[i]));
-		index_rescan(scan, keys, 3, NULL, 0);
-		if (!index_getnext_slot(scan, ForwardScanDirection, found_slot))
+		if (!keyed_find(&kr, keys, i))
 			continue;			/* a row still to insert: the caller's */
-		/*
-		 * The version the snapshot sees, updated as it stands (the update
-		 * waits for a writer in flight).  Only when another transaction has
-		 * changed it meanwhile: its newest version locked, then updated (READ
-		 * COMMITTED follows the change, as ON CONFLICT DO UPDATE and UPDATE
-		 * do; REPEATABLE READ fails to serialize).  Locking first every time
-		 * would cost a WAL record per row.
-		 */
-		from = found_slot;
 		for (;;)
 		{
 			slot_getallattrs(from);
@@ -894,85 +1052,17 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 			updated->tts_isnull[att_amount - 1] = false;
 			ExecStoreVirtualTuple(updated);
 			status[i] = TextDatumGetCString(slot_getattr(from, att_status, &isnull));
-			if (desc->constr)
-				ExecConstraints(rri, updated, estate);
-			result = table_tuple_update(rel, &from->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
-										&lockmode, &update_indexes);
-			if (result == TM_Ok)
+			if (keyed_update(&kr, from, updated))
 				break;
-			if (from == locked || (result != TM_Updated && result != TM_Deleted))
-				elog(ERROR, "balance of account " INT64_FORMAT " could not be updated (%d)", account[i], (int) result);
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			tid = from->tts_tid;
-			result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
-									  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-			if (result != TM_Ok)
-				elog(ERROR, "balance of account " INT64_FORMAT " could not be locked (%d)", account[i], (int) result);
-			from = locked;
+			if (TTS_EMPTY(kr.locked))
+				elog(ERROR, "the balance of account " INT64_FORMAT " is gone", account[i]);
+			from = kr.locked;
 		}
-		if (update_indexes && rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(rri, updated, estate, true, false, NULL, NIL);
-		ExecClearTuple(found_slot);
-		ExecClearTuple(locked);
-		ResetPerTupleExprContext(estate);
 		found[i] = true;
 		after[i] = amount;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(found_slot);
-	ExecDropSingleTupleTableSlot(locked);
 	ExecDropSingleTupleTableSlot(updated);
-	PopActiveSnapshot();
-	ExecCloseIndices(rri);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
-	CommandCounterIncrement();	/* the statements after see the new amounts */
-	return true;
-}
-
-/*
- * Whether an UPDATE of the given columns (attribute numbers) would fire no
- * trigger: none on UPDATE, but the foreign keys' own checks of a
- * referencing row (RI_FKey_check_upd), which skip a row whose key columns
- * did not change, so none when no given column is in a foreign key.
- */
-static bool
-update_fires_nothing(Relation rel, const int *attnums, int n)
-{
-	TriggerDesc *trig = rel->trigdesc;
-
-	if (trig == NULL)
-		return true;
-	if (trig->trig_update_before_row || trig->trig_update_instead_row || trig->trig_update_before_statement ||
-		trig->trig_update_after_statement || trig->trig_update_old_table || trig->trig_update_new_table)
-		return false;
-	for (int i = 0; i < trig->numtriggers; i++)
-	{
-		const Trigger *t = &trig->triggers[i];
-
-		if (!TRIGGER_FOR_UPDATE(t->tgtype))
-			continue;
-		if (t->tgfoid != F_RI_FKEY_CHECK_UPD)
-			return false;
-	}
-	{
-		ListCell   *lc;
-
-		foreach(lc, RelationGetFKeyList(rel))
-		{
-			ForeignKeyCacheInfo *fk = lfirst_node(ForeignKeyCacheInfo, lc);
-
-			for (int k = 0; k < fk->nkeys; k++)
-				for (int a = 0; a < n; a++)
-					if (fk->conkey[k] == attnums[a])
-						return false;
-		}
-	}
+	keyed_close(&kr);
 	return true;
 }
 
@@ -984,11 +1074,7 @@ update_fires_nothing(Relation rel, const int *attnums, int n)
  * (nulls[c][r]) in the ncols columns named; the other columns keep theirs.
  * Domains, CHECK constraints (their states kept with the table's shape, as
  * for appends) and the indexes of a row that cannot be updated heap-only
- * are kept up.  Each row is found with the snapshot an UPDATE here would
- * use and updated as it stands, waiting for a writer in flight; a row
- * another transaction changed meanwhile is locked in its newest version
- * and updated there in READ COMMITTED, and fails to serialize in
- * REPEATABLE READ or SERIALIZABLE (40001), as UPDATE does.
+ * are kept up; concurrency as UPDATE (keyed_update).
  *
  * Returns how many rows were found and updated (found[r], when given, says
  * which), or -1, having written nothing, when the table is not plain for an
@@ -1018,61 +1104,29 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 						  Datum *const *values, bool *const *nulls, int nrows, bool *found,
 						  LedgerRowChange change, void *arg)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
-	Relation	rel,
-				index;
+	KeyedRows	kr;
 	TupleDesc	desc;
-	Oid			pk;
 	AppendShape *sh,
 				own;
-	EState	   *estate;
-	RangeTblEntry *rte;
-	ResultRelInfo *rri;
-	Snapshot	snapshot;
-	CommandId	cid;
-	IndexScanDesc scan;
-	ScanKeyData *skeys;
-	TupleTableSlot *found_slot,
-			   *locked,
-			   *updated;
+	TupleTableSlot *updated;
 	int64		n_updated = 0;
 	int		   *attnums;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "carbon.%s is missing", table);
-	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	pk = RelationGetPrimaryKeyIndex(rel);
+	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT))
+		return -1;
+	desc = RelationGetDescr(kr.rel);
 	attnums = palloc(sizeof(int) * Max(ncols, 1));
 	for (int c = 0; c < ncols; c++)
-		attnums[c] = attnameAttNum(rel, columns[c], false);
-	if (!update_fires_nothing(rel, attnums, ncols) ||
-		rel->rd_rules != NULL || !OidIsValid(pk) || (desc->constr && desc->constr->has_generated_stored) ||
-		!table_plain(rel, ACL_UPDATE | ACL_SELECT))
+		attnums[c] = attnameAttNum(kr.rel, columns[c], false);
+	if (!update_fires_nothing(kr.rel, attnums, ncols) || (desc->constr && desc->constr->has_generated_stored))
 	{
-		table_close(rel, NoLock);
+		keyed_close(&kr);
 		return -1;
 	}
-	index = index_open(pk, RowExclusiveLock);
-	if (index->rd_index->indnkeyatts != nkeys)
-		elog(ERROR, "carbon.%s's primary key has %d columns, not %d", table, index->rd_index->indnkeyatts, nkeys);
-
-	/* the executor state that constraints and index entries need, as an UPDATE's */
-	estate = CreateExecutorState();
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_UPDATE | ACL_SELECT;
-	ExecInitRangeTable(estate, list_make1(rte));
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	CheckValidResultRel(rri, CMD_UPDATE);
-	ExecOpenIndices(rri, false);
+	keyed_for_update(&kr);
 
 	/* the columns' domains and the table's checks, kept (see append_rows) */
-	sh = append_shape(table, ncols, columns, rel);
+	sh = append_shape(table, ncols, columns, kr.rel);
 	if (sh == NULL)
 	{
 		sh = &own;
@@ -1080,56 +1134,27 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 		own.table = (char *) table;
 		own.ncols = ncols;
 		own.columns = (char **) columns;
-		append_shape_build(&own, rel, CurrentMemoryContext);
+		append_shape_build(&own, kr.rel, CurrentMemoryContext);
 	}
 	else
 		sh->busy_level = GetCurrentTransactionNestLevel();
 	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
-		rri->ri_ConstraintExprs = sh->checks;
-	append_shape_indexes(sh, rri);
-	GetPerTupleExprContext(estate)->ecxt_per_query_memory = sh->cxt;
+		kr.rri->ri_ConstraintExprs = sh->checks;
+	append_shape_indexes(sh, kr.rri);
+	GetPerTupleExprContext(kr.estate)->ecxt_per_query_memory = sh->cxt;
 
-	/* the key's equality, in the index's own collation */
-	skeys = palloc(sizeof(ScanKeyData) * nkeys);
-	for (int k = 0; k < nkeys; k++)
-	{
-		Oid			op = get_opfamily_member(index->rd_opfamily[k], index->rd_opcintype[k],
-											 index->rd_opcintype[k], BTEqualStrategyNumber);
-
-		if (!OidIsValid(op))
-			elog(ERROR, "no equality for column %d of carbon.%s's primary key", k + 1, table);
-		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
-							   index->rd_indcollation[k], get_opcode(op), (Datum) 0);
-	}
-
-	/* the snapshot an UPDATE here would run with (as SPI takes it): this transaction's writes up to now */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	UpdateActiveSnapshotCommandId();
-	snapshot = GetActiveSnapshot();
-	cid = GetCurrentCommandId(true);
-	found_slot = table_slot_create(rel, NULL);
-	locked = table_slot_create(rel, NULL);
+	keyed_begin(&kr);
 	updated = MakeSingleTupleTableSlot(sh->slot_desc, &TTSOpsVirtual);
-	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
 	for (int r = 0; r < nrows; r++)
 	{
-		TupleTableSlot *from;
-		ItemPointerData tid;
-		TM_FailureData tmfd;
-		TM_Result	result;
-		LockTupleMode lockmode;
-		bool		update_indexes;
+		TupleTableSlot *from = kr.found;
+		bool		done = false;
 
 		if (found)
 			found[r] = false;
-		for (int k = 0; k < nkeys; k++)
-			skeys[k].sk_argument = keys[k][r];
-		index_rescan(scan, skeys, nkeys, NULL, 0);
-		if (!index_getnext_slot(scan, ForwardScanDirection, found_slot))
+		if (!keyed_find(&kr, keys, r))
 			continue;
-		from = found_slot;
-		for (;;)
+		while (!done)
 		{
 			slot_getallattrs(from);
 			ExecClearTuple(updated);
@@ -1149,55 +1174,69 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 			if (change)
 				change(r, updated->tts_values, updated->tts_isnull, arg);
 			ExecStoreVirtualTuple(updated);
-			if (desc->constr)
-				ExecConstraints(rri, updated, estate);
-			result = table_tuple_update(rel, &from->tts_tid, updated, cid, snapshot, InvalidSnapshot, true, &tmfd,
-										&lockmode, &update_indexes);
-			if (result == TM_Ok)
-				break;
-			if (result == TM_Deleted && !IsolationUsesXactSnapshot())
+			done = keyed_update(&kr, from, updated);
+			if (!done && TTS_EMPTY(kr.locked))
 				break;			/* gone meanwhile: not counted, as UPDATE does not count it */
-			if (from == locked || result != TM_Updated)
-				elog(ERROR, "a row of carbon.%s could not be updated (%d)", table, (int) result);
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			tid = from->tts_tid;
-			result = table_tuple_lock(rel, &tid, snapshot, locked, cid, LockTupleNoKeyExclusive, LockWaitBlock,
-									  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-			if (result == TM_Deleted)
-				break;
-			if (result != TM_Ok)
-				elog(ERROR, "a row of carbon.%s could not be locked (%d)", table, (int) result);
-			from = locked;
+			from = kr.locked;
 		}
-		if (result == TM_Ok)
+		if (done)
 		{
-			if (update_indexes && rri->ri_NumIndices > 0)
-				(void) ExecInsertIndexTuples(rri, updated, estate, true, false, NULL, NIL);
 			n_updated++;
 			if (found)
 				found[r] = true;
 		}
-		ExecClearTuple(found_slot);
-		ExecClearTuple(locked);
-		ResetPerTupleExprContext(estate);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(found_slot);
-	ExecDropSingleTupleTableSlot(locked);
 	ExecDropSingleTupleTableSlot(updated);
-	PopActiveSnapshot();
-	ExecCloseIndices(rri);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
+	keyed_close(&kr);
 	if (sh == &own)
 		MemoryContextDelete(own.cxt);
 	else
 		sh->busy_level = 0;
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
-	CommandCounterIncrement();	/* the statements after see the new versions */
 	return n_updated;
+}
+
+/*
+ * Lock rows of carbon.<table> found by its primary key (keys as
+ * ledger_update_by_key), as SELECT … FOR UPDATE does, and hand each
+ * one's newest version to row(r, slot, arg); rows not there (or deleted
+ * meanwhile) are not handed.  Returns how many were locked, or -1, having
+ * locked nothing, when the table is not plain for it (rules, row-level
+ * security that applies, missing privileges): the caller then locks by SQL.
+ */
+int64
+ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
+{
+	KeyedRows	kr;
+	int64		n = 0;
+
+	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT))
+		return -1;
+	keyed_begin(&kr);
+	for (int r = 0; r < nrows; r++)
+		if (keyed_find(&kr, keys, r) && keyed_lock(&kr, LockTupleExclusive))
+		{
+			slot_getallattrs(kr.locked);
+			row(r, kr.locked, arg);
+			n++;
+		}
+	keyed_close(&kr);
+	return n;
+}
+
+/* A LedgerRowRead: the bigint column named in a LedgerColumnRead, into its into[row]. */
+void
+ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg)
+{
+	const LedgerColumnRead *cr = (const LedgerColumnRead *) arg;
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	for (int a = 0; a < desc->natts; a++)
+		if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), cr->column) == 0)
+		{
+			if (slot->tts_isnull[a] || getBaseType(TupleDescAttr(desc, a)->atttypid) != INT8OID)
+				elog(ERROR, "column %s is not a bigint", cr->column);
+			cr->into[row] = DatumGetInt64(slot->tts_values[a]);
+			return;
+		}
+	elog(ERROR, "no column %s", cr->column);
 }

@@ -94,6 +94,16 @@ extern bool ledger_append_own(const char *table, int ncols, const char *const *c
 							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
 typedef void (*LedgerRowChange) (int row, Datum *values, bool *isnull, void *arg);
+typedef void (*LedgerRowRead) (int row, TupleTableSlot *slot, void *arg);
+/* ledger_read_int8_column's argument: the column to read, and where (a row's: row-th element) */
+typedef struct LedgerColumnRead
+{
+	const char *column;
+	int64	   *into;
+} LedgerColumnRead;
+extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
+extern int64 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
+								void *arg);
 extern int64 ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols,
 									   const char *const *columns, Datum *const *values, bool *const *nulls,
 									   int nrows, bool *found, LedgerRowChange change, void *arg);

@@ -758,16 +758,24 @@ available(MarketWork *w, int64 account, int16 asset)
 
 	if (!b->read)
 	{
-		Datum		values[2] = {Int64GetDatum(account), Int16GetDatum(asset)};
+		Datum		values[3] = {Int64GetDatum(account), Int16GetDatum(asset), Int16GetDatum(0)};
+		Datum	   *keys[] = {&values[0], &values[1], &values[2]};
 		bool		isnull;
 
-		ledger_plan_generic(&plan,
-					"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 FOR UPDATE",
-					2, (Oid[]) {INT8OID, INT2OID});
-		if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
-			elog(ERROR, "balance lookup failed");
-		b->amount = SPI_processed == 0 ? 0 :
-			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		/* its row locked (FOR UPDATE) straight in the heap, by SQL where the table is not plain */
+		b->amount = 0;
+		if (ledger_lock_by_key("balance", 3, keys, 1, ledger_read_int8_column,
+							   &(LedgerColumnRead) {"amount", &b->amount}) < 0)
+		{
+			ledger_plan_generic(&plan,
+						"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 "
+						"FOR UPDATE",
+						2, (Oid[]) {INT8OID, INT2OID});
+			if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
+				elog(ERROR, "balance lookup failed");
+			b->amount = SPI_processed == 0 ? 0 :
+				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
 		b->read = true;
 	}
 	return b->amount + posted(&w->postings, account, asset);
