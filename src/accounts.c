@@ -91,6 +91,40 @@ ledger_account_from_row(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc d
 	acc->participant = strcmp(acc->kind, "participant") == 0;
 }
 
+/* What ledger_get_account's direct read hands back: the row's columns by name. */
+typedef struct AccountRead
+{
+	int64		id;
+	LedgerAccount *acc;
+	bool		found;
+} AccountRead;
+
+static void
+account_row(int row pg_attribute_unused(), TupleTableSlot *slot, void *arg)
+{
+	AccountRead *ar = (AccountRead *) arg;
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
+	static const char *const names[] = {"kind", "tier", "region", "status"};
+	int			attnums[4] = {0, 0, 0, 0};
+
+	for (int a = 0; a < desc->natts; a++)
+		for (int k = 0; k < 4; k++)
+			if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), names[k]) == 0)
+				attnums[k] = a + 1;
+	for (int k = 0; k < 4; k++)
+		if (attnums[k] == 0)
+			elog(ERROR, "carbon.account has no column %s", names[k]);
+	memset(ar->acc, 0, sizeof(*ar->acc));
+	ar->acc->id = ar->id;
+	copy_name(ar->acc->kind, SPI_getvalue(tup, desc, attnums[0]));
+	copy_name(ar->acc->tier, SPI_getvalue(tup, desc, attnums[1]));
+	strlcpy(ar->acc->region, SPI_getvalue(tup, desc, attnums[2]), sizeof(ar->acc->region));
+	copy_name(ar->acc->status, SPI_getvalue(tup, desc, attnums[3]));
+	ar->acc->participant = strcmp(ar->acc->kind, "participant") == 0;
+	ar->found = true;
+}
+
 /* Look an account up; false if there is none.  Needs an SPI connection. */
 bool
 ledger_get_account(int64 id, LedgerAccount *acc)
@@ -98,6 +132,15 @@ ledger_get_account(int64 id, LedgerAccount *acc)
 	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
+
+	/* by its key straight from the heap (append.c), by SQL where the table is not plain or in parallel mode */
+	if (!ledger_lookup_read_only())
+	{
+		AccountRead ar = {id, acc, false};
+
+		if (ledger_read_by_key("account", 1, (Datum *[]) {values}, 1, account_row, &ar) >= 0)
+			return ar.found;
+	}
 
 	ledger_plan_generic(&plan, "SELECT kind, tier, region, status FROM carbon.account WHERE id = $1",
 						1, types);

@@ -778,10 +778,12 @@ typedef struct KeyedRows
 /*
  * Open carbon.<table> (plain for `mode`, else false, nothing opened) and
  * its primary key of nkeys columns, whose equality operators (in the
- * index's collation) the lookups use.
+ * index's collation) the lookups use; `lockmode` as the statement would
+ * take it (AccessShareLock to read, RowShareLock to lock rows,
+ * RowExclusiveLock to update them).
  */
 static bool
-keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode)
+keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode, LOCKMODE lockmode)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
 	Oid			pk;
@@ -790,14 +792,14 @@ keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode)
 	if (!OidIsValid(relid))
 		elog(ERROR, "carbon.%s is missing", table);
 	kr->table = table;
-	kr->rel = table_open(relid, RowExclusiveLock);
+	kr->rel = table_open(relid, lockmode);
 	pk = RelationGetPrimaryKeyIndex(kr->rel);
 	if (!OidIsValid(pk) || kr->rel->rd_rules != NULL || !table_plain(kr->rel, mode))
 	{
 		table_close(kr->rel, NoLock);
 		return false;
 	}
-	kr->index = index_open(pk, RowExclusiveLock);
+	kr->index = index_open(pk, lockmode);
 	if (kr->index->rd_index->indnkeyatts != nkeys)
 		elog(ERROR, "carbon.%s's primary key has %d columns, not %d", table,
 			 kr->index->rd_index->indnkeyatts, nkeys);
@@ -1002,7 +1004,7 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 	TupleTableSlot *updated;
 	Datum	   *keys[3];
 
-	if (!keyed_open(&kr, "balance", 3, ACL_UPDATE | ACL_SELECT))
+	if (!keyed_open(&kr, "balance", 3, ACL_UPDATE | ACL_SELECT, RowExclusiveLock))
 		return false;
 	desc = RelationGetDescr(kr.rel);
 	att_amount = attnameAttNum(kr.rel, "amount", false);
@@ -1112,7 +1114,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 	int64		n_updated = 0;
 	int		   *attnums;
 
-	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT))
+	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT, RowExclusiveLock))
 		return -1;
 	desc = RelationGetDescr(kr.rel);
 	attnums = palloc(sizeof(int) * Max(ncols, 1));
@@ -1196,6 +1198,34 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 }
 
 /*
+ * Read rows of carbon.<table> found by its primary key (keys as
+ * ledger_update_by_key) with the snapshot a statement here would use, and
+ * hand each to row(r, slot, arg); rows not there are not handed.  Returns
+ * how many were found, or -1 when the table is not plain for a SELECT
+ * (rules, row-level security that applies, no privilege): the caller then
+ * reads by SQL.  Not in parallel mode (a new command may not start).
+ */
+int64
+ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
+{
+	KeyedRows	kr;
+	int64		n = 0;
+
+	if (!keyed_open(&kr, table, nkeys, ACL_SELECT, AccessShareLock))
+		return -1;
+	keyed_begin(&kr);
+	for (int r = 0; r < nrows; r++)
+		if (keyed_find(&kr, keys, r))
+		{
+			slot_getallattrs(kr.found);
+			row(r, kr.found, arg);
+			n++;
+		}
+	keyed_close(&kr);
+	return n;
+}
+
+/*
  * Lock rows of carbon.<table> found by its primary key (keys as
  * ledger_update_by_key), as SELECT … FOR UPDATE does, and hand each
  * one's newest version to row(r, slot, arg); rows not there (or deleted
@@ -1209,7 +1239,7 @@ ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 	KeyedRows	kr;
 	int64		n = 0;
 
-	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT))
+	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT, RowShareLock))
 		return -1;
 	keyed_begin(&kr);
 	for (int r = 0; r < nrows; r++)

@@ -102,6 +102,8 @@ typedef struct LedgerColumnRead
 	int64	   *into;
 } LedgerColumnRead;
 extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
+extern int64 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
+								void *arg);
 extern int64 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
 								void *arg);
 extern int64 ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols,
