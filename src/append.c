@@ -44,6 +44,7 @@
 #include "common/int.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
@@ -1269,4 +1270,73 @@ ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg)
 			return;
 		}
 	elog(ERROR, "no column %s", cr->column);
+}
+
+/*
+ * Rows of carbon.<table> in the order of its index carbon.<index_name>,
+ * as the snapshot a statement here would use sees them (after a command
+ * counter increment): those whose first nkeys index columns compare to
+ * keys[k] by strategies[k] (the operator of the column's btree family: "="
+ * for equality, "<=" for a bound; a DESC column's bound reads as written,
+ * nbtree turns it), each handed to take(slot, arg) until `limit` of them
+ * were taken (take returns whether it took the row: it may pass rows
+ * over).  Returns how many were taken, or -1 when the table is not plain
+ * for a SELECT (rules, row-level security that applies, no privilege):
+ * the caller then reads by SQL.  Not in parallel mode.
+ */
+int
+ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
+				  const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg)
+{
+	Oid			nsp = get_namespace_oid("carbon", false);
+	Oid			relid = get_relname_relid(table, nsp);
+	Oid			indexid = get_relname_relid(index_name, nsp);
+	Relation	rel,
+				index;
+	ScanKeyData *skeys;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int			taken = 0;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "carbon.%s or its index %s is missing", table, index_name);
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rules != NULL || !table_plain(rel, ACL_SELECT))
+	{
+		table_close(rel, NoLock);
+		return -1;
+	}
+	index = index_open(indexid, AccessShareLock);
+	if (index->rd_index->indrelid != relid || index->rd_rel->relam != BTREE_AM_OID ||
+		index->rd_index->indnkeyatts < nkeys)
+		elog(ERROR, "%s is not a btree index of carbon.%s", index_name, table);
+	skeys = palloc(sizeof(ScanKeyData) * Max(nkeys, 1));
+	for (int k = 0; k < nkeys; k++)
+	{
+		Oid			op = get_opfamily_member(index->rd_opfamily[k], index->rd_opcintype[k],
+											 index->rd_opcintype[k], strategies[k]);
+
+		if (!OidIsValid(op))
+			elog(ERROR, "no operator %d for column %d of %s", (int) strategies[k], k + 1, index_name);
+		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, strategies[k], InvalidOid, index->rd_indcollation[k],
+							   get_opcode(op), keys[k]);
+	}
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, skeys, nkeys, NULL, 0);
+	while (taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		slot_getallattrs(slot);
+		if (take(slot, arg))
+			taken++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return taken;
 }

@@ -102,6 +102,9 @@ typedef struct LedgerColumnRead
 	int64	   *into;
 } LedgerColumnRead;
 extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
+typedef bool (*LedgerRowTake) (TupleTableSlot *slot, void *arg);
+extern int	ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
+							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg);
 extern int64 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
 								void *arg);
 extern int64 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,

@@ -965,40 +965,72 @@ resting_known(MarketWork *w, int64 id)
 	return e ? *(int *) (e + sizeof(int64)) : -1;
 }
 
+/* A row of the book as read: by SQL (resting_add) or straight from its index (book_take). */
+typedef struct RestingRow
+{
+	int64		id,
+				account,
+				price,
+				tonnes,
+				filled,
+				turnover,
+				fees,
+				escrow;
+	bool		expired;
+	const char *retire_for;
+	const char *retire_purpose;
+	bool		buy_side;
+} RestingRow;
+
 /*
  * A row of the book: its entry, read from the row unless this work has it
  * already (then this work's version is the true one: it may have filled or
  * ended the order, not yet written).
  */
 static int
-resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
+resting_add_row(MarketWork *w, const RestingRow *row)
 {
-	bool		isnull;
-	int64		id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-	int			i = resting_known(w, id);
+	int			i = resting_known(w, row->id);
 	Resting    *r;
 
 	if (i >= 0)
 		return i;
-	i = resting_slot(w, id);
+	i = resting_slot(w, row->id);
 	r = &w->resting[i];
-	r->account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-	r->price = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
-	r->tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-	r->filled = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
-	r->turnover = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
-	r->fees = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
-	r->escrow = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
-	r->expired = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
-	{
-		MemoryContext old = MemoryContextSwitchTo(w->cxt);
-
-		r->retire_for = SPI_getvalue(t, d, 10);
-		r->retire_purpose = SPI_getvalue(t, d, 11);
-		MemoryContextSwitchTo(old);
-	}
-	r->buy_side = strcmp(SPI_getvalue(t, d, 12), "buy") == 0;
+	r->account = row->account;
+	r->price = row->price;
+	r->tonnes = row->tonnes;
+	r->filled = row->filled;
+	r->turnover = row->turnover;
+	r->fees = row->fees;
+	r->escrow = row->escrow;
+	r->expired = row->expired;
+	r->retire_for = row->retire_for ? MemoryContextStrdup(w->cxt, row->retire_for) : NULL;
+	r->retire_purpose = row->retire_purpose ? MemoryContextStrdup(w->cxt, row->retire_purpose) : NULL;
+	r->buy_side = row->buy_side;
 	return i;
+}
+
+/* The same from a result row of RESTING_COLUMNS. */
+static int
+resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
+{
+	bool		isnull;
+	RestingRow	row;
+
+	row.id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+	row.account = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+	row.price = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+	row.tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	row.filled = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+	row.turnover = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
+	row.fees = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
+	row.escrow = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
+	row.expired = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
+	row.retire_for = SPI_getvalue(t, d, 10);
+	row.retire_purpose = SPI_getvalue(t, d, 11);
+	row.buy_side = strcmp(SPI_getvalue(t, d, 12), "buy") == 0;
+	return resting_add_row(w, &row);
 }
 
 #define BOOK_PAGE 16
@@ -1008,6 +1040,75 @@ resting_add(MarketWork *w, HeapTuple t, TupleDesc d)
  * and every row read is a heap fetch.
  */
 #define BOOK_FIRST_PAGE 4
+
+/* What book_take needs: the work, the side, where the page starts, the page. */
+typedef struct BookTake
+{
+	MarketWork *w;
+	bool		bids;
+	bool		after;			/* the page starts after (after_price, after_id) */
+	int64		after_price;
+	int64		after_id;
+	int		   *page;
+	int			n;
+	AttrNumber	att[13];		/* the columns of book_take_columns, found at the first row */
+} BookTake;
+
+static const char *const book_take_columns[13] = {"id", "account", "price", "tonnes", "filled", "turnover", "fees",
+	"escrow", "expires_at", "retire_for", "retire_purpose", "side", "status"};
+
+/*
+ * A row of the book's index (book_page, straight from the index): taken
+ * unless it is the last one read or before it (at its price), or no longer
+ * rests (the partial index says it does; checked all the same).
+ */
+static bool
+book_take(TupleTableSlot *slot, void *arg)
+{
+	BookTake   *bt = (BookTake *) arg;
+	Datum	   *v = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
+	RestingRow	row;
+	char	   *status;
+
+	if (bt->att[0] == 0)
+	{
+		TupleDesc	desc = slot->tts_tupleDescriptor;
+
+		for (int c = 0; c < 13; c++)
+		{
+			for (int a = 0; a < desc->natts && bt->att[c] == 0; a++)
+				if (!TupleDescAttr(desc, a)->attisdropped &&
+					strcmp(NameStr(TupleDescAttr(desc, a)->attname), book_take_columns[c]) == 0)
+					bt->att[c] = a + 1;
+			if (bt->att[c] == 0)
+				elog(ERROR, "carbon.market_order has no column %s", book_take_columns[c]);
+		}
+	}
+#define COL(c) (bt->att[c] - 1)
+	status = TextDatumGetCString(v[COL(12)]);
+	if (strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0)
+		return false;
+	row.id = DatumGetInt64(v[COL(0)]);
+	row.price = DatumGetInt64(v[COL(2)]);
+	if (bt->after && row.price == bt->after_price && row.id <= bt->after_id)
+		return false;
+	row.account = DatumGetInt64(v[COL(1)]);
+	row.tonnes = DatumGetInt64(v[COL(3)]);
+	row.filled = DatumGetInt64(v[COL(4)]);
+	row.turnover = DatumGetInt64(v[COL(5)]);
+	row.fees = DatumGetInt64(v[COL(6)]);
+	row.escrow = DatumGetInt64(v[COL(7)]);
+	row.expired = !isnull[COL(8)] && DatumGetTimestampTz(v[COL(8)]) <= bt->w->now;
+	row.retire_for = isnull[COL(9)] ? NULL : TextDatumGetCString(v[COL(9)]);
+	row.retire_purpose = isnull[COL(10)] ? NULL : TextDatumGetCString(v[COL(10)]);
+	row.buy_side = strcmp(TextDatumGetCString(v[COL(11)]), "buy") == 0;
+#undef COL
+	if (row.buy_side != bt->bids)
+		return false;
+	bt->page[bt->n++] = resting_add_row(bt->w, &row);
+	return true;
+}
 
 /*
  * A page of the book's side (up to `limit` rows), best first, after (price,
@@ -1045,6 +1146,28 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 							5, types);
 	plan = plans[bids][first ? 0 : 1];
 #undef BOOK_ROW
+
+	/* straight from the book's index (append.c), where the table is plain */
+	if (!IsInParallelMode())
+	{
+		BookTake	bt = {.w = w, .bids = bids, .after = !first, .after_price = *after_price,
+		.after_id = *after_id, .page = page};
+		Datum		keys[2] = {values[0], Int64GetDatum(*after_price)};
+		uint16		strategies[2] = {BTEqualStrategyNumber,
+		bids ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
+		int			got = ledger_scan_index("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
+											first ? 1 : 2, keys, strategies, limit, book_take, &bt);
+
+		if (got >= 0)
+		{
+			for (int i = 0; i < got; i++)
+			{
+				*after_price = w->resting[page[i]].price;
+				*after_id = w->resting[page[i]].id;
+			}
+			return got;
+		}
+	}
 	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
 	Assert(SPI_processed <= (uint64) limit);
