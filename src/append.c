@@ -323,6 +323,38 @@ append_shape_indexes(const AppendShape *sh, ResultRelInfo *rri)
 }
 
 /*
+ * The shape a call uses, marked in use: the kept one, or, when that one is
+ * in use further up the stack, one built into *own for this call alone.
+ */
+static AppendShape *
+shape_take(const char *table, int ncols, const char *const *columns, Relation rel, AppendShape *own)
+{
+	AppendShape *sh = append_shape(table, ncols, columns, rel);
+
+	if (sh != NULL)
+	{
+		sh->busy_level = GetCurrentTransactionNestLevel();
+		return sh;
+	}
+	memset(own, 0, sizeof(*own));
+	own->table = (char *) table;
+	own->ncols = ncols;
+	own->columns = (char **) columns;
+	append_shape_build(own, rel, CurrentMemoryContext);
+	return own;
+}
+
+/* The call is done with its shape. */
+static void
+shape_give_back(AppendShape *sh, AppendShape *own)
+{
+	if (sh == own)
+		MemoryContextDelete(own->cxt);
+	else
+		sh->busy_level = 0;
+}
+
+/*
  * The rows by SQL, for a table that is not plain: one prepared INSERT of
  * the named columns (names from the catalog, never from input), run per
  * row.  Parameters have the columns' base types, so that the INSERT checks
@@ -552,18 +584,7 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 		}
 
 	/* per attribute: the caller's column, its domain, or the default (kept, or built for this call) */
-	sh = append_shape(table, ncols, columns, rel);
-	if (sh == NULL)
-	{
-		sh = &own;
-		memset(&own, 0, sizeof(own));
-		own.table = (char *) table;
-		own.ncols = ncols;
-		own.columns = (char **) columns;
-		append_shape_build(&own, rel, CurrentMemoryContext);
-	}
-	else
-		sh->busy_level = GetCurrentTransactionNestLevel();
+	sh = shape_take(table, ncols, columns, rel, &own);
 	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
 		rri->ri_ConstraintExprs = sh->checks;
 	append_shape_indexes(sh, rri);
@@ -660,10 +681,7 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 	ExecCloseIndices(rri);
 	ExecCloseRangeTableRelations(estate);
 	FreeExecutorState(estate);
-	if (sh == &own)
-		MemoryContextDelete(own.cxt);
-	else
-		sh->busy_level = 0;
+	shape_give_back(sh, &own);
 	table_close(rel, NoLock);
 	CommandCounterIncrement();	/* the statements after see the rows */
 	return true;
@@ -1129,18 +1147,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 	keyed_for_update(&kr);
 
 	/* the columns' domains and the table's checks, kept (see append_rows) */
-	sh = append_shape(table, ncols, columns, kr.rel);
-	if (sh == NULL)
-	{
-		sh = &own;
-		memset(&own, 0, sizeof(own));
-		own.table = (char *) table;
-		own.ncols = ncols;
-		own.columns = (char **) columns;
-		append_shape_build(&own, kr.rel, CurrentMemoryContext);
-	}
-	else
-		sh->busy_level = GetCurrentTransactionNestLevel();
+	sh = shape_take(table, ncols, columns, kr.rel, &own);
 	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
 		kr.rri->ri_ConstraintExprs = sh->checks;
 	append_shape_indexes(sh, kr.rri);
@@ -1191,11 +1198,32 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 	}
 	ExecDropSingleTupleTableSlot(updated);
 	keyed_close(&kr);
-	if (sh == &own)
-		MemoryContextDelete(own.cxt);
-	else
-		sh->busy_level = 0;
+	shape_give_back(sh, &own);
 	return n_updated;
+}
+
+/* ledger_read_by_key and ledger_lock_by_key: each row found (and locked) handed to row(). */
+static int64
+keyed_each(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg, bool lock)
+{
+	KeyedRows	kr;
+	int64		n = 0;
+
+	if (!keyed_open(&kr, table, nkeys, lock ? ACL_UPDATE | ACL_SELECT : ACL_SELECT,
+					lock ? RowShareLock : AccessShareLock))
+		return -1;
+	keyed_begin(&kr);
+	for (int r = 0; r < nrows; r++)
+		if (keyed_find(&kr, keys, r) && (!lock || keyed_lock(&kr, LockTupleExclusive)))
+		{
+			TupleTableSlot *slot = lock ? kr.locked : kr.found;
+
+			slot_getallattrs(slot);
+			row(r, slot, arg);
+			n++;
+		}
+	keyed_close(&kr);
+	return n;
 }
 
 /*
@@ -1209,21 +1237,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 int64
 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
 {
-	KeyedRows	kr;
-	int64		n = 0;
-
-	if (!keyed_open(&kr, table, nkeys, ACL_SELECT, AccessShareLock))
-		return -1;
-	keyed_begin(&kr);
-	for (int r = 0; r < nrows; r++)
-		if (keyed_find(&kr, keys, r))
-		{
-			slot_getallattrs(kr.found);
-			row(r, kr.found, arg);
-			n++;
-		}
-	keyed_close(&kr);
-	return n;
+	return keyed_each(table, nkeys, keys, nrows, row, arg, false);
 }
 
 /*
@@ -1237,21 +1251,7 @@ ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 int64
 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
 {
-	KeyedRows	kr;
-	int64		n = 0;
-
-	if (!keyed_open(&kr, table, nkeys, ACL_UPDATE | ACL_SELECT, RowShareLock))
-		return -1;
-	keyed_begin(&kr);
-	for (int r = 0; r < nrows; r++)
-		if (keyed_find(&kr, keys, r) && keyed_lock(&kr, LockTupleExclusive))
-		{
-			slot_getallattrs(kr.locked);
-			row(r, kr.locked, arg);
-			n++;
-		}
-	keyed_close(&kr);
-	return n;
+	return keyed_each(table, nkeys, keys, nrows, row, arg, true);
 }
 
 /* A LedgerRowRead: the bigint column named in a LedgerColumnRead, into its into[row]. */

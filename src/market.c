@@ -987,16 +987,9 @@ typedef struct RestingRow
  * already (then this work's version is the true one: it may have filled or
  * ended the order, not yet written).
  */
-static int
-resting_add_row(MarketWork *w, const RestingRow *row)
+static void
+resting_set(Resting *r, const RestingRow *row)
 {
-	int			i = resting_known(w, row->id);
-	Resting    *r;
-
-	if (i >= 0)
-		return i;
-	i = resting_slot(w, row->id);
-	r = &w->resting[i];
 	r->account = row->account;
 	r->price = row->price;
 	r->tonnes = row->tonnes;
@@ -1005,9 +998,23 @@ resting_add_row(MarketWork *w, const RestingRow *row)
 	r->fees = row->fees;
 	r->escrow = row->escrow;
 	r->expired = row->expired;
-	r->retire_for = row->retire_for ? MemoryContextStrdup(w->cxt, row->retire_for) : NULL;
-	r->retire_purpose = row->retire_purpose ? MemoryContextStrdup(w->cxt, row->retire_purpose) : NULL;
+	r->retire_for = (char *) row->retire_for;
+	r->retire_purpose = (char *) row->retire_purpose;
 	r->buy_side = row->buy_side;
+}
+
+static int
+resting_add_row(MarketWork *w, const RestingRow *row)
+{
+	int			i = resting_known(w, row->id);
+	RestingRow	kept = *row;
+
+	if (i >= 0)
+		return i;
+	i = resting_slot(w, row->id);
+	kept.retire_for = row->retire_for ? MemoryContextStrdup(w->cxt, row->retire_for) : NULL;
+	kept.retire_purpose = row->retire_purpose ? MemoryContextStrdup(w->cxt, row->retire_purpose) : NULL;
+	resting_set(&w->resting[i], &kept);
 	return i;
 }
 
@@ -1678,16 +1685,8 @@ own_rest(MarketWork *w, Order *o)
 	bool		bids = o->buy;
 	int			pos;
 
-	r->account = o->acc->id;
-	r->price = o->price;
-	r->tonnes = o->tonnes;
-	r->filled = o->filled;
-	r->turnover = o->turnover;
-	r->fees = o->fees;
-	r->escrow = o->escrow;
-	r->buy_side = o->buy;
-	r->retire_for = (char *) o->retire_for;
-	r->retire_purpose = (char *) o->retire_purpose;
+	resting_set(r, &(RestingRow) {o->id, o->acc->id, o->price, o->tonnes, o->filled, o->turnover, o->fees, o->escrow,
+				false, o->retire_for, o->retire_purpose, o->buy});
 	r->order = w->norders;		/* order_keep() puts it there next */
 	o->resting = i;
 	if (w->nown[bids] == w->maxown[bids])
