@@ -75,6 +75,19 @@ copy_name(char *dst, const char *src)
 	strlcpy(dst, src ? src : "", LEDGER_NAME_LEN);
 }
 
+/* Fill `acc` for account `id` from a row whose columns att[0..3] are its kind, tier, region and status. */
+static void
+account_fill(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc desc, const AttrNumber *att)
+{
+	memset(acc, 0, sizeof(*acc));
+	acc->id = id;
+	copy_name(acc->kind, SPI_getvalue(tup, desc, att[0]));
+	copy_name(acc->tier, SPI_getvalue(tup, desc, att[1]));
+	strlcpy(acc->region, SPI_getvalue(tup, desc, att[2]), sizeof(acc->region));
+	copy_name(acc->status, SPI_getvalue(tup, desc, att[3]));
+	acc->participant = strcmp(acc->kind, "participant") == 0;
+}
+
 /*
  * Fill `acc` for account `id` from a result row whose columns first ..
  * first + 3 are its kind, tier, region and status.
@@ -82,13 +95,7 @@ copy_name(char *dst, const char *src)
 void
 ledger_account_from_row(LedgerAccount *acc, int64 id, HeapTuple tup, TupleDesc desc, int first)
 {
-	memset(acc, 0, sizeof(*acc));
-	acc->id = id;
-	copy_name(acc->kind, SPI_getvalue(tup, desc, first));
-	copy_name(acc->tier, SPI_getvalue(tup, desc, first + 1));
-	strlcpy(acc->region, SPI_getvalue(tup, desc, first + 2), sizeof(acc->region));
-	copy_name(acc->status, SPI_getvalue(tup, desc, first + 3));
-	acc->participant = strcmp(acc->kind, "participant") == 0;
+	account_fill(acc, id, tup, desc, (AttrNumber[]) {first, first + 1, first + 2, first + 3});
 }
 
 /* What ledger_get_account's direct read hands back: the row's columns by name. */
@@ -102,26 +109,12 @@ typedef struct AccountRead
 static void
 account_row(int row pg_attribute_unused(), TupleTableSlot *slot, void *arg)
 {
-	AccountRead *ar = (AccountRead *) arg;
-	TupleDesc	desc = slot->tts_tupleDescriptor;
-	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
 	static const char *const names[] = {"kind", "tier", "region", "status"};
-	int			attnums[4] = {0, 0, 0, 0};
+	AccountRead *ar = (AccountRead *) arg;
+	AttrNumber	att[4];
 
-	for (int a = 0; a < desc->natts; a++)
-		for (int k = 0; k < 4; k++)
-			if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), names[k]) == 0)
-				attnums[k] = a + 1;
-	for (int k = 0; k < 4; k++)
-		if (attnums[k] == 0)
-			elog(ERROR, "carbon.account has no column %s", names[k]);
-	memset(ar->acc, 0, sizeof(*ar->acc));
-	ar->acc->id = ar->id;
-	copy_name(ar->acc->kind, SPI_getvalue(tup, desc, attnums[0]));
-	copy_name(ar->acc->tier, SPI_getvalue(tup, desc, attnums[1]));
-	strlcpy(ar->acc->region, SPI_getvalue(tup, desc, attnums[2]), sizeof(ar->acc->region));
-	copy_name(ar->acc->status, SPI_getvalue(tup, desc, attnums[3]));
-	ar->acc->participant = strcmp(ar->acc->kind, "participant") == 0;
+	ledger_attnums(slot->tts_tupleDescriptor, names, 4, att, "account");
+	account_fill(ar->acc, ar->id, ExecFetchSlotHeapTuple(slot, false, NULL), slot->tts_tupleDescriptor, att);
 	ar->found = true;
 }
 

@@ -1254,22 +1254,38 @@ ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 	return keyed_each(table, nkeys, keys, nrows, row, arg, true);
 }
 
+/*
+ * The attribute numbers of the columns `names` of a row of carbon.<table>
+ * (desc: its descriptor, a slot's), as a statement naming them would
+ * resolve them; a column missing is an error (table, if known, names it).
+ */
+void
+ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table)
+{
+	for (int c = 0; c < n; c++)
+	{
+		attnums[c] = InvalidAttrNumber;
+		for (int a = 0; a < desc->natts && attnums[c] == InvalidAttrNumber; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a)->attname), names[c]) == 0)
+				attnums[c] = a + 1;
+		if (attnums[c] == InvalidAttrNumber)
+			elog(ERROR, "carbon.%s has no column %s", table ? table : "table", names[c]);
+	}
+}
+
 /* A LedgerRowRead: the bigint column named in a LedgerColumnRead, into its into[row]. */
 void
 ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg)
 {
 	const LedgerColumnRead *cr = (const LedgerColumnRead *) arg;
 	TupleDesc	desc = slot->tts_tupleDescriptor;
+	AttrNumber	a;
 
-	for (int a = 0; a < desc->natts; a++)
-		if (strcmp(NameStr(TupleDescAttr(desc, a)->attname), cr->column) == 0)
-		{
-			if (slot->tts_isnull[a] || getBaseType(TupleDescAttr(desc, a)->atttypid) != INT8OID)
-				elog(ERROR, "column %s is not a bigint", cr->column);
-			cr->into[row] = DatumGetInt64(slot->tts_values[a]);
-			return;
-		}
-	elog(ERROR, "no column %s", cr->column);
+	ledger_attnums(desc, &cr->column, 1, &a, NULL);
+	if (slot->tts_isnull[a - 1] || getBaseType(TupleDescAttr(desc, a - 1)->atttypid) != INT8OID)
+		elog(ERROR, "column %s is not a bigint", cr->column);
+	cr->into[row] = DatumGetInt64(slot->tts_values[a - 1]);
 }
 
 /*

@@ -102,6 +102,7 @@ typedef struct LedgerColumnRead
 	int64	   *into;
 } LedgerColumnRead;
 extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
+extern void ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table);
 typedef bool (*LedgerRowTake) (TupleTableSlot *slot, void *arg);
 extern int	ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
 							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg);

@@ -1058,7 +1058,7 @@ typedef struct BookTake
 	int64		after_id;
 	int		   *page;
 	int			n;
-	AttrNumber	att[13];		/* the columns of book_take_columns, found at the first row */
+	AttrNumber	att[13];		/* the columns of book_take_columns, found at the first row taken */
 } BookTake;
 
 static const char *const book_take_columns[13] = {"id", "account", "price", "tonnes", "filled", "turnover", "fees",
@@ -1078,20 +1078,9 @@ book_take(TupleTableSlot *slot, void *arg)
 	RestingRow	row;
 	char	   *status;
 
-	if (bt->att[0] == 0)
-	{
-		TupleDesc	desc = slot->tts_tupleDescriptor;
-
-		for (int c = 0; c < 13; c++)
-		{
-			for (int a = 0; a < desc->natts && bt->att[c] == 0; a++)
-				if (!TupleDescAttr(desc, a)->attisdropped &&
-					strcmp(NameStr(TupleDescAttr(desc, a)->attname), book_take_columns[c]) == 0)
-					bt->att[c] = a + 1;
-			if (bt->att[c] == 0)
-				elog(ERROR, "carbon.market_order has no column %s", book_take_columns[c]);
-		}
-	}
+	if (bt->att[0] == InvalidAttrNumber)
+		ledger_attnums(slot->tts_tupleDescriptor, book_take_columns, lengthof(book_take_columns), bt->att,
+					   "market_order");
 #define COL(c) (bt->att[c] - 1)
 	status = TextDatumGetCString(v[COL(12)]);
 	if (strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0)
@@ -1134,6 +1123,28 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 	Int64GetDatum(*after_price), Int64GetDatum(*after_id)};
 	Oid			types[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID};
 
+	/* straight from the book's index (append.c), where the table is plain; else by SQL below */
+	if (!IsInParallelMode())
+	{
+		BookTake	bt = {.w = w, .bids = bids, .after = !first, .after_price = *after_price,
+		.after_id = *after_id, .page = page};
+		Datum		keys[2] = {values[0], Int64GetDatum(*after_price)};
+		uint16		strategies[2] = {BTEqualStrategyNumber,
+		bids ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
+		int			got = ledger_scan_index("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
+											first ? 1 : 2, keys, strategies, limit, book_take, &bt);
+
+		if (got >= 0)
+		{
+			if (got > 0)
+			{
+				*after_price = w->resting[page[got - 1]].price;
+				*after_id = w->resting[page[got - 1]].id;
+			}
+			return got;
+		}
+	}
+
 	/*
 	 * The partial indexes of the book, walked in price–time order; a later
 	 * page starts in the index at the last row's price (an index condition,
@@ -1154,27 +1165,6 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 	plan = plans[bids][first ? 0 : 1];
 #undef BOOK_ROW
 
-	/* straight from the book's index (append.c), where the table is plain */
-	if (!IsInParallelMode())
-	{
-		BookTake	bt = {.w = w, .bids = bids, .after = !first, .after_price = *after_price,
-		.after_id = *after_id, .page = page};
-		Datum		keys[2] = {values[0], Int64GetDatum(*after_price)};
-		uint16		strategies[2] = {BTEqualStrategyNumber,
-		bids ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
-		int			got = ledger_scan_index("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
-											first ? 1 : 2, keys, strategies, limit, book_take, &bt);
-
-		if (got >= 0)
-		{
-			for (int i = 0; i < got; i++)
-			{
-				*after_price = w->resting[page[i]].price;
-				*after_id = w->resting[page[i]].id;
-			}
-			return got;
-		}
-	}
 	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 		elog(ERROR, "order book lookup failed");
 	Assert(SPI_processed <= (uint64) limit);
