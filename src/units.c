@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -554,12 +555,99 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
  */
 #define HELD_PAGE	16
 
+/* ---- blocks straight from their indexes (ledger_scan_index) ---- */
+
+/* the columns of unit_block a piece is made of, in Piece's order */
+static const char *const block_columns[12] = {"id", "issuance", "project", "vintage", "class", "first", "last",
+	"account", "state", "escrow_order", "entry_id", "since"};
+
+/*
+ * What a walk of one index keeps: rows in `state` (and of class I, or not
+ * of class I), past a boundary if there is one, added to `pool` (or their
+ * tonnes summed).  The partial indexes say the state already; it is checked
+ * all the same, as book_take does for the book.
+ */
+typedef struct BlockTake
+{
+	const char *state;
+	int			class_i;		/* 1: class I only; 0: not class I; -1: any */
+	bool		after;			/* skip rows up to (vintage, project, first) below */
+	int32		after_vintage;
+	int64		after_project;
+	int64		after_first;
+	Pool	   *pool;			/* NULL: only sum the tonnes */
+	int64		tonnes;
+	AttrNumber	att[12];		/* block_columns, found at the first row */
+} BlockTake;
+
+static bool
+block_take(TupleTableSlot *slot, void *arg)
+{
+	BlockTake  *bt = (BlockTake *) arg;
+	Datum	   *v = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
+	const IssuanceNames *names;
+	Piece		pc;
+
+	if (bt->att[0] == InvalidAttrNumber)
+		ledger_attnums(slot->tts_tupleDescriptor, block_columns, lengthof(block_columns), bt->att, "unit_block");
+#define COL(c) (bt->att[c] - 1)
+	pc.state = TextDatumGetCString(v[COL(8)]);
+	if (strcmp(pc.state, bt->state) != 0)
+		return false;
+	pc.class = TextDatumGetCString(v[COL(4)]);
+	if (bt->class_i >= 0 && (strcmp(pc.class, "I") == 0) != (bt->class_i == 1))
+		return false;
+	pc.vintage = DatumGetInt32(v[COL(3)]);
+	pc.project = DatumGetInt64(v[COL(2)]);
+	pc.first = DatumGetInt64(v[COL(5)]);
+	if (bt->after && piece_cmp(&pc, bt->after_vintage, bt->after_project, bt->after_first) <= 0)
+		return false;
+	pc.last = DatumGetInt64(v[COL(6)]);
+	if (bt->pool == NULL)
+	{
+		bt->tonnes += pc.last - pc.first + 1;
+		return true;
+	}
+	pc.block = DatumGetInt64(v[COL(0)]);
+	pc.taken = false;
+	pc.issuance = DatumGetInt64(v[COL(1)]);
+	pc.account = DatumGetInt64(v[COL(7)]);
+	pc.escrow_order = isnull[COL(9)] ? 0 : DatumGetInt64(v[COL(9)]);
+	pc.entry_id = DatumGetInt64(v[COL(10)]);
+	pc.since = DatumGetTimestampTz(v[COL(11)]);
+#undef COL
+	names = issuance_names(pc.issuance);
+	pc.region = names->region;
+	pc.code = names->code;
+	pool_add(bt->pool, &pc);
+	bt->after_vintage = pc.vintage, bt->after_project = pc.project, bt->after_first = pc.first;
+	return true;
+}
+
+/*
+ * Blocks of `key` (an account or an escrow's order) from `index`, oldest
+ * first, up to `limit` of them: the rows taken, or -1 when the table is
+ * not plain (rules, row-level security): then the caller's SQL reads them.
+ */
+static int
+blocks_scan(const char *index, int64 key, BlockTake *bt, int limit)
+{
+	Datum		keys[2] = {Int64GetDatum(key), Int32GetDatum(bt->after_vintage)};
+	uint16		strategies[2] = {BTEqualStrategyNumber, BTGreaterEqualStrategyNumber};
+
+	memset(bt->att, 0, sizeof(bt->att));
+	return ledger_scan_index("unit_block", index, bt->after ? 2 : 1, keys, strategies, limit, block_take, bt);
+}
+
 /*
  * Load the stored blocks of the source pools: every escrow block of the
  * orders, and the oldest HELD_PAGE held class I blocks of each account
- * (or, with `only`, the next page of one pool past its boundary).  Planned by
- * key (ledger_run_keyed, as units_take): each holder's oldest blocks come
- * from its index in order, an escrow's from its own.
+ * (or, with `only`, the next page of one pool past its boundary).  Each
+ * holder's oldest blocks come from its index in order, an escrow's from its
+ * own, walked straight (blocks_scan: no statement under the book's lock);
+ * when the table is not plain, by the same reads in SQL, planned by key
+ * (ledger_run_keyed, as units_take).
  */
 static void
 pools_load(Pool *pools, int npools, Pool *only)
@@ -570,6 +658,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
 	Datum	   *limits;
 	int		   *limit_of;
+	bool	   *by_sql;			/* the pools the SQL below reads (the table is not plain) */
 	int			nids = 0;
 	SPITupleTable *tt;			/* the rows a loop reads: piece_from_row may run a lookup of its own */
 
@@ -577,7 +666,17 @@ pools_load(Pool *pools, int npools, Pool *only)
 	{
 		Datum		v[5] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
 		Int64GetDatum(only->b_project), Int64GetDatum(only->b_first), Int64GetDatum(HELD_PAGE)};
+		BlockTake	bt = {.state = "held", .class_i = 1, .after = true, .after_vintage = only->b_vintage,
+		.after_project = only->b_project, .after_first = only->b_first, .pool = only};
+		int			got = blocks_scan("unit_block_held_idx", only->account, &bt, HELD_PAGE);
 
+		if (got >= 0)
+		{
+			/* rows come oldest first: the last is the new boundary */
+			only->b_vintage = bt.after_vintage, only->b_project = bt.after_project, only->b_first = bt.after_first;
+			only->complete = got < HELD_PAGE;
+			return;
+		}
 		ledger_plan_generic(&rest_plan,
 							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"WHERE b.account = $1 AND b.state = 'held' AND b.class = 'I' "
@@ -601,7 +700,12 @@ pools_load(Pool *pools, int npools, Pool *only)
 	}
 	for (int k = 0; k < npools; k++)
 		if (pools[k].source && pools[k].order)
-			ids[nids++] = Int64GetDatum(pools[k].order);
+		{
+			BlockTake	bt = {.state = "escrow", .class_i = -1, .pool = &pools[k]};
+
+			if (blocks_scan("unit_block_escrow_idx", pools[k].order, &bt, INT_MAX) < 0)
+				ids[nids++] = Int64GetDatum(pools[k].order);
+		}
 	if (nids > 0)
 	{
 		Datum		v[1] = {ledger_int8_array(ids, nids)};
@@ -628,11 +732,26 @@ pools_load(Pool *pools, int npools, Pool *only)
 	 */
 	limits = palloc(sizeof(Datum) * Max(npools, 1));
 	limit_of = palloc0(sizeof(int) * Max(npools, 1));
+	by_sql = palloc0(sizeof(bool) * Max(npools, 1));
 	nids = 0;
 	for (int k = 0; k < npools; k++)
 		if (pools[k].source && pools[k].account)
 		{
+			BlockTake	bt = {.state = "held", .class_i = 1, .pool = &pools[k]};
+			int			got;
+
 			limit_of[k] = (int) Max(1, Min(pools[k].demand, HELD_PAGE));
+			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, limit_of[k]);
+			if (got >= 0)
+			{
+				/* rows come oldest first: the last is the boundary */
+				if (got > 0)
+					pools[k].b_vintage = bt.after_vintage, pools[k].b_project = bt.after_project,
+						pools[k].b_first = bt.after_first;
+				pools[k].loaded = true, pools[k].complete = got < limit_of[k];
+				continue;
+			}
+			by_sql[k] = true;
 			limits[nids] = Int64GetDatum(limit_of[k]);
 			ids[nids++] = Int64GetDatum(pools[k].account);
 		}
@@ -665,7 +784,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			count[pool - pools]++;
 		}
 		for (int k = 0; k < npools; k++)
-			if (pools[k].source && pools[k].account)
+			if (by_sql[k])
 				pools[k].loaded = true, pools[k].complete = count[k] < limit_of[k];
 	}
 	for (int k = 0; k < npools; k++)
@@ -2250,6 +2369,11 @@ units_held(int64 account, bool class_i)
 	Datum		values[1] = {Int64GetDatum(account)};
 	bool		isnull;
 
+	BlockTake	bt = {.state = "held", .class_i = class_i ? 1 : 0};
+
+	/* straight from the index when the table is plain (under the book's lock for a sale) */
+	if (blocks_scan(class_i ? "unit_block_held_idx" : "unit_block_untradable_idx", account, &bt, INT_MAX) >= 0)
+		return bt.tonnes;
 	ledger_plan_generic(&plans[class_i], class_i ?
 				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
 				"WHERE account = $1 AND state = 'held' AND class = 'I'" :
