@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(137);
+SELECT plan(140);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -500,6 +500,31 @@ SELECT results_eq($$SELECT (before->>'book_version')::bigint, (after->>'book_ver
                   format('VALUES (%s::bigint, %s::bigint)', :v0 + 1, :v0 + 2),
                   '... and with a DBA''s UPDATE trigger on instrument it does so by SQL, which the trigger sees');
 DROP TRIGGER dba_instrument_audit ON instrument;
+-- A seller's held blocks, an escrow's blocks and the tradable tonnes are read
+-- straight from unit_block's indexes (units.c, blocks_scan); with a rule on
+-- the table they are read by SQL.  The same orders on the same book move the
+-- same serials either way.
+SELECT max(id) AS e0 FROM unit_event \gset
+SELECT tradable_units(:farm) AS farm_tradable \gset
+SAVEPOINT blocks_read;
+INSERT INTO res SELECT 'blocks_bid', * FROM place_order(:steel, 'buy', 2, 54.00);
+INSERT INTO res SELECT 'blocks_sell', * FROM place_order(:farm, 'sell', 3, 54.00);
+INSERT INTO res SELECT 'blocks_buy', * FROM place_order(:steel, 'buy', 1, 66.00, 'IOC');
+SELECT string_agg(format('%s %s-%s %s>%s', event, first, last, from_account, to_account), ', ' ORDER BY id)
+       AS moved_direct FROM unit_event WHERE id > :e0 \gset
+ROLLBACK TO SAVEPOINT blocks_read;
+CREATE RULE dba_blocks_noted AS ON INSERT TO unit_block DO ALSO NOTHING;
+SELECT is(tradable_units(:farm), :farm_tradable::bigint,
+          'with a rule on unit_block, the tradable tonnes are read by SQL, the same');
+INSERT INTO res SELECT 'blocks_bid', * FROM place_order(:steel, 'buy', 2, 54.00);
+INSERT INTO res SELECT 'blocks_sell', * FROM place_order(:farm, 'sell', 3, 54.00);
+INSERT INTO res SELECT 'blocks_buy', * FROM place_order(:steel, 'buy', 1, 66.00, 'IOC');
+SELECT is((SELECT string_agg(format('%s %s-%s %s>%s', event, first, last, from_account, to_account), ', ' ORDER BY id)
+           FROM unit_event WHERE id > :e0), :'moved_direct',
+          '... and the same orders move the same serials as when they are read straight from the indexes');
+SELECT ok(:'moved_direct' ~ 'escrow' AND :'moved_direct' ~ 'trade',
+          '... through an escrow and from a seller''s held blocks');
+DROP RULE dba_blocks_noted ON unit_block;
 
 SELECT * FROM finish();
 ROLLBACK;
