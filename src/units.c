@@ -558,7 +558,7 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 /* ---- blocks straight from their indexes (ledger_scan_index) ---- */
 
 /* the columns of unit_block a piece is made of, in Piece's order */
-static const char *const block_columns[12] = {"id", "issuance", "project", "vintage", "class", "first", "last",
+static const char *const block_read_columns[12] = {"id", "issuance", "project", "vintage", "class", "first", "last",
 	"account", "state", "escrow_order", "entry_id", "since"};
 
 /*
@@ -577,7 +577,7 @@ typedef struct BlockTake
 	int64		after_first;
 	Pool	   *pool;			/* NULL: only sum the tonnes */
 	int64		tonnes;
-	AttrNumber	att[12];		/* block_columns, found at the first row */
+	AttrNumber	att[12];		/* block_read_columns, found at the first row */
 } BlockTake;
 
 static bool
@@ -590,7 +590,7 @@ block_take(TupleTableSlot *slot, void *arg)
 	Piece		pc;
 
 	if (bt->att[0] == InvalidAttrNumber)
-		ledger_attnums(slot->tts_tupleDescriptor, block_columns, lengthof(block_columns), bt->att, "unit_block");
+		ledger_attnums(slot->tts_tupleDescriptor, block_read_columns, lengthof(block_read_columns), bt->att, "unit_block");
 #define COL(c) (bt->att[c] - 1)
 	pc.state = TextDatumGetCString(v[COL(8)]);
 	if (strcmp(pc.state, bt->state) != 0)
