@@ -29,7 +29,9 @@
  * Not used where it would weaken more than that: a transaction whose
  * synchronous_commit is already off has nothing to gain, and with
  * synchronous standbys (synchronous_standby_names) the commit keeps its
- * wait for them.
+ * wait for them.  Standbys named by a reload while an armed transaction
+ * runs are waited for after the flush, at the level the transaction had
+ * before it was armed, as its commit would have waited for them.
  */
 #include "postgres.h"
 
@@ -47,6 +49,10 @@ static bool early_lock_release = true;
 /* the transaction that must flush after its locks are released */
 static LocalTransactionId armed_lxid = InvalidLocalTransactionId;
 
+/* its synchronous_commit before it was armed: the level and its name */
+static int	armed_level = SYNCHRONOUS_COMMIT_OFF;
+static char armed_name[32];
+
 static void
 early_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 					   void *arg pg_attribute_unused())
@@ -56,8 +62,23 @@ early_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLeve
 		return;
 	armed_lxid = InvalidLocalTransactionId;
 	/* the locks are gone; the client hears of the commit only after this */
-	if (isCommit && !XLogRecPtrIsInvalid(XactLastCommitEnd))
-		XLogFlush(XactLastCommitEnd);
+	if (!isCommit || XLogRecPtrIsInvalid(XactLastCommitEnd))
+		return;
+	XLogFlush(XactLastCommitEnd);
+
+	/*
+	 * Synchronous standbys named since the transaction was armed (a
+	 * reload): its commit waits for them as it would have without early
+	 * release, at its own level (which sets the wait's mode), still before
+	 * the client hears of it.
+	 */
+	if (armed_level > SYNCHRONOUS_COMMIT_LOCAL_FLUSH &&
+		SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+	{
+		(void) set_config_option("synchronous_commit", armed_name, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		SyncRepWaitForLSN(XactLastCommitEnd, true);
+	}
 }
 
 void
@@ -89,6 +110,8 @@ ledger_early_release_arm(void)
 		return;					/* armed already, or nothing waits for the flush */
 	if (SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
 		return;					/* the commit waits for standbys too: left as it is */
+	armed_level = synchronous_commit;
+	strlcpy(armed_name, GetConfigOption("synchronous_commit", false, false), sizeof(armed_name));
 	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 	armed_lxid = MyProc->lxid;

@@ -10,7 +10,8 @@
 # transaction's synchronous_commit reads off once it holds the book's lock,
 # and stays as it was when the setting carbon_ledger.early_lock_release is
 # off (superusers only), when the session already commits asynchronously,
-# and when synchronous standbys are named.
+# and when synchronous standbys are named; and synchronous standbys named by
+# a reload while the transaction runs are still waited for at its commit.
 source "$(dirname "$0")/../harness/lib.sh"
 set +e
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -71,6 +72,34 @@ ROLLBACK;
 SQL
 )
 check "with synchronous standbys named, the commit stays synchronous" test "$sc" = on
+q -c "ALTER SYSTEM RESET synchronous_standby_names" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+
+# standbys named by a reload after the transaction took the book's lock: its
+# commit, made early, still waits for them before the client hears of it
+# (cancelled here: no standby answers; the commit stays, as PostgreSQL's)
+PGAPPNAME=early_reload psql -X -q -t -A -d early >"$CL_TMP/reload.out" 2>&1 <<SQL &
+BEGIN;
+SELECT order_id FROM carbon.place_order($buyer, 'buy', 1, 55.00) \gset
+SELECT pg_sleep(3);
+COMMIT;
+SELECT 'committed ' || :order_id;
+SQL
+reload_psql=$!
+sleep 1
+q -c "ALTER SYSTEM SET synchronous_standby_names = 'early_standby'" -c "SELECT pg_reload_conf()" >/dev/null
+waited=no
+for _ in $(seq 1 100); do
+  [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'early_reload' AND wait_event = 'SyncRep'")" = 1 ] &&
+    { waited=yes; break; }
+  sleep 0.1
+done
+q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'early_reload'" >/dev/null
+wait "$reload_psql"
+check "standbys named by a reload while the order's transaction ran: its commit waits for them" test "$waited" = yes
+check "... and cancelled, the wait says the commit is local only, and the order is there" \
+  test "$(grep -c 'canceling wait for synchronous replication' "$CL_TMP/reload.out")" -ge 1 -a \
+       "$(q -c "SELECT count(*) FROM carbon.market_order WHERE id = $(sed -nE 's/^committed ([0-9]+)$/\1/p' "$CL_TMP/reload.out" | head -1)")" = 1
 q -c "ALTER SYSTEM RESET synchronous_standby_names" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 
