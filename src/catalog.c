@@ -277,8 +277,29 @@ ledger_settings(void)
 DateADT
 ledger_local_day(Datum tz, TimestampTz t)
 {
-	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
-											   DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(t))));
+	/*
+	 * The last answer, by whole second and zone: a zone's days begin on a
+	 * whole second, and a batch of orders or events asks for the same
+	 * second again and again (the zone is looked up by name on every call).
+	 */
+	static int64 last_second = PG_INT64_MIN;
+	static text *last_tz = NULL;
+	static DateADT last_day;
+	int64		second = t >= 0 ? t / USECS_PER_SEC : -((-(t + 1)) / USECS_PER_SEC) - 1;
+	text	   *zone = DatumGetTextPP(tz);
+
+	if (second != last_second || last_tz == NULL || VARSIZE_ANY_EXHDR(zone) != VARSIZE_ANY_EXHDR(last_tz) ||
+		memcmp(VARDATA_ANY(zone), VARDATA_ANY(last_tz), VARSIZE_ANY_EXHDR(zone)) != 0)
+	{
+		last_day = DatumGetDateADT(DirectFunctionCall1(timestamp_date,
+													   DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(t))));
+		if (last_tz != NULL)
+			pfree(last_tz);
+		last_tz = (text *) MemoryContextAlloc(TopMemoryContext, VARSIZE_ANY(zone));
+		memcpy(last_tz, zone, VARSIZE_ANY(zone));
+		last_second = second;
+	}
+	return last_day;
 }
 
 /*

@@ -2066,7 +2066,8 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	o.retire_purpose = retire_purpose;
 	ledger_check_acting(account, false);
 
-	InitMaterializedSRF(fcinfo, 0);
+	/* the row type the executor expects already (a batch builds one per order otherwise) */
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && rsinfo->expectedDesc != NULL ? MAT_SRF_USE_EXPECTED_DESC : 0);
 	b = batch_join(rsinfo, request_id != NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(140);
+SELECT plan(142);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -525,6 +525,17 @@ SELECT is((SELECT string_agg(format('%s %s-%s %s>%s', event, first, last, from_a
 SELECT ok(:'moved_direct' ~ 'escrow' AND :'moved_direct' ~ 'trade',
           '... through an escrow and from a seller''s held blocks');
 DROP RULE dba_blocks_noted ON unit_block;
+-- An order's trade day is today in the ledger's time zone, looked up again
+-- when the zone changes (the day is kept per second and zone: catalog.c).
+SELECT set_setting('timezone', 'Pacific/Kiritimati');         -- UTC+14
+INSERT INTO res SELECT 'day_east', * FROM place_order(:steel, 'buy', 1, 55.00);
+SELECT set_setting('timezone', 'Etc/GMT+12');                 -- UTC-12: always another date
+INSERT INTO res SELECT 'day_west', * FROM place_order(:steel, 'buy', 1, 55.00);
+SELECT set_setting('timezone', 'Asia/Shanghai');
+SELECT is((SELECT trade_day FROM market_order WHERE id = (SELECT order_id FROM res WHERE tag = 'day_east')),
+          (now() AT TIME ZONE 'Pacific/Kiritimati')::date, 'an order''s trade day is today in the ledger''s time zone ...');
+SELECT is((SELECT trade_day FROM market_order WHERE id = (SELECT order_id FROM res WHERE tag = 'day_west')),
+          (now() AT TIME ZONE 'Etc/GMT+12')::date, '... and another date at once when the zone changes');
 
 SELECT * FROM finish();
 ROLLBACK;
