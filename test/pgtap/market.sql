@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(142);
+SELECT plan(143);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -525,6 +525,45 @@ SELECT is((SELECT string_agg(format('%s %s-%s %s>%s', event, first, last, from_a
 SELECT ok(:'moved_direct' ~ 'escrow' AND :'moved_direct' ~ 'trade',
           '... through an escrow and from a seller''s held blocks');
 DROP RULE dba_blocks_noted ON unit_block;
+-- The book's pages, resting orders, accounts, balances and pools are read and
+-- written straight in the heap when their tables are plain (append.c); with
+-- a rule on each table, all of it goes by SQL.  The same orders on the same
+-- book give the same trades, orders, balances and serials either way.
+SELECT coalesce(max(id), 0) AS t0 FROM trade \gset
+SELECT max(id) AS o0 FROM market_order \gset
+CREATE TEMP VIEW market_print AS
+  SELECT (SELECT string_agg(format('%s/%s %s>%s fee %s+%s %s', t.price, t.tonnes, t.seller, t.buyer,
+                                   t.buyer_fee, t.seller_fee, t.serials), '; ' ORDER BY t.id)
+          FROM trade t WHERE t.id > :t0) AS trades,
+         (SELECT string_agg(format('%s %s %s/%s %s %s', o.account, o.side, o.filled, o.tonnes, o.status, o.escrow),
+                            '; ' ORDER BY o.id)
+          FROM market_order o WHERE o.id > :o0 OR o.filled > 0 AND o.id IN (SELECT buy_order FROM trade WHERE id > :t0
+                                                                         UNION SELECT sell_order FROM trade WHERE id > :t0)) AS orders,
+         (SELECT string_agg(format('%s %s %s', b.account, b.asset_id, b.amount), '; ' ORDER BY b.account, b.asset_id, b.stripe)
+          FROM balance b WHERE b.account IN (:farm, :orchard, :steel, :bureau)) AS balances;
+SAVEPOINT plain_tables;
+INSERT INTO res SELECT 'rules_bid', * FROM place_order(:steel, 'buy', 4, 58.00);
+INSERT INTO res SELECT 'rules_ask', * FROM place_order(:orchard, 'sell', 6, 57.00);
+INSERT INTO res SELECT 'rules_take', * FROM place_order(:bureau, 'buy', 3, 63.00, 'IOC');
+INSERT INTO res SELECT 'rules_hit', * FROM place_order(:farm, 'sell', 2, 55.00, 'IOC');
+SELECT trades || ' | ' || orders || ' | ' || balances AS print_direct FROM market_print \gset
+ROLLBACK TO SAVEPOINT plain_tables;
+CREATE RULE dba_noted AS ON DELETE TO market_order DO ALSO NOTHING;
+CREATE RULE dba_noted AS ON DELETE TO balance DO ALSO NOTHING;
+CREATE RULE dba_noted AS ON DELETE TO account DO ALSO NOTHING;
+CREATE RULE dba_noted AS ON DELETE TO unit_cost DO ALSO NOTHING;
+CREATE RULE dba_noted AS ON DELETE TO instrument DO ALSO NOTHING;
+INSERT INTO res SELECT 'rules_bid', * FROM place_order(:steel, 'buy', 4, 58.00);
+INSERT INTO res SELECT 'rules_ask', * FROM place_order(:orchard, 'sell', 6, 57.00);
+INSERT INTO res SELECT 'rules_take', * FROM place_order(:bureau, 'buy', 3, 63.00, 'IOC');
+INSERT INTO res SELECT 'rules_hit', * FROM place_order(:farm, 'sell', 2, 55.00, 'IOC');
+SELECT is((SELECT trades || ' | ' || orders || ' | ' || balances FROM market_print), :'print_direct',
+          'with rules on market_order, balance, account, unit_cost and instrument, by SQL: the same trades, orders and balances');
+DROP RULE dba_noted ON market_order;
+DROP RULE dba_noted ON balance;
+DROP RULE dba_noted ON account;
+DROP RULE dba_noted ON unit_cost;
+DROP RULE dba_noted ON instrument;
 -- An order's trade day is today in the ledger's time zone, looked up again
 -- when the zone changes (the day is kept per second and zone: catalog.c).
 SELECT set_setting('timezone', 'Pacific/Kiritimati');         -- UTC+14
