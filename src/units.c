@@ -2368,7 +2368,6 @@ units_held(int64 account, bool class_i)
 	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Datum		values[1] = {Int64GetDatum(account)};
 	bool		isnull;
-
 	BlockTake	bt = {.state = "held", .class_i = class_i ? 1 : 0};
 
 	/* straight from the index when the table is plain (under the book's lock for a sale) */
