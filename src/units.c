@@ -373,12 +373,14 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
  * project, serial) as the blocks are, loaded once for all the moves (a
  * seller's oldest 16 blocks, 16 more at a time only if a take reaches past
  * them).
- * Every take is a prefix of its pool, so the serials are the ones the moves
- * one by one through the table would have taken.  Then one statement
- * writes what changed: the stored blocks that were taken from are deleted,
- * the pieces that end the batch outside them (what is left of each, what
- * was moved) are inserted, and the history of every piece, a split and
- * then the move, is appended.  Units a move delivers and a later move of
+ * Every take is a prefix of its pool (whole pieces, oldest first), and of
+ * the last piece it takes the top serials: what is left of a stored block
+ * keeps its row, only its last lowered (no index entry written, a split
+ * less in the history: B4 wrote a third of its blocks and a fifth of its
+ * history rows for those remainders).  Then what changed is written: the
+ * blocks that shrank are updated, the stored blocks taken whole are
+ * deleted, the pieces the batch made (what was moved) are inserted, and
+ * the history of every move is appended.  Units a move delivers and a later move of
  * the same statement takes on (a buyer who sells, an escrow made and
  * filled) never become a row of their own: about half the blocks B4 used
  * to write.  serials[i] is what move i moved (text[], oldest first).
@@ -386,7 +388,8 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 typedef struct Piece
 {
 	int64		block;			/* the stored block it is (part of); 0 for one this batch made */
-	bool		taken;			/* that stored block was taken from */
+	bool		taken;			/* that stored block was taken whole: it goes */
+	bool		shrunk;			/* ... its top was taken: it stays, with a lower last */
 	int64		issuance;
 	int64		project;
 	int32		vintage;
@@ -532,7 +535,7 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 	const IssuanceNames *names;
 
 	pc->block = DatumGetInt64(SPI_getbinval(tup, desc, at, &isnull));
-	pc->taken = false;
+	pc->taken = pc->shrunk = false;
 	pc->issuance = DatumGetInt64(SPI_getbinval(tup, desc, at + 1, &isnull));
 	pc->project = DatumGetInt64(SPI_getbinval(tup, desc, at + 2, &isnull));
 	pc->vintage = DatumGetInt32(SPI_getbinval(tup, desc, at + 3, &isnull));
@@ -610,7 +613,7 @@ block_take(TupleTableSlot *slot, void *arg)
 		return true;
 	}
 	pc.block = DatumGetInt64(v[COL(0)]);
-	pc.taken = false;
+	pc.taken = pc.shrunk = false;
 	pc.issuance = DatumGetInt64(v[COL(1)]);
 	pc.account = DatumGetInt64(v[COL(7)]);
 	pc.escrow_order = isnull[COL(9)] ? 0 : DatumGetInt64(v[COL(9)]);
@@ -809,13 +812,14 @@ event_add(LedgerColumns *ev, const Piece *pc, int64 first, int64 last, const cha
 }
 
 static void blocks_changed(int ngone);
+static void blocks_shrink(Datum *ids, Datum *lasts, int n);
 static void moves_store_by_sql(LedgerColumns *blocks, Datum *gone, int ngone);
 static void events_store(const LedgerColumns *ev, int64 entry_id);
 
 /*
- * What the moves changed: the stored blocks taken from go (first: what is
- * left of one begins where it did, and the key on the first serial is
- * unique), the pieces outside them come, and the history is appended.
+ * What the moves changed: the stored blocks taken from the top keep their
+ * rows with a lower last, the blocks taken whole go, the pieces the batch
+ * made come, and the history is appended.
  */
 static void
 moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *gone, int ngone,
@@ -823,11 +827,16 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 {
 	int			cap = nretired;
 	LedgerColumns blocks;
+	Datum	   *shrunk_id,
+			   *shrunk_last;
+	int			nshrunk = 0;
 	int64		removed;
 
 	for (int k = 0; k < npools; k++)
 		cap += pools[k].n - pools[k].head;
 	ledger_columns_init(&blocks, 11, block_types, cap);
+	shrunk_id = palloc(sizeof(Datum) * Max(cap, 1));
+	shrunk_last = palloc(sizeof(Datum) * Max(cap, 1));
 	for (int k = 0; k <= npools; k++)
 	{
 		const Piece *p = k < npools ? pools[k].p + pools[k].head : retired;
@@ -835,8 +844,16 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 
 		for (int j = 0; j < m; j++, p++)
 		{
-			if (p->block != 0 && !p->taken)
-				continue;		/* a stored block no move touched */
+			if (p->block != 0)
+			{
+				/* a stored block no move took whole: changed only if its top went */
+				if (p->shrunk)
+				{
+					shrunk_id[nshrunk] = Int64GetDatum(p->block);
+					shrunk_last[nshrunk++] = Int64GetDatum(p->last);
+				}
+				continue;
+			}
 			ledger_col_set(&blocks, 0, Int64GetDatum(p->issuance), false);
 			ledger_col_set(&blocks, 1, Int64GetDatum(p->project), false);
 			ledger_col_set(&blocks, 2, Int32GetDatum(p->vintage), false);
@@ -851,12 +868,16 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 			blocks.n++;
 		}
 	}
-	if (blocks.n == 0 && ngone == 0 && ev->n == 0)
+	if (blocks.n == 0 && ngone == 0 && nshrunk == 0 && ev->n == 0)
 		return;
+
+	/* first the blocks that shrink: the new ones' neighbour checks must see them end lower */
+	if (nshrunk > 0)
+		blocks_shrink(shrunk_id, shrunk_last, nshrunk);
 
 	/*
 	 * Straight into the table (append.c) when it is as the extension made
-	 * it: the blocks taken from go, then the pieces come, checked against
+	 * it: the blocks taken whole go, then the pieces come, checked against
 	 * their neighbours by hand as unit_block_no_overlap would (invariants.c).
 	 */
 	removed = ngone > 0 ? ledger_remove_by_id("unit_block", gone, ngone) : 0;
@@ -874,6 +895,56 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	else
 		moves_store_by_sql(&blocks, gone, ngone);
 	events_store(ev, entry_id);
+}
+
+/*
+ * blocks_shrink's check on each row it updates: a row changed by another
+ * transaction since it was read (the update is handed its newer version,
+ * a second call for the same row) is not ours to shrink.
+ */
+static void
+block_shrink_once(int row, Datum *values pg_attribute_unused(), bool *isnull pg_attribute_unused(), void *arg)
+{
+	int		   *last_row = (int *) arg;
+
+	if (row == *last_row)
+		blocks_changed(row + 1);
+	*last_row = row;
+}
+
+/*
+ * The stored blocks whose top serials moved: each keeps its row, id and
+ * history, with `last` lowered (no indexed column changes, so the update
+ * is heap-only where the page has room).  Straight in the heap when the
+ * table is plain for it, else by SQL.
+ */
+static void
+blocks_shrink(Datum *ids, Datum *lasts, int n)
+{
+	static const char *const columns[] = {"last"};
+	Datum	   *keys[] = {ids};
+	Datum	   *values[] = {lasts};
+	bool	   *nulls[] = {palloc0(sizeof(bool) * n)};
+	int			last_row = -1;
+	int64		updated;
+
+	updated = ledger_update_by_key_with("unit_block", 1, keys, 1, columns, values, nulls, n, NULL,
+										block_shrink_once, &last_row);
+	if (updated < 0)
+	{
+		static SPIPlanPtr plan = NULL;
+		Datum		args[2] = {ledger_int8_array(ids, n), ledger_int8_array(lasts, n)};
+
+		ledger_plan_generic(&plan,
+							"UPDATE carbon.unit_block b SET last = u.last FROM unnest($1, $2) AS u(id, last) "
+							"WHERE b.id = u.id AND b.last > u.last",
+							2, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID});
+		if (ledger_run_keyed(plan, args, NULL, false) != SPI_OK_UPDATE)
+			elog(ERROR, "unit block shrink failed");
+		updated = SPI_processed;
+	}
+	if (updated != n)
+		blocks_changed(n);
 }
 
 /* The blocks read are not all there: something moved them under our locks. */
@@ -1022,31 +1093,38 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			pc = &s->p[s->head];
 			take = Min(need, pc->last - pc->first + 1);
 			moved = *pc;
-			moved.block = 0, moved.taken = false;
-			moved.last = pc->first + take - 1;
+			moved.block = 0, moved.taken = moved.shrunk = false;
+			moved.first = pc->last - take + 1;
 			moved.account = holder ? holder : pc->account;
 			moved.state = state;
 			moved.escrow_order = m->kind == UNITS_ESCROW ? m->order : 0;
 			moved.entry_id = entry_id, moved.since = now;
 			serial = serial_format(pc->region, pc->vintage, pc->code, moved.first, moved.last);
-			/* the history: the piece split off what remains, then moved */
-			if (moved.last < pc->last)
-				event_add(&ev, pc, moved.first, pc->last, "split", pc->account, pc->account,
-						  psprintf("split off %s", serial));
 			event_add(&ev, pc, moved.first, moved.last, event, pc->account, holder, reference);
-			if (pc->block != 0 && !pc->taken)
+			if (moved.first > pc->first)
 			{
-				if (ngone == capgone)
-				{
-					capgone = Max(16, capgone * 2);
-					gone = gone ? repalloc(gone, sizeof(Datum) * capgone) : palloc(sizeof(Datum) * capgone);
-				}
-				gone[ngone++] = Int64GetDatum(pc->block);
-				pc->taken = true;
+				/*
+				 * Taken from the top: what is left keeps its row, with a
+				 * lower last (a heap-only update: no index changes), and
+				 * no history of its own, as it did not move.
+				 */
+				pc->last = moved.first - 1;
+				pc->shrunk = pc->block != 0;
 			}
-			pc->first += take;
-			if (pc->first > pc->last)
+			else
+			{
+				if (pc->block != 0)
+				{
+					if (ngone == capgone)
+					{
+						capgone = Max(16, capgone * 2);
+						gone = gone ? repalloc(gone, sizeof(Datum) * capgone) : palloc(sizeof(Datum) * capgone);
+					}
+					gone[ngone++] = Int64GetDatum(pc->block);
+					pc->taken = true;
+				}
 				s->head++;
+			}
 			if (nsegs == capsegs)
 			{
 				capsegs = Max(8, capsegs * 2);

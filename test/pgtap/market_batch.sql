@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(44);
+SELECT plan(48);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -280,18 +280,35 @@ SELECT count(*) FROM (SELECT register_project(:grove, 'MBGROVE', 'MBGROVE', 'MB-
   LATERAL (SELECT verify_monitoring(r.r, :ver, carbon.co2e_grams(100 * 1000000), 'ok')) v,
   LATERAL (SELECT count(*) FROM issue_units(r.r)) i;
 SELECT id AS grove_block, project AS grove_project FROM carbon.unit_block WHERE account = :grove \gset
--- a block slipped in past the check (its trigger disabled for the insert): serials 50-60 of the grove's 1-100
+-- a block slipped in past the check (its trigger disabled for the insert): serials 97-98 of the grove's 1-100
 ALTER TABLE carbon.unit_block DISABLE TRIGGER unit_block_no_overlap;
 INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, entry_id, since)
-  SELECT issuance, project, vintage, class, 50, 60, account, state, entry_id, since FROM carbon.unit_block WHERE id = :grove_block;
+  SELECT issuance, project, vintage, class, 97, 98, account, state, entry_id, since FROM carbon.unit_block WHERE id = :grove_block;
 ALTER TABLE carbon.unit_block ENABLE TRIGGER unit_block_no_overlap;
 SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 5, 57.00)', :grove, 'sell'), '23P01', NULL,
-                 'a sell whose remainder of a block (6-100) would overlap another block is refused: the check runs on the blocks written directly');
-DELETE FROM carbon.unit_block WHERE project = :grove_project AND first = 50;
+                 'a sell whose escrowed block (96-100) would overlap another block is refused: the check runs on the blocks written directly');
+DELETE FROM carbon.unit_block WHERE project = :grove_project AND first = 97;
 SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 5, 57.00)), 'open', 'without it, the sell rests ...');
-SELECT results_eq(format('SELECT state::text, first, last FROM carbon.unit_block WHERE project = %s ORDER BY first', :grove_project),
-                  $$VALUES ('escrow'::text, 1::bigint, 5::bigint), ('held', 6, 100)$$,
-                  '... its 5 t in escrow, the rest held, the block split');
+SELECT results_eq(format('SELECT id = %s, state::text, first, last FROM carbon.unit_block WHERE project = %s ORDER BY first',
+                         :grove_block, :grove_project),
+                  $$VALUES (true, 'held'::text, 1::bigint, 95::bigint), (false, 'escrow', 96, 100)$$,
+                  '... its 5 t in escrow taken from the top of the block, which keeps its row with the rest');
+SELECT is((SELECT array_agg(event::text ORDER BY id) FROM carbon.unit_event WHERE project = :grove_project),
+          ARRAY['issuance', 'escrow'], '... and its history: no split, as no serial of what is left moved');
+-- a DBA's UPDATE trigger on unit_block: the block shrinks by SQL, and the trigger sees it
+CREATE TEMP TABLE block_shrunk (id bigint, old_last bigint, new_last bigint);
+CREATE FUNCTION pg_temp.audit_shrink() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO block_shrunk VALUES (OLD.id, OLD.last, NEW.last);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER dba_block_shrink AFTER UPDATE ON carbon.unit_block FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_shrink();
+SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 5, 57.00)), 'open',
+          'with a DBA''s UPDATE trigger on unit_block, a sell of part of a block rests ...');
+SELECT results_eq('SELECT id, old_last, new_last FROM block_shrunk',
+                  format('VALUES (%s::bigint, 95::bigint, 90::bigint)', :grove_block),
+                  '... and the trigger sees the block shrink by the 5 t');
+DROP TRIGGER dba_block_shrink ON carbon.unit_block;
 -- a DBA's DELETE trigger on unit_block: the blocks go by SQL, and the trigger sees them go
 CREATE TEMP TABLE block_gone (id bigint);
 CREATE FUNCTION pg_temp.audit_block() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -300,11 +317,12 @@ BEGIN
   RETURN NULL;
 END $$;
 CREATE TRIGGER dba_block_audit AFTER DELETE ON carbon.unit_block FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_block();
-SELECT id AS grove_rest FROM carbon.unit_block WHERE project = :grove_project AND state = 'held' \gset
-SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 5, 57.00)), 'open',
-          'with a DBA''s DELETE trigger on unit_block, a sell rests ...');
-SELECT is((SELECT array_agg(id) FROM block_gone), ARRAY[:grove_rest]::bigint[],
-          '... and the trigger sees the block it took from go');
+SELECT is((SELECT status FROM carbon.place_order(:grove, 'sell', 90, 57.00)), 'open',
+          'with a DBA''s DELETE trigger on unit_block, a sell of all that is left rests ...');
+SELECT is((SELECT array_agg(id) FROM block_gone), ARRAY[:grove_block]::bigint[],
+          '... and the trigger sees the block it took whole go');
+SELECT is((SELECT sum(last - first + 1) FROM carbon.unit_block WHERE project = :grove_project AND state = 'escrow')::int,
+          100, '... and the grove''s 100 t are all in escrow');
 DROP TRIGGER dba_block_audit ON carbon.unit_block;
 
 -- ---- plans built while the tables were small keep to their indexes (ledger_run_keyed) ----
