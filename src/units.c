@@ -388,8 +388,7 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
 typedef struct Piece
 {
 	int64		block;			/* the stored block it is (part of); 0 for one this batch made */
-	bool		taken;			/* that stored block was taken whole: it goes */
-	bool		shrunk;			/* ... its top was taken: it stays, with a lower last */
+	bool		shrunk;			/* that stored block's top was taken: it stays, with a lower last */
 	int64		issuance;
 	int64		project;
 	int32		vintage;
@@ -535,7 +534,7 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
 	const IssuanceNames *names;
 
 	pc->block = DatumGetInt64(SPI_getbinval(tup, desc, at, &isnull));
-	pc->taken = pc->shrunk = false;
+	pc->shrunk = false;
 	pc->issuance = DatumGetInt64(SPI_getbinval(tup, desc, at + 1, &isnull));
 	pc->project = DatumGetInt64(SPI_getbinval(tup, desc, at + 2, &isnull));
 	pc->vintage = DatumGetInt32(SPI_getbinval(tup, desc, at + 3, &isnull));
@@ -613,7 +612,7 @@ block_take(TupleTableSlot *slot, void *arg)
 		return true;
 	}
 	pc.block = DatumGetInt64(v[COL(0)]);
-	pc.taken = pc.shrunk = false;
+	pc.shrunk = false;
 	pc.issuance = DatumGetInt64(v[COL(1)]);
 	pc.account = DatumGetInt64(v[COL(7)]);
 	pc.escrow_order = isnull[COL(9)] ? 0 : DatumGetInt64(v[COL(9)]);
@@ -897,19 +896,31 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	events_store(ev, entry_id);
 }
 
+/* What blocks_shrink's check on each row knows: the rows, and the last one it saw. */
+typedef struct ShrinkCheck
+{
+	const Datum *ids;
+	int			last_row;
+} ShrinkCheck;
+
 /*
- * blocks_shrink's check on each row it updates: a row changed by another
- * transaction since it was read (the update is handed its newer version,
- * a second call for the same row) is not ours to shrink.
+ * blocks_shrink's check on each row it updates: a row another transaction
+ * changed since it was read (the update is handed its newer version: a
+ * second call for the same row) is not ours to shrink.
  */
 static void
 block_shrink_once(int row, Datum *values pg_attribute_unused(), bool *isnull pg_attribute_unused(), void *arg)
 {
-	int		   *last_row = (int *) arg;
+	ShrinkCheck *sc = (ShrinkCheck *) arg;
 
-	if (row == *last_row)
-		blocks_changed(row + 1);
-	*last_row = row;
+	if (row == sc->last_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("serial blocks changed while the market moved them"),
+				 errdetail("Block " INT64_FORMAT " was changed by another transaction after it was read.",
+						   DatumGetInt64(sc->ids[row])),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+	sc->last_row = row;
 }
 
 /*
@@ -925,11 +936,11 @@ blocks_shrink(Datum *ids, Datum *lasts, int n)
 	Datum	   *keys[] = {ids};
 	Datum	   *values[] = {lasts};
 	bool	   *nulls[] = {palloc0(sizeof(bool) * n)};
-	int			last_row = -1;
+	ShrinkCheck sc = {.ids = ids, .last_row = -1};
 	int64		updated;
 
 	updated = ledger_update_by_key_with("unit_block", 1, keys, 1, columns, values, nulls, n, NULL,
-										block_shrink_once, &last_row);
+										block_shrink_once, &sc);
 	if (updated < 0)
 	{
 		static SPIPlanPtr plan = NULL;
@@ -1093,7 +1104,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			pc = &s->p[s->head];
 			take = Min(need, pc->last - pc->first + 1);
 			moved = *pc;
-			moved.block = 0, moved.taken = moved.shrunk = false;
+			moved.block = 0, moved.shrunk = false;
 			moved.first = pc->last - take + 1;
 			moved.account = holder ? holder : pc->account;
 			moved.state = state;
@@ -1115,13 +1126,13 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			{
 				if (pc->block != 0)
 				{
+					/* taken whole: the stored block goes */
 					if (ngone == capgone)
 					{
 						capgone = Max(16, capgone * 2);
 						gone = gone ? repalloc(gone, sizeof(Datum) * capgone) : palloc(sizeof(Datum) * capgone);
 					}
 					gone[ngone++] = Int64GetDatum(pc->block);
-					pc->taken = true;
 				}
 				s->head++;
 			}
