@@ -464,6 +464,17 @@ pool_add(Pool *pool, const Piece *pc)
 	pool->n++;
 }
 
+/*
+ * A piece read from the table into its pool: stored blocks are read
+ * oldest first, so the last one read is the boundary of what is loaded.
+ */
+static void
+pool_add_read(Pool *pool, const Piece *pc)
+{
+	pool_add(pool, pc);
+	pool->b_vintage = pc->vintage, pool->b_project = pc->project, pool->b_first = pc->first;
+}
+
 static Pool *
 pool_find(Pool *pools, int *npools, int64 account, int64 order)
 {
@@ -565,15 +576,15 @@ static const char *const block_read_columns[12] = {"id", "issuance", "project", 
 
 /*
  * What a walk of one index keeps: rows in `state` (and of class I, or not
- * of class I), past a boundary if there is one, added to `pool` (or their
- * tonnes summed).  The partial indexes say the state already; it is checked
+ * of class I), past a boundary if there is one, added to `pool` (which
+ * moves its boundary to the last row read), or their tonnes summed.  The partial indexes say the state already; it is checked
  * all the same, as book_take does for the book.
  */
 typedef struct BlockTake
 {
 	const char *state;
 	int			class_i;		/* 1: class I only; 0: not class I; -1: any */
-	bool		after;			/* skip rows up to (vintage, project, first) below */
+	bool		after;			/* skip rows up to (vintage, project, first) below: the pool's boundary */
 	int32		after_vintage;
 	int64		after_project;
 	int64		after_first;
@@ -622,8 +633,7 @@ block_take(TupleTableSlot *slot, void *arg)
 	names = issuance_names(pc.issuance);
 	pc.region = names->region;
 	pc.code = names->code;
-	pool_add(bt->pool, &pc);
-	bt->after_vintage = pc.vintage, bt->after_project = pc.project, bt->after_first = pc.first;
+	pool_add_read(bt->pool, &pc);
 	return true;
 }
 
@@ -674,8 +684,6 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 		if (got >= 0)
 		{
-			/* rows come oldest first: the last is the new boundary */
-			only->b_vintage = bt.after_vintage, only->b_project = bt.after_project, only->b_first = bt.after_first;
 			only->complete = got < HELD_PAGE;
 			return;
 		}
@@ -693,9 +701,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			Piece		pc;
 
 			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 1);
-			pool_add(only, &pc);
-			/* rows come oldest first: the last is the new boundary */
-			only->b_vintage = pc.vintage, only->b_project = pc.project, only->b_first = pc.first;
+			pool_add_read(only, &pc);
 		}
 		only->complete = tt->numvals < HELD_PAGE;
 		return;
@@ -746,10 +752,6 @@ pools_load(Pool *pools, int npools, Pool *only)
 			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, limit_of[k]);
 			if (got >= 0)
 			{
-				/* rows come oldest first: the last is the boundary */
-				if (got > 0)
-					pools[k].b_vintage = bt.after_vintage, pools[k].b_project = bt.after_project,
-						pools[k].b_first = bt.after_first;
 				pools[k].loaded = true, pools[k].complete = got < limit_of[k];
 				continue;
 			}
@@ -780,9 +782,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 2);
 			pool = pool_find(pools, &npools, pc.account, 0);
-			pool_add(pool, &pc);
-			/* rows come oldest first per account: the last is the boundary */
-			pool->b_vintage = pc.vintage, pool->b_project = pc.project, pool->b_first = pc.first;
+			pool_add_read(pool, &pc);	/* oldest first per account */
 			count[pool - pools]++;
 		}
 		for (int k = 0; k < npools; k++)
