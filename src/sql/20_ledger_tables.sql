@@ -53,7 +53,11 @@ ALTER SEQUENCE carbon.account_id_seq OWNED BY carbon.account.id;
 -- NULLs are distinct: participants have no asset, system accounts no ref_hash.
 CREATE UNIQUE INDEX account_participant_key ON carbon.account (tier, ref_hash);
 CREATE UNIQUE INDEX account_system_key ON carbon.account (kind, asset_id, tier, region);
-CREATE INDEX account_region_idx ON carbon.account (region, tier);
+-- A region's accounts by index alone (id in the key: the views join them to
+-- balances and lots without reading the account rows); and a region's system
+-- accounts, a few dozen among its citizens, for v_supply.
+CREATE INDEX account_region_idx ON carbon.account (region, tier, id);
+CREATE INDEX account_system_region_idx ON carbon.account (region) WHERE kind <> 'participant';
 COMMENT ON TABLE carbon.account IS
   '碳账户 accounts: participants (personal, enterprise, government, merchant, verifier, platform) and system accounts per asset, tier and region';
 COMMENT ON COLUMN carbon.account.ref_hash IS

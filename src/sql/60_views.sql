@@ -36,13 +36,23 @@ CREATE VIEW carbon.v_reduction_monthly WITH (security_invoker = true) AS
 COMMENT ON VIEW carbon.v_reduction_monthly IS
   '月度减排量 reductions credited per month (local), region, scenario and methodology';
 
--- Supply per asset, tier and region, from the segment's accounts.  The
--- amounts are numeric: a segment's striped issuance rows may together pass
--- the bigint range, and no view may fail on data the ledger accepted.
+-- Supply per asset, tier and region, from the segment's system accounts
+-- alone.  Every entry balances within each segment (asset, tier, region):
+-- the posting check refuses any that does not, and verify_integrity()
+-- proves it of the stored ledger ('segments_balanced' of the postings,
+-- 'supply' of the balances: each segment's balances sum to zero).  So
+-- what a segment's participants hold is exactly what its system accounts
+-- do not, and the view reads a few dozen balance rows per segment instead
+-- of one per holder (B8, a county of 50,000 citizens: 1.3 ms against 130).
+-- A segment whose only rows are participants' zero balances (rows that
+-- carry a frozen or closed account's status, nothing moved) has no row
+-- here.  The amounts are
+-- numeric: a segment's striped issuance rows may together pass the bigint
+-- range, and no view may fail on data the ledger accepted.
 CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
   SELECT s.code AS asset, a.tier, a.region,
          coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'participant'), 0) AS outstanding,
+         coalesce(-sum(b.amount), 0) AS outstanding,
          coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
          coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
          coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
@@ -52,8 +62,10 @@ CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
   FROM carbon.balance b
   JOIN carbon.account a ON a.id = b.account
   JOIN carbon.asset s ON s.id = b.asset_id
+  WHERE a.kind <> 'participant'
   GROUP BY 1, 2, 3;
 COMMENT ON VIEW carbon.v_supply IS
   '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
-  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out';
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out '
+  '(outstanding is read from it: the segment''s balances sum to zero, which verify_integrity() checks as ''supply'')';

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(67);
+SELECT plan(69);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -224,6 +224,22 @@ UPDATE balance SET amount = amount - 7 WHERE account = :firm AND asset_id = 4;
 SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'closed_accounts_empty'), false,
           'verify_integrity notices a closed account holding value');
 ROLLBACK TO SAVEPOINT tamper;
+
+-- 9b. v_supply reads outstanding from the segment's system accounts (the
+--     segment's balances sum to zero): it is what the participants hold,
+--     segment by segment, and every segment holding anything has a row.
+SELECT is_empty($$
+  SELECT coalesce(v.asset, p.asset), coalesce(v.tier, p.tier), coalesce(v.region, p.region), v.outstanding, p.held
+  FROM v_supply v
+  FULL JOIN (SELECT s.code AS asset, a.tier, a.region, sum(b.amount) AS held
+             FROM balance b JOIN account a ON a.id = b.account JOIN asset s ON s.id = b.asset_id
+             WHERE a.kind = 'participant' GROUP BY 1, 2, 3) p
+    ON p.asset = v.asset AND p.tier = v.tier AND p.region = v.region
+  WHERE v.outstanding IS DISTINCT FROM p.held AND coalesce(p.held, 0) <> 0
+     OR v.asset IS NULL AND p.held <> 0$$,
+  'v_supply''s outstanding is what each segment''s participants hold');
+SELECT cmp_ok((SELECT count(*) FROM v_supply WHERE outstanding > 0), '>=', 3::bigint,
+              '... in several segments here');
 
 -- 10. v_supply never raises on what the ledger holds: a segment's striped
 --     issuance rows may sum past the bigint range.
