@@ -3,6 +3,19 @@
 # medians of alternating repetitions, never one run.
 
 BENCH_ROWS=()
+BENCH_T0=$(date +%s)
+BENCH_TIMES=()
+
+# minutes:seconds since `make bench` began
+bench_elapsed() { local s=$(( $(date +%s) - BENCH_T0 )); printf '%d:%02d' $((s / 60)) $((s % 60)); }
+log() { printf '\033[1m== [%s] %s\033[0m\n' "$(bench_elapsed)" "$*" >&2; }
+
+# bench_timed NAME: run workload NAME, keeping how long it took (setup included)
+bench_timed() {
+  local t0=$(date +%s)
+  "$1" || return 1
+  BENCH_TIMES+=("$1 $(( $(date +%s) - t0 )) s")
+}
 
 # now_ms: wall clock in milliseconds
 now_ms() { date +%s%3N; }
@@ -34,6 +47,8 @@ bench_print() {
     for r in "${BENCH_ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
     echo "Measured $(date -u +%Y-%m-%d); machine: ${BENCH_MACHINE:-$(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')}. BENCH_SCALE=${BENCH_SCALE:-1}; B1, B7 at 4 clients: medians of ${BENCH_REPEAT:-3} alternating ${BENCH_SECONDS:-15} s runs, in both durability modes (default: fsync and synchronous_commit on; and synchronous_commit = off); at 1 and 2 clients one ${BENCH_SMALL_SECONDS:-10} s run each; costs per transaction from one ${BENCH_PROFILE_SECONDS:-8} s run at 1 client (CPU: the backend's schedstat); B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
+    echo
+    echo "The run took $(bench_elapsed) (minutes:seconds; each workload with its setup: ${BENCH_TIMES[*]:-})."
   } >"$out"
   printf '%-4s %-62s %-34s %-34s %-8s %s\n' id workload measured baseline ratio goal
   for r in "${BENCH_ROWS[@]}"; do
@@ -41,5 +56,6 @@ bench_print() {
     printf '%-4s %-62s %-34s %-34s %-8s %s\n' "$a" "$b" "$c" "$d" "$e" "$f"
   done
   echo "machine: ${BENCH_MACHINE:-$(nproc) cores}"
+  echo "took $(bench_elapsed): ${BENCH_TIMES[*]:-}"
   echo "(written to bench/results/latest.md)"
 }

@@ -12,7 +12,7 @@ start_cluster on "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
 "$PGBIN/createdb" bench
 psql -X -q -d bench -c 'CREATE EXTENSION carbon_ledger'
 
-for b in ${BENCH_ONLY:-b1 b2 b2m b3 b4 b5 b6 b7 b8 b9}; do "$b"; done
+for b in ${BENCH_ONLY:-b1 b2 b2m b3 b4 b5 b6 b7 b8 b9}; do log "$b"; bench_timed "$b"; done
 
 stop_cluster
 bench_print
