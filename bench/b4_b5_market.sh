@@ -91,7 +91,6 @@ b5() {
   market_bench_setup
   ledger_bench_setup            # pgbench's tables for tpcb-like
   machine_line
-  vs_tpcb B5 "place_order" "$CL_TMP/b5.sql" "≥ 0.7" 4 default
-  vs_tpcb B5 "place_order" "$CL_TMP/b5.sql" "≥ 0.7" 4 async
+  vs_tpcb_queue B5 "place_order" "$CL_TMP/b5.sql" "≥ 0.7"
   cost_rows B5 "place_order" "$CL_TMP/b5.sql"
 }
