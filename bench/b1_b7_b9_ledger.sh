@@ -96,7 +96,7 @@ profile_tx() {
 # the medians and their ratio.  (1 and 2 clients: one run each.)
 vs_tpcb() {
   local id=$1 label=$2 script=$3 goal=$4 clients=${5:-4} mode=${6:-default}
-  local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
+  local seconds=${BENCH_SECONDS:-10} repeat=${BENCH_REPEAT:-3}
   local ours=() base=() opts=""
   [ "$mode" = async ] && opts='-c synchronous_commit=off'
   [ "$clients" -lt 4 ] && repeat=1 && seconds=${BENCH_SMALL_SECONDS:-10}
@@ -140,7 +140,7 @@ vs_tpcb_queue() {
 
 vs_tpcb_run() {
   [ "${#VS_QUEUE[@]}" -gt 0 ] || return 0
-  local seconds=${BENCH_SECONDS:-15} repeat=${BENCH_REPEAT:-3}
+  local seconds=${BENCH_SECONDS:-10} repeat=${BENCH_REPEAT:-3}
   local mode opts k r id label script goal mb mo
   for mode in default async; do
     opts=""

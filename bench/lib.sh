@@ -46,7 +46,7 @@ bench_print() {
     echo "|---|---|---|---|---|---|"
     for r in "${BENCH_ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
-    echo "Measured $(date -u +%Y-%m-%d); machine: ${BENCH_MACHINE:-$(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')}. BENCH_SCALE=${BENCH_SCALE:-1}; B1, B5, B7 at 4 clients: medians of ${BENCH_REPEAT:-3} rounds, each a ${BENCH_SECONDS:-15} s run of tpcb-like then of each workload, in both durability modes (default: fsync and synchronous_commit on; and synchronous_commit = off); at 1 and 2 clients one ${BENCH_SMALL_SECONDS:-10} s run each; costs per transaction from one ${BENCH_PROFILE_SECONDS:-8} s run at 1 client (CPU: the backend's schedstat); B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
+    echo "Measured $(date -u +%Y-%m-%d); machine: ${BENCH_MACHINE:-$(nproc) cores, PostgreSQL $(pg_config --version | awk '{print $2}')}. BENCH_SCALE=${BENCH_SCALE:-1}; B1, B5, B7 at 4 clients: medians of ${BENCH_REPEAT:-3} rounds, each a ${BENCH_SECONDS:-10} s run of tpcb-like then of each workload, in both durability modes (default: fsync and synchronous_commit on; and synchronous_commit = off); at 1 and 2 clients one ${BENCH_SMALL_SECONDS:-10} s run each; costs per transaction from one ${BENCH_PROFILE_SECONDS:-8} s run at 1 client (CPU: the backend's schedstat); B6: median of ${BENCH_REPEAT:-5}; B9: one ${BENCH_SECONDS:-10} s run per client count."
     echo
     echo "The run took $(bench_elapsed) (minutes:seconds; each workload with its setup: ${BENCH_TIMES[*]:-})."
   } >"$out"
