@@ -13,9 +13,10 @@ start_cluster on "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
 psql -X -q -d bench -c 'CREATE EXTENSION carbon_ledger'
 
 for b in ${BENCH_ONLY:-b1 b2 b2m b3 b4 b5 b6 b7 b8 b9}; do log "$b"; bench_timed "$b"; done
-# B1, B5 and B7 at 4 clients: queued by their workloads, run together here
-log "B1/B5/B7 at 4 clients"
+# B1, B5 and B7 at 4 clients, then what one transaction of each costs:
+# queued by their workloads, run together here
 bench_timed vs_tpcb_run
+bench_timed cost_rows_run
 
 stop_cluster
 bench_print
