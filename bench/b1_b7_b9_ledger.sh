@@ -118,12 +118,6 @@ vs_label() { # LABEL CLIENTS MODE → the row's workload column
   echo "$what"
 }
 
-bench_integrity() { # ID: verify_integrity() of the bench database is clean
-  local bad
-  bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-  [ "$bad" = 0 ] || { echo "$1: verify_integrity() found $bad broken checks" >&2; return 1; }
-}
-
 # The 4-client rows of B1, B5 and B7 share one tpcb-like baseline.  Each
 # workload is queued (vs_tpcb_queue ID LABEL SCRIPT GOAL: its two rows keep
 # their place in the table) and vs_tpcb_run runs them all: per durability
@@ -141,7 +135,7 @@ vs_tpcb_queue() {
 vs_tpcb_run() {
   [ "${#VS_QUEUE[@]}" -gt 0 ] || return 0
   local seconds=${BENCH_SECONDS:-10} repeat=${BENCH_REPEAT:-3}
-  local mode opts k r id label script goal mb mo
+  local mode opts k id label script goal mb mo
   for mode in default async; do
     opts=""
     [ "$mode" = async ] && opts='-c synchronous_commit=off'
@@ -159,10 +153,8 @@ vs_tpcb_run() {
       IFS='|' read -r id label script goal <<<"${VS_QUEUE[k]}"
       # shellcheck disable=SC2086  # one word per run
       mo=$(median ${ours[k]})
-      for r in "${!BENCH_ROWS[@]}"; do
-        [ "${BENCH_ROWS[r]}" = "@vs $k $mode" ] || continue
-        BENCH_ROWS[r]="$id|$(vs_label "$label" 4 "$mode")|$(printf '%.0f' "$mo") tps|tpcb-like $(printf '%.0f' "$mb") tps|$(ratio "$mo" "$mb")|$goal"
-      done
+      bench_row_fill "@vs $k $mode" \
+        "$id|$(vs_label "$label" 4 "$mode")|$(printf '%.0f' "$mo") tps|tpcb-like $(printf '%.0f' "$mb") tps|$(ratio "$mo" "$mb")|$goal"
     done
   done
   bench_integrity "B1/B5/B7"
@@ -184,17 +176,15 @@ cost_rows() {
 
 cost_rows_run() {
   [ "${#COST_QUEUE[@]}" -gt 0 ] || return 0
-  local k r id label script oc ob orr bc bb br
+  local k id label script oc ob orr bc bb br
   log "costs per transaction (1 client, synchronous_commit = off)"
   # tpcb-like's cost once: every workload's row compares with it
   read -r bc bb br <<<"$(profile_tx -b tpcb-like)"
   for k in "${!COST_QUEUE[@]}"; do
     IFS='|' read -r id label script <<<"${COST_QUEUE[k]}"
     read -r oc ob orr <<<"$(profile_tx -f "$script")"
-    for r in "${!BENCH_ROWS[@]}"; do
-      [ "${BENCH_ROWS[r]}" = "@cost $k" ] || continue
-      BENCH_ROWS[r]="$id|$label: cost per transaction (1 client, synchronous_commit = off)|$oc µs CPU, $ob B / $orr WAL records|tpcb-like $bc µs, $bb B / $br records|$(ratio "$oc" "$bc") CPU|—"
-    done
+    bench_row_fill "@cost $k" \
+      "$id|$label: cost per transaction (1 client, synchronous_commit = off)|$oc µs CPU, $ob B / $orr WAL records|tpcb-like $bc µs, $bb B / $br records|$(ratio "$oc" "$bc") CPU|—"
   done
   COST_QUEUE=()
 }
@@ -238,7 +228,5 @@ b9() {
     bench_row B9 "record_behavior, $c client(s)" "$(printf '%.0f' "$mo") tps" \
       "tpcb-like $(printf '%.0f' "$mb") tps" "$(ratio "$mo" "$mb")" "tracks pgbench"
   done
-  local bad
-  bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-  [ "$bad" = 0 ] || { echo "B9: verify_integrity() found $bad broken checks" >&2; return 1; }
+  bench_integrity B9
 }

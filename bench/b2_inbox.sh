@@ -51,13 +51,10 @@ b2() {
     "$((peak / 1024)) MB" "—" "—" "< 256 MB at 10 M events"
   psql -X -q -d bench -c "DROP TABLE b2_store"
   # the ledger stays clean after the bulk load and after expiring all of it
-  local bad
-  bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-  [ "$bad" = 0 ] || { echo "B2: verify_integrity() found $bad broken checks" >&2; return 1; }
+  bench_integrity B2 || return 1
   if [ -n "${B2_EXPIRE:-}" ]; then
     psql -X -q -d bench -c "SELECT * FROM carbon.expire_lots(now() + interval '3 years')"
-    bad=$(psql -X -t -A -d bench -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-    [ "$bad" = 0 ] || { echo "B2: verify_integrity() found $bad broken checks after expiry" >&2; return 1; }
+    bench_integrity "B2 after expiry" || return 1
     log "B2: verify_integrity() clean after $rows bulk events and their expiry"
   fi
   psql -X -q -d bench -c "DROP TABLE b2_plain"

@@ -40,9 +40,7 @@ SQL
   local counts
   counts=$(tail -n 1 "$CL_TMP/b2m.out")
   [ "$counts" = "$rows|0|0|0" ] || { echo "B2m: process_inbox returned '$counts', not $rows accepted" >&2; return 1; }
-  local bad
-  bad=$(psql -X -t -A -d bench_mem -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
-  [ "$bad" = 0 ] || { echo "B2m: verify_integrity() found $bad broken checks" >&2; return 1; }
+  bench_integrity B2m bench_mem || return 1
   bench_row B2m "process_inbox, $((rows / 1000)) k events over $((accounts / 1000)) k accounts in one call: peak private memory (RssAnon)" \
     "$((peak / 1024)) MB" "—" "—" "< 256 MB at 10 M events / 1 M accounts"
   bench_row B2m "… its speed" "$(awk -v n="$rows" -v ms="$((t1 - t0))" 'BEGIN { printf "%.0f", n / (ms / 1000) }') events/s" "—" "—" "—"

@@ -38,6 +38,23 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a
 # bench_row ID WORKLOAD VALUE BASELINE RATIO GOAL
 bench_row() { BENCH_ROWS+=("$1|$2|$3|$4|$5|$6"); }
 
+# bench_row_fill PLACEHOLDER ROW: a row measured later takes the place its
+# workload kept for it in the table (the queued rows of B1, B5 and B7)
+bench_row_fill() {
+  local r
+  for r in "${!BENCH_ROWS[@]}"; do
+    [ "${BENCH_ROWS[r]}" = "$1" ] && BENCH_ROWS[r]=$2
+  done
+  return 0
+}
+
+# bench_integrity WHAT [DB]: verify_integrity() of DB (bench) is clean
+bench_integrity() {
+  local bad
+  bad=$(psql -X -t -A -d "${2:-bench}" -c "SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok")
+  [ "$bad" = 0 ] || { echo "$1: verify_integrity() found $bad broken checks" >&2; return 1; }
+}
+
 bench_print() {
   local out=$ROOT/bench/results/latest.md
   mkdir -p "$(dirname "$out")"
