@@ -46,9 +46,9 @@ COMMENT ON VIEW carbon.v_reduction_monthly IS
 -- of one per holder (B8, a county of 50,000 citizens: 1.3 ms against 130).
 -- A segment whose only rows are participants' zero balances (rows that
 -- carry a frozen or closed account's status, nothing moved) has no row
--- here.  The amounts are
--- numeric: a segment's striped issuance rows may together pass the bigint
--- range, and no view may fail on data the ledger accepted.
+-- here.  The amounts are numeric: a segment's striped issuance rows may
+-- together pass the bigint range, and no view may fail on data the ledger
+-- accepted.
 CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
   SELECT s.code AS asset, a.tier, a.region,
          coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
