@@ -1304,6 +1304,19 @@ int
 ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
 				  const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg)
 {
+	return ledger_scan_index_with(table, index_name, nkeys, keys, strategies, limit, take, arg, NULL);
+}
+
+/*
+ * The same with another snapshot than a new MVCC one (NULL): a dirty
+ * snapshot shows the rows other transactions in flight are writing, and
+ * says whose they are (its xmin, xmax) for each row taken.
+ */
+int
+ledger_scan_index_with(const char *table, const char *index_name, int nkeys, const Datum *keys,
+					   const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg,
+					   Snapshot snapshot)
+{
 	Oid			nsp = get_namespace_oid("carbon", false);
 	Oid			relid = get_relname_relid(table, nsp);
 	Oid			indexid = get_relname_relid(index_name, nsp);
@@ -1341,7 +1354,7 @@ ledger_scan_index(const char *table, const char *index_name, int nkeys, const Da
 	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	scan = index_beginscan(rel, index, snapshot ? snapshot : GetActiveSnapshot(), nkeys, 0);
 	index_rescan(scan, skeys, nkeys, NULL, 0);
 	while (taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{

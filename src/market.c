@@ -24,9 +24,11 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "common/int.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "executor/executor.h"
 #include "utils/builtins.h"
@@ -442,9 +444,16 @@ instrument_create(Datum *values)
 		elog(ERROR, "instrument insert failed");
 }
 
-/* The instrument's row, locked: the book's lock (created on first use). */
+/*
+ * The instrument's row, its version bumped (created on first use): an
+ * update, not only a lock, so that a REPEATABLE READ or SERIALIZABLE
+ * transaction whose snapshot predates another's change of the book held
+ * to its end fails to serialize (40001) instead of reading a book without
+ * it.  Straight in the heap (as UPDATE: it waits for the change before,
+ * then bumps the newest version), by SQL where the table is not plain.
+ */
 static void
-instrument_lock(const char *code, Instrument *ins)
+instrument_bump_row(const char *code, Instrument *ins)
 {
 	static SPIPlanPtr lock_plan = NULL;
 	Datum		values[2];
@@ -453,25 +462,8 @@ instrument_lock(const char *code, Instrument *ins)
 	InstrumentRow ir;
 	int			direct;
 
-	instrument_known(code);
-	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid)
-	{
-		*ins = held_instrument.ins;
-		ins->code = code;
-		return;
-	}
 	values[0] = CStringGetTextDatum(code);
 	values[1] = Int16GetDatum(ledger_asset_id("CER"));
-	ins->code = code;
-	ins->asset = ledger_asset_id("CER");
-
-	/*
-	 * An update, not only a lock: a REPEATABLE READ or SERIALIZABLE
-	 * transaction whose snapshot predates another order's commit then fails
-	 * to serialize (40001) instead of reading a book without that order.
-	 * Straight in the heap (as UPDATE: it waits for the order before, then
-	 * bumps the newest version), by SQL where the table is not plain.
-	 */
 	direct = instrument_lock_direct(values[0], &ir);
 	if (direct == 0)
 	{
@@ -485,36 +477,152 @@ instrument_lock(const char *code, Instrument *ins)
 		ins->has_reference = ir.has_reference;
 		ins->reference = ir.reference_fen;
 		ins->band_bps = ir.band_bps;
+		return;
 	}
-	else
+	ledger_plan_generic(&lock_plan,
+				"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
+				"RETURNING reference_price, band_bps",
+				1, (Oid[]) {TEXTOID});
+	/*
+	 * By its key (ledger_run_keyed): a plan built while the table was one
+	 * page would scan it whole, and every change of the book held to its
+	 * transaction's end leaves a dead version of the row behind it.
+	 */
+	if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "instrument lookup failed");
+	if (SPI_processed == 0)
 	{
-		ledger_plan_generic(&lock_plan,
-					"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
-					"RETURNING reference_price, band_bps",
-					1, (Oid[]) {TEXTOID});
-		/*
-		 * By its key (ledger_run_keyed): a plan built while the table was one
-		 * page would scan it whole, and every order leaves a dead version of
-		 * the row behind it (33 pages after 100,000 orders here).
-		 */
-		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
+		instrument_create(values);
+		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 			elog(ERROR, "instrument lookup failed");
-		if (SPI_processed == 0)
-		{
-			instrument_create(values);
-			if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
-				elog(ERROR, "instrument lookup failed");
-		}
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		ins->has_reference = !isnull;
-		ins->reference = isnull ? 0 : DatumGetInt64(d);
-		ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	held_instrument.lxid = MyProc->lxid;
-	held_instrument.ins = *ins;
-	held_instrument.valid = true;
-	/* held to the end: let go before the commit's WAL flush (early_release.c) */
-	ledger_early_release_arm();
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	ins->has_reference = !isnull;
+	ins->reference = isnull ? 0 : DatumGetInt64(d);
+	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/* The instrument's reference price and band, read (created on first use), not bumped. */
+static void
+instrument_read(const char *code, Instrument *ins)
+{
+	static SPIPlanPtr read_plan = NULL;
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = CStringGetTextDatum(code);
+	values[1] = Int16GetDatum(ledger_asset_id("CER"));
+	ledger_plan_generic(&read_plan,
+				"SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1",
+				1, (Oid[]) {TEXTOID});
+	if (ledger_run_keyed(read_plan, values, NULL, false) != SPI_OK_SELECT)
+		elog(ERROR, "instrument lookup failed");
+	if (SPI_processed == 0)
+	{
+		instrument_create(values);
+		if (ledger_run_keyed(read_plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "instrument lookup failed");
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	ins->has_reference = !isnull;
+	ins->reference = isnull ? 0 : DatumGetInt64(d);
+	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+
+/* ---- the book's locks ---- */
+
+/*
+ * Two heavyweight locks per instrument (advisory lock tags of a class of
+ * their own, which no pg_advisory_lock call can name):
+ * - the matcher's lock, exclusive: whoever matches an order against the
+ *   book or changes the book holds it;
+ * - the in-flight lock: an order that lets the matcher's lock go before its
+ *   commit (a short lock, below) holds it shared to its end; whoever needs
+ *   the book with nothing in flight (a batch of orders, an order in a
+ *   transaction block or under REPEATABLE READ, a cancel, the close, a
+ *   recall, the reference price) takes it exclusive after the matcher's,
+ *   so waits for every order still in flight, and holds both to its end.
+ *
+ * A short lock: an order alone in its transaction (no transaction block,
+ * READ COMMITTED) holds the matcher's lock from before it reads the book
+ * until the book's rows it changes (the resting orders it filled, its own
+ * order) are written; the rest of the order (postings, serial blocks,
+ * trades, the books, the commit) runs while the next order matches.  The
+ * next order sees the book as committed, so before it matches it walks the
+ * part of the book it can reach with a dirty snapshot: a row there that a
+ * transaction in flight wrote (an order resting, a fill, an end) makes it
+ * let the lock go, wait for that transaction, and start again.  It never
+ * waits holding a balance, so it cannot deadlock with the order it waits
+ * for, and it never builds on a row that may yet roll back.
+ */
+#define BOOK_LOCK_CLASS 0x434C
+
+typedef enum BookMode
+{
+	BOOK_NONE,					/* not held by this transaction */
+	BOOK_SHORT,					/* held until the order's book rows are written */
+	BOOK_HELD					/* held to the end of the transaction */
+} BookMode;
+
+static struct
+{
+	LocalTransactionId lxid;
+	BookMode	mode;
+	LOCKTAG		matcher;
+	LOCKTAG		in_flight;
+}			book;
+
+static bool short_book_lock = true;
+
+static BookMode
+book_mode(void)
+{
+	return book.lxid == MyProc->lxid ? book.mode : BOOK_NONE;
+}
+
+static void
+book_tags(const char *code)
+{
+	uint32		h = hash_bytes((const unsigned char *) code, strlen(code));
+
+	SET_LOCKTAG_ADVISORY(book.matcher, MyDatabaseId, h, 1, BOOK_LOCK_CLASS);
+	SET_LOCKTAG_ADVISORY(book.in_flight, MyDatabaseId, h, 2, BOOK_LOCK_CLASS);
+}
+
+/* Nothing in flight from here to the transaction's end (the matcher's lock held). */
+static void
+book_hold(void)
+{
+	(void) LockAcquire(&book.in_flight, ExclusiveLock, false, false);
+	book.mode = BOOK_HELD;
+}
+
+/* The same if no order is in flight now, without waiting: false if one is. */
+static bool
+book_hold_now(void)
+{
+	if (LockAcquire(&book.in_flight, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	book.mode = BOOK_HELD;
+	return true;
+}
+
+/*
+ * A short lock let go, the order's book rows written: the in-flight lock
+ * shared to the end of the transaction (never waits: whoever takes it
+ * exclusive holds the matcher's lock first), then the matcher's.
+ */
+static void
+book_let_go(void)
+{
+	(void) LockAcquire(&book.in_flight, ShareLock, false, false);
+	while (LockHeldByMe(&book.matcher, ExclusiveLock))
+		if (!LockRelease(&book.matcher, ExclusiveLock, false))
+			break;				/* held by another resource owner: to the end, then */
+	book.mode = BOOK_NONE;
+	ledger_market_forget();		/* the next order of this transaction locks the book again */
 }
 
 /* The band around the reference price: [low, high] fen, inclusive. */
@@ -586,6 +694,7 @@ typedef struct UnitMove
 
 typedef struct Trade
 {
+	int64		id;				/* drawn under the book's lock: trades are numbered as matched */
 	int64		buy_order;
 	int64		sell_order;
 	int64		buyer;
@@ -762,15 +871,26 @@ available(MarketWork *w, int64 account, int16 asset)
 		Datum	   *keys[] = {&values[0], &values[1], &values[2]};
 		bool		isnull;
 
-		/* its row locked (FOR UPDATE) straight in the heap, by SQL where the table is not plain */
+		/*
+		 * Its row locked (FOR UPDATE) straight in the heap, by SQL where the
+		 * table is not plain.  Under a short book lock only read: the entry
+		 * locks every balance it changes in one sorted pass after the book
+		 * is let go, and refuses (CL001) what is no longer there; a balance
+		 * locked here, out of that order, could deadlock with an order in
+		 * flight crediting it.
+		 */
+		bool		lock = book_mode() != BOOK_SHORT;
+
 		b->amount = 0;
-		if (ledger_lock_by_key("balance", 3, keys, 1, ledger_read_int8_column,
-							   &(LedgerColumnRead) {"amount", &b->amount}) < 0)
+		if ((lock ? ledger_lock_by_key : ledger_read_by_key) ("balance", 3, keys, 1, ledger_read_int8_column,
+															  &(LedgerColumnRead) {"amount", &b->amount}) < 0)
 		{
 			ledger_plan_generic(&plan,
 						"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 "
 						"FOR UPDATE",
 						2, (Oid[]) {INT8OID, INT2OID});
+			if (!lock)
+				book_hold();	/* not plain: the book held to the end, and the row locked as ever */
 			if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT)
 				elog(ERROR, "balance lookup failed");
 			b->amount = SPI_processed == 0 ? 0 :
@@ -858,6 +978,7 @@ add_trade(MarketWork *w, Trade t)
 		w->trades = w->trades ? repalloc(w->trades, sizeof(Trade) * w->maxtrades)
 			: MemoryContextAlloc(w->cxt, sizeof(Trade) * w->maxtrades);
 	}
+	t.id = ledger_next_id("trade_id_seq");
 	w->trades[w->ntrades] = t;
 	return w->ntrades++;
 }
@@ -1318,7 +1439,7 @@ fill(MarketWork *w, Order *o, Resting *r, int64 q)
 			  retire_for ? ledger_system_account_info("retired", w->ins.asset, buyer->tier, buyer->region) : buyer,
 			  w->ins.asset, q);
 
-	t = add_trade(w, (Trade) {o->buy ? o->id : r->id, o->buy ? r->id : o->id, buyer->id, seller->id,
+	t = add_trade(w, (Trade) {0, o->buy ? o->id : r->id, o->buy ? r->id : o->id, buyer->id, seller->id,
 						 r->price, q, fb, fs, (Datum) 0, retire_for, retire_purpose, o->buy, w->now, w->today});
 	add_move(w, (LedgerUnitMove) {UNITS_DELIVER, seller->id, o->buy ? r->id : 0, q, buyer->id, retire_for != NULL,
 		psprintf("trade at %lld.%02lld", (long long) (r->price / 100), (long long) (r->price % 100))}, t);
@@ -1436,7 +1557,218 @@ match(MarketWork *w, Order *o)
 	}
 }
 
+
+/* ---- the book's lock taken ---- */
+
+/* What an order can reach of the opposite side, walked with a dirty snapshot. */
+typedef struct InFlight
+{
+	MarketWork *w;
+	const Order *o;
+	SnapshotData dirty;
+	int64		need;			/* tonnes still to reach */
+	TransactionId xid;			/* a transaction in flight that wrote a row there */
+	AttrNumber	att[7];
+} InFlight;
+
+static const char *const in_flight_columns[7] = {"account", "price", "tonnes", "filled", "expires_at", "status",
+"id"};
+
+static bool
+in_flight_take(TupleTableSlot *slot, void *arg)
+{
+	InFlight   *f = (InFlight *) arg;
+	Datum	   *v = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
+	char	   *status;
+	int64		account;
+
+	if (f->att[0] == InvalidAttrNumber)
+		ledger_attnums(slot->tts_tupleDescriptor, in_flight_columns, lengthof(in_flight_columns), f->att,
+					   "market_order");
+#define COL(c) (f->att[c] - 1)
+	if (!acceptable(f->w, f->o, DatumGetInt64(v[COL(1)])))
+		return true;			/* past its reach (no fill changes a price) */
+	if (TransactionIdIsValid(f->dirty.xmin) || TransactionIdIsValid(f->dirty.xmax))
+	{
+		f->xid = TransactionIdIsValid(f->dirty.xmin) ? f->dirty.xmin : f->dirty.xmax;
+		return true;
+	}
+	if (IsolationUsesXactSnapshot())
+	{
+		/* a row its snapshot does not see: the book changed since (40001) */
+		bool		should_free;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		TransactionId xmin = HeapTupleHeaderGetXmin(tup->t_data);
+
+		if (!TransactionIdIsCurrentTransactionId(xmin) && XidInMVCCSnapshot(xmin, GetTransactionSnapshot()))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent change of the order book"),
+					 errdetail("Order " INT64_FORMAT " changed after this transaction's snapshot.",
+							   DatumGetInt64(v[COL(6)]))));
+	}
+	status = TextDatumGetCString(v[COL(5)]);
+	if (strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0)
+		return false;
+	/* what the match passes over (expired, its own, a frozen account's) fills nothing */
+	if (!isnull[COL(4)] && DatumGetTimestampTz(v[COL(4)]) <= f->w->now)
+		return false;
+	account = DatumGetInt64(v[COL(0)]);
+	if (account == f->o->acc->id || strcmp(account_of(&f->w->accounts, account)->status, "active") != 0)
+		return false;
+	f->need -= DatumGetInt64(v[COL(2)]) - DatumGetInt64(v[COL(3)]);
+#undef COL
+	return f->need <= 0;
+}
+
+/*
+ * A transaction in flight that wrote a row of the book within the reach
+ * of order o (the opposite side, at prices it accepts, as far as its
+ * tonnes go), or InvalidTransactionId.  Under REPEATABLE READ, a row there
+ * that its snapshot does not see raises 40001.
+ */
+static TransactionId
+book_in_flight(MarketWork *w, const Order *o)
+{
+	InFlight	f = {.w = w, .o = o, .need = o->tonnes, .xid = InvalidTransactionId};
+	Datum		keys[1] = {CStringGetTextDatum(w->ins.code)};
+	uint16		strategies[1] = {BTEqualStrategyNumber};
+
+	InitDirtySnapshot(f.dirty);
+	f.dirty.xmin = f.dirty.xmax = InvalidTransactionId;
+	if (ledger_scan_index_with("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
+							   1, keys, strategies, 1, in_flight_take, &f, &f.dirty) < 0)
+	{
+		/* the table is not plain (a rule, row-level security): the book held to the end instead */
+		book_hold();
+		return InvalidTransactionId;
+	}
+	return f.xid;
+}
+
+/*
+ * The book's lock for order o (place_order) or for a change of the book
+ * (o NULL: cancel, recall, reference price, close), with the instrument's
+ * reference price and band read under it.  Short for an order alone in its
+ * transaction (above), held to the end for everything else.
+ */
+static void
+book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
+{
+	bool		may_short;
+
+	instrument_known(code);
+	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid)
+	{
+		/* held since an earlier call of this transaction */
+		*ins = held_instrument.ins;
+		ins->code = code;
+		if (book_mode() == BOOK_SHORT)
+		{
+			if (o == NULL)
+				book_hold();
+			else if (!book_hold_now())
+			{
+				/* orders in flight and this batch holds balances: wait for those in its reach, holding */
+				TransactionId xid;
+
+				w->ins = *ins;
+				while (TransactionIdIsValid(xid = book_in_flight(w, o)))
+					XactLockTableWait(xid, NULL, NULL, XLTW_None);
+			}
+		}
+		return;
+	}
+	ins->code = code;
+	ins->asset = ledger_asset_id("CER");
+	book_tags(code);
+	book.lxid = MyProc->lxid;
+	may_short = o != NULL && short_book_lock && !IsTransactionBlock() && !IsolationUsesXactSnapshot() &&
+		book_mode() != BOOK_HELD;	/* held already: by a change of the book in this statement */
+	for (;;)
+	{
+		TransactionId xid;
+
+		(void) LockAcquire(&book.matcher, ExclusiveLock, false, false);
+		if (!may_short)
+		{
+			book_hold();
+			instrument_bump_row(code, ins);
+			if (o != NULL && IsolationUsesXactSnapshot())
+			{
+				w->ins = *ins;
+				work_clock(w);
+				(void) book_in_flight(w, o);	/* raises 40001 if the book changed since its snapshot */
+			}
+			break;
+		}
+		book.mode = BOOK_SHORT;
+		instrument_read(code, ins);
+		w->ins = *ins;
+		work_clock(w);
+		xid = book_in_flight(w, o);
+		if (!TransactionIdIsValid(xid))
+			break;
+		/* let the book go while the order in flight finishes, then start again */
+		book.mode = BOOK_NONE;
+		while (LockHeldByMe(&book.matcher, ExclusiveLock) && LockRelease(&book.matcher, ExclusiveLock, false))
+			;
+		XactLockTableWait(xid, NULL, NULL, XLTW_None);
+	}
+	held_instrument.lxid = MyProc->lxid;
+	held_instrument.ins = *ins;
+	held_instrument.valid = true;
+	/* the commit lets go of what is held before its WAL flush (early_release.c) */
+	ledger_early_release_arm();
+}
+
+/* The book's lock for a change of the book, held to the transaction's end. */
+static void
+instrument_lock(const char *code, Instrument *ins)
+{
+	MarketWork	w;
+
+	book_lock(code, ins, &w, NULL);
+}
+
 /* ---- writing it down ---- */
+
+/*
+ * After a short lock, the entry posted (every balance it changes now
+ * locked): each seller still held the class I units it sold or put in
+ * escrow.  Its balance was read unlocked, and a transfer or another order
+ * of its own may have taken units since; its CER balance cannot go below
+ * zero (the posting refused that), but class II units must not make up
+ * the difference.
+ */
+static void
+sellers_recheck(MarketWork *w)
+{
+	for (int i = 0; i < w->norders; i++)
+	{
+		const Order *o = &w->orders[i];
+		Datum		values[3] = {Int64GetDatum(o->acc->id), Int16GetDatum(w->ins.asset), Int16GetDatum(0)};
+		Datum	   *keys[] = {&values[0], &values[1], &values[2]};
+		int64		held = 0;
+		int64		untradable;
+
+		if (o->buy || (o->filled == 0 && o->escrow == 0))
+			continue;
+		if (ledger_read_by_key("balance", 3, keys, 1, ledger_read_int8_column,
+							   &(LedgerColumnRead) {"amount", &held}) < 0)
+			continue;			/* not plain: the book was held, the balance locked before */
+		untradable = ledger_units_untradable(o->acc->id);
+		if (held < untradable)
+			ereport(ERROR,
+					(errcode(ERRCODE_CL_INSUFFICIENT),
+					 errmsg("account " INT64_FORMAT " holds " INT64_FORMAT " t of class I units; the order sells "
+							INT64_FORMAT, o->acc->id, held - untradable + o->filled + o->escrow, o->tonnes),
+					 errhint("Class II units never reach the market.")));
+	}
+}
+
+
 
 /* An order's status from what it has filled and whether it ended. */
 static const char *
@@ -1445,6 +1777,25 @@ status_of(int64 filled, int64 tonnes, bool ended)
 	if (ended)
 		return filled == tonnes ? "filled" : "cancelled";
 	return filled > 0 ? "partially_filled" : "open";
+}
+
+/*
+ * resting_write's check on each row it updates: a resting order another
+ * transaction changed since it was read (the update is handed its newer
+ * version: a second call for the same row) would lose that change.  The
+ * book's lock and the walk for orders in flight (book_lock) rule it out.
+ */
+static void
+resting_write_once(int row, Datum *values, bool *isnull pg_attribute_unused(), void *arg)
+{
+	int		   *last_row = (int *) arg;
+
+	if (row == *last_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INTEGRITY),
+				 errmsg("resting order " INT64_FORMAT " changed while the market filled it", DatumGetInt64(values[0])),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+	*last_row = row;
 }
 
 /* The rows of the book this work changed, in one statement. */
@@ -1479,8 +1830,10 @@ resting_write(MarketWork *w)
 	{
 		static const char *const columns[] = {"filled", "turnover", "fees", "escrow", "status", "end_reason",
 		"ended_at"};
-		int64		updated = ledger_update_by_key("market_order", 1, c.v, lengthof(columns), columns, c.v + 1,
-												   c.null + 1, c.n, NULL);
+		int			last_row = -1;
+		int64		updated = ledger_update_by_key_with("market_order", 1, c.v, lengthof(columns), columns,
+														c.v + 1, c.null + 1, c.n, NULL, resting_write_once,
+														&last_row);
 
 		if (updated >= 0)
 		{
@@ -1507,7 +1860,7 @@ static void
 trades_write(MarketWork *w, int64 entry_id)
 {
 	static const char *const columns[] = {"instrument", "buy_order", "sell_order", "buyer", "seller", "price",
-		"tonnes", "buyer_fee", "seller_fee", "aggressor", "trade_day", "at", "entry_id", "serials"};
+		"tonnes", "buyer_fee", "seller_fee", "aggressor", "trade_day", "at", "entry_id", "serials", "id"};
 	LedgerColumns c;
 	Datum		instrument;
 
@@ -1533,6 +1886,7 @@ trades_write(MarketWork *w, int64 entry_id)
 		ledger_col_set(&c, 11, TimestampTzGetDatum(t->at), false);
 		ledger_col_set(&c, 12, Int64GetDatum(entry_id), false);
 		ledger_col_set(&c, 13, t->serials, false);
+		ledger_col_set(&c, 14, Int64GetDatum(t->id), false);
 		c.n++;
 	}
 	ledger_append("trade", c.ncols, columns, c.v, c.null, c.n);
@@ -1635,8 +1989,20 @@ moves_write(MarketWork *w, int64 entry_id)
 static int64
 work_write(MarketWork *w, const char *kind, const char *memo)
 {
-	int64		entry_id = post_all(&w->postings, kind, memo, w->correction);
+	bool		short_lock = book_mode() == BOOK_SHORT;
+	int64		entry_id;
 	LedgerBooks books = {0};
+
+	if (short_lock)
+	{
+		/* the book's rows, then the book to the next order; the rest after */
+		resting_write(w);
+		orders_write(w);
+		book_let_go();
+	}
+	entry_id = post_all(&w->postings, kind, memo, w->correction);
+	if (short_lock)
+		sellers_recheck(w);
 
 	moves_write(w, entry_id);
 	trades_write(w, entry_id);
@@ -1661,8 +2027,11 @@ work_write(MarketWork *w, const char *kind, const char *memo)
 		}
 	}
 	ledger_books_write(&books, entry_id);
-	resting_write(w);
-	orders_write(w);
+	if (!short_lock)
+	{
+		resting_write(w);
+		orders_write(w);
+	}
 	return entry_id;
 }
 
@@ -1838,6 +2207,14 @@ market_ExecutorFinish(QueryDesc *queryDesc)
 void
 ledger_market_register(void)
 {
+	DefineCustomBoolVariable("carbon_ledger.short_book_lock",
+							 "Lets an order alone in its transaction release the book's lock once the book's rows are written.",
+							 "The next order waits only for orders in flight within its reach; off holds the lock to the commit.",
+							 &short_book_lock,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = market_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;
@@ -2100,7 +2477,7 @@ ledger_place_order(PG_FUNCTION_ARGS)
 				 errhint("CER moves between personal, enterprise, government and platform accounts (carbon.allowed_flow).")));
 
 	/* the book's lock, before any balance */
-	instrument_lock(instrument, &w->ins);
+	book_lock(instrument, &w->ins, w, &o);
 	w->ins.code = MemoryContextStrdup(w->cxt, instrument);	/* the batch outlives the call */
 	work_clock(w);
 	if (!o.market && w->ins.has_reference)
