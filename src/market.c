@@ -502,17 +502,42 @@ instrument_bump_row(const char *code, Instrument *ins)
 	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
+/* instrument_read's reading of the row, straight from the heap */
+static void
+instrument_row_read(int row pg_attribute_unused(), TupleTableSlot *slot, void *arg)
+{
+	Instrument *ins = (Instrument *) arg;
+	static const char *const columns[2] = {"reference_price", "band_bps"};
+	AttrNumber	att[2];
+
+	ledger_attnums(slot->tts_tupleDescriptor, columns, 2, att, "instrument");
+	slot_getallattrs(slot);
+	ins->has_reference = !slot->tts_isnull[att[0] - 1];
+	ins->reference = ins->has_reference ? DatumGetInt64(slot->tts_values[att[0] - 1]) : 0;
+	ins->band_bps = DatumGetInt32(slot->tts_values[att[1] - 1]);
+}
+
 /* The instrument's reference price and band, read (created on first use), not bumped. */
 static void
 instrument_read(const char *code, Instrument *ins)
 {
 	static SPIPlanPtr read_plan = NULL;
 	Datum		values[2];
+	Datum	   *keys[] = {&values[0]};
 	bool		isnull;
 	Datum		d;
+	int64		n;
 
 	values[0] = CStringGetTextDatum(code);
 	values[1] = Int16GetDatum(ledger_asset_id("CER"));
+	n = ledger_read_by_key("instrument", 1, keys, 1, instrument_row_read, ins);
+	if (n == 0)
+	{
+		instrument_create(values);
+		n = ledger_read_by_key("instrument", 1, keys, 1, instrument_row_read, ins);
+	}
+	if (n > 0)
+		return;
 	ledger_plan_generic(&read_plan,
 				"SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1",
 				1, (Oid[]) {TEXTOID});
@@ -597,16 +622,6 @@ book_hold(void)
 {
 	(void) LockAcquire(&book.in_flight, ExclusiveLock, false, false);
 	book.mode = BOOK_HELD;
-}
-
-/* The same if no order is in flight now, without waiting: false if one is. */
-static bool
-book_hold_now(void)
-{
-	if (LockAcquire(&book.in_flight, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
-		return false;
-	book.mode = BOOK_HELD;
-	return true;
 }
 
 /*
@@ -824,6 +839,22 @@ skip_rest(bool bids, int64 price)
 	if (book_skip.lxid == MyProc->lxid && book_skip.valid[bids] &&
 		(bids ? price > book_skip.price[bids] : price < book_skip.price[bids]))
 		book_skip.valid[bids] = false;
+}
+
+/*
+ * Forget the rows of the book a work has read (not what it did to them:
+ * rows read again come back as the work left them) and where its walks
+ * start: the next walk reads the book from its best price.
+ */
+static void
+book_rows_forget(MarketWork *w)
+{
+	for (int side = 0; side < 2; side++)
+	{
+		w->rows[side].n = w->rows[side].head = 0;
+		w->rows[side].started = w->rows[side].done = false;
+	}
+	book_skip.valid[0] = book_skip.valid[1] = false;
 }
 
 /*
@@ -1130,9 +1161,11 @@ resting_add_row(MarketWork *w, const RestingRow *row)
 	int			i = resting_known(w, row->id);
 	RestingRow	kept = *row;
 
-	if (i >= 0)
+	if (i >= 0 && (w->resting[i].touched || w->resting[i].order >= 0))
 		return i;
-	i = resting_slot(w, row->id);
+	/* new, or read again untouched (book_rows_forget): the row as it is now */
+	if (i < 0)
+		i = resting_slot(w, row->id);
 	kept.retire_for = row->retire_for ? MemoryContextStrdup(w->cxt, row->retire_for) : NULL;
 	kept.retire_purpose = row->retire_purpose ? MemoryContextStrdup(w->cxt, row->retire_purpose) : NULL;
 	resting_set(&w->resting[i], &kept);
@@ -1666,17 +1699,17 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 		ins->code = code;
 		if (book_mode() == BOOK_SHORT)
 		{
-			if (o == NULL)
-				book_hold();
-			else if (!book_hold_now())
-			{
-				/* orders in flight and this batch holds balances: wait for those in its reach, holding */
-				TransactionId xid;
-
-				w->ins = *ins;
-				while (TransactionIdIsValid(xid = book_in_flight(w, o)))
-					XactLockTableWait(xid, NULL, NULL, XLTW_None);
-			}
+			/*
+			 * A second call in the statement (a batch): the book held to the
+			 * end from here, once the orders in flight have ended.  Nothing
+			 * of the batch holds a balance yet (read, not locked, under a
+			 * short lock), so waiting here cannot deadlock.  What the batch
+			 * read of the book beyond its first order's reach may miss what
+			 * they wrote: read again (its own fills are kept).
+			 */
+			book_hold();
+			if (o != NULL)
+				book_rows_forget(w);
 		}
 		return;
 	}
@@ -1897,8 +1930,15 @@ trades_write(MarketWork *w, int64 entry_id)
  * leaves it in (their ids were drawn before matching: trades and escrow
  * name them).
  */
+typedef enum OrdersPart
+{
+	ORDERS_ALL,
+	ORDERS_RESTING,				/* rows of the book: written under a short lock */
+	ORDERS_ENDED				/* no rows of the book: written after it */
+} OrdersPart;
+
 static void
-orders_write(MarketWork *w)
+orders_write(MarketWork *w, OrdersPart part)
 {
 	static const char *const columns[] = {"id", "instrument", "account", "side", "price", "tonnes", "tif",
 		"status", "retire_for", "retire_purpose", "trade_day", "expires_at", "created_at", "filled", "turnover",
@@ -1930,6 +1970,8 @@ orders_write(MarketWork *w)
 			ended_at = r->ended_at;
 		}
 		ended = strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0;
+		if ((part == ORDERS_RESTING && ended) || (part == ORDERS_ENDED && !ended))
+			continue;
 		ledger_col_set(&c, 0, Int64GetDatum(o->id), false);
 		ledger_col_set(&c, 1, instrument, false);
 		ledger_col_set(&c, 2, Int64GetDatum(o->acc->id), false);
@@ -1961,7 +2003,8 @@ orders_write(MarketWork *w)
 		ledger_col_set(&c, 18, TimestampTzGetDatum(ended_at), !ended);
 		c.n++;
 	}
-	ledger_append("market_order", c.ncols, columns, c.v, c.null, c.n);
+	if (c.n > 0)
+		ledger_append("market_order", c.ncols, columns, c.v, c.null, c.n);
 }
 
 /* The unit moves, in order, all at once (units.c runs them in memory). */
@@ -1997,8 +2040,9 @@ work_write(MarketWork *w, const char *kind, const char *memo)
 	{
 		/* the book's rows, then the book to the next order; the rest after */
 		resting_write(w);
-		orders_write(w);
+		orders_write(w, ORDERS_RESTING);
 		book_let_go();
+		orders_write(w, ORDERS_ENDED);
 	}
 	entry_id = post_all(&w->postings, kind, memo, w->correction);
 	if (short_lock)
@@ -2030,7 +2074,7 @@ work_write(MarketWork *w, const char *kind, const char *memo)
 	if (!short_lock)
 	{
 		resting_write(w);
-		orders_write(w);
+		orders_write(w, ORDERS_ALL);
 	}
 	return entry_id;
 }
