@@ -1009,7 +1009,12 @@ add_trade(MarketWork *w, Trade t)
 		w->trades = w->trades ? repalloc(w->trades, sizeof(Trade) * w->maxtrades)
 			: MemoryContextAlloc(w->cxt, sizeof(Trade) * w->maxtrades);
 	}
-	t.id = ledger_next_id("trade_id_seq");
+	/*
+	 * Under a short lock a later order may commit first: its trades are
+	 * numbered here, as matched.  Held to the end, they are written in
+	 * the order they matched and numbered then.
+	 */
+	t.id = book_mode() == BOOK_SHORT ? ledger_next_id("trade_id_seq") : 0;
 	w->trades[w->ntrades] = t;
 	return w->ntrades++;
 }
@@ -1919,10 +1924,13 @@ trades_write(MarketWork *w, int64 entry_id)
 		ledger_col_set(&c, 11, TimestampTzGetDatum(t->at), false);
 		ledger_col_set(&c, 12, Int64GetDatum(entry_id), false);
 		ledger_col_set(&c, 13, t->serials, false);
-		ledger_col_set(&c, 14, Int64GetDatum(t->id), false);
+		/* numbered as matched (add_trade) under a short lock; those after it in the batch now, in order */
+		ledger_col_set(&c, 14, Int64GetDatum(t->id != 0 || w->trades[0].id == 0 ? t->id :
+											 ledger_next_id("trade_id_seq")), false);
 		c.n++;
 	}
-	ledger_append("trade", c.ncols, columns, c.v, c.null, c.n);
+	/* without numbers (a lock held to the end): the column's default numbers them as written */
+	ledger_append("trade", w->trades[0].id != 0 ? c.ncols : c.ncols - 1, columns, c.v, c.null, c.n);
 }
 
 /*
