@@ -116,6 +116,17 @@ SELECT cancelled, flagged FROM recall_issuance('620702-2025-MKTFARM-000000001-00
 SELECT status, end_reason, escrow FROM market_order WHERE id = :farmask;
 SELECT balance(:farm, 'CER') AS farm_cer, tradable_units(:farm) AS farm_tradable;
 
+-- Several orders in one statement, alone in its transaction: the first takes
+-- the book's short lock, the second holds the book to the end of the
+-- transaction (docs/market.md).  The trades come back numbered in the order
+-- they were matched, the first order's as the others'.
+SELECT count(*) FROM generate_series(1, 3) g, LATERAL place_order(:orchard, 'sell', 2, 60.50 + g / 10.0) o;
+SELECT max(id) AS before_buys FROM market_order \gset
+SELECT string_agg(o.status || ':' || o.filled, ' ' ORDER BY o.order_id) AS buys
+FROM generate_series(1, 3) g, LATERAL place_order(:steel, 'buy', 2 + g / 3, 60.80, 'IOC') o;
+SELECT dense_rank() OVER (ORDER BY t.buy_order) AS buy, round(t.price / 100.0, 2) AS price, t.tonnes
+FROM trade t WHERE t.buy_order > :before_buys ORDER BY t.id;
+
 -- Every order ended once; escrow is empty for ended orders; the ledger checks out.
 SELECT status, count(*), sum(escrow) AS escrow FROM market_order GROUP BY status ORDER BY status;
 SELECT s.code AS asset, sum(b.amount) AS in_escrow FROM balance b JOIN account a ON a.id = b.account
