@@ -597,6 +597,7 @@ static struct
 	BookMode	mode;
 	LOCKTAG		matcher;
 	LOCKTAG		in_flight;
+	ResourceOwner owner;		/* whose the matcher's lock is (a short lock) */
 }			book;
 
 static bool short_book_lock = true;
@@ -632,6 +633,12 @@ book_hold(void)
 static void
 book_let_go(void)
 {
+	if (book.owner != CurrentResourceOwner)
+	{
+		/* written from a subtransaction of the one that took it: held to the end instead */
+		book_hold();
+		return;
+	}
 	(void) LockAcquire(&book.in_flight, ShareLock, false, false);
 	while (LockHeldByMe(&book.matcher, ExclusiveLock))
 		if (!LockRelease(&book.matcher, ExclusiveLock, false))
@@ -1720,10 +1727,12 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 	}
 	ins->code = code;
 	ins->asset = ledger_asset_id("CER");
-	book_tags(code);
-	book.lxid = MyProc->lxid;
+	/* held already (by a change of the book earlier in this transaction): to the end */
 	may_short = o != NULL && short_book_lock && !IsTransactionBlock() && !IsolationUsesXactSnapshot() &&
-		book_mode() != BOOK_HELD;	/* held already: by a change of the book in this statement */
+		book_mode() != BOOK_HELD;
+	book.mode = book_mode();	/* what an earlier transaction left is not this one's */
+	book.lxid = MyProc->lxid;
+	book_tags(code);
 	for (;;)
 	{
 		TransactionId xid;
@@ -1742,6 +1751,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 			break;
 		}
 		book.mode = BOOK_SHORT;
+		book.owner = CurrentResourceOwner;
 		instrument_read(code, ins);
 		w->ins = *ins;
 		work_clock(w);
@@ -1800,8 +1810,9 @@ sellers_recheck(MarketWork *w)
 		if (held < untradable)
 			ereport(ERROR,
 					(errcode(ERRCODE_CL_INSUFFICIENT),
-					 errmsg("account " INT64_FORMAT " holds " INT64_FORMAT " t of class I units; the order sells "
+					 errmsg("account " INT64_FORMAT " holds " INT64_FORMAT " t of class I units by now; the order sells "
 							INT64_FORMAT, o->acc->id, held - untradable + o->filled + o->escrow, o->tonnes),
+					 errdetail("Another order or transfer of the account took units after this order was matched."),
 					 errhint("Class II units never reach the market.")));
 	}
 }
@@ -2040,7 +2051,7 @@ moves_write(MarketWork *w, int64 entry_id)
 static int64
 work_write(MarketWork *w, const char *kind, const char *memo)
 {
-	bool		short_lock = book_mode() == BOOK_SHORT;
+	bool		short_lock = book_mode() == BOOK_SHORT;	/* matched under it: balances read, not locked */
 	int64		entry_id;
 	LedgerBooks books = {0};
 
