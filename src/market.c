@@ -445,6 +445,33 @@ instrument_create(Datum *values)
 }
 
 /*
+ * The instrument's row by `plan` (SQL, where the table is not plain), run
+ * by its key (ledger_run_keyed: a plan built while the table was one page
+ * would scan it whole, and every change of the book held to its
+ * transaction's end leaves a dead version of the row behind it); created
+ * on first use.  Its reference price and band into ins.
+ */
+static void
+instrument_by_sql(SPIPlanPtr plan, int expect, Datum *values, Instrument *ins)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (ledger_run_keyed(plan, values, NULL, false) != expect)
+		elog(ERROR, "instrument lookup failed");
+	if (SPI_processed == 0)
+	{
+		instrument_create(values);
+		if (ledger_run_keyed(plan, values, NULL, false) != expect || SPI_processed != 1)
+			elog(ERROR, "instrument lookup failed");
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	ins->has_reference = !isnull;
+	ins->reference = isnull ? 0 : DatumGetInt64(d);
+	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
  * The instrument's row, its version bumped (created on first use): an
  * update, not only a lock, so that a REPEATABLE READ or SERIALIZABLE
  * transaction whose snapshot predates another's change of the book held
@@ -457,8 +484,6 @@ instrument_bump_row(const char *code, Instrument *ins)
 {
 	static SPIPlanPtr lock_plan = NULL;
 	Datum		values[2];
-	bool		isnull;
-	Datum		d;
 	InstrumentRow ir;
 	int			direct;
 
@@ -483,23 +508,7 @@ instrument_bump_row(const char *code, Instrument *ins)
 				"UPDATE carbon.instrument SET book_version = book_version + 1 WHERE code = $1 "
 				"RETURNING reference_price, band_bps",
 				1, (Oid[]) {TEXTOID});
-	/*
-	 * By its key (ledger_run_keyed): a plan built while the table was one
-	 * page would scan it whole, and every change of the book held to its
-	 * transaction's end leaves a dead version of the row behind it.
-	 */
-	if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "instrument lookup failed");
-	if (SPI_processed == 0)
-	{
-		instrument_create(values);
-		if (ledger_run_keyed(lock_plan, values, NULL, false) != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
-			elog(ERROR, "instrument lookup failed");
-	}
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	ins->has_reference = !isnull;
-	ins->reference = isnull ? 0 : DatumGetInt64(d);
-	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	instrument_by_sql(lock_plan, SPI_OK_UPDATE_RETURNING, values, ins);
 }
 
 /* instrument_read's reading of the row, straight from the heap */
@@ -524,8 +533,6 @@ instrument_read(const char *code, Instrument *ins)
 	static SPIPlanPtr read_plan = NULL;
 	Datum		values[2];
 	Datum	   *keys[] = {&values[0]};
-	bool		isnull;
-	Datum		d;
 	int64		n;
 
 	values[0] = CStringGetTextDatum(code);
@@ -541,18 +548,7 @@ instrument_read(const char *code, Instrument *ins)
 	ledger_plan_generic(&read_plan,
 				"SELECT reference_price, band_bps FROM carbon.instrument WHERE code = $1",
 				1, (Oid[]) {TEXTOID});
-	if (ledger_run_keyed(read_plan, values, NULL, false) != SPI_OK_SELECT)
-		elog(ERROR, "instrument lookup failed");
-	if (SPI_processed == 0)
-	{
-		instrument_create(values);
-		if (ledger_run_keyed(read_plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "instrument lookup failed");
-	}
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	ins->has_reference = !isnull;
-	ins->reference = isnull ? 0 : DatumGetInt64(d);
-	ins->band_bps = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	instrument_by_sql(read_plan, SPI_OK_SELECT, values, ins);
 }
 
 
