@@ -1914,11 +1914,14 @@ CREATE TABLE carbon.market_order (
   CHECK (status IN ('open', 'partially_filled') OR escrow = 0)
 ) WITH (fillfactor = 70);
 ALTER SEQUENCE carbon.market_order_id_seq OWNED BY carbon.market_order.id;
--- the book: resting orders of each side in price–time priority
+-- the book: resting orders of each side in price–time priority (ended_at IS NULL
+-- is status open or partially_filled, by the CHECK above; a predicate on status
+-- would make every fill that changes it a non-heap-only update, with an entry
+-- in each index)
 CREATE INDEX market_order_bids_idx ON carbon.market_order (instrument, price DESC, id)
-  WHERE side = 'buy' AND status IN ('open', 'partially_filled');
+  WHERE side = 'buy' AND ended_at IS NULL;
 CREATE INDEX market_order_asks_idx ON carbon.market_order (instrument, price, id)
-  WHERE side = 'sell' AND status IN ('open', 'partially_filled');
+  WHERE side = 'sell' AND ended_at IS NULL;
 CREATE INDEX market_order_account_idx ON carbon.market_order (account);
 COMMENT ON TABLE carbon.market_order IS
   '委托 orders: status open → partially_filled → filled, or cancelled (by its owner, at expiry, by self-trade prevention, unfilled IOC/market), or rejected (FOK, market with nothing to match); escrow is what is still held for it';
@@ -2008,7 +2011,7 @@ CREATE VIEW carbon.v_order_book AS
   SELECT o.instrument, o.side::text AS side, round(o.price / 100.0, 2) AS price,
          sum(o.tonnes - o.filled)::bigint AS tonnes, count(*) AS orders
   FROM carbon.market_order o
-  WHERE o.status IN ('open', 'partially_filled')
+  WHERE o.ended_at IS NULL
   GROUP BY o.instrument, o.side, o.price;
 COMMENT ON VIEW carbon.v_order_book IS '盘口 the book: tonnes and orders resting at each price (yuan per tonne) per side';
 

@@ -1227,41 +1227,59 @@ static const char *const book_take_columns[13] = {"id", "account", "price", "ton
 	"escrow", "expires_at", "retire_for", "retire_purpose", "side", "status"};
 
 /*
+ * A row of the book from its index (book_take, in_flight_take), by the
+ * columns of book_take_columns found in att.
+ */
+static void
+book_row(TupleTableSlot *slot, const AttrNumber *att, TimestampTz now, RestingRow *row)
+{
+	Datum	   *v = slot->tts_values;
+	bool	   *isnull = slot->tts_isnull;
+
+#define COL(c) (att[c] - 1)
+	row->id = DatumGetInt64(v[COL(0)]);
+	row->account = DatumGetInt64(v[COL(1)]);
+	row->price = DatumGetInt64(v[COL(2)]);
+	row->tonnes = DatumGetInt64(v[COL(3)]);
+	row->filled = DatumGetInt64(v[COL(4)]);
+	row->turnover = DatumGetInt64(v[COL(5)]);
+	row->fees = DatumGetInt64(v[COL(6)]);
+	row->escrow = DatumGetInt64(v[COL(7)]);
+	row->expired = !isnull[COL(8)] && DatumGetTimestampTz(v[COL(8)]) <= now;
+	row->retire_for = isnull[COL(9)] ? NULL : TextDatumGetCString(v[COL(9)]);
+	row->retire_purpose = isnull[COL(10)] ? NULL : TextDatumGetCString(v[COL(10)]);
+	row->buy_side = strcmp(TextDatumGetCString(v[COL(11)]), "buy") == 0;
+#undef COL
+}
+
+/* Does the row still rest (the book's partial index says so; checked all the same)? */
+static bool
+book_row_rests(TupleTableSlot *slot, const AttrNumber *att)
+{
+	char	   *status = TextDatumGetCString(slot->tts_values[att[12] - 1]);
+
+	return strcmp(status, "open") == 0 || strcmp(status, "partially_filled") == 0;
+}
+
+/*
  * A row of the book's index (book_page, straight from the index): taken
  * unless it is the last one read or before it (at its price), or no longer
- * rests (the partial index says it does; checked all the same).
+ * rests.
  */
 static bool
 book_take(TupleTableSlot *slot, void *arg)
 {
 	BookTake   *bt = (BookTake *) arg;
-	Datum	   *v = slot->tts_values;
-	bool	   *isnull = slot->tts_isnull;
 	RestingRow	row;
-	char	   *status;
 
 	if (bt->att[0] == InvalidAttrNumber)
 		ledger_attnums(slot->tts_tupleDescriptor, book_take_columns, lengthof(book_take_columns), bt->att,
 					   "market_order");
-#define COL(c) (bt->att[c] - 1)
-	status = TextDatumGetCString(v[COL(12)]);
-	if (strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0)
+	if (!book_row_rests(slot, bt->att))
 		return false;
-	row.id = DatumGetInt64(v[COL(0)]);
-	row.price = DatumGetInt64(v[COL(2)]);
+	book_row(slot, bt->att, bt->w->now, &row);
 	if (bt->after && row.price == bt->after_price && row.id <= bt->after_id)
 		return false;
-	row.account = DatumGetInt64(v[COL(1)]);
-	row.tonnes = DatumGetInt64(v[COL(3)]);
-	row.filled = DatumGetInt64(v[COL(4)]);
-	row.turnover = DatumGetInt64(v[COL(5)]);
-	row.fees = DatumGetInt64(v[COL(6)]);
-	row.escrow = DatumGetInt64(v[COL(7)]);
-	row.expired = !isnull[COL(8)] && DatumGetTimestampTz(v[COL(8)]) <= bt->w->now;
-	row.retire_for = isnull[COL(9)] ? NULL : TextDatumGetCString(v[COL(9)]);
-	row.retire_purpose = isnull[COL(10)] ? NULL : TextDatumGetCString(v[COL(10)]);
-	row.buy_side = strcmp(TextDatumGetCString(v[COL(11)]), "buy") == 0;
-#undef COL
 	if (row.buy_side != bt->bids)
 		return false;
 	bt->page[bt->n++] = resting_add_row(bt->w, &row);
@@ -1278,7 +1296,7 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 {
 #define BOOK_ROW "SELECT id, account, price, tonnes, filled, turnover, fees, escrow, " \
 	"       coalesce(expires_at <= $2, false), retire_for, retire_purpose, side " \
-	"FROM carbon.market_order WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
+	"FROM carbon.market_order WHERE instrument = $1 AND ended_at IS NULL "
 	static SPIPlanPtr plans[2][2];
 	SPIPlanPtr	plan;
 	Datum		values[5] = {CStringGetTextDatum(w->ins.code), TimestampTzGetDatum(w->now), Int64GetDatum(limit),
@@ -1601,7 +1619,11 @@ match(MarketWork *w, Order *o)
 
 /* ---- the book's lock taken ---- */
 
-/* What an order can reach of the opposite side, walked with a dirty snapshot. */
+/*
+ * What an order can reach of the opposite side, walked with a dirty
+ * snapshot; with `collect`, the rows it walked (they are the match's first
+ * page when none of them is in flight).
+ */
 typedef struct InFlight
 {
 	MarketWork *w;
@@ -1609,27 +1631,28 @@ typedef struct InFlight
 	SnapshotData dirty;
 	int64		need;			/* tonnes still to reach */
 	TransactionId xid;			/* a transaction in flight that wrote a row there */
-	AttrNumber	att[7];
+	bool		collect;
+	bool		reach_end;		/* the walk met a price the order does not accept */
+	int		   *page;			/* the rows walked (entries into resting) */
+	int			n,
+				cap;
+	AttrNumber	att[13];		/* book_take_columns */
 } InFlight;
-
-static const char *const in_flight_columns[7] = {"account", "price", "tonnes", "filled", "expires_at", "status",
-"id"};
 
 static bool
 in_flight_take(TupleTableSlot *slot, void *arg)
 {
 	InFlight   *f = (InFlight *) arg;
-	Datum	   *v = slot->tts_values;
-	bool	   *isnull = slot->tts_isnull;
-	char	   *status;
-	int64		account;
+	RestingRow	row;
 
 	if (f->att[0] == InvalidAttrNumber)
-		ledger_attnums(slot->tts_tupleDescriptor, in_flight_columns, lengthof(in_flight_columns), f->att,
+		ledger_attnums(slot->tts_tupleDescriptor, book_take_columns, lengthof(book_take_columns), f->att,
 					   "market_order");
-#define COL(c) (f->att[c] - 1)
-	if (!acceptable(f->w, f->o, DatumGetInt64(v[COL(1)])))
-		return true;			/* past its reach (no fill changes a price) */
+	if (!acceptable(f->w, f->o, DatumGetInt64(slot->tts_values[f->att[2] - 1])))
+	{
+		f->reach_end = true;	/* past its reach (no fill changes a price) */
+		return true;
+	}
 	if (TransactionIdIsValid(f->dirty.xmin) || TransactionIdIsValid(f->dirty.xmax))
 	{
 		f->xid = TransactionIdIsValid(f->dirty.xmin) ? f->dirty.xmin : f->dirty.xmax;
@@ -1647,19 +1670,27 @@ in_flight_take(TupleTableSlot *slot, void *arg)
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not serialize access due to a concurrent change of the order book"),
 					 errdetail("Order " INT64_FORMAT " changed after this transaction's snapshot.",
-							   DatumGetInt64(v[COL(6)]))));
+							   DatumGetInt64(slot->tts_values[f->att[0] - 1]))));
 	}
-	status = TextDatumGetCString(v[COL(5)]);
-	if (strcmp(status, "open") != 0 && strcmp(status, "partially_filled") != 0)
+	if (!book_row_rests(slot, f->att))
 		return false;
+	book_row(slot, f->att, f->w->now, &row);
+	if (row.buy_side == f->o->buy)
+		return false;
+	if (f->collect)
+	{
+		if (f->n == f->cap)
+		{
+			f->cap = f->cap ? f->cap * 2 : 8;
+			f->page = f->page ? repalloc(f->page, sizeof(int) * f->cap) : palloc(sizeof(int) * f->cap);
+		}
+		f->page[f->n++] = resting_add_row(f->w, &row);
+	}
 	/* what the match passes over (expired, its own, a frozen account's) fills nothing */
-	if (!isnull[COL(4)] && DatumGetTimestampTz(v[COL(4)]) <= f->w->now)
+	if (row.expired || row.account == f->o->acc->id ||
+		strcmp(account_of(&f->w->accounts, row.account)->status, "active") != 0)
 		return false;
-	account = DatumGetInt64(v[COL(0)]);
-	if (account == f->o->acc->id || strcmp(account_of(&f->w->accounts, account)->status, "active") != 0)
-		return false;
-	f->need -= DatumGetInt64(v[COL(2)]) - DatumGetInt64(v[COL(3)]);
-#undef COL
+	f->need -= row.tonnes - row.filled;
 	return f->need <= 0;
 }
 
@@ -1668,24 +1699,53 @@ in_flight_take(TupleTableSlot *slot, void *arg)
  * of order o (the opposite side, at prices it accepts, as far as its
  * tonnes go), or InvalidTransactionId.  Under REPEATABLE READ, a row there
  * that its snapshot does not see raises 40001.
+ *
+ * With `collect` and nothing in flight, the rows walked become the first
+ * rows of the match's walk of that side: committed, with nobody in flight
+ * on them and the matcher's lock held, they are what a new snapshot would
+ * show (read once, not twice).
  */
 static TransactionId
-book_in_flight(MarketWork *w, const Order *o)
+book_in_flight(MarketWork *w, const Order *o, bool collect)
 {
-	InFlight	f = {.w = w, .o = o, .need = o->tonnes, .xid = InvalidTransactionId};
+	InFlight	f = {.w = w, .o = o, .need = o->tonnes, .xid = InvalidTransactionId, .collect = collect};
 	Datum		keys[1] = {CStringGetTextDatum(w->ins.code)};
 	uint16		strategies[1] = {BTEqualStrategyNumber};
+	BookRows   *side = &w->rows[!o->buy];
+	int			got;
 
 	InitDirtySnapshot(f.dirty);
 	f.dirty.xmin = f.dirty.xmax = InvalidTransactionId;
-	if (ledger_scan_index_with("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
-							   1, keys, strategies, 1, in_flight_take, &f, &f.dirty) < 0)
+	got = ledger_scan_index_with("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
+								 1, keys, strategies, 1, in_flight_take, &f, &f.dirty);
+	if (got < 0)
 	{
 		/* the table is not plain (a rule, row-level security): the book held to the end instead */
 		book_hold();
 		return InvalidTransactionId;
 	}
-	return f.xid;
+	if (TransactionIdIsValid(f.xid) || !collect || side->started)
+		return f.xid;
+	if (f.n == 0 && !f.reach_end && got != 0)
+		return InvalidTransactionId;	/* (cannot be: the walk stops at a row it could fill) */
+	if (side->cap < f.n)
+	{
+		side->cap = Max(64, f.n * 2);
+		side->rows = side->rows ? repalloc(side->rows, sizeof(int) * side->cap)
+			: MemoryContextAlloc(w->cxt, sizeof(int) * side->cap);
+	}
+	if (f.n > 0)
+	{
+		memcpy(side->rows, f.page, sizeof(int) * f.n);
+		side->after_price = w->resting[f.page[f.n - 1]].price;
+		side->after_id = w->resting[f.page[f.n - 1]].id;
+	}
+	side->n = f.n;
+	side->head = 0;
+	side->started = true;		/* an order that does not cross reads the book once, here */
+	/* past the last row walked: nothing it accepts (the walk met a price past its reach, or the book's end) */
+	side->done = f.reach_end || got == 0;
+	return InvalidTransactionId;
 }
 
 /*
@@ -1742,7 +1802,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 			{
 				w->ins = *ins;
 				work_clock(w);
-				(void) book_in_flight(w, o);	/* raises 40001 if the book changed since its snapshot */
+				(void) book_in_flight(w, o, false);	/* raises 40001 if the book changed since its snapshot */
 			}
 			break;
 		}
@@ -1751,7 +1811,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 		instrument_read(code, ins);
 		w->ins = *ins;
 		work_clock(w);
-		xid = book_in_flight(w, o);
+		xid = book_in_flight(w, o, true);
 		if (!TransactionIdIsValid(xid))
 			break;
 		/* let the book go while the order in flight finishes, then start again */
@@ -2830,7 +2890,7 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	values[2] = TimestampTzGetDatum(w.now);
 	ledger_plan_generic(&orders_plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
-				"WHERE instrument = $1 AND status IN ('open', 'partially_filled') "
+				"WHERE instrument = $1 AND ended_at IS NULL "
 				"  AND ((tif = 'DAY' AND trade_day <= $2) OR expires_at <= $3) ORDER BY id",
 				3, (Oid[]) {TEXTOID, DATEOID, TIMESTAMPTZOID});
 	resting_read(&w, orders_plan, values, false);
