@@ -127,6 +127,16 @@ FROM generate_series(1, 3) g, LATERAL place_order(:steel, 'buy', 2 + g / 3, 60.8
 SELECT dense_rank() OVER (ORDER BY t.buy_order) AS buy, round(t.price / 100.0, 2) AS price, t.tonnes
 FROM trade t WHERE t.buy_order > :before_buys ORDER BY t.id;
 
+-- Alone in its transaction, an order's walk for orders in flight is also its
+-- first read of the book (docs/market.md): a resting order past its expiry
+-- (a GTC order past gtc_max_days, aged here by hand) is passed over and
+-- ended, its escrow released, and the buy fills from the next one.
+SELECT order_id AS stale FROM place_order(:orchard, 'sell', 3, 60.00) \gset
+SELECT order_id AS fresh FROM place_order(:orchard, 'sell', 3, 60.10) \gset
+UPDATE market_order SET expires_at = now() - interval '1 day' WHERE id = :stale;
+SELECT status, filled, avg_price FROM place_order(:steel, 'buy', 3, 60.50);
+SELECT id = :stale AS stale, status, end_reason, escrow FROM market_order WHERE id IN (:stale, :fresh) ORDER BY id;
+
 -- Every order ended once; escrow is empty for ended orders; the ledger checks out.
 SELECT status, count(*), sum(escrow) AS escrow FROM market_order GROUP BY status ORDER BY status;
 SELECT s.code AS asset, sum(b.amount) AS in_escrow FROM balance b JOIN account a ON a.id = b.account
