@@ -622,6 +622,18 @@ book_hold(void)
 }
 
 /*
+ * The matcher's lock let go (every time this transaction took it); one
+ * held by another resource owner stays to the end.
+ */
+static void
+book_matcher_release(void)
+{
+	while (LockHeldByMe(&book.matcher, ExclusiveLock) && LockRelease(&book.matcher, ExclusiveLock, false))
+		;
+	book.mode = BOOK_NONE;
+}
+
+/*
  * A short lock let go, the order's book rows written: the in-flight lock
  * shared to the end of the transaction (never waits: whoever takes it
  * exclusive holds the matcher's lock first), then the matcher's.
@@ -636,10 +648,7 @@ book_let_go(void)
 		return;
 	}
 	(void) LockAcquire(&book.in_flight, ShareLock, false, false);
-	while (LockHeldByMe(&book.matcher, ExclusiveLock))
-		if (!LockRelease(&book.matcher, ExclusiveLock, false))
-			break;				/* held by another resource owner: to the end, then */
-	book.mode = BOOK_NONE;
+	book_matcher_release();
 	ledger_market_forget();		/* the next order of this transaction locks the book again */
 }
 
@@ -1815,9 +1824,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 		if (!TransactionIdIsValid(xid))
 			break;
 		/* let the book go while the order in flight finishes, then start again */
-		book.mode = BOOK_NONE;
-		while (LockHeldByMe(&book.matcher, ExclusiveLock) && LockRelease(&book.matcher, ExclusiveLock, false))
-			;
+		book_matcher_release();
 		XactLockTableWait(xid, NULL, NULL, XLTW_None);
 	}
 	held_instrument.lxid = MyProc->lxid;
