@@ -1435,7 +1435,9 @@ CREATE FUNCTION carbon._unit_block_no_overlap() RETURNS trigger
   AS 'MODULE_PATHNAME', 'ledger_unit_block_no_overlap' LANGUAGE C;
 CREATE TRIGGER unit_block_no_overlap AFTER INSERT ON carbon.unit_block
   REFERENCING NEW TABLE AS new_blocks FOR EACH STATEMENT EXECUTE FUNCTION carbon._unit_block_no_overlap();
-CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, project, first) WHERE state = 'held';
+-- a holder's blocks in the order they leave it: oldest vintage, then first
+-- in, first out (units.c, piece_cmp)
+CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, since, project, first) WHERE state = 'held';
 -- the units a holder may not trade (class II): few or none, so that the
 -- market counts class I units as the CER balance less these (units.c)
 CREATE INDEX unit_block_untradable_idx ON carbon.unit_block (account) WHERE state = 'held' AND class <> 'I';

@@ -207,8 +207,9 @@ blocks_not_covered(int64 account, int64 tonnes, int64 found)
 }
 
 /*
- * Take `tonnes` from the account's held blocks, oldest vintage first (then
- * project and serial), the blocks locked; only class `only_class` when not
+ * Take `tonnes` from the account's held blocks, oldest vintage first, and
+ * within a vintage first in, first out (the holding order, piece_cmp), the
+ * blocks locked; only class `only_class` when not
  * NULL.  The last block taken may be taken in part.
  */
 static void
@@ -233,18 +234,19 @@ units_take(int64 account, int64 tonnes, const char *only_class, UnitPieces *p)
 	 * do not cover the take.
 	 */
 	ledger_plan_generic(&plan,
-				"WITH oldest AS (SELECT id, vintage, project, first, last FROM carbon.unit_block "
+				"WITH oldest AS (SELECT id, vintage, since, project, first, last FROM carbon.unit_block "
 				"                WHERE account = $1 AND state = 'held' AND ($3::text IS NULL OR class = $3) "
-				"                ORDER BY vintage, project, first LIMIT $4), "
-				"running AS (SELECT id, vintage, project, first, last, "
-				"            (sum(last - first + 1) OVER (ORDER BY vintage, project, first))::bigint "
+				"                ORDER BY vintage, since, project, first LIMIT $4), "
+				"running AS (SELECT id, vintage, since, project, first, last, "
+				"            (sum(last - first + 1) OVER (ORDER BY vintage, since, project, first))::bigint "
 				"              - (last - first + 1) AS before FROM oldest), "
-				"picked AS (SELECT id, vintage, project, first, first + least(last - first + 1, $2 - before) - 1 AS upto "
+				"picked AS (SELECT id, vintage, since, project, first, "
+				"                  first + least(last - first + 1, $2 - before) - 1 AS upto "
 				"           FROM running WHERE before < $2), "
 				"locked AS (SELECT b.id FROM carbon.unit_block b JOIN picked p USING (id, first) "
 				"           WHERE b.account = $1 AND b.state = 'held' FOR UPDATE OF b) "
 				"SELECT id, first, upto FROM picked WHERE id IN (SELECT id FROM locked) "
-				"ORDER BY vintage, project, first",
+				"ORDER BY vintage, since, project, first",
 				4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID});
 	for (int64 limit = 16;; limit = PG_INT64_MAX)
 	{
@@ -278,7 +280,7 @@ units_take_entry(int64 account, int64 tonnes, int64 reversed, UnitPieces *p)
 
 	ledger_plan_generic(&plan,
 				"SELECT id, first, last FROM carbon.unit_block "
-				"WHERE account = $1 AND state = 'held' AND entry_id = $2 ORDER BY vintage, project, first FOR UPDATE",
+				"WHERE account = $1 AND state = 'held' AND entry_id = $2 ORDER BY vintage, since, project, first FOR UPDATE",
 				2, (Oid[]) {INT8OID, INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "unit block lookup failed");
@@ -369,8 +371,8 @@ units_move(const UnitPieces *p, int64 holder, const char *state, int64 entry_id,
  *            seller's class I units, to the buyer, or retired for it.
  *
  * The moves run in memory over pools of pieces: a seller's held class I
- * units and a sell order's escrow, each sorted oldest first (vintage,
- * project, serial) as the blocks are, loaded once for all the moves (a
+ * units and a sell order's escrow, each sorted oldest first (the holding
+ * order, piece_cmp) as the blocks are, loaded once for all the moves (a
  * seller's oldest 16 blocks, 16 more at a time only if a take reaches past
  * them).
  * Every take is a prefix of its pool (whole pieces, oldest first), and of
@@ -412,6 +414,7 @@ typedef struct Pool
 	bool		complete;		/* every stored block of the pool is loaded */
 	bool		loaded;			/* ... some of them are: the oldest, up to `boundary` */
 	int32		b_vintage;
+	TimestampTz b_since;
 	int64		b_project;
 	int64		b_first;
 	int64		demand;			/* tonnes the statement's moves take from it (a seller's first page) */
@@ -428,11 +431,23 @@ static const Oid event_types[8] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, 
 static const Oid block_types[11] = {INT8OID, INT8OID, INT4OID, TEXTOID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID,
 TIMESTAMPTZOID, INT8OID};
 
+/*
+ * The holding order, in which a holder's units leave it (a sale, an escrow,
+ * a transfer, a retirement): oldest vintage first (api.md), then first in,
+ * first out by `since`, when the holder got the block, then project and
+ * serial, so that the order is total.  unit_block_held_idx is in this
+ * order.  First in, first out keeps a holding whole: a firm's issued units
+ * leave before the small blocks it bought since, where serial order had
+ * every sale of a holder whose purchases numbered below its own units cut
+ * them up (1.7 pieces a trade and 3 an escrow in B5, 1 each now).
+ */
 static int
-piece_cmp(const Piece *a, int32 vintage, int64 project, int64 first)
+piece_cmp(const Piece *a, int32 vintage, TimestampTz since, int64 project, int64 first)
 {
 	if (a->vintage != vintage)
 		return a->vintage < vintage ? -1 : 1;
+	if (a->since != since)
+		return a->since < since ? -1 : 1;
 	if (a->project != project)
 		return a->project < project ? -1 : 1;
 	return a->first < first ? -1 : a->first > first ? 1 : 0;
@@ -454,7 +469,7 @@ pool_add(Pool *pool, const Piece *pc)
 	{
 		int			mid = (lo + hi) / 2;
 
-		if (piece_cmp(&pool->p[mid], pc->vintage, pc->project, pc->first) < 0)
+		if (piece_cmp(&pool->p[mid], pc->vintage, pc->since, pc->project, pc->first) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -472,7 +487,8 @@ static void
 pool_add_read(Pool *pool, const Piece *pc)
 {
 	pool_add(pool, pc);
-	pool->b_vintage = pc->vintage, pool->b_project = pc->project, pool->b_first = pc->first;
+	pool->b_vintage = pc->vintage, pool->b_since = pc->since;
+	pool->b_project = pc->project, pool->b_first = pc->first;
 }
 
 static Pool *
@@ -584,8 +600,9 @@ typedef struct BlockTake
 {
 	const char *state;
 	int			class_i;		/* 1: class I only; 0: not class I; -1: any */
-	bool		after;			/* skip rows up to (vintage, project, first) below: the pool's boundary */
+	bool		after;			/* skip rows up to (vintage, since, project, first) below: the pool's boundary */
 	int32		after_vintage;
+	TimestampTz after_since;
 	int64		after_project;
 	int64		after_first;
 	Pool	   *pool;			/* NULL: only sum the tonnes */
@@ -614,7 +631,8 @@ block_take(TupleTableSlot *slot, void *arg)
 	pc.vintage = DatumGetInt32(v[COL(3)]);
 	pc.project = DatumGetInt64(v[COL(2)]);
 	pc.first = DatumGetInt64(v[COL(5)]);
-	if (bt->after && piece_cmp(&pc, bt->after_vintage, bt->after_project, bt->after_first) <= 0)
+	pc.since = DatumGetTimestampTz(v[COL(11)]);
+	if (bt->after && piece_cmp(&pc, bt->after_vintage, bt->after_since, bt->after_project, bt->after_first) <= 0)
 		return false;
 	pc.last = DatumGetInt64(v[COL(6)]);
 	if (bt->pool == NULL)
@@ -628,7 +646,6 @@ block_take(TupleTableSlot *slot, void *arg)
 	pc.account = DatumGetInt64(v[COL(7)]);
 	pc.escrow_order = isnull[COL(9)] ? 0 : DatumGetInt64(v[COL(9)]);
 	pc.entry_id = DatumGetInt64(v[COL(10)]);
-	pc.since = DatumGetTimestampTz(v[COL(11)]);
 #undef COL
 	names = issuance_names(pc.issuance);
 	pc.region = names->region;
@@ -676,10 +693,12 @@ pools_load(Pool *pools, int npools, Pool *only)
 
 	if (only)
 	{
-		Datum		v[5] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
-		Int64GetDatum(only->b_project), Int64GetDatum(only->b_first), Int64GetDatum(HELD_PAGE)};
+		Datum		v[6] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
+			TimestampTzGetDatum(only->b_since), Int64GetDatum(only->b_project), Int64GetDatum(only->b_first),
+		Int64GetDatum(HELD_PAGE)};
 		BlockTake	bt = {.state = "held", .class_i = 1, .after = true, .after_vintage = only->b_vintage,
-		.after_project = only->b_project, .after_first = only->b_first, .pool = only};
+			.after_since = only->b_since, .after_project = only->b_project, .after_first = only->b_first,
+		.pool = only};
 		int			got = blocks_scan("unit_block_held_idx", only->account, &bt, HELD_PAGE);
 
 		if (got >= 0)
@@ -690,9 +709,9 @@ pools_load(Pool *pools, int npools, Pool *only)
 		ledger_plan_generic(&rest_plan,
 							"SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"WHERE b.account = $1 AND b.state = 'held' AND b.class = 'I' "
-							"AND (b.vintage, b.project, b.first) > ($2, $3, $4) ORDER BY b.vintage, b.project, b.first "
-							"LIMIT $5",
-							5, (Oid[]) {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID});
+							"AND (b.vintage, b.since, b.project, b.first) > ($2, $3, $4, $5) "
+							"ORDER BY b.vintage, b.since, b.project, b.first LIMIT $6",
+							6, (Oid[]) {INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID});
 		if (ledger_run_keyed(rest_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		tt = SPI_tuptable;
@@ -770,7 +789,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 							"SELECT a.account, b.* FROM unnest($1, $2) AS a(account, page), LATERAL "
 							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
-							"   ORDER BY b.vintage, b.project, b.first LIMIT a.page) b",
+							"   ORDER BY b.vintage, b.since, b.project, b.first LIMIT a.page) b",
 							2, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID});
 		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
@@ -1086,7 +1105,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			char	   *serial;
 
 			if (s->head == s->n ||
-				(!s->complete && piece_cmp(&s->p[s->head], s->b_vintage, s->b_project, s->b_first) > 0))
+				(!s->complete && piece_cmp(&s->p[s->head], s->b_vintage, s->b_since, s->b_project, s->b_first) > 0))
 			{
 				if (!s->complete)
 				{
@@ -1109,7 +1128,13 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			moved.account = holder ? holder : pc->account;
 			moved.state = state;
 			moved.escrow_order = m->kind == UNITS_ESCROW ? m->order : 0;
-			moved.entry_id = entry_id, moved.since = now;
+			moved.entry_id = entry_id;
+			/*
+			 * A holding's `since` is when the holder got it: escrow and
+			 * its release leave the units the seller's (docs/accounting.md),
+			 * so they keep their place in its first in, first out order.
+			 */
+			moved.since = m->kind == UNITS_ESCROW || m->kind == UNITS_RELEASE ? pc->since : now;
 			serial = serial_format(pc->region, pc->vintage, pc->code, moved.first, moved.last);
 			event_add(&ev, pc, moved.first, moved.last, event, pc->account, holder, reference);
 			if (moved.first > pc->first)
