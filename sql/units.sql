@@ -161,6 +161,30 @@ SELECT verify_monitoring(:pr, :verifier, '2.5 t', 'pooled records sampled');
 SELECT * FROM issue_units(:pr);
 SELECT balance(:platform, 'RED') AS platform_red_left, balance(:platform, 'CER') AS platform_cer;
 
+-- Which units leave a holder: oldest vintage first, then the ones it got
+-- first (first in, first out), then serial.  The 丹霞 cooperative's solar
+-- units of one vintage (serials 1-10, then 11-20) pass through two firms:
+-- the orchard gets 11-15 first and 1-5 later, so its next 3 t are 11-13.
+SELECT open_account('enterprise', '620702', 'unit-fifo-coop', '丹霞光伏合作社 Danxia solar co-op') AS coop,
+       open_account('enterprise', '620702', 'unit-fifo-orchard', '临泽果园 Linze orchard') AS orchard,
+       open_account('enterprise', '620702', 'unit-fifo-mill', '高台面粉厂 Gaotai mill') AS mill \gset
+SELECT register_project(:coop, 'ZYPV02', '合作社屋顶光伏 co-op rooftop solar', 'ZY-PV', '620702', 'no subsidy')
+  AS pv02 \gset
+SELECT publicize_project(:pv02, carbon._local_today() - 30), approve_project(:pv02);
+SELECT submit_monitoring(:pv02, '[2025-01-01,2025-06-30]', '10 t') AS pv02a \gset
+SELECT submit_monitoring(:pv02, '[2025-07-01,2025-12-31]', '10 t') AS pv02b \gset
+SELECT verify_monitoring(:pv02a, :verifier, '10 t', 'ok');
+SELECT serial, tonnes FROM issue_units(:pv02a);
+SELECT transfer_units(:coop, :mill, 10) > 0 AS all_of_the_first_to_the_mill;
+SELECT verify_monitoring(:pv02b, :verifier, '10 t', 'ok');
+SELECT serial, tonnes FROM issue_units(:pv02b);
+SELECT transfer_units(:coop, :orchard, 5) > 0 AS coop_to_orchard;
+SELECT transfer_units(:mill, :orchard, 5) > 0 AS mill_to_orchard;
+SELECT transfer_units(:orchard, :mill, 3) > 0 AS orchard_sells_3;
+SELECT carbon.serial_text(i.region, b.vintage, p.code, b.first, b.last) AS orchard_holds
+FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance JOIN carbon.project p ON p.id = b.project
+WHERE b.account = :orchard ORDER BY b.first;
+
 -- Reports and integrity.
 SELECT code, status, issued_tonnes FROM v_projects ORDER BY code;
 SELECT asset, tier, region, issued, outstanding, retired, cancelled FROM v_supply

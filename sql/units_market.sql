@@ -137,6 +137,27 @@ UPDATE market_order SET expires_at = now() - interval '1 day' WHERE id = :stale;
 SELECT status, filled, avg_price FROM place_order(:steel, 'buy', 3, 60.50);
 SELECT id = :stale AS stale, status, end_reason, escrow FROM market_order WHERE id IN (:stale, :fresh) ORDER BY id;
 
+-- Which units a seller delivers: oldest vintage first, then first in, first
+-- out (when it got them), then serial.  The mill buys 5 t from the orchard
+-- and then 5 t more, lower serials of the same block.  An offer it cancels
+-- returns its units to their place; its sale of 4 t delivers the first
+-- 5 t bought (what is left of them, then the returned ones), not the lower
+-- serials it bought last.
+SELECT open_account('enterprise', '620702', 'mkt-mill', '高台面粉厂 mill') AS mill \gset
+SELECT deposit_cash(:mill, 1000, 'mill') > 0 AS deposited;
+SELECT status FROM place_order(:orchard, 'sell', 5, 59.00);
+SELECT status FROM place_order(:mill, 'buy', 5, 59.00);
+SELECT status FROM place_order(:orchard, 'sell', 5, 59.00);
+SELECT status FROM place_order(:mill, 'buy', 5, 59.00);
+SELECT serials AS bought FROM trade WHERE buyer = :mill ORDER BY id;
+SELECT order_id AS millask FROM place_order(:mill, 'sell', 3, 65.00) \gset
+SELECT cancel_order(:millask) AS cancelled;
+SELECT status FROM place_order(:bureau, 'buy', 4, 59.00);
+SELECT status, filled FROM place_order(:mill, 'sell', 4, 59.00);
+SELECT serials AS sold FROM trade WHERE seller = :mill;
+SELECT carbon.serial_text('620702', b.vintage, 'MKTORCH', b.first, b.last) AS mill_holds
+FROM unit_block b WHERE b.account = :mill AND b.state = 'held' ORDER BY b.first;
+
 -- Every order ended once; escrow is empty for ended orders; the ledger checks out.
 SELECT status, count(*), sum(escrow) AS escrow FROM market_order GROUP BY status ORDER BY status;
 SELECT s.code AS asset, sum(b.amount) AS in_escrow FROM balance b JOIN account a ON a.id = b.account
