@@ -23,9 +23,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
@@ -63,17 +65,14 @@ typedef struct Pool
 	int64		cost;
 } Pool;
 
-/* The lines of a batch, as arrays for one INSERT. */
-typedef struct Lines
+/* The lines one booking makes (at most three: a sale with its gain or loss). */
+typedef struct BookLines
 {
-	int			n,
-				cap;
-	Datum	   *account;
-	Datum	   *subject;
-	Datum	   *debit;
-	Datum	   *credit;
-	Datum	   *memo;
-} Lines;
+	int			n;
+	const char *subject[3];
+	int64		debit[3];
+	int64		credit[3];
+} BookLines;
 
 /* Bookings are gathered by the caller and written once per entry. */
 void
@@ -106,46 +105,19 @@ int64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* A pool's row locked: its tonnes and cost (a LedgerRowRead over two LedgerColumnRead). */
-static void
-pool_row(int row, TupleTableSlot *slot, void *arg)
-{
-	LedgerColumnRead *columns = (LedgerColumnRead *) arg;
-
-	ledger_read_int8_column(row, slot, &columns[0]);
-	ledger_read_int8_column(row, slot, &columns[1]);
-}
-
 /*
- * The pools of the accounts, locked in account order (no two batches wait
- * on each other's pools); absent pools are (0, 0).
+ * The pools, by SQL, where unit_cost is not plain (a trigger, say): read
+ * locked in account order; absent pools stay (0, 0).
  */
-static Pool *
-pools_read(int64 *ids, int n)
+static void
+pools_read_by_sql(Pool *pools, int n)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum	   *d = palloc(sizeof(Datum) * n);
 	Datum		values[1];
-	Pool	   *pools = palloc0(sizeof(Pool) * n);
-	int64	   *tonnes = palloc0(sizeof(int64) * n);
-	int64	   *cost = palloc0(sizeof(int64) * n);
 
 	for (int i = 0; i < n; i++)
-	{
-		d[i] = Int64GetDatum(ids[i]);
-		pools[i].account = ids[i];
-	}
-	/* straight in the heap (append.c), one row after the other in account order; by SQL where not plain */
-	if (ledger_lock_by_key("unit_cost", 1, (Datum *[]) {d}, n, pool_row,
-						   (LedgerColumnRead[]) {{"tonnes", tonnes}, {"cost", cost}}) >= 0)
-	{
-		for (int i = 0; i < n; i++)
-		{
-			pools[i].tonnes = tonnes[i];
-			pools[i].cost = cost[i];
-		}
-		return pools;
-	}
+		d[i] = Int64GetDatum(pools[i].account);
 	values[0] = ledger_int8_array(d, n);
 	ledger_plan_generic(&plan,
 				"SELECT account, tonnes, cost FROM carbon.unit_cost WHERE account = ANY ($1) "
@@ -165,7 +137,6 @@ pools_read(int64 *ids, int n)
 				pools[i].cost = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull));
 			}
 	}
-	return pools;
 }
 
 /* The book cost of `q` of the pool's tonnes: weighted average, half up. */
@@ -184,32 +155,23 @@ cost_out(const Pool *p, int64 q)
 }
 
 static void
-line(Lines *l, const Booking *k, const char *subject, int64 debit, int64 credit)
+line(BookLines *l, const char *subject, int64 debit, int64 credit)
 {
 	if (debit == 0 && credit == 0)
 		return;
-	if (l->n == l->cap)
-	{
-		l->cap = l->cap ? l->cap * 2 : 16;
-		l->account = l->account ? repalloc(l->account, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
-		l->subject = l->subject ? repalloc(l->subject, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
-		l->debit = l->debit ? repalloc(l->debit, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
-		l->credit = l->credit ? repalloc(l->credit, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
-		l->memo = l->memo ? repalloc(l->memo, sizeof(Datum) * l->cap) : palloc(sizeof(Datum) * l->cap);
-	}
-	l->account[l->n] = Int64GetDatum(k->acc->id);
-	l->subject[l->n] = CStringGetTextDatum(subject);
-	l->debit[l->n] = Int64GetDatum(debit);
-	l->credit[l->n] = Int64GetDatum(credit);
-	l->memo[l->n++] = CStringGetTextDatum(k->memo);
+	Assert(l->n < lengthof(l->subject));
+	l->subject[l->n] = subject;
+	l->debit[l->n] = debit;
+	l->credit[l->n++] = credit;
 }
 
-/* One booking applied to its pool, its lines added. */
+/* One booking applied to its pool, its lines made. */
 static void
-book(const Booking *k, Pool *p, Lines *l)
+book(const Booking *k, Pool *p, BookLines *l)
 {
 	int64		out;
 
+	l->n = 0;
 	switch (k->kind)
 	{
 		case BOOK_FREE_IN:
@@ -218,26 +180,26 @@ book(const Booking *k, Pool *p, Lines *l)
 		case BOOK_PURCHASE:
 			p->tonnes += k->tonnes;
 			p->cost += k->amount;
-			line(l, k, SUBJECT_UNITS, k->amount, 0);
-			line(l, k, SUBJECT_BANK, 0, k->amount);
+			line(l, SUBJECT_UNITS, k->amount, 0);
+			line(l, SUBJECT_BANK, 0, k->amount);
 			break;
 		case BOOK_SALE:
 			out = cost_out(p, k->tonnes);
 			p->tonnes -= k->tonnes;
 			p->cost -= out;
-			line(l, k, SUBJECT_BANK, k->amount, 0);
-			line(l, k, SUBJECT_UNITS, 0, out);
+			line(l, SUBJECT_BANK, k->amount, 0);
+			line(l, SUBJECT_UNITS, 0, out);
 			if (k->amount > out)
-				line(l, k, SUBJECT_GAIN, 0, k->amount - out);
+				line(l, SUBJECT_GAIN, 0, k->amount - out);
 			else
-				line(l, k, SUBJECT_LOSS, out - k->amount, 0);
+				line(l, SUBJECT_LOSS, out - k->amount, 0);
 			break;
 		case BOOK_OUT:
 			out = cost_out(p, k->tonnes);
 			p->tonnes -= k->tonnes;
 			p->cost -= out;
-			line(l, k, SUBJECT_LOSS, out, 0);
-			line(l, k, SUBJECT_UNITS, 0, out);
+			line(l, SUBJECT_LOSS, out, 0);
+			line(l, SUBJECT_UNITS, 0, out);
 			break;
 	}
 }
@@ -261,22 +223,66 @@ pools_upsert(Datum *pa, Datum *pt, Datum *pc, int n)
 		elog(ERROR, "accounting write failed");
 }
 
+/* A batch's bookings, to be applied to the pools one pool at a time. */
+typedef struct PoolsPass
+{
+	const Booking *items;
+	int			nitems;
+	Pool	   *pools;			/* one per account, in account order */
+	BookLines  *lines;			/* lines[i]: what items[i] books */
+	AttrNumber	att_tonnes;		/* of carbon.unit_cost */
+	AttrNumber	att_cost;
+} PoolsPass;
+
+/* The pool's bookings, in the order they were added, applied to it as it stands. */
+static void
+pool_apply(const PoolsPass *pp, Pool *p)
+{
+	for (int i = 0; i < pp->nitems; i++)
+		if (pp->items[i].acc->id == p->account)
+			book(&pp->items[i], p, &pp->lines[i]);
+}
+
 /*
- * Write the batch for entry `entry_id`: the pools read and locked in one
- * statement, the bookings applied in the order they were added, the pools
- * and every line written in another.
+ * The update's change() (append.c): the pool's row as found, locked, gets
+ * its bookings.  The pool is read and written in one visit to its row, not
+ * locked first and updated after (a lock record and a second lookup each).
+ * Called again if another transaction changed the row meanwhile: the
+ * bookings are applied afresh to the newer version.
+ */
+static void
+pool_change(int row, Datum *values, bool *isnull pg_attribute_unused(), void *arg)
+{
+	PoolsPass  *pp = (PoolsPass *) arg;
+	Pool	   *p = &pp->pools[row];
+
+	p->tonnes = DatumGetInt64(values[pp->att_tonnes - 1]);
+	p->cost = DatumGetInt64(values[pp->att_cost - 1]);
+	pool_apply(pp, p);
+	values[pp->att_tonnes - 1] = Int64GetDatum(p->tonnes);
+	values[pp->att_cost - 1] = Int64GetDatum(p->cost);
+}
+
+/*
+ * Write the batch for entry `entry_id`: each pool updated in account order
+ * with its bookings applied in the order they were added (new pools, or all
+ * of them where the table is not plain, by SQL), then every line.
  */
 void
 ledger_books_write(LedgerBooks *b, int64 entry_id)
 {
+	static const char *const pool_columns[] = {"tonnes", "cost"};
 	Booking    *items = (Booking *) b->items;
 	int64	   *ids;
 	int			nids = 0;
-	Pool	   *pools;
-	Lines		l = {0};
+	Oid			relid;
+	PoolsPass	pp;
 	Datum	   *pa,
 			   *pt,
 			   *pc;
+	bool	   *found;
+	int			nnew = 0;
+	int			nlines = 0;
 
 	if (b->n == 0)
 		return;
@@ -287,63 +293,65 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	for (int i = 0; i < b->n; i++)
 		if (nids == 0 || ids[nids - 1] != ids[i])
 			ids[nids++] = ids[i];
-	pools = pools_read(ids, nids);
-	for (int i = 0; i < b->n; i++)
-		for (int j = 0; j < nids; j++)
-			if (pools[j].account == items[i].acc->id)
-			{
-				book(&items[i], &pools[j], &l);
-				break;
-			}
 
+	relid = get_relname_relid("unit_cost", get_namespace_oid("carbon", false));
+	pp = (PoolsPass) {.items = items, .nitems = b->n, .pools = palloc0(sizeof(Pool) * nids),
+		.lines = palloc0(sizeof(BookLines) * b->n), .att_tonnes = get_attnum(relid, "tonnes"),
+	.att_cost = get_attnum(relid, "cost")};
 	pa = palloc(sizeof(Datum) * nids);
 	pt = palloc(sizeof(Datum) * nids);
 	pc = palloc(sizeof(Datum) * nids);
+	found = palloc(sizeof(bool) * nids);
 	for (int j = 0; j < nids; j++)
 	{
-		pa[j] = Int64GetDatum(pools[j].account);
-		pt[j] = Int64GetDatum(pools[j].tonnes);
-		pc[j] = Int64GetDatum(pools[j].cost);
+		pp.pools[j].account = ids[j];
+		pa[j] = Int64GetDatum(ids[j]);
 	}
-	/* the pools there updated straight in the heap (append.c); new ones, or all where the table is not plain, by SQL */
+	/* the pools there, straight in the heap (append.c), in account order: no two batches wait on each other */
+	if (ledger_update_by_key_with("unit_cost", 1, (Datum *[]) {pa}, lengthof(pool_columns), pool_columns, NULL, NULL,
+								  nids, found, pool_change, &pp) < 0)
 	{
-		static const char *const columns[] = {"tonnes", "cost"};
-		Datum	   *keys[] = {pa};
-		Datum	   *vals[] = {pt, pc};
-		bool	   *none = palloc0(sizeof(bool) * nids);
-		bool	   *nulls[] = {none, none};
-		bool	   *found = palloc(sizeof(bool) * nids);
-		int			nnew = 0;
-
-		if (ledger_update_by_key("unit_cost", 1, keys, lengthof(columns), columns, vals, nulls, nids, found) < 0)
-			memset(found, 0, sizeof(bool) * nids);
-		for (int j = 0; j < nids; j++)
-			if (!found[j])
-			{
-				pa[nnew] = pa[j], pt[nnew] = pt[j], pc[nnew] = pc[j];
-				nnew++;
-			}
-		if (nnew > 0)
-			pools_upsert(pa, pt, pc, nnew);
+		memset(found, 0, sizeof(bool) * nids);
+		pools_read_by_sql(pp.pools, nids);
 	}
+	for (int j = 0; j < nids; j++)
+		if (!found[j])
+		{
+			pool_apply(&pp, &pp.pools[j]);	/* from (0, 0) when new */
+			pa[nnew] = Int64GetDatum(pp.pools[j].account);
+			pt[nnew] = Int64GetDatum(pp.pools[j].tonnes);
+			pc[nnew] = Int64GetDatum(pp.pools[j].cost);
+			nnew++;
+		}
+	if (nnew > 0)
+		pools_upsert(pa, pt, pc, nnew);
 
-	/* the lines, in order, straight into their table (append.c) */
-	if (l.n > 0)
+	/* the lines, in the order of their bookings, straight into their table (append.c) */
+	for (int i = 0; i < b->n; i++)
+		nlines += pp.lines[i].n;
+	if (nlines > 0)
 	{
 		static const char *const columns[] = {"account", "subject_code", "debit", "credit", "memo", "entry_id", "at"};
-		Datum	   *eid = palloc(sizeof(Datum) * l.n);
-		Datum	   *at = palloc(sizeof(Datum) * l.n);
-		bool	   *none = palloc0(sizeof(bool) * l.n);
-		Datum	   *cols[] = {l.account, l.subject, l.debit, l.credit, l.memo, eid, at};
+		Datum	   *cols[7];
+		bool	   *none = palloc0(sizeof(bool) * nlines);
 		bool	   *nulls[] = {none, none, none, none, none, none, none};
 		Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
+		int			n = 0;
 
-		for (int i = 0; i < l.n; i++)
-		{
-			eid[i] = Int64GetDatum(entry_id);
-			at[i] = now;
-		}
-		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, l.n);
+		for (int c = 0; c < (int) lengthof(cols); c++)
+			cols[c] = palloc(sizeof(Datum) * nlines);
+		for (int i = 0; i < b->n; i++)
+			for (int k = 0; k < pp.lines[i].n; k++, n++)
+			{
+				cols[0][n] = Int64GetDatum(items[i].acc->id);
+				cols[1][n] = CStringGetTextDatum(pp.lines[i].subject[k]);
+				cols[2][n] = Int64GetDatum(pp.lines[i].debit[k]);
+				cols[3][n] = Int64GetDatum(pp.lines[i].credit[k]);
+				cols[4][n] = CStringGetTextDatum(items[i].memo);
+				cols[5][n] = Int64GetDatum(entry_id);
+				cols[6][n] = now;
+			}
+		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, nlines);
 	}
 	b->n = 0;
 }

@@ -1115,10 +1115,12 @@ ledger_update_by_key(const char *table, int nkeys, Datum *const *keys, int ncols
  * The same, with change(row, r, values, isnull, arg) called on each row
  * found, in the version about to be updated (all its columns in
  * values/isnull, the given ones already set): it may set others from the
- * old ones (a counter plus one) and read what it needs (RETURNING).  It
- * may be called twice for a row that another transaction changed
- * meanwhile; the last call is the version written.  It must not change a
- * foreign key's columns (their checks do not run here).
+ * old ones (a counter plus one) and read what it needs (RETURNING).  With
+ * values NULL, the columns named are the ones change() sets, from the old
+ * row as it finds it (their domains are checked after it).  It may be
+ * called twice for a row that another transaction changed meanwhile; the
+ * last call is the version written.  It must not change a foreign key's
+ * columns (their checks do not run here).
  */
 int64
 ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols, const char *const *columns,
@@ -1174,7 +1176,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 			{
 				int			c = sh->given[a];
 
-				if (c < 0)
+				if (c < 0 || values == NULL)
 					continue;
 				updated->tts_values[a] = values[c][r];
 				updated->tts_isnull[a] = nulls[c][r];
@@ -1183,6 +1185,10 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 			}
 			if (change)
 				change(r, updated->tts_values, updated->tts_isnull, arg);
+			for (int a = 0; values == NULL && a < desc->natts; a++)
+				if (sh->given[a] >= 0 && sh->domains[a])
+					domain_check(updated->tts_values[a], updated->tts_isnull[a], sh->domains[a],
+								 &sh->domain_cache[a], sh->cxt);
 			ExecStoreVirtualTuple(updated);
 			done = keyed_update(&kr, from, updated);
 			if (!done && TTS_EMPTY(kr.locked))
