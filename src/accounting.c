@@ -298,6 +298,8 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	pp = (PoolsPass) {.items = items, .nitems = b->n, .pools = palloc0(sizeof(Pool) * nids),
 		.lines = palloc0(sizeof(BookLines) * b->n), .att_tonnes = get_attnum(relid, "tonnes"),
 	.att_cost = get_attnum(relid, "cost")};
+	if (pp.att_tonnes <= 0 || pp.att_cost <= 0)
+		elog(ERROR, "carbon.unit_cost has no tonnes or cost column");
 	pa = palloc(sizeof(Datum) * nids);
 	pt = palloc(sizeof(Datum) * nids);
 	pc = palloc(sizeof(Datum) * nids);
