@@ -413,10 +413,7 @@ typedef struct Pool
 	bool		source;			/* a move takes from it */
 	bool		complete;		/* every stored block of the pool is loaded */
 	bool		loaded;			/* ... some of them are: the oldest, up to `boundary` */
-	int32		b_vintage;
-	TimestampTz b_since;
-	int64		b_project;
-	int64		b_first;
+	Piece		boundary;		/* the last stored block loaded (when loaded): its key in the holding order */
 	int			head;			/* pieces before it are gone */
 	int			n;
 	int			cap;
@@ -441,15 +438,15 @@ TIMESTAMPTZOID, INT8OID};
  * them up (1.7 pieces a trade and 3 an escrow in B5, 1 each now).
  */
 static int
-piece_cmp(const Piece *a, int32 vintage, TimestampTz since, int64 project, int64 first)
+piece_cmp(const Piece *a, const Piece *b)
 {
-	if (a->vintage != vintage)
-		return a->vintage < vintage ? -1 : 1;
-	if (a->since != since)
-		return a->since < since ? -1 : 1;
-	if (a->project != project)
-		return a->project < project ? -1 : 1;
-	return a->first < first ? -1 : a->first > first ? 1 : 0;
+	if (a->vintage != b->vintage)
+		return a->vintage < b->vintage ? -1 : 1;
+	if (a->since != b->since)
+		return a->since < b->since ? -1 : 1;
+	if (a->project != b->project)
+		return a->project < b->project ? -1 : 1;
+	return a->first < b->first ? -1 : a->first > b->first ? 1 : 0;
 }
 
 /* Put `pc` in its place (oldest first) among the pool's pieces. */
@@ -468,7 +465,7 @@ pool_add(Pool *pool, const Piece *pc)
 	{
 		int			mid = (lo + hi) / 2;
 
-		if (piece_cmp(&pool->p[mid], pc->vintage, pc->since, pc->project, pc->first) < 0)
+		if (piece_cmp(&pool->p[mid], pc) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -486,8 +483,7 @@ static void
 pool_add_read(Pool *pool, const Piece *pc)
 {
 	pool_add(pool, pc);
-	pool->b_vintage = pc->vintage, pool->b_since = pc->since;
-	pool->b_project = pc->project, pool->b_first = pc->first;
+	pool->boundary = *pc;
 }
 
 static Pool *
@@ -582,6 +578,8 @@ piece_from_row(Piece *pc, HeapTuple tup, TupleDesc desc, int at)
  * holder of thousands of fragments is never read whole for a few tonnes.
  */
 #define HELD_PAGE	16
+/* ... after a first page of the oldest block alone (pools_load) */
+#define HELD_FIRST	1
 
 /* ---- blocks straight from their indexes (ledger_scan_index) ---- */
 
@@ -599,11 +597,7 @@ typedef struct BlockTake
 {
 	const char *state;
 	int			class_i;		/* 1: class I only; 0: not class I; -1: any */
-	bool		after;			/* skip rows up to (vintage, since, project, first) below: the pool's boundary */
-	int32		after_vintage;
-	TimestampTz after_since;
-	int64		after_project;
-	int64		after_first;
+	const Piece *after;			/* skip rows up to this one in the holding order (a pool's boundary), or NULL */
 	Pool	   *pool;			/* NULL: only sum the tonnes */
 	int64		tonnes;
 	AttrNumber	att[12];		/* block_read_columns, found at the first row */
@@ -631,7 +625,7 @@ block_take(TupleTableSlot *slot, void *arg)
 	pc.project = DatumGetInt64(v[COL(2)]);
 	pc.first = DatumGetInt64(v[COL(5)]);
 	pc.since = DatumGetTimestampTz(v[COL(11)]);
-	if (bt->after && piece_cmp(&pc, bt->after_vintage, bt->after_since, bt->after_project, bt->after_first) <= 0)
+	if (bt->after && piece_cmp(&pc, bt->after) <= 0)
 		return false;
 	pc.last = DatumGetInt64(v[COL(6)]);
 	if (bt->pool == NULL)
@@ -661,7 +655,7 @@ block_take(TupleTableSlot *slot, void *arg)
 static int
 blocks_scan(const char *index, int64 key, BlockTake *bt, int limit)
 {
-	Datum		keys[2] = {Int64GetDatum(key), Int32GetDatum(bt->after_vintage)};
+	Datum		keys[2] = {Int64GetDatum(key), Int32GetDatum(bt->after ? bt->after->vintage : 0)};
 	uint16		strategies[2] = {BTEqualStrategyNumber, BTGreaterEqualStrategyNumber};
 
 	memset(bt->att, 0, sizeof(bt->att));
@@ -684,20 +678,16 @@ pools_load(Pool *pools, int npools, Pool *only)
 				held_plan = NULL,
 				rest_plan = NULL;
 	Datum	   *ids = palloc(sizeof(Datum) * Max(npools, 1));
-	Datum	   *limits;
-	int		   *limit_of;
 	bool	   *by_sql;			/* the pools the SQL below reads (the table is not plain) */
 	int			nids = 0;
 	SPITupleTable *tt;			/* the rows a loop reads: piece_from_row may run a lookup of its own */
 
 	if (only)
 	{
-		Datum		v[6] = {Int64GetDatum(only->account), Int32GetDatum(only->b_vintage),
-			TimestampTzGetDatum(only->b_since), Int64GetDatum(only->b_project), Int64GetDatum(only->b_first),
-		Int64GetDatum(HELD_PAGE)};
-		BlockTake	bt = {.state = "held", .class_i = 1, .after = true, .after_vintage = only->b_vintage,
-			.after_since = only->b_since, .after_project = only->b_project, .after_first = only->b_first,
-		.pool = only};
+		Piece		b = only->boundary;	/* a copy: the rows read move the pool's boundary on */
+		Datum		v[6] = {Int64GetDatum(only->account), Int32GetDatum(b.vintage), TimestampTzGetDatum(b.since),
+		Int64GetDatum(b.project), Int64GetDatum(b.first), Int64GetDatum(HELD_PAGE)};
+		BlockTake	bt = {.state = "held", .class_i = 1, .after = &b, .pool = only};
 		int			got = blocks_scan("unit_block_held_idx", only->account, &bt, HELD_PAGE);
 
 		if (got >= 0)
@@ -760,8 +750,6 @@ pools_load(Pool *pools, int npools, Pool *only)
 	 * blocks as the tonnes it takes, at least one tonne each, did the same
 	 * in one read but fetched every small block behind a large one).
 	 */
-	limits = palloc(sizeof(Datum) * Max(npools, 1));
-	limit_of = palloc0(sizeof(int) * Max(npools, 1));
 	by_sql = palloc0(sizeof(bool) * Max(npools, 1));
 	nids = 0;
 	for (int k = 0; k < npools; k++)
@@ -770,30 +758,26 @@ pools_load(Pool *pools, int npools, Pool *only)
 			BlockTake	bt = {.state = "held", .class_i = 1, .pool = &pools[k]};
 			int			got;
 
-			limit_of[k] = 1;
-			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, limit_of[k]);
+			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, HELD_FIRST);
 			if (got >= 0)
 			{
-				pools[k].loaded = true, pools[k].complete = got < limit_of[k];
+				pools[k].loaded = true, pools[k].complete = got < HELD_FIRST;
 				continue;
 			}
 			by_sql[k] = true;
-			limits[nids] = Int64GetDatum(limit_of[k]);
 			ids[nids++] = Int64GetDatum(pools[k].account);
 		}
 	if (nids > 0)
 	{
-		Datum		v[2];
+		Datum		v[1] = {ledger_int8_array(ids, nids)};
 		int		   *count = palloc0(sizeof(int) * npools);
 
-		v[0] = ledger_int8_array(ids, nids);
-		v[1] = ledger_int8_array(limits, nids);
 		ledger_plan_generic(&held_plan,
-							"SELECT a.account, b.* FROM unnest($1, $2) AS a(account, page), LATERAL "
+							"SELECT a.account, b.* FROM unnest($1) AS a(account), LATERAL "
 							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
-							"   ORDER BY b.vintage, b.since, b.project, b.first LIMIT a.page) b",
-							2, (Oid[]) {INT8ARRAYOID, INT8ARRAYOID});
+							"   ORDER BY b.vintage, b.since, b.project, b.first LIMIT " CppAsString2(HELD_FIRST) ") b",
+							1, (Oid[]) {INT8ARRAYOID});
 		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		tt = SPI_tuptable;
@@ -809,7 +793,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		}
 		for (int k = 0; k < npools; k++)
 			if (by_sql[k])
-				pools[k].loaded = true, pools[k].complete = count[k] < limit_of[k];
+				pools[k].loaded = true, pools[k].complete = count[k] < HELD_FIRST;
 	}
 	for (int k = 0; k < npools; k++)
 		if (pools[k].order)
@@ -1107,7 +1091,7 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			char	   *serial;
 
 			if (s->head == s->n ||
-				(!s->complete && piece_cmp(&s->p[s->head], s->b_vintage, s->b_since, s->b_project, s->b_first) > 0))
+				(!s->complete && piece_cmp(&s->p[s->head], &s->boundary) > 0))
 			{
 				if (!s->complete)
 				{

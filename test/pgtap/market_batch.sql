@@ -14,7 +14,7 @@
 -- own savepoint rolls back too.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(48);
+SELECT plan(51);
 
 -- ---- setup: two sellers of class I units from two projects, two buyers with cash ----
 SELECT open_account('enterprise', '620702', 'MB-farm', 'farm') AS farm \gset
@@ -119,10 +119,10 @@ SELECT is((SELECT sum(escrow) FROM market_order WHERE status IN ('open', 'partia
           (SELECT sum(last - first + 1) FROM unit_block WHERE state = 'escrow')::numeric,
           'the sells at rest hold in escrow exactly the escrowed blocks');
 
--- ---- a seller of many small blocks: a statement reads its oldest 16, then the rest ----
+-- ---- a seller of many small blocks: a statement reads its oldest, then pages of the rest ----
 -- frag holds 20 blocks of 1 t from the farm; within one statement it buys
 -- 5 t of the orchard's (a later project: newer than all of them) and sells
--- 23 t, so the take passes the 16 blocks read first and must read the rest
+-- 23 t, so the take passes the blocks read first and must read the rest
 -- and put them before what it bought.
 SELECT open_account('enterprise', '620702', 'MB-frag', 'fragments') AS frag \gset
 SELECT count(transfer_units(:farm, :frag, 1)) FROM generate_series(1, 20);
@@ -153,7 +153,7 @@ ROLLBACK TO SAVEPOINT frag_one_by_one;
 SELECT count(*) FROM (SELECT * FROM script2 ORDER BY seq) s, LATERAL carbon.place_order(s.who, s.side, s.tonnes, s.price) o;
 SELECT ok((SELECT count(*) FROM unit_event WHERE id > (SELECT after FROM history_since) AND from_account = :frag
            AND event IN ('escrow', 'trade')) >= 17,
-          'many small blocks: the sell took more than the 16 blocks read first');
+          'many small blocks: the sell took more than its first page and the next');
 SELECT is((SELECT trades FROM frag_seen), :'f_trades', '... the same trades and serials as one statement per order');
 SELECT is((SELECT blocks FROM frag_seen), :'f_blocks', '... the same blocks');
 SELECT is((SELECT history FROM frag_seen), :'f_history', '... the same history');
@@ -161,18 +161,33 @@ SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, '... a
 
 -- ---- one order of a seller of many small blocks: its blocks are read a page at a time ----
 -- pages holds 40 blocks of 1 t; one sell of 37 t against a resting buy
--- reads its oldest 16 blocks, then two more pages of 16, and delivers the
--- 37 oldest in order.
+-- reads its oldest block, then pages of 16 (units.c, pools_load), and
+-- delivers the 37 oldest in order.
 SELECT open_account('enterprise', '620702', 'MB-pages', 'pages') AS pages \gset
 SELECT count(transfer_units(:farm, :pages, 1)) FROM generate_series(1, 40);
 SELECT array_agg(first ORDER BY first) AS pages_firsts FROM unit_block WHERE account = :pages \gset
 SELECT place_order(:bureau, 'buy', 37, 60.00);
 SELECT place_order(:pages, 'sell', 37, 60.00);
 SELECT is((SELECT array_length(serials, 1) FROM trade WHERE seller = :pages), 37,
-          'one order took 37 blocks: the 16 read first and two more pages');
+          'one order took 37 blocks: the oldest read first, then pages of 16');
 SELECT is((SELECT array_agg(first ORDER BY first) FROM unit_block WHERE account = :pages),
           (:'pages_firsts'::bigint[])[38:40],
           '... the oldest 37, in order: the 3 newest are left');
+-- the same with a rule on unit_block: every page after the first is read by
+-- SQL (the next page's query), and the same 37 oldest leave
+SELECT open_account('enterprise', '620702', 'MB-pages-sql', 'pages by SQL') AS pages_sql \gset
+SELECT count(transfer_units(:farm, :pages_sql, 1)) FROM generate_series(1, 40);
+SELECT array_agg(first ORDER BY first) AS pages_sql_firsts FROM unit_block WHERE account = :pages_sql \gset
+CREATE RULE dba_blocks_noted AS ON INSERT TO unit_block DO ALSO NOTHING;
+SELECT place_order(:bureau, 'buy', 37, 60.00);
+SELECT place_order(:pages_sql, 'sell', 37, 60.00);
+DROP RULE dba_blocks_noted ON unit_block;
+SELECT is((SELECT array_length(serials, 1) FROM trade WHERE seller = :pages_sql), 37,
+          'with a rule on unit_block, one order took 37 blocks, its pages read by SQL');
+SELECT is((SELECT array_agg(first ORDER BY first) FROM unit_block WHERE account = :pages_sql),
+          (:'pages_sql_firsts'::bigint[])[38:40],
+          '... the oldest 37, in order: the 3 newest are left');
+SELECT is((SELECT count(*) FROM verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() clean');
 
 -- ---- what callers see ----
 CREATE FUNCTION pg_temp.place_and_read(who bigint) RETURNS text LANGUAGE plpgsql AS $$
