@@ -769,15 +769,15 @@ pools_load(Pool *pools, int npools, Pool *only)
 		}
 	if (nids > 0)
 	{
-		Datum		v[1] = {ledger_int8_array(ids, nids)};
+		Datum		v[2] = {ledger_int8_array(ids, nids), Int64GetDatum(HELD_FIRST)};
 		int		   *count = palloc0(sizeof(int) * npools);
 
 		ledger_plan_generic(&held_plan,
 							"SELECT a.account, b.* FROM unnest($1) AS a(account), LATERAL "
 							"  (SELECT " BLOCK_COLUMNS " FROM carbon.unit_block b "
 							"   WHERE b.account = a.account AND b.state = 'held' AND b.class = 'I' "
-							"   ORDER BY b.vintage, b.since, b.project, b.first LIMIT " CppAsString2(HELD_FIRST) ") b",
-							1, (Oid[]) {INT8ARRAYOID});
+							"   ORDER BY b.vintage, b.since, b.project, b.first LIMIT $2) b",
+							2, (Oid[]) {INT8ARRAYOID, INT8OID});
 		if (ledger_run_keyed(held_plan, v, NULL, false) != SPI_OK_SELECT)
 			elog(ERROR, "unit block lookup failed");
 		tt = SPI_tuptable;
