@@ -43,6 +43,7 @@
 #include "access/tableam.h"
 #include "common/int.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_language.h"
@@ -70,9 +71,11 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
 #include "ledger.h"
 
 #define APPEND_CHUNK 1000		/* rows per heap multi-insert */
+#define APPEND_BULK 256			/* rows from which an append writes through a ring of buffers */
 
 /*
  * What ledger_append() needs of a table and a list of columns, kept between
@@ -107,9 +110,21 @@ typedef struct AppendShape
 
 static AppendShape *shapes = NULL;
 
+static void key_procs_forget(Oid relid);
+static void index_infos_forget(Oid relid);
+
+/*
+ * An invalidation arrives whenever a lock is taken, in the middle of a
+ * write whose copies share the trees of a kept IndexInfo (below): a
+ * forgotten one's memory is kept to the end of the transaction.
+ */
+static MemoryContext index_infos_retired = NULL;
+
 static void
 append_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
+	key_procs_forget(relid);
+	index_infos_forget(relid);
 	for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
 	{
 		if (!OidIsValid(relid) || sh->relid == relid)
@@ -118,6 +133,57 @@ append_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 			if (sh->index_oids[i] == relid)
 				sh->valid = false;
 	}
+}
+
+/*
+ * The procedure of an index column's operator for a strategy (its
+ * equality, or < for a range), as a scan key needs it: kept per (index,
+ * column, strategy) until the index is invalidated.  Looked up, it is two
+ * catalog cache lookups per key and call, and a market order makes about
+ * fifteen such calls (callgrind).
+ */
+typedef struct KeyProc
+{
+	Oid			index;
+	int			column;
+	StrategyNumber strategy;
+	RegProcedure proc;
+} KeyProc;
+
+static KeyProc key_procs[64];
+static int	nkey_procs = 0;
+
+static void
+key_procs_forget(Oid relid)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < nkey_procs; i++)
+		if (OidIsValid(relid) && key_procs[i].index != relid)
+			key_procs[kept++] = key_procs[i];
+	nkey_procs = kept;
+}
+
+static void append_register_callbacks(void);
+
+static RegProcedure
+index_key_proc(Relation index, int k, StrategyNumber strategy)
+{
+	Oid			indexid = RelationGetRelid(index);
+	Oid			op;
+	RegProcedure proc;
+
+	for (int i = 0; i < nkey_procs; i++)
+		if (key_procs[i].index == indexid && key_procs[i].column == k && key_procs[i].strategy == strategy)
+			return key_procs[i].proc;
+	append_register_callbacks();
+	op = get_opfamily_member(index->rd_opfamily[k], index->rd_opcintype[k], index->rd_opcintype[k], strategy);
+	if (!OidIsValid(op))
+		return InvalidOid;
+	proc = get_opcode(op);
+	if (nkey_procs < (int) lengthof(key_procs))
+		key_procs[nkey_procs++] = (KeyProc) {indexid, k, strategy, proc};
+	return proc;
 }
 
 /* A domain changed: a kept default may coerce to it (its checks compiled in). */
@@ -145,9 +211,27 @@ append_subxact_callback(SubXactEvent event, SubTransactionId sub pg_attribute_un
 static void
 append_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
+	if (index_infos_retired != NULL &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE ||
+		 event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+		MemoryContextReset(index_infos_retired);
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		for (AppendShape *sh = shapes; sh != NULL; sh = sh->next)
 			sh->busy_level = 0;
+}
+
+static void
+append_register_callbacks(void)
+{
+	static bool registered = false;
+
+	if (registered)
+		return;
+	CacheRegisterRelcacheCallback(append_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(TYPEOID, append_type_callback, (Datum) 0);
+	RegisterXactCallback(append_xact_callback, NULL);
+	RegisterSubXactCallback(append_subxact_callback, NULL);
+	registered = true;
 }
 
 /* Ready-to-run states of an expression list, in the current memory context. */
@@ -257,7 +341,6 @@ append_shape_build(AppendShape *sh, Relation rel, MemoryContext parent)
 static AppendShape *
 append_shape(const char *table, int ncols, const char *const *columns, Relation rel)
 {
-	static bool registered = false;
 	AppendShape *sh;
 	MemoryContext old;
 
@@ -272,14 +355,7 @@ append_shape(const char *table, int ncols, const char *const *columns, Relation 
 	}
 	if (sh == NULL)
 	{
-		if (!registered)
-		{
-			CacheRegisterRelcacheCallback(append_relcache_callback, (Datum) 0);
-			CacheRegisterSyscacheCallback(TYPEOID, append_type_callback, (Datum) 0);
-			RegisterXactCallback(append_xact_callback, NULL);
-			RegisterSubXactCallback(append_subxact_callback, NULL);
-			registered = true;
-		}
+		append_register_callbacks();
 		old = MemoryContextSwitchTo(CacheMemoryContext);
 		sh = palloc0(sizeof(AppendShape));
 		sh->table = pstrdup(table);
@@ -320,6 +396,114 @@ append_shape_indexes(const AppendShape *sh, ResultRelInfo *rri)
 				break;
 			}
 	}
+}
+
+/*
+ * Each index's IndexInfo as BuildIndexInfo() makes it from the relcache,
+ * kept per index until the index is invalidated; every call gets a copy
+ * with no expression or predicate state yet (ExecInsertIndexTuples, or
+ * append_shape_indexes, fills them in for the call).  Building them for
+ * every write was 2 % of a market order's instructions (callgrind).
+ */
+typedef struct IndexInfoKept
+{
+	Oid			index;
+	MemoryContext cxt;			/* the IndexInfo's, with its expression and predicate trees */
+	IndexInfo  *info;
+} IndexInfoKept;
+
+static IndexInfoKept index_infos[64];
+static int	nindex_infos = 0;
+
+static void
+index_infos_forget(Oid relid)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < nindex_infos; i++)
+		if (OidIsValid(relid) && index_infos[i].index != relid)
+			index_infos[kept++] = index_infos[i];
+		else
+		{
+			if (index_infos_retired == NULL)
+				index_infos_retired = AllocSetContextCreate(TopMemoryContext, "carbon retired index infos",
+															ALLOCSET_SMALL_SIZES);
+			MemoryContextSetParent(index_infos[i].cxt, index_infos_retired);
+		}
+	nindex_infos = kept;
+}
+
+static IndexInfo *
+index_info_copy(Relation index)
+{
+	Oid			oid = RelationGetRelid(index);
+	IndexInfo  *kept = NULL;
+	IndexInfo  *copy = palloc(sizeof(IndexInfo));
+
+	for (int i = 0; i < nindex_infos && kept == NULL; i++)
+		if (index_infos[i].index == oid)
+			kept = index_infos[i].info;
+	if (kept == NULL)
+	{
+		MemoryContext cxt,
+					old;
+
+		append_register_callbacks();
+		if (nindex_infos == (int) lengthof(index_infos))
+			return BuildIndexInfo(index);
+		cxt = AllocSetContextCreate(CacheMemoryContext, "carbon index info", ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(cxt);
+		kept = BuildIndexInfo(index);
+		MemoryContextSwitchTo(old);
+		index_infos[nindex_infos++] = (IndexInfoKept) {oid, cxt, kept};
+	}
+	memcpy(copy, kept, sizeof(IndexInfo));
+	copy->ii_ExpressionsState = NIL;
+	copy->ii_PredicateState = NULL;
+	return copy;
+}
+
+/* ExecOpenIndices(rri, false), with each IndexInfo copied from those kept. */
+static void
+open_indices(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	List	   *oids;
+	ListCell   *lc;
+	int			i = 0;
+
+	rri->ri_NumIndices = 0;
+	if (!RelationGetForm(rel)->relhasindex)
+		return;
+	oids = RelationGetIndexList(rel);
+	if (oids == NIL)
+		return;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * list_length(oids));
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * list_length(oids));
+	foreach(lc, oids)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+
+		rri->ri_IndexRelationDescs[i] = index;
+		rri->ri_IndexRelationInfo[i] = index_info_copy(index);
+		i++;
+	}
+	rri->ri_NumIndices = i;
+	list_free(oids);
+}
+
+/*
+ * ExecCloseIndices() without letting the indexes' locks go: the next write
+ * of the transaction finds them held, as the statements' plans hold theirs,
+ * instead of locking them anew.
+ */
+static void
+close_indices_keep_locks(ResultRelInfo *rri)
+{
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (rri->ri_IndexRelationDescs[i] != NULL)
+			index_close(rri->ri_IndexRelationDescs[i], NoLock);
+	rri->ri_NumIndices = 0;
 }
 
 /*
@@ -520,7 +704,7 @@ static bool
 append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			bool *const *nulls, int nrows, const char *own_trigger, bool serial_check, bool by_sql)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Oid			relid = ledger_relid(table);
 	Relation	rel;
 	TupleDesc	desc;
 	int			natts;
@@ -570,12 +754,12 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	CheckValidResultRel(rri, CMD_INSERT);
-	ExecOpenIndices(rri, false);
+	open_indices(rri);
 	for (int i = 0; i < rri->ri_NumIndices; i++)
 		if (!rri->ri_IndexRelationDescs[i]->rd_index->indimmediate)
 		{
 			/* a deferred unique check needs the trigger queue: SQL's */
-			ExecCloseIndices(rri);
+			close_indices_keep_locks(rri);
 			FreeExecutorState(estate);
 			if (by_sql)
 				append_by_sql(rel, ncols, columns, values, nulls, nrows);
@@ -597,7 +781,13 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 	econtext->ecxt_per_query_memory = sh->cxt;
 
 	cid = GetCurrentCommandId(true);
-	bistate = GetBulkInsertState();
+	/*
+	 * A bulk load writes through a ring of buffers, as COPY does; a few
+	 * rows (an order's postings, one entry) do not: the ring's state is a
+	 * zeroed array of 2,048 buffers, and five of them were 4 % of the
+	 * instructions of a B5 order (callgrind).
+	 */
+	bistate = nrows >= APPEND_BULK ? GetBulkInsertState() : NULL;
 	/*
 	 * The slots over the shape's copy of the table's columns: a slot over
 	 * the relcache's own descriptor pins it in the resource owner, and a
@@ -677,8 +867,9 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 	for (int k = 0; k < Min(nrows, APPEND_CHUNK); k++)
 		ExecDropSingleTupleTableSlot(slots[k]);
 	MemoryContextDelete(chunk_cxt);
-	FreeBulkInsertState(bistate);
-	ExecCloseIndices(rri);
+	if (bistate != NULL)
+		FreeBulkInsertState(bistate);
+	close_indices_keep_locks(rri);
 	ExecCloseRangeTableRelations(estate);
 	FreeExecutorState(estate);
 	shape_give_back(sh, &own);
@@ -702,7 +893,7 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 int64
 ledger_remove_by_id(const char *table, const Datum *ids, int n)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Oid			relid = ledger_relid(table);
 	Relation	rel,
 				index;
 	Oid			pk;
@@ -804,7 +995,7 @@ typedef struct KeyedRows
 static bool
 keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode, LOCKMODE lockmode)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("carbon", false));
+	Oid			relid = ledger_relid(table);
 	Oid			pk;
 
 	memset(kr, 0, sizeof(*kr));
@@ -826,13 +1017,12 @@ keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode, LOCKMODE l
 	kr->skeys = palloc(sizeof(ScanKeyData) * nkeys);
 	for (int k = 0; k < nkeys; k++)
 	{
-		Oid			op = get_opfamily_member(kr->index->rd_opfamily[k], kr->index->rd_opcintype[k],
-											 kr->index->rd_opcintype[k], BTEqualStrategyNumber);
+		RegProcedure proc = index_key_proc(kr->index, k, BTEqualStrategyNumber);
 
-		if (!OidIsValid(op))
+		if (!OidIsValid(proc))
 			elog(ERROR, "no equality for column %d of carbon.%s's primary key", k + 1, table);
 		ScanKeyEntryInitialize(&kr->skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
-							   kr->index->rd_indcollation[k], get_opcode(op), (Datum) 0);
+							   kr->index->rd_indcollation[k], proc, (Datum) 0);
 	}
 	return true;
 }
@@ -853,7 +1043,7 @@ keyed_for_update(KeyedRows *kr)
 	kr->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(kr->rri, kr->rel, 1, NULL, 0);
 	CheckValidResultRel(kr->rri, CMD_UPDATE);
-	ExecOpenIndices(kr->rri, false);
+	open_indices(kr->rri);
 }
 
 /* The snapshot and the scan: after keyed_open (and keyed_for_update). */
@@ -958,7 +1148,7 @@ keyed_close(KeyedRows *kr)
 	}
 	if (kr->estate)
 	{
-		ExecCloseIndices(kr->rri);
+		close_indices_keep_locks(kr->rri);
 		ExecCloseRangeTableRelations(kr->estate);
 		FreeExecutorState(kr->estate);
 	}
@@ -1265,9 +1455,44 @@ ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
  * (desc: its descriptor, a slot's), as a statement naming them would
  * resolve them; a column missing is an error (table, if known, names it).
  */
+/*
+ * The last lists resolved, by the caller's array of names and the row
+ * type: a hit is checked name by name against the descriptor (n string
+ * comparisons, not n × the table's columns), so a table altered since, or
+ * another list at the same address, is resolved again.
+ */
+typedef struct AttnumsKept
+{
+	const char *const *names;
+	int			n;
+	Oid			type;
+	AttrNumber	attnums[16];
+} AttnumsKept;
+
+static AttnumsKept attnums_kept[16];
+static int	attnums_next = 0;
+
 void
 ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table)
 {
+	for (int i = 0; i < (int) lengthof(attnums_kept); i++)
+	{
+		AttnumsKept *k = &attnums_kept[i];
+		bool		same = k->names == names && k->n == n && k->type == desc->tdtypeid;
+
+		for (int c = 0; c < n && same; c++)
+		{
+			AttrNumber	a = k->attnums[c];
+
+			same = a >= 1 && a <= desc->natts && !TupleDescAttr(desc, a - 1)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a - 1)->attname), names[c]) == 0;
+		}
+		if (same)
+		{
+			memcpy(attnums, k->attnums, sizeof(AttrNumber) * n);
+			return;
+		}
+	}
 	for (int c = 0; c < n; c++)
 	{
 		attnums[c] = InvalidAttrNumber;
@@ -1277,6 +1502,16 @@ ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attn
 				attnums[c] = a + 1;
 		if (attnums[c] == InvalidAttrNumber)
 			elog(ERROR, "carbon.%s has no column %s", table ? table : "table", names[c]);
+	}
+	if (n <= (int) lengthof(attnums_kept[0].attnums))
+	{
+		AttnumsKept *k = &attnums_kept[attnums_next];
+
+		attnums_next = (attnums_next + 1) % lengthof(attnums_kept);
+		k->names = names;
+		k->n = n;
+		k->type = desc->tdtypeid;
+		memcpy(k->attnums, attnums, sizeof(AttrNumber) * n);
 	}
 }
 
@@ -1323,9 +1558,8 @@ ledger_scan_index_with(const char *table, const char *index_name, int nkeys, con
 					   const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg,
 					   Snapshot snapshot)
 {
-	Oid			nsp = get_namespace_oid("carbon", false);
-	Oid			relid = get_relname_relid(table, nsp);
-	Oid			indexid = get_relname_relid(index_name, nsp);
+	Oid			relid = ledger_relid(table);
+	Oid			indexid = ledger_relid(index_name);
 	Relation	rel,
 				index;
 	ScanKeyData *skeys;
@@ -1348,13 +1582,12 @@ ledger_scan_index_with(const char *table, const char *index_name, int nkeys, con
 	skeys = palloc(sizeof(ScanKeyData) * Max(nkeys, 1));
 	for (int k = 0; k < nkeys; k++)
 	{
-		Oid			op = get_opfamily_member(index->rd_opfamily[k], index->rd_opcintype[k],
-											 index->rd_opcintype[k], strategies[k]);
+		RegProcedure proc = index_key_proc(index, k, strategies[k]);
 
-		if (!OidIsValid(op))
+		if (!OidIsValid(proc))
 			elog(ERROR, "no operator %d for column %d of %s", (int) strategies[k], k + 1, index_name);
 		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, strategies[k], InvalidOid, index->rd_indcollation[k],
-							   get_opcode(op), keys[k]);
+							   proc, keys[k]);
 	}
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -28,6 +28,7 @@ typedef struct LedgerSettings
 } LedgerSettings;
 
 extern const LedgerSettings *ledger_settings(void);
+extern Oid	ledger_relid(const char *name);
 extern void ledger_catalog_release_retired(void);
 extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
 extern DateADT ledger_local_day(Datum tz, TimestampTz t);

@@ -372,12 +372,15 @@ instrument_known(const char *code)
  * a transaction neither locks nor updates the row again (1,000 updates of one
  * row in one transaction leave a chain of 1,000 versions that every lookup
  * walks).  Forgotten when a subtransaction rolls back (it may have taken the
- * lock) and when the reference price changes.
+ * lock) and when the reference price changes; not the same once
+ * carbon.instrument is another table (DROP and CREATE EXTENSION in the
+ * transaction).
  */
 static struct
 {
 	LocalTransactionId lxid;
 	bool		valid;
+	Oid			table;			/* carbon.instrument's OID then */
 	Instrument	ins;
 }			held_instrument;
 
@@ -804,10 +807,13 @@ typedef struct MarketWork
  * is held to the end of the transaction (nobody else adds orders), because
  * an order of ours that comes to rest ahead of that point clears it, and
  * because a rolled-back subtransaction (whose ends are undone) clears it.
+ * Another carbon.market_order (DROP and CREATE EXTENSION in the
+ * transaction) is another book.
  */
 typedef struct BookSkip
 {
 	LocalTransactionId lxid;
+	Oid			table;			/* carbon.market_order's OID */
 	bool		valid[2];		/* [bids] */
 	int64		price[2];
 	int64		id[2];
@@ -826,7 +832,7 @@ ledger_market_forget(void)
 static bool
 skip_start(bool bids, int64 *price, int64 *id)
 {
-	if (book_skip.lxid != MyProc->lxid || !book_skip.valid[bids])
+	if (book_skip.lxid != MyProc->lxid || !book_skip.valid[bids] || book_skip.table != ledger_relid("market_order"))
 		return false;
 	*price = book_skip.price[bids];
 	*id = book_skip.id[bids];
@@ -836,9 +842,10 @@ skip_start(bool bids, int64 *price, int64 *id)
 static void
 skip_set(bool bids, int64 price, int64 id)
 {
-	if (book_skip.lxid != MyProc->lxid)
+	if (book_skip.lxid != MyProc->lxid || book_skip.table != ledger_relid("market_order"))
 		book_skip.valid[0] = book_skip.valid[1] = false;
 	book_skip.lxid = MyProc->lxid;
+	book_skip.table = ledger_relid("market_order");
 	book_skip.valid[bids] = true;
 	book_skip.price[bids] = price;
 	book_skip.id[bids] = id;
@@ -1769,7 +1776,8 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 	bool		may_short;
 
 	instrument_known(code);
-	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid)
+	if (held_instrument.valid && held_instrument.lxid == MyProc->lxid &&
+		held_instrument.table == ledger_relid("instrument"))
 	{
 		/* held since an earlier call of this transaction */
 		*ins = held_instrument.ins;
@@ -1828,6 +1836,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 		XactLockTableWait(xid, NULL, NULL, XLTW_None);
 	}
 	held_instrument.lxid = MyProc->lxid;
+	held_instrument.table = ledger_relid("instrument");
 	held_instrument.ins = *ins;
 	held_instrument.valid = true;
 	/* the commit lets go of what is held before its WAL flush (early_release.c) */

@@ -1,0 +1,93 @@
+-- pgTAP: what the direct write paths keep per backend between calls
+-- (append.c, catalog.c): the extension's relations by name, each index's
+-- IndexInfo, the scan keys' procedures and the attribute numbers of the
+-- columns they read.  Each is dropped when its relation changes, inside the
+-- transaction that changes it as well as after: an index a DBA adds to a
+-- table gets every row written after it (amcheck's heapallindexed check
+-- proves it), a partial index gets exactly the rows of its predicate, a
+-- dropped index is no longer written, a column dropped and added again is
+-- read at its new place, and a table dropped and created again (DROP and
+-- CREATE EXTENSION) is written under its new OID.
+BEGIN;
+SET search_path = carbon, public;
+SELECT plan(11);
+CREATE EXTENSION IF NOT EXISTS amcheck;
+
+CREATE FUNCTION pg_temp.setup() RETURNS TABLE (seller bigint, buyer bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  s bigint;
+  b bigint;
+  v bigint;
+  p bigint;
+  r bigint;
+BEGIN
+  s := carbon.open_account('enterprise', '620702', 'KC-seller-' || txid_current(), 'seller');
+  b := carbon.open_account('enterprise', '620100', 'KC-buyer-' || txid_current(), 'buyer');
+  v := carbon.open_account('verifier', '620100', 'KC-verifier-' || txid_current(), 'verifier');
+  PERFORM carbon.define_methodology('KC-FOREST', 1, 'forest', 'I', 'forestry', 'per_unit', '{"g_per_unit": 1}');
+  PERFORM carbon.submit_methodology('KC-FOREST', 1), carbon.approve_methodology('KC-FOREST', 1, 'panel'),
+          carbon.publish_methodology('KC-FOREST', 1, now() - interval '1 day');
+  p := carbon.register_project(s, 'KCFOREST', 'KC forest', 'KC-FOREST', '620702', 'additional');
+  PERFORM carbon.publicize_project(p, current_date - 30), carbon.approve_project(p);
+  r := carbon.submit_monitoring(p, '[2025-01-01,2025-12-31]', carbon.co2e_grams(500000000));
+  PERFORM carbon.verify_monitoring(r, v, carbon.co2e_grams(500000000), 'ok');
+  PERFORM count(*) FROM carbon.issue_units(r);
+  PERFORM carbon.deposit_cash(b, 50000, 'buyer');
+  PERFORM carbon.set_reference_price('CER-I', 60.00);
+  RETURN QUERY SELECT s, b;
+END $$;
+SELECT seller, buyer FROM pg_temp.setup() \gset
+
+-- a trade writes orders, trades, entries, postings, blocks, history and the books
+SELECT place_order(:seller, 'sell', 5, 60.00);
+SELECT place_order(:buyer, 'buy', 2, 60.00);
+
+-- a DBA's index on tables the direct paths write, in the same transaction
+CREATE INDEX kc_trade_price ON carbon.trade (price, tonnes);
+CREATE INDEX kc_posting_amount ON carbon.posting (amount) WHERE amount > 0;
+CREATE INDEX kc_block_last ON carbon.unit_block (last);
+SELECT place_order(:buyer, 'buy', 2, 60.00);
+SELECT place_order(:seller, 'sell', 4, 60.00);
+SELECT place_order(:buyer, 'buy', 3, 60.00);
+SELECT lives_ok($$SELECT bt_index_check('carbon.kc_trade_price', true)$$,
+                'an index added to trade holds every trade written after it (heapallindexed)');
+SELECT lives_ok($$SELECT bt_index_check('carbon.kc_posting_amount', true)$$,
+                'a partial index added to posting holds the rows of its predicate');
+SELECT lives_ok($$SELECT bt_index_check('carbon.kc_block_last', true)$$,
+                'an index added to unit_block holds the blocks written and changed after it');
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT is((SELECT count(*) FROM carbon.posting WHERE amount > 0)::int,
+          (SELECT count(*) FROM (SELECT amount FROM carbon.posting) p WHERE amount > 0)::int,
+          '... read through it, the same postings as the table holds');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
+-- dropped again: the next writes no longer reach for them
+DROP INDEX carbon.kc_trade_price, carbon.kc_posting_amount, carbon.kc_block_last;
+SELECT lives_ok($$SELECT carbon.place_order($$ || :seller || $$, 'sell', 1, 60.00)$$,
+                'indexes dropped: the next order is written without them');
+SELECT is((SELECT count(*) FROM carbon.trade)::int, 4, '... and trades');
+
+-- a column the book reads, dropped and added again: read at its new place
+ALTER TABLE carbon.market_order RENAME COLUMN retire_purpose TO kc_old_purpose;
+ALTER TABLE carbon.market_order ADD COLUMN retire_purpose text;
+UPDATE carbon.market_order SET retire_purpose = kc_old_purpose;
+ALTER TABLE carbon.market_order DROP COLUMN kc_old_purpose;
+SELECT place_order(:seller, 'sell', 3, 61.00);
+SELECT is((SELECT o.status FROM place_order(:buyer, 'buy', 3, 61.00) o), 'filled',
+          'a column of market_order moved to a new attribute number: the book is read right, the buy fills');
+SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() is clean');
+
+-- the extension dropped and created again in the same transaction: new OIDs
+DROP EXTENSION carbon_ledger CASCADE;
+CREATE EXTENSION carbon_ledger;
+SELECT seller AS seller2, buyer AS buyer2 FROM pg_temp.setup() \gset
+SELECT place_order(:seller2, 'sell', 2, 60.00);
+SELECT is((SELECT o.status FROM place_order(:buyer2, 'buy', 2, 60.00) o), 'filled',
+          'after DROP and CREATE EXTENSION an order is written to the new tables and fills');
+SELECT is((SELECT count(*) FROM carbon.trade)::int, 1, '... one trade in the new trade table');
+SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... verify_integrity() clean');
+
+SELECT * FROM finish();
+ROLLBACK;
