@@ -156,12 +156,7 @@ static int	nkey_procs = 0;
 static void
 key_procs_forget(Oid relid)
 {
-	int			kept = 0;
-
-	for (int i = 0; i < nkey_procs; i++)
-		if (OidIsValid(relid) && key_procs[i].index != relid)
-			key_procs[kept++] = key_procs[i];
-	nkey_procs = kept;
+	nkey_procs = ledger_kept_forget(key_procs, nkey_procs, sizeof(KeyProc), offsetof(KeyProc, index), relid);
 }
 
 static void append_register_callbacks(void);
@@ -418,19 +413,16 @@ static int	nindex_infos = 0;
 static void
 index_infos_forget(Oid relid)
 {
-	int			kept = 0;
-
 	for (int i = 0; i < nindex_infos; i++)
-		if (OidIsValid(relid) && index_infos[i].index != relid)
-			index_infos[kept++] = index_infos[i];
-		else
+		if (!OidIsValid(relid) || index_infos[i].index == relid)
 		{
 			if (index_infos_retired == NULL)
 				index_infos_retired = AllocSetContextCreate(TopMemoryContext, "carbon retired index infos",
 															ALLOCSET_SMALL_SIZES);
 			MemoryContextSetParent(index_infos[i].cxt, index_infos_retired);
 		}
-	nindex_infos = kept;
+	nindex_infos = ledger_kept_forget(index_infos, nindex_infos, sizeof(IndexInfoKept),
+									  offsetof(IndexInfoKept, index), relid);
 }
 
 static IndexInfo *

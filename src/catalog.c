@@ -135,21 +135,34 @@ typedef struct RelidByName
 static RelidByName relids[64];
 static int	nrelids = 0;
 
-static void
-relids_forget(Oid relid)
+/*
+ * Of n kept entries of `size` bytes each, drop those of the relation a
+ * relcache invalidation names (the Oid at `offset`), or all of them for
+ * InvalidOid; returns how many are left.  For the small lists of catalog
+ * facts the write paths keep (here and in append.c).
+ */
+int
+ledger_kept_forget(void *entries, int n, size_t size, size_t offset, Oid relid)
 {
+	char	   *e = entries;
 	int			kept = 0;
 
-	for (int i = 0; i < nrelids; i++)
-		if (OidIsValid(relid) && relids[i].relid != relid)
-			relids[kept++] = relids[i];
-	nrelids = kept;
+	if (!OidIsValid(relid))
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (*(Oid *) (e + i * size + offset) != relid)
+		{
+			if (kept != i)
+				memmove(e + kept * size, e + i * size, size);
+			kept++;
+		}
+	return kept;
 }
 
 static void
 catalog_relcache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
-	relids_forget(relid);
+	nrelids = ledger_kept_forget(relids, nrelids, sizeof(RelidByName), offsetof(RelidByName, relid), relid);
 	/*
 	 * A change to any of our tables drops every cache and forgets the
 	 * tables' OIDs, looked up again on next use: a table that is dropped

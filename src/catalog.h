@@ -29,6 +29,7 @@ typedef struct LedgerSettings
 
 extern const LedgerSettings *ledger_settings(void);
 extern Oid	ledger_relid(const char *name);
+extern int	ledger_kept_forget(void *entries, int n, size_t size, size_t offset, Oid relid);
 extern void ledger_catalog_release_retired(void);
 extern TimestampTz ledger_fresh_expiry(TimestampTz basis);
 extern DateADT ledger_local_day(Datum tz, TimestampTz t);
