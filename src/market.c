@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <sched.h>
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -614,6 +616,31 @@ book_tags(const char *code)
 
 	SET_LOCKTAG_ADVISORY(book.matcher, MyDatabaseId, h, 1, BOOK_LOCK_CLASS);
 	SET_LOCKTAG_ADVISORY(book.in_flight, MyDatabaseId, h, 2, BOOK_LOCK_CLASS);
+}
+
+/*
+ * The matcher's lock, held by another order for about 50 µs: tried again a
+ * few times, yielding the core in between, before queueing for it.  A
+ * queued waiter is handed the lock while asleep and has to be woken and
+ * scheduled (two context switches and a signal, and on 2 cores with 4
+ * clients the lock sits idle meanwhile); an order that finds it free on a
+ * retry takes it at once.  Retries never pass a queued waiter: a lock with
+ * waiters is handed to the first of them.  B5 at 4 clients without fsync
+ * (development cluster, 6 alternating pairs): median +4 % (−11 to +18 %),
+ * the machine idle 6–7 % of the time against 8–9 %.
+ */
+#define BOOK_LOCK_RETRIES 16
+
+static void
+book_matcher_acquire(void)
+{
+	for (int tries = 0; tries < BOOK_LOCK_RETRIES; tries++)
+	{
+		if (LockAcquire(&book.matcher, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return;
+		sched_yield();
+	}
+	(void) LockAcquire(&book.matcher, ExclusiveLock, false, false);
 }
 
 /* Nothing in flight from here to the transaction's end (the matcher's lock held). */
@@ -1810,7 +1837,7 @@ book_lock(const char *code, Instrument *ins, MarketWork *w, const Order *o)
 	{
 		TransactionId xid;
 
-		(void) LockAcquire(&book.matcher, ExclusiveLock, false, false);
+		book_matcher_acquire();
 		if (!may_short)
 		{
 			book_hold();
