@@ -294,7 +294,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		if (nids == 0 || ids[nids - 1] != ids[i])
 			ids[nids++] = ids[i];
 
-	relid = get_relname_relid("unit_cost", get_namespace_oid("carbon", false));
+	relid = ledger_relid("unit_cost");
 	pp = (PoolsPass) {.items = items, .nitems = b->n, .pools = palloc0(sizeof(Pool) * nids),
 		.lines = palloc0(sizeof(BookLines) * b->n), .att_tonnes = get_attnum(relid, "tonnes"),
 	.att_cost = get_attnum(relid, "cost")};

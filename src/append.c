@@ -1443,11 +1443,6 @@ ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 }
 
 /*
- * The attribute numbers of the columns `names` of a row of carbon.<table>
- * (desc: its descriptor, a slot's), as a statement naming them would
- * resolve them; a column missing is an error (table, if known, names it).
- */
-/*
  * The last lists resolved, by the caller's array of names and the row
  * type: a hit is checked name by name against the descriptor (n string
  * comparisons, not n × the table's columns), so a table altered since, or
@@ -1464,6 +1459,11 @@ typedef struct AttnumsKept
 static AttnumsKept attnums_kept[16];
 static int	attnums_next = 0;
 
+/*
+ * The attribute numbers of the columns `names` of a row of carbon.<table>
+ * (desc: its descriptor, a slot's), as a statement naming them would
+ * resolve them; a column missing is an error (table, if known, names it).
+ */
 void
 ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table)
 {

@@ -742,7 +742,7 @@ insert_all_or_none(Datum **cols, bool **nulls, int n)
 int64
 ledger_next_id(const char *sequence)
 {
-	return nextval_internal(get_relname_relid(sequence, get_namespace_oid("carbon", false)), true);
+	return nextval_internal(ledger_relid(sequence), true);
 }
 
 /*
@@ -889,7 +889,7 @@ batch_insert(EngineBatch *b)
 	Datum	   *cols[BEHAVIOR_NCOLS];
 	bool	   *nulls[BEHAVIOR_NCOLS];
 	Datum		values[BEHAVIOR_NCOLS];
-	Oid			seq = get_relname_relid("behavior_id_seq", get_namespace_oid("carbon", false));
+	Oid			seq = ledger_relid("behavior_id_seq");
 	int			n = 0;
 	bool		all = true;
 
@@ -1553,7 +1553,7 @@ batch_process(EngineBatch *b)
 bool
 behavior_summary_kept(void)
 {
-	return OidIsValid(get_relname_relid("behavior_monthly", get_namespace_oid("carbon", false)));
+	return OidIsValid(ledger_relid("behavior_monthly"));
 }
 
 BehaviorCall *

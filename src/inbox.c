@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 
 #include "behavior.h"
+#include "catalog.h"
 #include "ledger.h"
 
 #define INBOX_BATCH		50000
@@ -32,7 +33,7 @@
 static bool
 inbox_has_provenance(void)
 {
-	Oid			relid = get_relname_relid("behavior_inbox", get_namespace_oid("carbon", false));
+	Oid			relid = ledger_relid("behavior_inbox");
 
 	return OidIsValid(relid) && get_attnum(relid, "inserted_by") != InvalidAttrNumber;
 }

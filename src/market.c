@@ -426,7 +426,7 @@ instrument_lock_direct(Datum code, InstrumentRow *ir)
 	Datum	   *keys[] = {&code};
 	int64		n;
 
-	relid = get_relname_relid("instrument", get_namespace_oid("carbon", false));
+	relid = ledger_relid("instrument");
 	ir->version = get_attnum(relid, "book_version");
 	ir->reference = get_attnum(relid, "reference_price");
 	ir->band = get_attnum(relid, "band_bps");
@@ -869,10 +869,12 @@ skip_start(bool bids, int64 *price, int64 *id)
 static void
 skip_set(bool bids, int64 price, int64 id)
 {
-	if (book_skip.lxid != MyProc->lxid || book_skip.table != ledger_relid("market_order"))
+	Oid			table = ledger_relid("market_order");
+
+	if (book_skip.lxid != MyProc->lxid || book_skip.table != table)
 		book_skip.valid[0] = book_skip.valid[1] = false;
 	book_skip.lxid = MyProc->lxid;
-	book_skip.table = ledger_relid("market_order");
+	book_skip.table = table;
 	book_skip.valid[bids] = true;
 	book_skip.price[bids] = price;
 	book_skip.id[bids] = id;
