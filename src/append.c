@@ -1052,16 +1052,42 @@ keyed_begin(KeyedRows *kr)
 	kr->scan = index_beginscan(kr->rel, kr->index, kr->snapshot, kr->nkeys, 0);
 }
 
-/* Row r (key column k: keys[k][r]) as the snapshot sees it, into kr->found; false if none. */
+/*
+ * Row r (key column k: keys[k][r]) as the snapshot sees it, into kr->found;
+ * false if none.  Where the row was last time is tried first (row_tids.c),
+ * then the primary key.
+ */
 static bool
 keyed_find(KeyedRows *kr, Datum *const *keys, int r)
 {
+	ItemPointerData root;
+
 	ExecClearTuple(kr->found);
 	ExecClearTuple(kr->locked);
 	for (int k = 0; k < kr->nkeys; k++)
 		kr->skeys[k].sk_argument = keys[k][r];
+	if (ledger_row_tid_fetch(kr->rel, kr->index, kr->snapshot, kr->skeys, kr->nkeys, kr->found))
+		return true;
+	/* index_getnext_slot(), keeping the TID of the entry that led to the row */
 	index_rescan(kr->scan, kr->skeys, kr->nkeys, NULL, 0);
-	return index_getnext_slot(kr->scan, ForwardScanDirection, kr->found);
+	for (;;)
+	{
+		if (!kr->scan->xs_heap_continue)
+		{
+			ItemPointer tid = index_getnext_tid(kr->scan, ForwardScanDirection);
+
+			if (tid == NULL)
+				break;
+			root = *tid;
+		}
+		if (index_fetch_heap(kr->scan, kr->found))
+		{
+			ledger_row_tid_remember(kr->rel, kr->index, kr->skeys, kr->nkeys, &root);
+			return true;
+		}
+	}
+	ledger_row_tid_remember(kr->rel, kr->index, kr->skeys, kr->nkeys, NULL);
+	return false;
 }
 
 /*

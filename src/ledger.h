@@ -7,9 +7,11 @@
 
 #include "postgres.h"
 #include "access/xact.h"
+#include "access/skey.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "datatype/timestamp.h"
+#include "utils/relcache.h"
 
 /* Domain refusals of api.md, class CL. */
 #define ERRCODE_CL_INSUFFICIENT		MAKE_SQLSTATE('C','L','0','0','1')
@@ -121,6 +123,12 @@ extern int64 ledger_update_by_key(const char *table, int nkeys, Datum *const *ke
 								  bool *found);
 extern bool ledger_balances_add(const int64 *account, const int16 *asset, const int16 *stripe, const int64 *delta,
 								int n, bool *found, int64 *after, char **status);
+
+/* row_tids.c */
+extern bool ledger_row_tid_fetch(Relation rel, Relation index, Snapshot snapshot, const ScanKeyData *skeys,
+								 int nkeys, TupleTableSlot *slot);
+extern void ledger_row_tid_remember(Relation rel, Relation index, const ScanKeyData *skeys, int nkeys,
+									ItemPointer root);
 
 /* early_release.c */
 extern void ledger_early_release_register(void);

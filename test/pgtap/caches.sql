@@ -7,10 +7,11 @@
 -- proves it), a partial index gets exactly the rows of its predicate, a
 -- dropped index is no longer written, a column dropped and added again is
 -- read at its new place, and a table dropped and created again (DROP and
--- CREATE EXTENSION) is written under its new OID.
+-- CREATE EXTENSION) is written under its new OID; and a row found where it
+-- was last time is the row of the key asked for.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(11);
+SELECT plan(16);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.setup() RETURNS TABLE (seller bigint, buyer bigint) LANGUAGE plpgsql AS $$
@@ -78,6 +79,35 @@ SELECT place_order(:seller, 'sell', 3, 61.00);
 SELECT is((SELECT o.status FROM place_order(:buyer, 'buy', 3, 61.00) o), 'filled',
           'a column of market_order moved to a new attribute number: the book is read right, the buy fills');
 SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() is clean');
+
+-- where a row was found by its key (row_tids.c).  CLUSTER writes every row
+-- at a new TID, where a TID kept for a key may now hold another row: a
+-- lookup must check the key of what it finds there.  Accounts: X's TID
+-- kept by a deposit, then the table clustered by region, which puts
+-- another account where X was (checked below).  X is active and Y frozen,
+-- so that reading one for the other shows.
+SELECT open_account('enterprise', '620702', 'KC-X-' || txid_current(), 'x') AS x,
+       open_account('enterprise', '620100', 'KC-Y-' || txid_current(), 'y') AS y \gset
+SELECT deposit_cash(:x, 100, 'x'), deposit_cash(:y, 200, 'y');
+SELECT set_account_status(:y, 'frozen', 'kc');
+CREATE TEMP TABLE kc_where AS SELECT ctid AS was FROM carbon.account WHERE id = :x;
+CLUSTER carbon.account USING account_region_idx;
+SELECT count(*) > 0 FROM carbon.account;   -- the new pages in shared buffers
+SELECT isnt((SELECT id FROM carbon.account a, kc_where w WHERE a.ctid = w.was), :x::bigint,
+            'CLUSTER put another row at the TID X had');
+SELECT lives_ok(format('SELECT carbon.deposit_cash(%s, 10, %L)', :x, 'x'),
+                'X, whose old TID holds another account now, is found: its deposit goes through');
+SELECT throws_ok(format('SELECT carbon.deposit_cash(%s, 10, %L)', :y, 'y'), 'CL002', NULL,
+                 '... and Y is found frozen');
+-- balances: the same for rows updated in this transaction (their old
+-- versions kept beside them)
+CLUSTER carbon.balance USING balance_pkey;
+SELECT count(*) > 0 FROM carbon.balance;
+SELECT withdraw_cash(:x, 1, 'x');
+SELECT is(ARRAY[balance(:x, 'CNY'), balance(:y, 'CNY')], ARRAY[10900::bigint, 20000::bigint],
+          'balances at new TIDs: each deposit and withdrawal reached its own row');
+SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0,
+          '... every balance is the sum of its postings');
 
 -- the extension dropped and created again in the same transaction: new OIDs
 DROP EXTENSION carbon_ledger CASCADE;
