@@ -39,7 +39,7 @@ COMMENT ON TABLE carbon.unit_cost IS
 
 CREATE SEQUENCE carbon.accounting_line_id_seq;
 CREATE TABLE carbon.accounting_line (
-  id            bigint PRIMARY KEY DEFAULT nextval('carbon.accounting_line_id_seq'),
+  id            bigint NOT NULL DEFAULT nextval('carbon.accounting_line_id_seq'),
   account       bigint NOT NULL,              -- carbon.account (no foreign keys: written per trade)
   entry_id      bigint NOT NULL,
   at            timestamptz NOT NULL,
@@ -47,10 +47,14 @@ CREATE TABLE carbon.accounting_line (
   debit         bigint NOT NULL CHECK (debit >= 0),   -- fen
   credit        bigint NOT NULL CHECK (credit >= 0),  -- fen
   memo          text NOT NULL,
-  CHECK ((debit = 0) <> (credit = 0))
+  CHECK ((debit = 0) <> (credit = 0)),
+  -- one index, an account's books by time: a line is written by the market
+  -- or the ledger per trade or move (three or four a trade), and a second
+  -- index on id alone cost every line an entry more; id comes from the
+  -- sequence and lines are append-only, so it is unique all the same
+  PRIMARY KEY (account, at, id)
 );
 ALTER SEQUENCE carbon.accounting_line_id_seq OWNED BY carbon.accounting_line.id;
-CREATE INDEX accounting_line_account_idx ON carbon.accounting_line (account, at);
 COMMENT ON TABLE carbon.accounting_line IS
   '会计分录 journal lines of the books of carbon units, in fen, written as the units move (append-only)';
 CREATE TRIGGER accounting_line_append_only BEFORE UPDATE OR DELETE ON carbon.accounting_line
