@@ -1451,7 +1451,7 @@ COMMENT ON TABLE carbon.unit_block IS
 -- (append-only).
 CREATE SEQUENCE carbon.unit_event_id_seq;
 CREATE TABLE carbon.unit_event (
-  id            bigint PRIMARY KEY DEFAULT nextval('carbon.unit_event_id_seq'),
+  id            bigint NOT NULL DEFAULT nextval('carbon.unit_event_id_seq'),
   issuance      bigint NOT NULL,
   project       bigint NOT NULL,
   first         bigint NOT NULL,
@@ -1461,10 +1461,14 @@ CREATE TABLE carbon.unit_event (
   to_account    bigint,
   entry_id      bigint,
   at            timestamptz NOT NULL DEFAULT now(),
-  reference     text
+  reference     text,
+  -- one index, a serial's events (serial_history): two events a trade, and
+  -- a second index on id alone cost each an entry more; id comes from the
+  -- sequence and only the extension writes events, never changing one, so
+  -- it is unique all the same
+  PRIMARY KEY (project, first, id)
 );
 ALTER SEQUENCE carbon.unit_event_id_seq OWNED BY carbon.unit_event.id;
-CREATE INDEX unit_event_serial_idx ON carbon.unit_event (project, first);
 COMMENT ON TABLE carbon.unit_event IS
   '序列号流转 every event that touched a serial block';
 
@@ -1930,7 +1934,7 @@ COMMENT ON TABLE carbon.market_order IS
 
 CREATE SEQUENCE carbon.trade_id_seq;
 CREATE TABLE carbon.trade (
-  id          bigint PRIMARY KEY DEFAULT nextval('carbon.trade_id_seq'),
+  id          bigint NOT NULL DEFAULT nextval('carbon.trade_id_seq'),
   instrument  text NOT NULL,
   buy_order   bigint NOT NULL,
   sell_order  bigint NOT NULL,
@@ -1944,10 +1948,14 @@ CREATE TABLE carbon.trade (
   trade_day   date NOT NULL,
   at          timestamptz NOT NULL DEFAULT now(),
   entry_id    bigint NOT NULL,
-  serials     text[] NOT NULL
+  serials     text[] NOT NULL,
+  -- one index, the market's days (v_market_daily), for both: a second
+  -- index on id alone cost every trade an entry more; id comes from the
+  -- sequence and only the extension writes trades, never changing one, so
+  -- it is unique all the same
+  PRIMARY KEY (instrument, trade_day, id)
 );
 ALTER SEQUENCE carbon.trade_id_seq OWNED BY carbon.trade.id;
-CREATE INDEX trade_day_idx ON carbon.trade (instrument, trade_day, id);
 CREATE INDEX trade_buy_order_idx ON carbon.trade (buy_order);
 CREATE INDEX trade_sell_order_idx ON carbon.trade (sell_order);
 COMMENT ON TABLE carbon.trade IS

@@ -172,7 +172,7 @@ COMMENT ON TABLE carbon.unit_block IS
 -- (append-only).
 CREATE SEQUENCE carbon.unit_event_id_seq;
 CREATE TABLE carbon.unit_event (
-  id            bigint PRIMARY KEY DEFAULT nextval('carbon.unit_event_id_seq'),
+  id            bigint NOT NULL DEFAULT nextval('carbon.unit_event_id_seq'),
   issuance      bigint NOT NULL,
   project       bigint NOT NULL,
   first         bigint NOT NULL,
@@ -182,10 +182,14 @@ CREATE TABLE carbon.unit_event (
   to_account    bigint,
   entry_id      bigint,
   at            timestamptz NOT NULL DEFAULT now(),
-  reference     text
+  reference     text,
+  -- one index, a serial's events (serial_history): two events a trade, and
+  -- a second index on id alone cost each an entry more; id comes from the
+  -- sequence and only the extension writes events, never changing one, so
+  -- it is unique all the same
+  PRIMARY KEY (project, first, id)
 );
 ALTER SEQUENCE carbon.unit_event_id_seq OWNED BY carbon.unit_event.id;
-CREATE INDEX unit_event_serial_idx ON carbon.unit_event (project, first);
 COMMENT ON TABLE carbon.unit_event IS
   '序列号流转 every event that touched a serial block';
 

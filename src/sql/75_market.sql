@@ -57,7 +57,7 @@ COMMENT ON TABLE carbon.market_order IS
 
 CREATE SEQUENCE carbon.trade_id_seq;
 CREATE TABLE carbon.trade (
-  id          bigint PRIMARY KEY DEFAULT nextval('carbon.trade_id_seq'),
+  id          bigint NOT NULL DEFAULT nextval('carbon.trade_id_seq'),
   instrument  text NOT NULL,
   buy_order   bigint NOT NULL,
   sell_order  bigint NOT NULL,
@@ -71,10 +71,14 @@ CREATE TABLE carbon.trade (
   trade_day   date NOT NULL,
   at          timestamptz NOT NULL DEFAULT now(),
   entry_id    bigint NOT NULL,
-  serials     text[] NOT NULL
+  serials     text[] NOT NULL,
+  -- one index, the market's days (v_market_daily), for both: a second
+  -- index on id alone cost every trade an entry more; id comes from the
+  -- sequence and only the extension writes trades, never changing one, so
+  -- it is unique all the same
+  PRIMARY KEY (instrument, trade_day, id)
 );
 ALTER SEQUENCE carbon.trade_id_seq OWNED BY carbon.trade.id;
-CREATE INDEX trade_day_idx ON carbon.trade (instrument, trade_day, id);
 CREATE INDEX trade_buy_order_idx ON carbon.trade (buy_order);
 CREATE INDEX trade_sell_order_idx ON carbon.trade (sell_order);
 COMMENT ON TABLE carbon.trade IS
