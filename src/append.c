@@ -1418,13 +1418,13 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 
 /* ledger_read_by_key and ledger_lock_by_key: each row found (and locked) handed to row(). */
 static int64
-keyed_each(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg, bool lock)
+keyed_each(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg, bool lock,
+		   LOCKMODE relmode)
 {
 	KeyedRows	kr;
 	int64		n = 0;
 
-	if (!keyed_open(&kr, table, nkeys, lock ? ACL_UPDATE | ACL_SELECT : ACL_SELECT,
-					lock ? RowShareLock : AccessShareLock))
+	if (!keyed_open(&kr, table, nkeys, lock ? ACL_UPDATE | ACL_SELECT : ACL_SELECT, relmode))
 		return -1;
 	keyed_begin(&kr);
 	for (int r = 0; r < nrows; r++)
@@ -1451,7 +1451,7 @@ keyed_each(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRo
 int64
 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
 {
-	return keyed_each(table, nkeys, keys, nrows, row, arg, false);
+	return keyed_each(table, nkeys, keys, nrows, row, arg, false, AccessShareLock);
 }
 
 /*
@@ -1465,7 +1465,22 @@ ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 int64
 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
 {
-	return keyed_each(table, nkeys, keys, nrows, row, arg, true);
+	return keyed_each(table, nkeys, keys, nrows, row, arg, true, RowShareLock);
+}
+
+/*
+ * ledger_read_by_key (lock false) or ledger_lock_by_key (lock true) of a
+ * table the transaction is about to write: its relation and primary key
+ * locked in the mode the write takes (RowExclusiveLock), as an UPDATE or
+ * INSERT … SELECT reading its own target does, instead of a second, weaker
+ * lock beside it (PostgreSQL keeps one lock per mode, and past 16 a lock
+ * goes to the shared lock table).
+ */
+int64
+ledger_read_by_key_to_write(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
+							void *arg, bool lock)
+{
+	return keyed_each(table, nkeys, keys, nrows, row, arg, lock, RowExclusiveLock);
 }
 
 /*
@@ -1563,7 +1578,8 @@ int
 ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
 				  const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg)
 {
-	return ledger_scan_index_with(table, index_name, nkeys, keys, strategies, limit, take, arg, NULL);
+	return ledger_scan_index_with(table, index_name, nkeys, keys, strategies, limit, take, arg, NULL,
+								  AccessShareLock);
 }
 
 /*
@@ -1574,7 +1590,7 @@ ledger_scan_index(const char *table, const char *index_name, int nkeys, const Da
 int
 ledger_scan_index_with(const char *table, const char *index_name, int nkeys, const Datum *keys,
 					   const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg,
-					   Snapshot snapshot)
+					   Snapshot snapshot, LOCKMODE lockmode)
 {
 	Oid			relid = ledger_relid(table);
 	Oid			indexid = ledger_relid(index_name);
@@ -1587,13 +1603,13 @@ ledger_scan_index_with(const char *table, const char *index_name, int nkeys, con
 
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
 		elog(ERROR, "carbon.%s or its index %s is missing", table, index_name);
-	rel = table_open(relid, AccessShareLock);
+	rel = table_open(relid, lockmode);
 	if (rel->rd_rules != NULL || !table_plain(rel, ACL_SELECT))
 	{
 		table_close(rel, NoLock);
 		return -1;
 	}
-	index = index_open(indexid, AccessShareLock);
+	index = index_open(indexid, lockmode);
 	if (index->rd_index->indrelid != relid || index->rd_rel->relam != BTREE_AM_OID ||
 		index->rd_index->indnkeyatts < nkeys)
 		elog(ERROR, "%s is not a btree index of carbon.%s", index_name, table);

@@ -110,11 +110,13 @@ extern int	ledger_scan_index(const char *table, const char *index_name, int nkey
 							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg);
 extern int	ledger_scan_index_with(const char *table, const char *index_name, int nkeys, const Datum *keys,
 								   const uint16 *strategies, int limit, LedgerRowTake take, void *arg,
-								   Snapshot snapshot);
+								   Snapshot snapshot, LOCKMODE lockmode);
 extern int64 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
 								void *arg);
 extern int64 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
 								void *arg);
+extern int64 ledger_read_by_key_to_write(const char *table, int nkeys, Datum *const *keys, int nrows,
+										 LedgerRowRead row, void *arg, bool lock);
 extern int64 ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int ncols,
 									   const char *const *columns, Datum *const *values, bool *const *nulls,
 									   int nrows, bool *found, LedgerRowChange change, void *arg);

@@ -961,8 +961,8 @@ available(MarketWork *w, int64 account, int16 asset)
 		bool		lock = book_mode() != BOOK_SHORT;
 
 		b->amount = 0;
-		if ((lock ? ledger_lock_by_key : ledger_read_by_key) ("balance", 3, keys, 1, ledger_read_int8_column,
-															  &(LedgerColumnRead) {"amount", &b->amount}) < 0)
+		if (ledger_read_by_key_to_write("balance", 3, keys, 1, ledger_read_int8_column,
+										&(LedgerColumnRead) {"amount", &b->amount}, lock) < 0)
 		{
 			ledger_plan_generic(&plan,
 						"SELECT amount FROM carbon.balance WHERE account = $1 AND asset_id = $2 AND stripe = 0 "
@@ -1356,8 +1356,10 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 		Datum		keys[2] = {values[0], Int64GetDatum(*after_price)};
 		uint16		strategies[2] = {BTEqualStrategyNumber,
 		bids ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
-		int			got = ledger_scan_index("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
-											first ? 1 : 2, keys, strategies, limit, book_take, &bt);
+		/* locked as the order's own row will be written (ledger_read_by_key_to_write) */
+		int			got = ledger_scan_index_with("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
+												 first ? 1 : 2, keys, strategies, limit, book_take, &bt, NULL,
+												 RowExclusiveLock);
 
 		if (got >= 0)
 		{
@@ -1762,7 +1764,7 @@ book_in_flight(MarketWork *w, const Order *o, bool collect)
 	InitDirtySnapshot(f.dirty);
 	f.dirty.xmin = f.dirty.xmax = InvalidTransactionId;
 	got = ledger_scan_index_with("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
-								 1, keys, strategies, 1, in_flight_take, &f, &f.dirty);
+								 1, keys, strategies, 1, in_flight_take, &f, &f.dirty, RowExclusiveLock);
 	if (got < 0)
 	{
 		/* the table is not plain (a rule, row-level security): the book held to the end instead */
@@ -1904,8 +1906,8 @@ sellers_recheck(MarketWork *w)
 
 		if (o->buy || (o->filled == 0 && o->escrow == 0))
 			continue;
-		if (ledger_read_by_key("balance", 3, keys, 1, ledger_read_int8_column,
-							   &(LedgerColumnRead) {"amount", &held}) < 0)
+		if (ledger_read_by_key_to_write("balance", 3, keys, 1, ledger_read_int8_column,
+										&(LedgerColumnRead) {"amount", &held}, false) < 0)
 			continue;			/* not plain: the book was held, the balance locked before */
 		untradable = ledger_units_untradable(o->acc->id);
 		if (held < untradable)

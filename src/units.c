@@ -651,15 +651,18 @@ block_take(TupleTableSlot *slot, void *arg)
  * Blocks of `key` (an account or an escrow's order) from `index`, oldest
  * first, up to `limit` of them: the rows taken, or -1 when the table is
  * not plain (rules, row-level security): then the caller's SQL reads them.
+ * lockmode: the table's and index's, RowExclusiveLock where the caller
+ * writes blocks (ledger_read_by_key_to_write, append.c).
  */
 static int
-blocks_scan(const char *index, int64 key, BlockTake *bt, int limit)
+blocks_scan(const char *index, int64 key, BlockTake *bt, int limit, LOCKMODE lockmode)
 {
 	Datum		keys[2] = {Int64GetDatum(key), Int32GetDatum(bt->after ? bt->after->vintage : 0)};
 	uint16		strategies[2] = {BTEqualStrategyNumber, BTGreaterEqualStrategyNumber};
 
 	memset(bt->att, 0, sizeof(bt->att));
-	return ledger_scan_index("unit_block", index, bt->after ? 2 : 1, keys, strategies, limit, block_take, bt);
+	return ledger_scan_index_with("unit_block", index, bt->after ? 2 : 1, keys, strategies, limit, block_take, bt,
+								  NULL, lockmode);
 }
 
 /*
@@ -688,7 +691,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		Datum		v[6] = {Int64GetDatum(only->account), Int32GetDatum(b.vintage), TimestampTzGetDatum(b.since),
 		Int64GetDatum(b.project), Int64GetDatum(b.first), Int64GetDatum(HELD_PAGE)};
 		BlockTake	bt = {.state = "held", .class_i = 1, .after = &b, .pool = only};
-		int			got = blocks_scan("unit_block_held_idx", only->account, &bt, HELD_PAGE);
+		int			got = blocks_scan("unit_block_held_idx", only->account, &bt, HELD_PAGE, RowExclusiveLock);
 
 		if (got >= 0)
 		{
@@ -719,7 +722,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 		{
 			BlockTake	bt = {.state = "escrow", .class_i = -1, .pool = &pools[k]};
 
-			if (blocks_scan("unit_block_escrow_idx", pools[k].order, &bt, INT_MAX) < 0)
+			if (blocks_scan("unit_block_escrow_idx", pools[k].order, &bt, INT_MAX, RowExclusiveLock) < 0)
 				ids[nids++] = Int64GetDatum(pools[k].order);
 		}
 	if (nids > 0)
@@ -758,7 +761,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			BlockTake	bt = {.state = "held", .class_i = 1, .pool = &pools[k]};
 			int			got;
 
-			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, HELD_FIRST);
+			got = blocks_scan("unit_block_held_idx", pools[k].account, &bt, HELD_FIRST, RowExclusiveLock);
 			if (got >= 0)
 			{
 				pools[k].loaded = true, pools[k].complete = got < HELD_FIRST;
@@ -2461,9 +2464,12 @@ ledger_certificate(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* The tonnes an account holds in blocks of class I, or of any other class. */
+/*
+ * The tonnes an account holds in blocks of class I, or of any other class;
+ * lockmode: the table's (RowExclusiveLock where the caller writes blocks).
+ */
 static int64
-units_held(int64 account, bool class_i)
+units_held(int64 account, bool class_i, LOCKMODE lockmode)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};
 	Datum		values[1] = {Int64GetDatum(account)};
@@ -2471,7 +2477,7 @@ units_held(int64 account, bool class_i)
 	BlockTake	bt = {.state = "held", .class_i = class_i ? 1 : 0};
 
 	/* straight from the index when the table is plain (under the book's lock for a sale) */
-	if (blocks_scan(class_i ? "unit_block_held_idx" : "unit_block_untradable_idx", account, &bt, INT_MAX) >= 0)
+	if (blocks_scan(class_i ? "unit_block_held_idx" : "unit_block_untradable_idx", account, &bt, INT_MAX, lockmode) >= 0)
 		return bt.tonnes;
 	ledger_plan_generic(&plans[class_i], class_i ?
 				"SELECT coalesce(sum(last - first + 1), 0)::bigint FROM carbon.unit_block "
@@ -2492,7 +2498,7 @@ units_held(int64 account, bool class_i)
 int64
 ledger_units_tradable(int64 account)
 {
-	return units_held(account, true);
+	return units_held(account, true, AccessShareLock);
 }
 
 /*
@@ -2500,11 +2506,12 @@ ledger_units_tradable(int64 account)
  * counts the tradable ones as the CER balance (which counts every held
  * block: verify_integrity's units_match_balances) less these, without
  * reading every block of a trading firm (index unit_block_untradable_idx).
+ * The market's: unit_block locked as its writes will lock it.
  */
 int64
 ledger_units_untradable(int64 account)
 {
-	return units_held(account, false);
+	return units_held(account, false, RowExclusiveLock);
 }
 
 /* tradable_units(account) → bigint */
