@@ -975,6 +975,8 @@ typedef struct KeyedRows
 	TupleTableSlot *locked;		/* its newest version, locked */
 	EState	   *estate;			/* for an update: constraints and index entries */
 	ResultRelInfo *rri;
+	bool		indices_open;	/* rri's indexes, opened at the first update that is not heap-only */
+	const struct AppendShape *shape;	/* its indexes' kept predicate and expression states, or NULL */
 } KeyedRows;
 
 /*
@@ -1019,7 +1021,12 @@ keyed_open(KeyedRows *kr, const char *table, int nkeys, AclMode mode, LOCKMODE l
 	return true;
 }
 
-/* The executor state an UPDATE of the table needs (constraints, index entries). */
+/*
+ * The executor state an UPDATE of the table needs (constraints; index
+ * entries: the indexes are opened by the first update that is not
+ * heap-only, keyed_update, since a heap-only one writes none.  The table's
+ * lock, held, keeps every index from being dropped or rebuilt meanwhile).
+ */
 static void
 keyed_for_update(KeyedRows *kr)
 {
@@ -1035,7 +1042,6 @@ keyed_for_update(KeyedRows *kr)
 	kr->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(kr->rri, kr->rel, 1, NULL, 0);
 	CheckValidResultRel(kr->rri, CMD_UPDATE);
-	open_indices(kr->rri);
 }
 
 /* The snapshot and the scan: after keyed_open (and keyed_for_update). */
@@ -1142,6 +1148,13 @@ keyed_update(KeyedRows *kr, TupleTableSlot *from, TupleTableSlot *updated)
 								&tmfd, &lockmode, &update_indexes);
 	if (result == TM_Ok)
 	{
+		if (update_indexes && !kr->indices_open)
+		{
+			open_indices(kr->rri);
+			if (kr->shape)
+				append_shape_indexes(kr->shape, kr->rri);
+			kr->indices_open = true;
+		}
 		if (update_indexes && kr->rri->ri_NumIndices > 0)
 			(void) ExecInsertIndexTuples(kr->rri, updated, kr->estate, true, false, NULL, NIL);
 		ResetPerTupleExprContext(kr->estate);
@@ -1166,7 +1179,8 @@ keyed_close(KeyedRows *kr)
 	}
 	if (kr->estate)
 	{
-		close_indices_keep_locks(kr->rri);
+		if (kr->indices_open)
+			close_indices_keep_locks(kr->rri);
 		ExecCloseRangeTableRelations(kr->estate);
 		FreeExecutorState(kr->estate);
 	}
@@ -1360,7 +1374,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 	sh = shape_take(table, ncols, columns, kr.rel, &own);
 	if (sh->nchecks > 0 && desc->constr && desc->constr->num_check == sh->nchecks)
 		kr.rri->ri_ConstraintExprs = sh->checks;
-	append_shape_indexes(sh, kr.rri);
+	kr.shape = sh;				/* for the indexes, if an update opens them */
 	GetPerTupleExprContext(kr.estate)->ecxt_per_query_memory = sh->cxt;
 
 	keyed_begin(&kr);
