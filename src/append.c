@@ -1430,7 +1430,7 @@ ledger_update_by_key_with(const char *table, int nkeys, Datum *const *keys, int 
 	return n_updated;
 }
 
-/* ledger_read_by_key and ledger_lock_by_key: each row found (and locked) handed to row(). */
+/* ledger_read_by_key(_to_write): each row found (and locked) handed to row(). */
 static int64
 keyed_each(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg, bool lock,
 		   LOCKMODE relmode)
@@ -1469,26 +1469,14 @@ ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, 
 }
 
 /*
- * Lock rows of carbon.<table> found by its primary key (keys as
- * ledger_update_by_key), as SELECT … FOR UPDATE does, and hand each
- * one's newest version to row(r, slot, arg); rows not there (or deleted
- * meanwhile) are not handed.  Returns how many were locked, or -1, having
- * locked nothing, when the table is not plain for it (rules, row-level
- * security that applies, missing privileges): the caller then locks by SQL.
- */
-int64
-ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row, void *arg)
-{
-	return keyed_each(table, nkeys, keys, nrows, row, arg, true, RowShareLock);
-}
-
-/*
- * ledger_read_by_key (lock false) or ledger_lock_by_key (lock true) of a
- * table the transaction is about to write: its relation and primary key
- * locked in the mode the write takes (RowExclusiveLock), as an UPDATE or
- * INSERT … SELECT reading its own target does, instead of a second, weaker
- * lock beside it (PostgreSQL keeps one lock per mode, and past 16 a lock
- * goes to the shared lock table).
+ * ledger_read_by_key of a table the transaction is about to write; with
+ * `lock`, each row locked as SELECT … FOR UPDATE does and its newest
+ * version handed (rows deleted meanwhile are not), -1 having locked
+ * nothing when the table is not plain for it.  The relation and its
+ * primary key are locked in the mode the write takes (RowExclusiveLock),
+ * as an UPDATE or INSERT … SELECT reading its own target does, instead of
+ * a second, weaker lock beside it (PostgreSQL keeps one lock per mode, and
+ * past 16 a backend's locks go to the shared lock table).
  */
 int64
 ledger_read_by_key_to_write(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
@@ -1579,32 +1567,24 @@ ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg)
 /*
  * Rows of carbon.<table> in the order of its index carbon.<index_name>,
  * as the snapshot a statement here would use sees them (after a command
- * counter increment): those whose first nkeys index columns compare to
- * keys[k] by strategies[k] (the operator of the column's btree family: "="
- * for equality, "<=" for a bound; a DESC column's bound reads as written,
- * nbtree turns it), each handed to take(slot, arg) until `limit` of them
- * were taken (take returns whether it took the row: it may pass rows
- * over).  Returns how many were taken, or -1 when the table is not plain
- * for a SELECT (rules, row-level security that applies, no privilege):
- * the caller then reads by SQL.  Not in parallel mode.
+ * counter increment), or as `snapshot` does if not NULL (a dirty snapshot
+ * shows the rows other transactions in flight are writing, and says whose
+ * they are: its xmin, xmax for each row taken): those whose first nkeys
+ * index columns compare to keys[k] by strategies[k] (the operator of the
+ * column's btree family: "=" for equality, "<=" for a bound; a DESC
+ * column's bound reads as written, nbtree turns it), each handed to
+ * take(slot, arg) until `limit` of them were taken (take returns whether
+ * it took the row: it may pass rows over).  The table and index are locked
+ * in `lockmode` (RowExclusiveLock where the caller writes the table next,
+ * as ledger_read_by_key_to_write).  Returns how many were taken, or -1
+ * when the table is not plain for a SELECT (rules, row-level security that
+ * applies, no privilege): the caller then reads by SQL.  Not in parallel
+ * mode.
  */
 int
 ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
-				  const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg)
-{
-	return ledger_scan_index_with(table, index_name, nkeys, keys, strategies, limit, take, arg, NULL,
-								  AccessShareLock);
-}
-
-/*
- * The same with another snapshot than a new MVCC one (NULL): a dirty
- * snapshot shows the rows other transactions in flight are writing, and
- * says whose they are (its xmin, xmax) for each row taken.
- */
-int
-ledger_scan_index_with(const char *table, const char *index_name, int nkeys, const Datum *keys,
-					   const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg,
-					   Snapshot snapshot, LOCKMODE lockmode)
+				  const StrategyNumber *strategies, int limit, LedgerRowTake take, void *arg,
+				  Snapshot snapshot, LOCKMODE lockmode)
 {
 	Oid			relid = ledger_relid(table);
 	Oid			indexid = ledger_relid(index_name);

@@ -107,13 +107,9 @@ extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
 extern void ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table);
 typedef bool (*LedgerRowTake) (TupleTableSlot *slot, void *arg);
 extern int	ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
-							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg);
-extern int	ledger_scan_index_with(const char *table, const char *index_name, int nkeys, const Datum *keys,
-								   const uint16 *strategies, int limit, LedgerRowTake take, void *arg,
-								   Snapshot snapshot, LOCKMODE lockmode);
+							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg,
+							  Snapshot snapshot, LOCKMODE lockmode);
 extern int64 ledger_read_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
-								void *arg);
-extern int64 ledger_lock_by_key(const char *table, int nkeys, Datum *const *keys, int nrows, LedgerRowRead row,
 								void *arg);
 extern int64 ledger_read_by_key_to_write(const char *table, int nkeys, Datum *const *keys, int nrows,
 										 LedgerRowRead row, void *arg, bool lock);

@@ -1357,9 +1357,9 @@ book_page(MarketWork *w, bool bids, bool first, int64 *after_price, int64 *after
 		uint16		strategies[2] = {BTEqualStrategyNumber,
 		bids ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
 		/* locked as the order's own row will be written (ledger_read_by_key_to_write) */
-		int			got = ledger_scan_index_with("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
-												 first ? 1 : 2, keys, strategies, limit, book_take, &bt, NULL,
-												 RowExclusiveLock);
+		int			got = ledger_scan_index("market_order", bids ? "market_order_bids_idx" : "market_order_asks_idx",
+											first ? 1 : 2, keys, strategies, limit, book_take, &bt, NULL,
+											RowExclusiveLock);
 
 		if (got >= 0)
 		{
@@ -1763,8 +1763,8 @@ book_in_flight(MarketWork *w, const Order *o, bool collect)
 
 	InitDirtySnapshot(f.dirty);
 	f.dirty.xmin = f.dirty.xmax = InvalidTransactionId;
-	got = ledger_scan_index_with("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
-								 1, keys, strategies, 1, in_flight_take, &f, &f.dirty, RowExclusiveLock);
+	got = ledger_scan_index("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
+							1, keys, strategies, 1, in_flight_take, &f, &f.dirty, RowExclusiveLock);
 	if (got < 0)
 	{
 		/* the table is not plain (a rule, row-level security): the book held to the end instead */

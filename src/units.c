@@ -661,8 +661,8 @@ blocks_scan(const char *index, int64 key, BlockTake *bt, int limit, LOCKMODE loc
 	uint16		strategies[2] = {BTEqualStrategyNumber, BTGreaterEqualStrategyNumber};
 
 	memset(bt->att, 0, sizeof(bt->att));
-	return ledger_scan_index_with("unit_block", index, bt->after ? 2 : 1, keys, strategies, limit, block_take, bt,
-								  NULL, lockmode);
+	return ledger_scan_index("unit_block", index, bt->after ? 2 : 1, keys, strategies, limit, block_take, bt,
+							 NULL, lockmode);
 }
 
 /*
