@@ -96,15 +96,6 @@ ledger_books_add(LedgerBooks *b, const LedgerAccount *acc, LedgerBooking kind, i
 	k->memo = memo;
 }
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * The pools, by SQL, where unit_cost is not plain (a trigger, say): read
  * locked in account order; absent pools stay (0, 0).
@@ -289,7 +280,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	ids = palloc(sizeof(int64) * b->n);
 	for (int i = 0; i < b->n; i++)
 		ids[i] = items[i].acc->id;
-	qsort(ids, b->n, sizeof(int64), int64_cmp);
+	qsort(ids, b->n, sizeof(int64), ledger_int64_cmp);
 	for (int i = 0; i < b->n; i++)
 		if (nids == 0 || ids[nids - 1] != ids[i])
 			ids[nids++] = ids[i];

@@ -641,7 +641,7 @@ append_plain(Relation rel, const char *own_symbol)
 
 static bool append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
 						bool *const *nulls, int nrows, const char *own_trigger, bool serial_check,
-						bool by_sql);
+						const int64 *floors, bool by_sql);
 
 /*
  * Append nrows rows to carbon.<table>: column c of row r is values[c][r]
@@ -652,7 +652,7 @@ void
 ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 			  bool *const *nulls, int nrows)
 {
-	(void) append_rows(table, ncols, columns, values, nulls, nrows, NULL, false, true);
+	(void) append_rows(table, ncols, columns, values, nulls, nrows, NULL, false, NULL, true);
 }
 
 /*
@@ -668,7 +668,7 @@ bool
 ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
 				  bool *const *nulls, int nrows, const char *own_trigger)
 {
-	return append_rows(table, ncols, columns, values, nulls, nrows, own_trigger, false, false);
+	return append_rows(table, ncols, columns, values, nulls, nrows, own_trigger, false, NULL, false);
 }
 
 /*
@@ -676,16 +676,17 @@ ledger_append_own(const char *table, int ncols, const char *const *columns, Datu
  * trigger unit_block_no_overlap (no serial in two blocks) does not send the
  * rows in by SQL: they go straight in all the same, and its check runs by
  * hand on each (invariants.c).  Any other INSERT trigger sends them by
- * SQL, where the triggers fire as usual.
+ * SQL, where the triggers fire as usual.  floors (or NULL): per row, 0 or
+ * where the block it was carved from begins (ledger_overlap_row).
  */
 #define OVERLAP_TRIGGER_SYMBOL "ledger_unit_block_no_overlap"
 
 void
 ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
-					  bool *const *nulls, int nrows, bool serial_check)
+					  bool *const *nulls, int nrows, bool serial_check, const int64 *floors)
 {
 	(void) append_rows(table, ncols, columns, values, nulls, nrows,
-					   serial_check ? OVERLAP_TRIGGER_SYMBOL : NULL, serial_check, true);
+					   serial_check ? OVERLAP_TRIGGER_SYMBOL : NULL, serial_check, floors, true);
 }
 
 /*
@@ -694,7 +695,8 @@ ledger_append_checked(const char *table, int ncols, const char *const *columns, 
  */
 static bool
 append_rows(const char *table, int ncols, const char *const *columns, Datum *const *values,
-			bool *const *nulls, int nrows, const char *own_trigger, bool serial_check, bool by_sql)
+			bool *const *nulls, int nrows, const char *own_trigger, bool serial_check, const int64 *floors,
+			bool by_sql)
 {
 	Oid			relid = ledger_relid(table);
 	Relation	rel;
@@ -846,7 +848,7 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 		 */
 		MemoryContextSwitchTo(old);
 		for (int k = 0; check != NULL && k < m; k++)
-			ledger_overlap_row(check, slots[k]);
+			ledger_overlap_row(check, slots[k], floors ? floors[from + k] : 0);
 		MemoryContextSwitchTo(chunk_cxt);
 		for (int k = 0; k < m; k++)
 			ExecClearTuple(slots[k]);

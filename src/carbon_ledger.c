@@ -272,6 +272,16 @@ ledger_lookup_read_only(void)
 	return IsInParallelMode();
 }
 
+/* qsort's and bsearch's order of int64s. */
+int
+ledger_int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 void
 ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap)
 {

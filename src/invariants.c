@@ -626,7 +626,7 @@ ledger_append_only(PG_FUNCTION_ARGS)
  * waited for and read again, so two transactions can never both keep
  * overlapping blocks.  23P01 on an overlap.
  */
-#define SERIAL_KEY(project, serial) ((project) * INT64CONST(4294967296) + (serial))
+#define SERIAL_KEY(project, serial) LEDGER_SERIAL_KEY(project, serial)
 
 typedef struct BlockColumns
 {
@@ -762,14 +762,94 @@ ledger_overlap_begin(Relation rel)
 	return oc;
 }
 
-/* Fail (23P01) if the new block in `row` shares a serial with another block. */
+/*
+ * The check of a block carved from the top of a block this transaction
+ * holds and keeps (units.c): that block begins at serial key `floor`, below
+ * the new one's `from`, so the nearest block before the new one begins in
+ * [floor, from), and one forward probe over [floor, upto] reads both
+ * neighbours at once.  The two probes above would walk back from `from`
+ * to the block's beginning, which in a large holding is far: past a whole
+ * leaf page of other holders' blocks (three probes and 48,000 instructions
+ * a B5 order, callgrind).  Every other block there is checked, not only
+ * the nearest before (stricter, never looser).  False, having checked
+ * nothing, when no block begins at `floor` after all: the caller then
+ * probes as above.
+ */
+static bool
+block_carved(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const BlockColumns *col, TupleTableSlot *row,
+			 int64 floor, int64 from, int64 upto)
+{
+	for (;;)
+	{
+		ScanKeyData key[2];
+		TransactionId wait = InvalidTransactionId;
+		bool		floor_seen = false;
+		int64		first = 0,
+					last = 0;
+
+		InitDirtySnapshot(ns->dirty);
+		ScanKeyInit(&key[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(floor));
+		ScanKeyInit(&key[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
+		index_rescan(ns->scan, key, 2, NULL, 0);
+		for (;;)
+		{
+			int64		project,
+						start;
+
+			if (!ns->scan->xs_heap_continue)
+			{
+				ItemPointer tid = index_getnext_tid(ns->scan, ForwardScanDirection);
+
+				if (tid == NULL)
+					break;
+				if (ItemPointerEquals(tid, &row->tts_tid))
+					continue;	/* the new block itself */
+			}
+			if (!index_fetch_heap(ns->scan, slot))
+				continue;
+			project = block_column(slot, col->project);
+			first = block_column(slot, col->first);
+			last = block_column(slot, col->last);
+			start = SERIAL_KEY(project, first);
+			if (start == floor)
+				floor_seen = true;
+			if (start < from ? SERIAL_KEY(project, last) >= from : true)
+			{
+				wait = TransactionIdIsValid(ns->dirty.xmin) ? ns->dirty.xmin : ns->dirty.xmax;
+				if (!TransactionIdIsValid(wait))
+					ereport(ERROR,
+							(errcode(ERRCODE_EXCLUSION_VIOLATION),
+							 errmsg("serials of project " INT64_FORMAT " are in two blocks",
+									from / INT64CONST(4294967296)),
+							 errdetail("A new block of serials " INT64_FORMAT " to " INT64_FORMAT
+									   " overlaps block " INT64_FORMAT " to " INT64_FORMAT ".",
+									   from % INT64CONST(4294967296), upto % INT64CONST(4294967296), first, last),
+							 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+				break;
+			}
+		}
+		if (!TransactionIdIsValid(wait))
+			return floor_seen;
+		/* another transaction is writing it: its outcome decides */
+		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_RecheckExclusionConstr);
+	}
+}
+
+/*
+ * Fail (23P01) if the new block in `row` shares a serial with another
+ * block.  floor: 0, or the serial key where the block it was carved from
+ * begins, which this transaction holds and keeps (block_carved).
+ */
 void
-ledger_overlap_row(LedgerOverlapCheck *oc, TupleTableSlot *row)
+ledger_overlap_row(LedgerOverlapCheck *oc, TupleTableSlot *row, int64 floor)
 {
 	int64		project = block_column(row, oc->col.project);
 	int64		from = SERIAL_KEY(project, block_column(row, oc->col.first));
 	int64		upto = SERIAL_KEY(project, block_column(row, oc->col.last));
 
+	if (floor > 0 && floor < from && ItemPointerIsValid(&row->tts_tid) &&
+		block_carved(&oc->near[0], oc->rel, oc->found, &oc->col, row, floor, from, upto))
+		return;
 	block_neighbour(&oc->near[0], oc->rel, oc->found, &oc->col, from, upto);
 	block_neighbour(&oc->near[1], oc->rel, oc->found, &oc->col, from, upto);
 }
@@ -799,7 +879,7 @@ ledger_unit_block_no_overlap(PG_FUNCTION_ARGS)
 	row = MakeSingleTupleTableSlot(RelationGetDescr(trigdata->tg_relation), &TTSOpsMinimalTuple);
 	tuplestore_rescan(trigdata->tg_newtable);
 	while (tuplestore_gettupleslot(trigdata->tg_newtable, true, false, row))
-		ledger_overlap_row(oc, row);
+		ledger_overlap_row(oc, row, 0);
 	ExecDropSingleTupleTableSlot(row);
 	ledger_overlap_end(oc);
 	return PointerGetDatum(NULL);

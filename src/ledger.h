@@ -70,6 +70,7 @@ typedef struct LedgerColumns
 	bool	   *null[20];
 } LedgerColumns;
 
+extern int	ledger_int64_cmp(const void *a, const void *b);
 extern void ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap);
 extern void ledger_columns_room(LedgerColumns *c);
 extern void ledger_columns_arrays(const LedgerColumns *c, Datum *values);
@@ -91,7 +92,7 @@ extern int64 ledger_next_id(const char *sequence);
 extern void ledger_append(const char *table, int ncols, const char *const *columns, Datum *const *values,
 						  bool *const *nulls, int nrows);
 extern void ledger_append_checked(const char *table, int ncols, const char *const *columns, Datum *const *values,
-								  bool *const *nulls, int nrows, bool serial_check);
+								  bool *const *nulls, int nrows, bool serial_check, const int64 *floors);
 extern bool ledger_append_own(const char *table, int ncols, const char *const *columns, Datum *const *values,
 							  bool *const *nulls, int nrows, const char *own_trigger);
 extern int64 ledger_remove_by_id(const char *table, const Datum *ids, int n);
@@ -173,10 +174,13 @@ extern void ledger_forget_xact_cache(void);
 extern void ledger_keep_xact_cache(void);
 extern void ledger_release_retired_caches(void);
 
+/* A serial's key in unit_block_serial_key: project × 2^32 + serial. */
+#define LEDGER_SERIAL_KEY(project, serial) ((project) * INT64CONST(4294967296) + (serial))
+
 /* invariants.c */
 typedef struct LedgerOverlapCheck LedgerOverlapCheck;	/* no serial in two blocks */
 extern LedgerOverlapCheck *ledger_overlap_begin(struct RelationData *rel);
-extern void ledger_overlap_row(LedgerOverlapCheck *oc, struct TupleTableSlot *row);
+extern void ledger_overlap_row(LedgerOverlapCheck *oc, struct TupleTableSlot *row, int64 floor);
 extern void ledger_overlap_end(LedgerOverlapCheck *oc);
 extern bool ledger_defer_system;
 extern void ledger_set_job_stripe(bool on);

@@ -404,6 +404,13 @@ typedef struct Piece
 	int64		escrow_order;	/* 0 unless state escrow */
 	int64		entry_id;
 	TimestampTz since;
+	/*
+	 * One this batch made: the stored block it was carved from, and where
+	 * that begins.  While that block stays (its top taken, not the whole of
+	 * it), the new one's neighbour check starts there (ledger_overlap_row).
+	 */
+	int64		root;
+	int64		root_first;
 } Piece;
 
 typedef struct Pool
@@ -819,6 +826,43 @@ event_add(LedgerColumns *ev, const Piece *pc, int64 first, int64 last, const cha
 	ev->n++;
 }
 
+/* A new block carved from a stored one that stays (root), for carved_floors. */
+typedef struct Carved
+{
+	int64		root;			/* 0: from none, or from one that goes */
+	int64		key;			/* its first serial's key */
+	int			row;
+} Carved;
+
+static int
+carved_cmp(const void *a, const void *b)
+{
+	const Carved *x = a,
+			   *y = b;
+
+	if (x->root != y->root)
+		return x->root < y->root ? -1 : 1;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/*
+ * Where each new block's neighbour check may start (ledger_overlap_row):
+ * the block just below it that is there when it is checked.  A batch
+ * carves one stored block's top into several (B4: a seller's holding, a
+ * piece an order): the lowest new one's nearest block below is the stored
+ * block, each other's the new one just below it, so that no check reads
+ * all the pieces below it.  floors[] comes in with the stored block's
+ * beginning for each new one carved from a block that stays.
+ */
+static void
+carved_floors(Carved *c, int n, int64 *floors)
+{
+	qsort(c, n, sizeof(Carved), carved_cmp);
+	for (int i = 1; i < n; i++)
+		if (c[i].root != 0 && c[i].root == c[i - 1].root)
+			floors[c[i].row] = c[i - 1].key;
+}
+
 static void blocks_changed(int ngone);
 static void blocks_shrink(Datum *ids, Datum *lasts, int n);
 static void moves_store_by_sql(LedgerColumns *blocks, Datum *gone, int ngone);
@@ -837,6 +881,9 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	LedgerColumns blocks;
 	Datum	   *shrunk_id,
 			   *shrunk_last;
+	int64	   *floors;
+	Carved	   *carved;
+	int64	   *gone_sorted = NULL;
 	int			nshrunk = 0;
 	int64		removed;
 
@@ -845,6 +892,15 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 	ledger_columns_init(&blocks, 11, block_types, cap);
 	shrunk_id = palloc(sizeof(Datum) * Max(cap, 1));
 	shrunk_last = palloc(sizeof(Datum) * Max(cap, 1));
+	floors = palloc(sizeof(int64) * Max(cap, 1));
+	carved = palloc(sizeof(Carved) * Max(cap, 1));
+	if (ngone > 0)
+	{
+		gone_sorted = palloc(sizeof(int64) * ngone);
+		for (int g = 0; g < ngone; g++)
+			gone_sorted[g] = DatumGetInt64(gone[g]);
+		qsort(gone_sorted, ngone, sizeof(int64), ledger_int64_cmp);
+	}
 	for (int k = 0; k <= npools; k++)
 	{
 		const Piece *p = k < npools ? pools[k].p + pools[k].head : retired;
@@ -873,11 +929,19 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 			ledger_col_set(&blocks, 8, Int64GetDatum(p->entry_id), false);
 			ledger_col_set(&blocks, 9, TimestampTzGetDatum(p->since), false);
 			ledger_col_set(&blocks, 10, Int64GetDatum(p->escrow_order), p->escrow_order == 0);
+			/* carved from a block that stays: where that begins, for the check */
+			carved[blocks.n].row = blocks.n;
+			carved[blocks.n].root = p->root != 0 && p->root_first < p->first &&
+				(ngone == 0 || bsearch(&p->root, gone_sorted, ngone, sizeof(int64), ledger_int64_cmp) == NULL)
+				? p->root : 0;
+			carved[blocks.n].key = LEDGER_SERIAL_KEY(p->project, p->first);
+			floors[blocks.n] = carved[blocks.n].root ? LEDGER_SERIAL_KEY(p->project, p->root_first) : 0;
 			blocks.n++;
 		}
 	}
 	if (blocks.n == 0 && ngone == 0 && nshrunk == 0 && ev->n == 0)
 		return;
+	carved_floors(carved, blocks.n, floors);
 
 	/* first the blocks that shrink: the new ones' neighbour checks must see them end lower */
 	if (nshrunk > 0)
@@ -898,7 +962,7 @@ moves_store(Pool *pools, int npools, const Piece *retired, int nretired, Datum *
 		if (removed != ngone)
 			blocks_changed(ngone);
 		ledger_append_checked("unit_block", lengthof(block_columns), block_columns, blocks.v, blocks.null, blocks.n,
-							  true);
+							  true, floors);
 	}
 	else
 		moves_store_by_sql(&blocks, gone, ngone);
@@ -1113,6 +1177,8 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 			take = Min(need, pc->last - pc->first + 1);
 			moved = *pc;
 			moved.block = 0, moved.shrunk = false;
+			moved.root = pc->block ? pc->block : pc->root;
+			moved.root_first = pc->block ? pc->first : pc->root_first;
 			moved.first = pc->last - take + 1;
 			moved.account = holder ? holder : pc->account;
 			moved.state = state;
