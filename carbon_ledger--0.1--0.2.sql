@@ -1402,7 +1402,10 @@ CREATE DOMAIN carbon.tradable_class AS text CHECK (VALUE = 'I');
 -- account or retired or cancelled by it (final states).  Blocks split as
 -- units move; a unique key and a check after every write keep any serial in
 -- one block (below).
-CREATE SEQUENCE carbon.unit_block_id_seq;
+-- CACHE: a batch's blocks draw their ids from a backend's own run of 32
+-- (1,500 instructions a value fewer, 1 % of a B4 order); nothing orders
+-- blocks by id (the holding order is vintage, since, project, first)
+CREATE SEQUENCE carbon.unit_block_id_seq CACHE 32;
 CREATE TABLE carbon.unit_block (
   id           bigint PRIMARY KEY DEFAULT nextval('carbon.unit_block_id_seq'),
   issuance     bigint NOT NULL,
@@ -2086,7 +2089,10 @@ CREATE TABLE carbon.unit_cost (
 COMMENT ON TABLE carbon.unit_cost IS
   '碳排放权资产账面 the certified units an enterprise or government account holds (in escrow included) and their book cost in fen';
 
-CREATE SEQUENCE carbon.accounting_line_id_seq;
+-- CACHE: the lines' ids come from a backend's own run of 32 (1,500
+-- instructions a value fewer, three or four lines a trade); they rise
+-- within a transaction, and lines of different transactions differ in `at`
+CREATE SEQUENCE carbon.accounting_line_id_seq CACHE 32;
 CREATE TABLE carbon.accounting_line (
   id            bigint NOT NULL DEFAULT nextval('carbon.accounting_line_id_seq'),
   account       bigint NOT NULL,              -- carbon.account (no foreign keys: written per trade)
