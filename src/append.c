@@ -792,8 +792,6 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 	slots = palloc(sizeof(TupleTableSlot *) * Min(nrows, APPEND_CHUNK));
 	for (int k = 0; k < Min(nrows, APPEND_CHUNK); k++)
 		slots[k] = MakeSingleTupleTableSlot(sh->slot_desc, &TTSOpsHeapTuple);
-	row = palloc(sizeof(Datum) * natts);
-	rownull = palloc(sizeof(bool) * natts);
 	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "carbon append chunk", ALLOCSET_DEFAULT_SIZES);
 	if (serial_check)
 		check = ledger_overlap_begin(rel);
@@ -807,6 +805,9 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 		{
 			int			r = from + k;
 
+			ExecClearTuple(slots[k]);
+			row = slots[k]->tts_values;
+			rownull = slots[k]->tts_isnull;
 			for (int a = 0; a < natts; a++)
 			{
 				int			c = sh->given[a];
@@ -823,8 +824,18 @@ append_rows(const char *table, int ncols, const char *const *columns, Datum *con
 				else
 					row[a] = (Datum) 0, rownull[a] = true;
 			}
-			ExecClearTuple(slots[k]);
-			ExecStoreHeapTuple(heap_form_tuple(desc, row, rownull), slots[k], false);
+			/*
+			 * The tuple is the slot's own (freed when the slot is cleared),
+			 * and the slot's values are those it was formed from: marked
+			 * valid, the checks and the index entries read them as they are
+			 * instead of deforming the tuple again, twice (a tuple the slot
+			 * did not own was copied by the insert and deformed afresh:
+			 * 5 % of a B4 order's instructions, callgrind).  Every by-
+			 * reference value lives on to the chunk's end: the caller's,
+			 * or a default's, evaluated in the chunk's context.
+			 */
+			ExecStoreHeapTuple(heap_form_tuple(desc, row, rownull), slots[k], true);
+			slots[k]->tts_nvalid = natts;
 			if (desc->constr)
 				ExecConstraints(rri, slots[k], estate);
 			ResetExprContext(econtext);
