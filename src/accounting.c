@@ -220,6 +220,8 @@ typedef struct PoolsPass
 	const Booking *items;
 	int			nitems;
 	Pool	   *pools;			/* one per account, in account order */
+	int		   *order;			/* the items by account, each account's in the order added */
+	int		   *from;			/* pools[j]'s items: order[from[j] .. from[j + 1] - 1] */
 	BookLines  *lines;			/* lines[i]: what items[i] books */
 	AttrNumber	att_tonnes;		/* of carbon.unit_cost */
 	AttrNumber	att_cost;
@@ -229,9 +231,25 @@ typedef struct PoolsPass
 static void
 pool_apply(const PoolsPass *pp, Pool *p)
 {
-	for (int i = 0; i < pp->nitems; i++)
-		if (pp->items[i].acc->id == p->account)
-			book(&pp->items[i], p, &pp->lines[i]);
+	int			j = p - pp->pools;
+
+	for (int k = pp->from[j]; k < pp->from[j + 1]; k++)
+		book(&pp->items[pp->order[k]], p, &pp->lines[pp->order[k]]);
+}
+
+/* qsort_arg's order of items: by account, then as added. */
+static int
+item_cmp(const void *a, const void *b, void *arg)
+{
+	const Booking *items = arg;
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+	int64		ax = items[x].acc->id,
+				ay = items[y].acc->id;
+
+	if (ax != ay)
+		return ax < ay ? -1 : 1;
+	return x < y ? -1 : x > y;
 }
 
 /*
@@ -300,6 +318,19 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		pp.pools[j].account = ids[j];
 		pa[j] = Int64GetDatum(ids[j]);
 	}
+	/* each pool's items together (a batch books hundreds of accounts: B4) */
+	pp.order = palloc(sizeof(int) * b->n);
+	pp.from = palloc(sizeof(int) * (nids + 1));
+	for (int i = 0; i < b->n; i++)
+		pp.order[i] = i;
+	qsort_arg(pp.order, b->n, sizeof(int), item_cmp, items);
+	for (int i = 0, j = 0; j < nids; j++)
+	{
+		while (i < b->n && items[pp.order[i]].acc->id < ids[j])
+			i++;
+		pp.from[j] = i;
+	}
+	pp.from[nids] = b->n;
 	/* the pools there, straight in the heap (append.c), in account order: no two batches wait on each other */
 	if (ledger_update_by_key_with("unit_cost", 1, (Datum *[]) {pa}, lengthof(pool_columns), pool_columns, NULL, NULL,
 								  nids, found, pool_change, &pp) < 0)

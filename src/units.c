@@ -493,12 +493,45 @@ pool_add_read(Pool *pool, const Piece *pc)
 	pool->boundary = *pc;
 }
 
-static Pool *
-pool_find(Pool *pools, int *npools, int64 account, int64 order)
+/* A pool's key, and where it is, in a batch's index of its pools. */
+typedef struct PoolKey
 {
-	for (int k = 0; k < *npools; k++)
-		if (pools[k].account == account && pools[k].order == order)
-			return &pools[k];
+	int64		account;
+	int64		order;
+} PoolKey;
+
+typedef struct PoolSlot
+{
+	PoolKey		key;
+	int			at;
+} PoolSlot;
+
+/*
+ * The pool of an account's holding (order 0) or of an order's escrow,
+ * added when new.  index: a hash of the pools by key, for a batch of many
+ * moves (B4: a thousand orders' moves looked up among hundreds of pools,
+ * 1 % of a B4 order), or NULL to look through them.
+ */
+static Pool *
+pool_find(Pool *pools, int *npools, HTAB *index, int64 account, int64 order)
+{
+	PoolKey		key = {.account = account, .order = order};
+	PoolSlot   *slot = NULL;
+	bool		found;
+
+	if (index == NULL)
+	{
+		for (int k = 0; k < *npools; k++)
+			if (pools[k].account == account && pools[k].order == order)
+				return &pools[k];
+	}
+	else
+	{
+		slot = hash_search(index, &key, HASH_ENTER, &found);
+		if (found)
+			return &pools[slot->at];
+		slot->at = *npools;
+	}
 	pools[*npools] = (Pool) {.account = account, .order = order};
 	return &pools[(*npools)++];
 }
@@ -748,7 +781,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			Piece		pc;
 
 			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 1);
-			pool_add(pool_find(pools, &npools, 0, pc.escrow_order), &pc);
+			pool_add(pool_find(pools, &npools, NULL, 0, pc.escrow_order), &pc);
 		}
 	}
 	/*
@@ -797,7 +830,7 @@ pools_load(Pool *pools, int npools, Pool *only)
 			Pool	   *pool;
 
 			piece_from_row(&pc, tt->vals[r], tt->tupdesc, 2);
-			pool = pool_find(pools, &npools, pc.account, 0);
+			pool = pool_find(pools, &npools, NULL, pc.account, 0);
 			pool_add_read(pool, &pc);	/* oldest first per account */
 			count[pool - pools]++;
 		}
@@ -1105,6 +1138,14 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum	   *segs = NULL;
 	int			capsegs = 0;
+	HTAB	   *index = NULL;
+
+	if (n > 8)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(PoolKey), .entrysize = sizeof(PoolSlot), .hcxt = CurrentMemoryContext};
+
+		index = hash_create("carbon unit pools", 2 * n + 1, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
 
 	/* the pools: each move's source and destination (none for units retired) */
 	for (int i = 0; i < n; i++)
@@ -1113,14 +1154,14 @@ ledger_units_market(int n, const LedgerUnitMove *moves, int64 entry_id, Datum *s
 		Pool	   *s;
 
 		if (m->kind == UNITS_ESCROW || (m->kind == UNITS_DELIVER && m->order == 0))
-			s = pool_find(pools, &npools, m->seller, 0);
+			s = pool_find(pools, &npools, index, m->seller, 0);
 		else
-			s = pool_find(pools, &npools, 0, m->order);
+			s = pool_find(pools, &npools, index, 0, m->order);
 		s->source = true;
 		src_of[i] = s - pools;
-		dst_of[i] = m->kind == UNITS_ESCROW ? pool_find(pools, &npools, 0, m->order) - pools
-			: m->kind == UNITS_RELEASE ? pool_find(pools, &npools, m->seller, 0) - pools
-			: m->retire ? -1 : pool_find(pools, &npools, m->buyer, 0) - pools;
+		dst_of[i] = m->kind == UNITS_ESCROW ? pool_find(pools, &npools, index, 0, m->order) - pools
+			: m->kind == UNITS_RELEASE ? pool_find(pools, &npools, index, m->seller, 0) - pools
+			: m->retire ? -1 : pool_find(pools, &npools, index, m->buyer, 0) - pools;
 	}
 	pools_load(pools, npools, NULL);
 	ledger_columns_init(&ev, 8, event_types, 2 * n);
