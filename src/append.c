@@ -983,7 +983,8 @@ typedef struct KeyedRows
 	ScanKeyData *skeys;
 	Snapshot	snapshot;
 	CommandId	cid;
-	IndexScanDesc scan;
+	bool		begun;			/* keyed_begin: the snapshot pushed, the slots made */
+	IndexScanDesc scan;			/* at the first lookup row_tids.c does not answer */
 	TupleTableSlot *found;		/* the version the snapshot sees */
 	TupleTableSlot *locked;		/* its newest version, locked */
 	EState	   *estate;			/* for an update: constraints and index entries */
@@ -1068,7 +1069,7 @@ keyed_begin(KeyedRows *kr)
 	kr->cid = GetCurrentCommandId(true);
 	kr->found = table_slot_create(kr->rel, NULL);
 	kr->locked = table_slot_create(kr->rel, NULL);
-	kr->scan = index_beginscan(kr->rel, kr->index, kr->snapshot, kr->nkeys, 0);
+	kr->begun = true;
 }
 
 /*
@@ -1087,7 +1088,13 @@ keyed_find(KeyedRows *kr, Datum *const *keys, int r)
 		kr->skeys[k].sk_argument = keys[k][r];
 	if (ledger_row_tid_fetch(kr->rel, kr->index, kr->snapshot, kr->skeys, kr->nkeys, kr->found))
 		return true;
-	/* index_getnext_slot(), keeping the TID of the entry that led to the row */
+	/*
+	 * index_getnext_slot(), keeping the TID of the entry that led to the
+	 * row; the scan begun at the first miss (a btree scan's state is a
+	 * 27 kB allocation, malloc'd and freed each time)
+	 */
+	if (kr->scan == NULL)
+		kr->scan = index_beginscan(kr->rel, kr->index, kr->snapshot, kr->nkeys, 0);
 	index_rescan(kr->scan, kr->skeys, kr->nkeys, NULL, 0);
 	for (;;)
 	{
@@ -1183,9 +1190,10 @@ keyed_update(KeyedRows *kr, TupleTableSlot *from, TupleTableSlot *updated)
 static void
 keyed_close(KeyedRows *kr)
 {
-	if (kr->scan)
+	if (kr->begun)
 	{
-		index_endscan(kr->scan);
+		if (kr->scan)
+			index_endscan(kr->scan);
 		ExecDropSingleTupleTableSlot(kr->found);
 		ExecDropSingleTupleTableSlot(kr->locked);
 		PopActiveSnapshot();

@@ -282,6 +282,21 @@ ledger_int64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The columns' arrays, cut from one allocation of values and one of nulls:
+ * an order writes five tables of up to 19 columns, and an allocation each
+ * was 1 % of its instructions.
+ */
+static void
+columns_carve(LedgerColumns *c, Datum *v, bool *null)
+{
+	for (int i = 0; i < c->ncols; i++)
+	{
+		c->v[i] = v + i * c->cap;
+		c->null[i] = null + i * c->cap;
+	}
+}
+
 void
 ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap)
 {
@@ -290,25 +305,29 @@ ledger_columns_init(LedgerColumns *c, int ncols, const Oid *types, int cap)
 	c->cap = Max(cap, 1);
 	c->ncols = ncols;
 	c->types = types;
-	for (int i = 0; i < ncols; i++)
-	{
-		c->v[i] = palloc(sizeof(Datum) * c->cap);
-		c->null[i] = palloc0(sizeof(bool) * c->cap);
-	}
+	columns_carve(c, palloc(sizeof(Datum) * c->cap * Max(ncols, 1)), palloc0(sizeof(bool) * c->cap * Max(ncols, 1)));
 }
 
 /* Room for one more row (when the count is not known beforehand). */
 void
 ledger_columns_room(LedgerColumns *c)
 {
+	Datum	   *v;
+	bool	   *null;
+
 	if (c->n < c->cap)
 		return;
-	c->cap *= 2;
+	v = palloc(sizeof(Datum) * c->cap * 2 * Max(c->ncols, 1));
+	null = palloc0(sizeof(bool) * c->cap * 2 * Max(c->ncols, 1));
 	for (int i = 0; i < c->ncols; i++)
 	{
-		c->v[i] = repalloc(c->v[i], sizeof(Datum) * c->cap);
-		c->null[i] = repalloc(c->null[i], sizeof(bool) * c->cap);
+		memcpy(v + i * c->cap * 2, c->v[i], sizeof(Datum) * c->n);
+		memcpy(null + i * c->cap * 2, c->null[i], sizeof(bool) * c->n);
 	}
+	if (c->ncols > 0)
+		pfree(c->v[0]), pfree(c->null[0]);
+	c->cap *= 2;
+	columns_carve(c, v, null);
 }
 
 /* Each column as an array: values[0 .. ncols - 1]. */
