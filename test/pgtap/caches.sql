@@ -11,7 +11,7 @@
 -- was last time is the row of the key asked for.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(16);
+SELECT plan(20);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.setup() RETURNS TABLE (seller bigint, buyer bigint) LANGUAGE plpgsql AS $$
@@ -108,6 +108,26 @@ SELECT is(ARRAY[balance(:x, 'CNY'), balance(:y, 'CNY')], ARRAY[10900::bigint, 20
           'balances at new TIDs: each deposit and withdrawal reached its own row');
 SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0,
           '... every balance is the sum of its postings');
+
+-- what a definer may write (append.c, table_plain: kept per table and user
+-- until the table or a role changes): deposit_cash owned by a role that may
+-- write the tables writes straight in; INSERT on posting revoked from it in
+-- the same transaction, the next deposit goes by SQL and is refused, as
+-- INSERT would be; granted again, it goes through
+CREATE ROLE kc_definer NOLOGIN BYPASSRLS;
+GRANT USAGE ON SCHEMA carbon TO kc_definer;
+GRANT ALL ON ALL TABLES IN SCHEMA carbon TO kc_definer;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA carbon TO kc_definer;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA carbon TO kc_definer;
+ALTER FUNCTION carbon.deposit_cash(bigint, numeric, text, text) OWNER TO kc_definer;
+SELECT lives_ok(format('SELECT deposit_cash(%s, 5, %L)', :x, 'definer kc_definer'),
+                'a deposit whose definer may write the tables');
+REVOKE INSERT ON carbon.posting FROM kc_definer;
+SELECT throws_ok(format('SELECT deposit_cash(%s, 5, %L)', :x, 'revoked'), '42501', NULL,
+                 '... refused once INSERT on posting is revoked from the definer (asked again, not kept)');
+GRANT INSERT ON carbon.posting TO kc_definer;
+SELECT lives_ok(format('SELECT deposit_cash(%s, 5, %L)', :x, 'granted again'), '... and written once granted again');
+SELECT is(balance(:x, 'CNY'), 11900::bigint, '... the two deposits, and not the one refused');
 
 -- the extension dropped and created again in the same transaction: new OIDs
 DROP EXTENSION carbon_ledger CASCADE;
