@@ -1756,15 +1756,33 @@ static TransactionId
 book_in_flight(MarketWork *w, const Order *o, bool collect)
 {
 	InFlight	f = {.w = w, .o = o, .need = o->tonnes, .xid = InvalidTransactionId, .collect = collect};
-	Datum		keys[1] = {CStringGetTextDatum(w->ins.code)};
-	uint16		strategies[1] = {BTEqualStrategyNumber};
+	Datum		keys[2] = {CStringGetTextDatum(w->ins.code), (Datum) 0};
+	uint16		strategies[2] = {BTEqualStrategyNumber,
+	o->buy ? BTLessEqualStrategyNumber : BTGreaterEqualStrategyNumber};
+	int			nkeys = 1;
 	BookRows   *side = &w->rows[!o->buy];
 	int			got;
 
+	/*
+	 * Bounded by the order's reach (its limit, or the band for a market
+	 * order), so that the index stops at the first price past it: on the
+	 * instrument alone, each walk read the whole leaf page of the book
+	 * before its first row (13,000 instructions a walk, callgrind).
+	 */
+	if (!o->market)
+		keys[1] = Int64GetDatum(o->price), nkeys = 2;
+	else if (w->ins.has_reference)
+	{
+		int64		low,
+					high;
+
+		band_of(&w->ins, &low, &high);
+		keys[1] = Int64GetDatum(o->buy ? high : low), nkeys = 2;
+	}
 	InitDirtySnapshot(f.dirty);
 	f.dirty.xmin = f.dirty.xmax = InvalidTransactionId;
 	got = ledger_scan_index("market_order", o->buy ? "market_order_asks_idx" : "market_order_bids_idx",
-							1, keys, strategies, 1, in_flight_take, &f, &f.dirty, RowExclusiveLock);
+							nkeys, keys, strategies, 1, in_flight_take, &f, &f.dirty, RowExclusiveLock);
 	if (got < 0)
 	{
 		/* the table is not plain (a rule, row-level security): the book held to the end instead */
