@@ -1155,7 +1155,9 @@ BEGIN
     INTO n, d
     FROM (SELECT i.id, i.last - i.first + 1 AS want,
                  coalesce((SELECT sum(k.last - k.first + 1) FROM carbon.unit_block k
-                           WHERE k.issuance = i.id AND k.first >= i.first AND k.last <= i.last), 0) AS got
+                           WHERE k.project * 4294967296 + k.first
+                                 BETWEEN i.project * 4294967296 + i.first AND i.project * 4294967296 + i.last
+                             AND k.issuance = i.id AND k.first >= i.first AND k.last <= i.last), 0) AS got
           FROM carbon.unit_issuance i) x
    WHERE want <> got;
   SELECT n + count(*) INTO n FROM carbon.unit_block k
@@ -1444,7 +1446,9 @@ CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, since, 
 -- the units a holder may not trade (class II): few or none, so that the
 -- market counts class I units as the CER balance less these (units.c)
 CREATE INDEX unit_block_untradable_idx ON carbon.unit_block (account) WHERE state = 'held' AND class <> 'I';
-CREATE INDEX unit_block_issuance_idx ON carbon.unit_block (issuance);
+-- no index on issuance: an issuance's blocks are found by their first
+-- serial within its range (unit_block_serial_key; LEDGER_BLOCK_OF_ISSUANCE
+-- in src/ledger.h), and every block the market writes had an entry here
 CREATE INDEX unit_block_escrow_idx ON carbon.unit_block (escrow_order, vintage, project, first) WHERE state = 'escrow';
 COMMENT ON TABLE carbon.unit_block IS
   '序列号块 serial blocks: who holds (or has in escrow for a sell order, or retired, or cancelled) which serials';

@@ -2875,7 +2875,7 @@ ledger_market_end_orders_of_report(int64 report_id, const char *reason)
 	ledger_plan_generic(&plan,
 				"SELECT " RESTING_COLUMNS " FROM carbon.market_order "
 				"WHERE status IN ('open', 'partially_filled') AND side = 'sell' AND id IN "
-				"  (SELECT b.escrow_order FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"  (SELECT b.escrow_order FROM carbon.unit_block b JOIN carbon.unit_issuance i ON " LEDGER_BLOCK_OF_ISSUANCE " "
 				"   WHERE i.report = $1 AND b.state = 'escrow') ORDER BY id",
 				1, (Oid[]) {INT8OID});
 	resting_read(&w, plan, values, true);

@@ -2130,7 +2130,7 @@ holders_read(int64 report_id, Holders *h)
 	ledger_plan_generic(&plan,
 				"SELECT b.account, sum(b.last - b.first + 1)::bigint, "
 				"       coalesce(sum(b.last - b.first + 1) FILTER (WHERE i.block = 'buffer'), 0)::bigint "
-				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"FROM carbon.unit_block b JOIN carbon.unit_issuance i ON " LEDGER_BLOCK_OF_ISSUANCE " "
 				"WHERE i.report = $1 AND b.state = 'held' GROUP BY 1 ORDER BY 1",
 				1, (Oid[]) {INT8OID});
 	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -2311,7 +2311,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 
 		ledger_plan_generic(&retired_plan,
 					"SELECT coalesce(sum(b.last - b.first + 1), 0)::bigint FROM carbon.unit_block b "
-					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+					"JOIN carbon.unit_issuance i ON " LEDGER_BLOCK_OF_ISSUANCE " "
 					"WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'",
 					1, (Oid[]) {INT8OID});
 		if (SPI_execute_plan(retired_plan, v, NULL, false, 0) != SPI_OK_SELECT)
@@ -2390,7 +2390,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 
 		ledger_plan_generic(&blocks_plan,
 					"SELECT b.id, b.first, b.last FROM carbon.unit_block b "
-					"JOIN carbon.unit_issuance i ON i.id = b.issuance "
+					"JOIN carbon.unit_issuance i ON " LEDGER_BLOCK_OF_ISSUANCE " "
 					"WHERE i.report = $1 AND b.state = 'held' ORDER BY b.project, b.first FOR UPDATE OF b",
 					1, (Oid[]) {INT8OID});
 		if (SPI_execute_plan(blocks_plan, v, NULL, false, 0) != SPI_OK_SELECT)
@@ -2416,7 +2416,7 @@ ledger_recall_issuance(PG_FUNCTION_ARGS)
 	ledger_plan_generic(&flag_plan,
 				"WITH r AS (SELECT b.issuance, b.project, b.first, b.last, b.account, b.entry_id, "
 				"                  carbon.serial_text(i.region, i.vintage, pr.code, b.first, b.last) AS serial "
-				"           FROM carbon.unit_block b JOIN carbon.unit_issuance i ON i.id = b.issuance "
+				"           FROM carbon.unit_block b JOIN carbon.unit_issuance i ON " LEDGER_BLOCK_OF_ISSUANCE " "
 				"           JOIN carbon.project pr ON pr.id = b.project "
 				"           WHERE i.report = $1 AND b.state = 'retired' AND i.block <> 'debt'), "
 				"ev AS (INSERT INTO carbon.unit_event (issuance, project, first, last, event, from_account, "

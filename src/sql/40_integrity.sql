@@ -244,7 +244,9 @@ BEGIN
     INTO n, d
     FROM (SELECT i.id, i.last - i.first + 1 AS want,
                  coalesce((SELECT sum(k.last - k.first + 1) FROM carbon.unit_block k
-                           WHERE k.issuance = i.id AND k.first >= i.first AND k.last <= i.last), 0) AS got
+                           WHERE k.project * 4294967296 + k.first
+                                 BETWEEN i.project * 4294967296 + i.first AND i.project * 4294967296 + i.last
+                             AND k.issuance = i.id AND k.first >= i.first AND k.last <= i.last), 0) AS got
           FROM carbon.unit_issuance i) x
    WHERE want <> got;
   SELECT n + count(*) INTO n FROM carbon.unit_block k

@@ -165,7 +165,9 @@ CREATE INDEX unit_block_held_idx ON carbon.unit_block (account, vintage, since, 
 -- the units a holder may not trade (class II): few or none, so that the
 -- market counts class I units as the CER balance less these (units.c)
 CREATE INDEX unit_block_untradable_idx ON carbon.unit_block (account) WHERE state = 'held' AND class <> 'I';
-CREATE INDEX unit_block_issuance_idx ON carbon.unit_block (issuance);
+-- no index on issuance: an issuance's blocks are found by their first
+-- serial within its range (unit_block_serial_key; LEDGER_BLOCK_OF_ISSUANCE
+-- in src/ledger.h), and every block the market writes had an entry here
 CREATE INDEX unit_block_escrow_idx ON carbon.unit_block (escrow_order, vintage, project, first) WHERE state = 'escrow';
 COMMENT ON TABLE carbon.unit_block IS
   '序列号块 serial blocks: who holds (or has in escrow for a sell order, or retired, or cancelled) which serials';
