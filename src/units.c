@@ -1971,10 +1971,21 @@ units_take_range(int64 account, const SerialRange *s, const char *text, UnitPiec
 				"SELECT b.id, greatest(b.first, $5), least(b.last, $6), "
 				"       b.account = $1 AND b.state = 'held' AND b.vintage = $4 AND i.region = $3 "
 				"FROM carbon.project pr "
-				"JOIN carbon.unit_block b ON b.project = pr.id "
-	/* the exclusion constraint's index: project × 2^32 + serial (70_units.sql) */
-				" AND int8range(b.project * 4294967296 + b.first, b.project * 4294967296 + b.last, '[]') "
-				"  && int8range(pr.id * 4294967296 + least($5, 4294967295), pr.id * 4294967296 + least($6, 4294967295), '[]') "
+	/*
+	 * unit_block_serial_key (project × 2^32 + first serial, 70_units.sql):
+	 * the blocks that begin in the range, and the one before it, which may
+	 * reach into it (an index probe backwards).  Written as an overlap of
+	 * ranges this read every block of every project (163,000 after B4:
+	 * 57 ms a retirement by serials, 0.7 ms now).
+	 */
+				"JOIN carbon.unit_block b ON b.project * 4294967296 + b.first "
+				"  BETWEEN coalesce((SELECT n.project * 4294967296 + n.first FROM carbon.unit_block n "
+				"                    WHERE n.project * 4294967296 + n.first <= pr.id * 4294967296 + least($5, 4294967295) "
+				"                      AND n.project * 4294967296 + n.first >= pr.id * 4294967296 "
+				"                    ORDER BY n.project * 4294967296 + n.first DESC LIMIT 1), "
+				"                   pr.id * 4294967296 + least($5, 4294967295)) "
+				"      AND pr.id * 4294967296 + least($6, 4294967295) "
+				" AND b.project = pr.id AND b.last >= $5 AND b.first <= $6 "
 				"JOIN carbon.unit_issuance i ON i.id = b.issuance "
 				"WHERE pr.code = $2 ORDER BY b.first FOR UPDATE OF b",
 				6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID});
