@@ -295,21 +295,24 @@ SELECT count(*) FROM (SELECT register_project(:grove, 'MBGROVE', 'MBGROVE', 'MB-
   LATERAL (SELECT verify_monitoring(r.r, :ver, carbon.co2e_grams(100 * 1000000), 'ok')) v,
   LATERAL (SELECT count(*) FROM issue_units(r.r)) i;
 SELECT id AS grove_block, project AS grove_project FROM carbon.unit_block WHERE account = :grove \gset
--- a block slipped in past the check (its trigger disabled for the insert): serials 97-98 of the grove's 1-100
-ALTER TABLE carbon.unit_block DISABLE TRIGGER unit_block_no_overlap;
-INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, entry_id, since)
-  SELECT issuance, project, vintage, class, 97, 98, account, state, entry_id, since FROM carbon.unit_block WHERE id = :grove_block;
-ALTER TABLE carbon.unit_block ENABLE TRIGGER unit_block_no_overlap;
+-- a block slipped in past the check (its trigger disabled for the insert)
+CREATE FUNCTION pg_temp.forge(block bigint, f bigint, l bigint) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  ALTER TABLE carbon.unit_block DISABLE TRIGGER unit_block_no_overlap;
+  INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, entry_id, since)
+    SELECT b.issuance, b.project, b.vintage, b.class, f, l, b.account, b.state, b.entry_id, b.since
+    FROM carbon.unit_block b WHERE b.id = block;
+  ALTER TABLE carbon.unit_block ENABLE TRIGGER unit_block_no_overlap;
+END $$;
+-- serials 97-98 of the grove's 1-100
+SELECT pg_temp.forge(:grove_block, 97, 98);
 SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 5, 57.00)', :grove, 'sell'), '23P01', NULL,
                  'a sell whose escrowed block (96-100) would overlap another block is refused: the check runs on the blocks written directly');
 DELETE FROM carbon.unit_block WHERE project = :grove_project AND first = 97;
 -- one that begins below the 5 t and reaches into them (90-96): the check of a
 -- block carved from the top of another reads from where that one begins
 -- (invariants.c, block_carved), so it finds this one too
-ALTER TABLE carbon.unit_block DISABLE TRIGGER unit_block_no_overlap;
-INSERT INTO carbon.unit_block (issuance, project, vintage, class, first, last, account, state, entry_id, since)
-  SELECT issuance, project, vintage, class, 90, 96, account, state, entry_id, since FROM carbon.unit_block WHERE id = :grove_block;
-ALTER TABLE carbon.unit_block ENABLE TRIGGER unit_block_no_overlap;
+SELECT pg_temp.forge(:grove_block, 90, 96);
 SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 5, 57.00)', :grove, 'sell'), '23P01', NULL,
                  '... and one whose block (96-100) overlaps a block that begins below it (90-96)');
 DELETE FROM carbon.unit_block WHERE project = :grove_project AND first = 90;
