@@ -1110,8 +1110,7 @@ keyed_begin(KeyedRows *kr)
 	kr->snapshot = GetActiveSnapshot();
 	kr->cid = GetCurrentCommandId(true);
 	kr->found = table_slot_create(kr->rel, NULL);
-	kr->locked = table_slot_create(kr->rel, NULL);
-	kr->begun = true;
+	kr->begun = true;			/* kr->locked at the first lock: most lookups lock nothing */
 }
 
 /*
@@ -1125,7 +1124,8 @@ keyed_find(KeyedRows *kr, Datum *const *keys, int r)
 	ItemPointerData root;
 
 	ExecClearTuple(kr->found);
-	ExecClearTuple(kr->locked);
+	if (kr->locked)
+		ExecClearTuple(kr->locked);
 	for (int k = 0; k < kr->nkeys; k++)
 		kr->skeys[k].sk_argument = keys[k][r];
 	if (ledger_row_tid_fetch(kr->rel, kr->index, kr->snapshot, kr->skeys, kr->nkeys, kr->found))
@@ -1172,6 +1172,8 @@ keyed_lock(KeyedRows *kr, LockTupleMode mode)
 	TM_FailureData tmfd;
 	TM_Result	result;
 
+	if (kr->locked == NULL)
+		kr->locked = table_slot_create(kr->rel, NULL);
 	result = table_tuple_lock(kr->rel, &tid, kr->snapshot, kr->locked, kr->cid, mode, LockWaitBlock,
 							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
 	if (result == TM_Ok)
@@ -1237,7 +1239,8 @@ keyed_close(KeyedRows *kr)
 		if (kr->scan)
 			index_endscan(kr->scan);
 		ExecDropSingleTupleTableSlot(kr->found);
-		ExecDropSingleTupleTableSlot(kr->locked);
+		if (kr->locked)
+			ExecDropSingleTupleTableSlot(kr->locked);
 		PopActiveSnapshot();
 	}
 	if (kr->estate)
