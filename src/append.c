@@ -1138,24 +1138,41 @@ keyed_find(KeyedRows *kr, Datum *const *keys, int r)
 	if (kr->scan == NULL)
 		kr->scan = index_beginscan(kr->rel, kr->index, kr->snapshot, kr->nkeys, 0);
 	index_rescan(kr->scan, kr->skeys, kr->nkeys, NULL, 0);
-	for (;;)
+	if (ledger_index_next(kr->scan, kr->found, &root, NULL))
 	{
-		if (!kr->scan->xs_heap_continue)
-		{
-			ItemPointer tid = index_getnext_tid(kr->scan, ForwardScanDirection);
-
-			if (tid == NULL)
-				break;
-			root = *tid;
-		}
-		if (index_fetch_heap(kr->scan, kr->found))
-		{
-			ledger_row_tid_remember(kr->rel, kr->index, kr->skeys, kr->nkeys, &root);
-			return true;
-		}
+		ledger_row_tid_remember(kr->rel, kr->index, kr->skeys, kr->nkeys, &root);
+		return true;
 	}
 	ledger_row_tid_remember(kr->rel, kr->index, kr->skeys, kr->nkeys, NULL);
 	return false;
+}
+
+/*
+ * index_getnext_slot() forward, also giving the TID of the index entry
+ * that led to the row (the root of its HOT chain, which row_tids.c keeps)
+ * into *entry, and passing over, without reading the heap, the entries
+ * that point at *skip (a row the caller just wrote itself).  Either may be
+ * NULL.
+ */
+bool
+ledger_index_next(IndexScanDesc scan, TupleTableSlot *slot, ItemPointer entry, const ItemPointerData *skip)
+{
+	for (;;)
+	{
+		if (!scan->xs_heap_continue)
+		{
+			ItemPointer tid = index_getnext_tid(scan, ForwardScanDirection);
+
+			if (tid == NULL)
+				return false;
+			if (skip != NULL && ItemPointerEquals(tid, (ItemPointer) skip))
+				continue;
+			if (entry != NULL)
+				*entry = *tid;
+		}
+		if (index_fetch_heap(scan, slot))
+			return true;
+	}
 }
 
 /*

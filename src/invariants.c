@@ -662,6 +662,30 @@ neighbour_rescan(NeighbourScan *ns, Relation rel, ScanKey key)
 }
 
 /*
+ * A probe found in `slot` a block that overlaps serial keys [from, upto]
+ * (first and last its serials): 23P01 when it is there for good;
+ * otherwise another transaction is writing it, its outcome decides, and it
+ * is waited for before the caller probes again.
+ */
+static void
+overlap_found(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, int64 from, int64 upto, int64 first,
+			  int64 last)
+{
+	TransactionId wait = TransactionIdIsValid(ns->dirty.xmin) ? ns->dirty.xmin : ns->dirty.xmax;
+
+	if (!TransactionIdIsValid(wait))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXCLUSION_VIOLATION),
+				 errmsg("serials of project " INT64_FORMAT " are in two blocks",
+						from / INT64CONST(4294967296)),
+				 errdetail("A new block of serials " INT64_FORMAT " to " INT64_FORMAT " overlaps block " INT64_FORMAT
+						   " to " INT64_FORMAT ".", from % INT64CONST(4294967296), upto % INT64CONST(4294967296),
+						   first, last),
+				 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+	XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_RecheckExclusionConstr);
+}
+
+/*
  * Fail if the block beside (after, or before) serial keys [from, upto]
  * holds any of them.  Each probe is bounded on both sides, so that the
  * index reads a few items and not its whole leaf page: after, the keys in
@@ -680,7 +704,6 @@ block_neighbour(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const Blo
 	for (;;)
 	{
 		ScanKeyData key[2];
-		TransactionId wait = InvalidTransactionId;
 		bool		overlap = false;
 		bool		found;
 		int64		first = 0,
@@ -707,8 +730,6 @@ block_neighbour(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const Blo
 			first = block_column(slot, col->first);
 			last = block_column(slot, col->last);
 			overlap = ns->after || SERIAL_KEY(project, last) >= from;
-			if (overlap)
-				wait = TransactionIdIsValid(ns->dirty.xmin) ? ns->dirty.xmin : ns->dirty.xmax;
 		}
 		else if (!ns->after && !wide && from - NEAR_SERIALS > project_start)
 		{
@@ -717,17 +738,7 @@ block_neighbour(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const Blo
 		}
 		if (!overlap)
 			return;
-		if (!TransactionIdIsValid(wait))
-			ereport(ERROR,
-					(errcode(ERRCODE_EXCLUSION_VIOLATION),
-					 errmsg("serials of project " INT64_FORMAT " are in two blocks",
-							from / INT64CONST(4294967296)),
-					 errdetail("A new block of serials " INT64_FORMAT " to " INT64_FORMAT " overlaps block " INT64_FORMAT
-							   " to " INT64_FORMAT ".", from % INT64CONST(4294967296), upto % INT64CONST(4294967296),
-							   first, last),
-					 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
-		/* another transaction is writing it: its outcome decides */
-		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_RecheckExclusionConstr);
+		overlap_found(ns, rel, slot, from, upto, first, last);
 	}
 }
 
@@ -792,56 +803,32 @@ block_carved(NeighbourScan *ns, Relation rel, TupleTableSlot *slot, const BlockC
 	for (;;)
 	{
 		ScanKeyData key[2];
-		TransactionId wait = InvalidTransactionId;
 		bool		floor_seen = false;
-		int64		first = 0,
-					last = 0;
+		bool		waited = false;
 
 		InitDirtySnapshot(ns->dirty);
 		ScanKeyInit(&key[0], 1, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(floor));
 		ScanKeyInit(&key[1], 1, BTLessEqualStrategyNumber, F_INT8LE, Int64GetDatum(upto));
 		neighbour_rescan(ns, rel, key);
-		for (;;)
+		/* every block there but the new one itself (passed over by its TID) */
+		while (ledger_index_next(ns->scan, slot, NULL, &row->tts_tid))
 		{
-			int64		project,
-						start;
+			int64		project = block_column(slot, col->project);
+			int64		first = block_column(slot, col->first);
+			int64		last = block_column(slot, col->last);
+			int64		start = SERIAL_KEY(project, first);
 
-			if (!ns->scan->xs_heap_continue)
-			{
-				ItemPointer tid = index_getnext_tid(ns->scan, ForwardScanDirection);
-
-				if (tid == NULL)
-					break;
-				if (ItemPointerEquals(tid, &row->tts_tid))
-					continue;	/* the new block itself */
-			}
-			if (!index_fetch_heap(ns->scan, slot))
-				continue;
-			project = block_column(slot, col->project);
-			first = block_column(slot, col->first);
-			last = block_column(slot, col->last);
-			start = SERIAL_KEY(project, first);
 			if (start == floor)
 				floor_seen = true;
-			if (start < from ? SERIAL_KEY(project, last) >= from : true)
+			if (start >= from || SERIAL_KEY(project, last) >= from)
 			{
-				wait = TransactionIdIsValid(ns->dirty.xmin) ? ns->dirty.xmin : ns->dirty.xmax;
-				if (!TransactionIdIsValid(wait))
-					ereport(ERROR,
-							(errcode(ERRCODE_EXCLUSION_VIOLATION),
-							 errmsg("serials of project " INT64_FORMAT " are in two blocks",
-									from / INT64CONST(4294967296)),
-							 errdetail("A new block of serials " INT64_FORMAT " to " INT64_FORMAT
-									   " overlaps block " INT64_FORMAT " to " INT64_FORMAT ".",
-									   from % INT64CONST(4294967296), upto % INT64CONST(4294967296), first, last),
-							 errhint("Run carbon.verify_integrity() and report this to the ledger's administrator.")));
+				overlap_found(ns, rel, slot, from, upto, first, last);
+				waited = true;
 				break;
 			}
 		}
-		if (!TransactionIdIsValid(wait))
+		if (!waited)
 			return floor_seen;
-		/* another transaction is writing it: its outcome decides */
-		XactLockTableWait(wait, rel, &slot->tts_tid, XLTW_RecheckExclusionConstr);
 	}
 }
 

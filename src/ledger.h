@@ -106,6 +106,8 @@ typedef struct LedgerColumnRead
 } LedgerColumnRead;
 extern void ledger_read_int8_column(int row, TupleTableSlot *slot, void *arg);
 extern void ledger_attnums(TupleDesc desc, const char *const *names, int n, AttrNumber *attnums, const char *table);
+extern bool ledger_index_next(struct IndexScanDescData *scan, TupleTableSlot *slot, ItemPointer entry,
+							  const ItemPointerData *skip);
 typedef bool (*LedgerRowTake) (TupleTableSlot *slot, void *arg);
 extern int	ledger_scan_index(const char *table, const char *index_name, int nkeys, const Datum *keys,
 							  const uint16 *strategies, int limit, LedgerRowTake take, void *arg,
