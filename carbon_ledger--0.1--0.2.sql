@@ -71,7 +71,7 @@ CREATE TABLE carbon.inbox_rejects (
 );
 CREATE INDEX inbox_rejects_inserted_by_idx ON carbon.inbox_rejects (inserted_by, seq);
 COMMENT ON TABLE carbon.inbox_rejects IS
-  '无法受理的收件箱记录 inbox rows without a usable source or event id, as they came, with the reason';
+  '无法受理的收件箱记录 inbox rows that cannot be recorded (no usable source or event id, or a source their role may not report for), as they came, with the reason';
 
 SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_rejects', '');
 REVOKE INSERT ON carbon.behavior_inbox FROM carbon_operator;

@@ -72,18 +72,24 @@ behavior_read_settings(BehaviorContext *ctx)
  * role.  The reporter is the caller, or for an inbox row the role that
  * inserted it (api.md §4: a row is judged as if that role had called).
  */
-static bool
-may_report(const BehaviorContext *ctx, const BehaviorInput *in, const char *role)
+bool
+behavior_may_report(Oid reporter, bool reporter_is_admin, const char *role)
 {
-	Oid			reporter = ctx->per_row_reporter ? in->reporter : ctx->caller;
 	Oid			roleid;
 
-	if (ctx->per_row_reporter ? in->reporter_is_admin : ctx->caller_is_admin)
+	if (reporter_is_admin)
 		return true;
 	if (role == NULL || !OidIsValid(reporter))
 		return false;
 	roleid = get_role_oid(role, true);
 	return OidIsValid(roleid) && has_privs_of_role(reporter, roleid);
+}
+
+static bool
+may_report(const BehaviorContext *ctx, const BehaviorInput *in, const char *role)
+{
+	return ctx->per_row_reporter ? behavior_may_report(in->reporter, in->reporter_is_admin, role)
+		: behavior_may_report(ctx->caller, ctx->caller_is_admin, role);
 }
 
 void

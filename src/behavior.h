@@ -85,6 +85,7 @@ typedef struct ClaimStore
 
 extern void behavior_context(BehaviorContext *ctx);
 extern bool behavior_role_is_admin(Oid role);
+extern bool behavior_may_report(Oid reporter, bool reporter_is_admin, const char *role);
 extern void behavior_read_settings(BehaviorContext *ctx);
 extern const char *behavior_check(const BehaviorContext *ctx, const BehaviorInput *in,
 								  const BehaviorFacts *f, int64 *er);

@@ -86,6 +86,71 @@ identity_problem(const BehaviorInput *in)
 }
 
 /*
+ * The inserting role's right to report for the row's source, looked up once
+ * per source and call.  A row its role may not report for (or naming no
+ * registered source) is judged rejected, as record_behavior would judge that
+ * role, but it claims no (source, event_id): it is kept in inbox_rejects
+ * like a row without an identity.  Recorded in carbon.behavior, it would
+ * make the source's own event of that id a duplicate of a rejected row, and
+ * any operator could void another source's events by guessing their ids.
+ */
+typedef struct SourceRight
+{
+	char		source[BEHAVIOR_MAX_SOURCE + 1];	/* the hash key */
+	bool		found;
+	bool		has_role;
+	NameData	role;
+} SourceRight;
+
+static const char *
+reporter_problem(HTAB **rights, MemoryContext cxt, const BehaviorInput *in)
+{
+	static SPIPlanPtr plan = NULL;
+	char		key[BEHAVIOR_MAX_SOURCE + 1];
+	SourceRight *r;
+	bool		found;
+
+	if (in->reporter_is_admin)
+		return NULL;
+	if (*rights == NULL)
+	{
+		HASHCTL		ctl = {.keysize = sizeof(key), .entrysize = sizeof(SourceRight), .hcxt = cxt};
+
+		*rights = hash_create("inbox source rights", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	strlcpy(key, in->source, sizeof(key));	/* identity_problem() bounded its length */
+	r = hash_search(*rights, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		arg[1] = {CStringGetTextDatum(in->source)};
+
+		ledger_plan(&plan, "SELECT operator_role FROM carbon.source WHERE source = $1", 1, types);
+		if (SPI_execute_plan(plan, arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "source lookup failed");
+		r->found = SPI_processed == 1;
+		r->has_role = false;
+		if (r->found)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+			{
+				namestrcpy(&r->role, NameStr(*DatumGetName(d)));
+				r->has_role = true;
+			}
+		}
+	}
+	if (!r->found)
+		return "unknown_source";
+	if (!behavior_may_report(in->reporter, false, r->has_role ? NameStr(r->role) : NULL))
+		return "source_not_authorised";
+	return NULL;
+}
+
+/*
  * A row without a usable identity is never dropped silently: it is kept,
  * as it came and with its reason, in carbon.inbox_rejects, where the admin,
  * the auditor and the role that sent it see it.  (Rare: one row at a time.)
@@ -149,6 +214,8 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	bool		provenance;
 	NameData	caller_name;
 	ReporterCache reporters;
+	HTAB	   *rights = NULL;	/* per source: may its rows' roles report for it */
+	MemoryContext call_cxt = CurrentMemoryContext;	/* outlives each batch's SPI level */
 	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
 	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
 	int64		done = 0;
@@ -262,8 +329,13 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 			in->attrs = isnull ? NULL : DatumGetJsonbP(d);
 			if (provenance)
 				reporter_of(&reporters, tup, tt->tupdesc, 9, in);
-			/* no usable identity (missing, empty, too long): kept in inbox_rejects, counted as rejected */
+			/*
+			 * no usable identity (missing, empty, too long), or one its role
+			 * may not claim: kept in inbox_rejects, counted as rejected
+			 */
 			problem = identity_problem(in);
+			if (problem == NULL && provenance)
+				problem = reporter_problem(&rights, call_cxt, in);
 			if (problem == NULL)
 				nrows_ok++;
 			else

@@ -2973,8 +2973,13 @@ ledger_close_market_day(PG_FUNCTION_ARGS)
 	ended = w.nresting;
 	(void) work_write(&w, "market_close", psprintf("market close %s", DatumGetCString(DirectFunctionCall1(date_out,
 																						 DateADTGetDatum(day)))));
+	/*
+	 * The day's last trade is the reference, unless a later day has traded:
+	 * a day closed late never puts back a price older than the last trade.
+	 */
 	ledger_plan_generic(&day_plan,
 				"WITH last AS (SELECT price FROM carbon.trade WHERE instrument = $1 AND trade_day = $2 "
+				"              AND NOT EXISTS (SELECT FROM carbon.trade WHERE instrument = $1 AND trade_day > $2) "
 				"              ORDER BY id DESC LIMIT 1), "
 				"ref AS (UPDATE carbon.instrument i SET reference_price = last.price, reference_set_at = now() "
 				"        FROM last WHERE i.code = $1 RETURNING i.reference_price) "

@@ -147,7 +147,9 @@ COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
   '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
 
 -- Inbox rows that cannot be recorded at all (no source or event id, or one
--- too long for its key): kept with their reason, never dropped silently.
+-- too long for its key, or a source the inserting role may not report for,
+-- whose event id it must not claim): kept with their reason, never dropped
+-- silently.
 CREATE TABLE carbon.inbox_rejects (
   seq          bigint PRIMARY KEY,
   source       text,
@@ -164,7 +166,7 @@ CREATE TABLE carbon.inbox_rejects (
 );
 CREATE INDEX inbox_rejects_inserted_by_idx ON carbon.inbox_rejects (inserted_by, seq);
 COMMENT ON TABLE carbon.inbox_rejects IS
-  '无法受理的收件箱记录 inbox rows without a usable source or event id, as they came, with the reason';
+  '无法受理的收件箱记录 inbox rows that cannot be recorded (no usable source or event id, or a source their role may not report for), as they came, with the reason';
 
 -- Per account, scenario and local day: the reduction granted so far (daily caps).
 CREATE TABLE carbon.daily_usage (

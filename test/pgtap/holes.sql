@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(69);
+SELECT plan(72);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -116,14 +116,24 @@ SELECT is((SELECT count(*) FROM behavior_inbox WHERE inserted_by = 'h_metro_op')
           'the metro operator''s rows wait for it (or the admin)');
 SELECT is((SELECT row(accepted, capped, rejected, duplicate)::text FROM process_inbox()), '(1,0,2,0)',
           'the admin''s run takes the rest: the forged row and the row without a source are rejected');
-SELECT is((SELECT status || '/' || reason FROM behavior WHERE source = 'h-bikeco' AND event_id = 'forged-1'),
-          'rejected/source_not_authorised', 'a row is judged as the role that inserted it, not the processor');
-SELECT is((SELECT points FROM behavior WHERE source = 'h-bikeco' AND event_id = 'forged-1'), 0::bigint,
-          '... and credits nothing');
+SELECT is((SELECT reason || '/' || inserted_by FROM inbox_rejects WHERE source = 'h-bikeco' AND event_id = 'forged-1'),
+          'source_not_authorised/h_metro_op', 'a row is judged as the role that inserted it, not the processor');
+SELECT is((SELECT count(*) FROM behavior WHERE source = 'h-bikeco' AND event_id = 'forged-1'), 0::bigint,
+          '... and records nothing under the source''s event id');
 SELECT is((SELECT reason || '/' || inserted_by FROM inbox_rejects WHERE event_id = 'no-source'),
           'missing_source/h_metro_op', 'a row without a source is kept with its reason and sender');
+SET LOCAL ROLE h_bike_op;
+SELECT is((SELECT status FROM carbon.record_behavior('h-bikeco', 'forged-1', :other, 'H-BIKE', 5, now() - interval '1 hour')),
+          'accepted', 'the source''s own event of that id is still credited: another operator cannot void it');
+RESET ROLE;
 SET LOCAL ROLE h_metro_op;
-SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 1::bigint, 'the sender sees its rejected row');
+INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
+  ('h-nosuchco', 'n-1', :citizen, 'H-METRO', 10, now() - interval '1 hour');
+SELECT is((SELECT row(accepted, capped, rejected, duplicate)::text FROM carbon.process_inbox()), '(0,0,1,0)',
+          'a row naming no registered source is rejected');
+SELECT is((SELECT reason FROM carbon.inbox_rejects WHERE event_id = 'n-1'), 'unknown_source',
+          '... and kept in inbox_rejects: it claims no event id of a source registered later');
+SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 3::bigint, 'the sender sees its rejected rows');
 RESET ROLE;
 SET LOCAL ROLE h_bike_op;
 SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 0::bigint, 'another operator does not');

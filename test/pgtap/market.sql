@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(143);
+SELECT plan(146);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -575,6 +575,28 @@ SELECT is((SELECT trade_day FROM market_order WHERE id = (SELECT order_id FROM r
           (now() AT TIME ZONE 'Pacific/Kiritimati')::date, 'an order''s trade day is today in the ledger''s time zone ...');
 SELECT is((SELECT trade_day FROM market_order WHERE id = (SELECT order_id FROM res WHERE tag = 'day_west')),
           (now() AT TIME ZONE 'Etc/GMT+12')::date, '... and another date at once when the zone changes');
+
+-- A day closed late never puts back an older reference: the later day's
+-- last trade stays the reference (a low trade on the western date, a high
+-- one on the eastern, the eastern closed first).
+SELECT set_reference_price('CER-I', 60.00);
+SELECT count(cancel_order(id)) >= 0 FROM market_order WHERE ended_at IS NULL;    -- an empty book
+SELECT set_setting('timezone', 'Etc/GMT+12');
+SELECT (now() AT TIME ZONE 'Etc/GMT+12')::date AS west_day, (now() AT TIME ZONE 'Pacific/Kiritimati')::date AS east_day \gset
+INSERT INTO res SELECT 'late_ask', * FROM place_order(:orchard, 'sell', 1, 54.01);
+INSERT INTO res SELECT 'late_lift', * FROM place_order(:bureau, 'buy', 1, 54.01, 'IOC');
+SELECT set_setting('timezone', 'Pacific/Kiritimati');
+INSERT INTO res SELECT 'late_bid', * FROM place_order(:steel, 'buy', 1, 65.99);
+INSERT INTO res SELECT 'late_hit', * FROM place_order(:farm, 'sell', 1, 65.99, 'IOC');
+SELECT set_setting('timezone', 'Asia/Shanghai');
+SELECT is((SELECT string_agg(price || '@' || (trade_day = :'west_day') || '/' || (trade_day = :'east_day'), ' ' ORDER BY id)
+           FROM trade WHERE id > (SELECT max(id) - 2 FROM trade)), '5401@true/false 6599@false/true',
+          'two trades on two local dates');
+SELECT close_market_day(:'east_day');
+SELECT is((SELECT reference_price::bigint FROM instrument WHERE code = 'CER-I'), 6599::bigint, 'the later day''s close sets its last trade');
+SELECT close_market_day(:'west_day');
+SELECT is((SELECT reference_price::bigint FROM instrument WHERE code = 'CER-I'), 6599::bigint,
+          'the earlier day closed late leaves it: no price older than the last trade comes back');
 
 SELECT * FROM finish();
 ROLLBACK;
