@@ -2537,7 +2537,13 @@ srf_order(ReturnSetInfo *rsinfo, int64 id, const char *status, int64 filled, int
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
-/* A replayed request: the order as it stands. */
+/*
+ * A replayed request: the first call's result (api.md: "returns the first
+ * call's result"), not the order as it stands.  An order that can rest (a
+ * GTC or DAY limit order) had, when placed, what it took from the book as
+ * the incoming order: its trades as aggressor; what filled it later, as a
+ * resting order, came after.  Every other order ended in its first call.
+ */
 static void
 order_replay(ReturnSetInfo *rsinfo, int64 id)
 {
@@ -2545,15 +2551,41 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 	Datum		values[1] = {Int64GetDatum(id)};
 	bool		isnull;
 	HeapTuple	t;
+	TupleDesc	d;
+	int64		tonnes,
+				filled,
+				turnover;
 
-	ledger_plan_generic(&plan, "SELECT status, filled, turnover FROM carbon.market_order WHERE id = $1", 1, (Oid[]) {INT8OID});
+	ledger_plan_generic(&plan,
+						"SELECT o.status, o.filled, o.turnover, o.tonnes, "
+						"       o.price IS NOT NULL AND o.tif IN ('GTC', 'DAY') AS could_rest, "
+						"       CASE o.side WHEN 'buy' THEN "
+						"         (SELECT coalesce(sum(t.tonnes), 0)::bigint FROM carbon.trade t "
+						"          WHERE t.buy_order = o.id AND t.aggressor = 'buy') "
+						"       ELSE (SELECT coalesce(sum(t.tonnes), 0)::bigint FROM carbon.trade t "
+						"             WHERE t.sell_order = o.id AND t.aggressor = 'sell') END AS took, "
+						"       CASE o.side WHEN 'buy' THEN "
+						"         (SELECT coalesce(sum(t.tonnes * t.price), 0)::bigint FROM carbon.trade t "
+						"          WHERE t.buy_order = o.id AND t.aggressor = 'buy') "
+						"       ELSE (SELECT coalesce(sum(t.tonnes * t.price), 0)::bigint FROM carbon.trade t "
+						"             WHERE t.sell_order = o.id AND t.aggressor = 'sell') END AS took_turnover "
+						"FROM carbon.market_order o WHERE o.id = $1",
+						1, (Oid[]) {INT8OID});
 	/* read-write: a fresh snapshot, that sees an order placed earlier in the same statement */
 	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "order " INT64_FORMAT " not found", id);
 	t = SPI_tuptable->vals[0];
-	srf_order(rsinfo, id, SPI_getvalue(t, SPI_tuptable->tupdesc, 1),
-			  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)),
-			  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)));
+	d = SPI_tuptable->tupdesc;
+	if (!DatumGetBool(SPI_getbinval(t, d, 5, &isnull)))
+	{
+		srf_order(rsinfo, id, SPI_getvalue(t, d, 1), DatumGetInt64(SPI_getbinval(t, d, 2, &isnull)),
+				  DatumGetInt64(SPI_getbinval(t, d, 3, &isnull)));
+		return;
+	}
+	tonnes = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+	filled = DatumGetInt64(SPI_getbinval(t, d, 6, &isnull));
+	turnover = DatumGetInt64(SPI_getbinval(t, d, 7, &isnull));
+	srf_order(rsinfo, id, filled == tonnes ? "filled" : filled > 0 ? "partially_filled" : "open", filled, turnover);
 }
 
 /*

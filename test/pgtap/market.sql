@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(146);
+SELECT plan(149);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -167,6 +167,17 @@ SELECT is((SELECT o FROM outcome WHERE tag = 'steel130'), 'filled/130/61.0000',
           'a buy at 62 fills at the resting price 61');
 SELECT is((SELECT string_agg(s, ' ' ORDER BY tag) FROM ord WHERE tag IN ('farm61', 'orch61')),
           'filled:100:0:filled partially_filled:30:20:-', '... the earlier order at 61 first, then the later one');
+SELECT is(place_order.status || '/' || place_order.filled || '/' || coalesce(place_order.avg_price::text, '-'), 'open/0/-',
+          'place_order replayed after its order filled: the first call''s result (api.md), not the order as it stands')
+FROM place_order(:farm, 'sell', 100, 61.00, 'GTC', 'CER-I', 'farm-1');
+SAVEPOINT replay_take;                      -- the book as it was for the tests below
+SELECT o.status || '/' || o.filled || '/' || o.avg_price AS take_first
+FROM place_order(:steel, 'buy', 40, 62.00, 'GTC', 'CER-I', 'steel-take') o \gset
+SELECT o.status || '/' || o.filled || '/' || o.avg_price AS take_replayed
+FROM place_order(:steel, 'buy', 40, 62.00, 'GTC', 'CER-I', 'steel-take') o \gset
+ROLLBACK TO SAVEPOINT replay_take;
+SELECT is(:'take_replayed'::text, :'take_first'::text, '... and for an order that traded in its first call, what it took then');
+SELECT is(:'take_first'::text, 'filled/40/61.5000'::text, '... (which it did: 40 t at 61 and 62)');
 SELECT is(balance(:steel, 'CNY') || '/' || balance(:steel, 'CER') || '/' || balance(:farm, 'CNY'),
           '9207000/130/710000', '... cash and units delivered together');
 
