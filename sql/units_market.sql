@@ -33,6 +33,7 @@ SELECT deposit_cash(:steel, 100000.00, 'ICBC 2026-0001', 'steel-dep-1') = :dep A
 SELECT deposit_cash(:bureau, 20000, 'treasury 2026-17') > 0 AS deposited;
 SELECT deposit_cash(:steel, 10.001, 'x');                                              -- 22023: a tenth of a fen
 SELECT withdraw_cash(:bureau, 5000.50, 'to treasury') > 0 AS withdrew;
+SELECT withdraw_cash(:bureau, 20000, 'too much');                                      -- CL001, the amounts in yuan
 SELECT balance(:steel, 'CNY') AS steel_fen, balance(:bureau, 'CNY') AS bureau_fen;
 SELECT set_setting('trade_fee_bps', '10');
 SELECT set_reference_price('CER-I', 60.00);

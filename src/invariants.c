@@ -202,6 +202,24 @@ typedef struct BalanceDelta
 	const LedgerAccount *acc;
 } BalanceDelta;
 
+/*
+ * An amount in an asset's minor unit, as a clerk reads it: cash in yuan
+ * (api.md: money is yuan), reductions in grams, points and units as counted.
+ */
+static char *
+amount_text(int16 asset, int64 amount)
+{
+	const char *code = ledger_asset_code(asset);
+
+	if (strcmp(code, "CNY") == 0)
+		return psprintf("%s%lld.%02lld yuan", amount < 0 ? "-" : "",
+						(long long) (amount < 0 ? -(amount / 100) : amount / 100),
+						(long long) (amount < 0 ? -(amount % 100) : amount % 100));
+	if (strcmp(code, "RED") == 0)
+		return psprintf(INT64_FORMAT " g CO2e (RED)", amount);
+	return psprintf(INT64_FORMAT " %s", amount, code);
+}
+
 static void
 refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 {
@@ -217,8 +235,8 @@ refuse_balance(const BalanceDelta *d, int64 after, const char *status)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_INSUFFICIENT),
 				 errmsg("insufficient balance in account " INT64_FORMAT, d->account),
-				 errdetail("The account holds " INT64_FORMAT " %s; this needs " INT64_FORMAT ".",
-						   after - d->delta, ledger_asset_code(d->asset), -d->delta)));
+				 errdetail("The account holds %s; this needs %s.",
+						   amount_text(d->asset, after - d->delta), amount_text(d->asset, -d->delta))));
 }
 
 /* The status and amount of a participant's balance after its delta: refused (CL001, CL002…) or not. */
