@@ -311,13 +311,14 @@ COMMENT ON FUNCTION carbon.verify_integrity() IS
 CREATE OR REPLACE FUNCTION carbon._valid_tier(text) RETURNS boolean
   AS 'MODULE_PATHNAME', 'ledger_valid_tier' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE OR REPLACE VIEW carbon.v_points_expiring WITH (security_invoker = true) AS
-  -- a lot expiring at local midnight of 1 January counts for December
-  SELECT date_trunc('month', (l.expires_at AT TIME ZONE tz.value) - interval '1 microsecond')::date AS month,
-         a.region, a.tier, sum(l.remaining)::bigint AS points
-  FROM carbon.lot l
-  JOIN carbon.account a ON a.id = l.account
+  SELECT date_trunc('month', (e.expires_at AT TIME ZONE tz.value) - interval '1 microsecond')::date AS month,
+         e.region, e.tier, sum(e.points)::bigint AS points
+  FROM (SELECT a.region, a.tier, l.expires_at, sum(l.remaining) AS points
+        FROM carbon.lot l
+        JOIN carbon.account a ON a.id = l.account
+        WHERE l.asset_id = (SELECT id FROM carbon.asset WHERE code = 'POINT') AND l.remaining > 0
+        GROUP BY 1, 2, 3) e
   CROSS JOIN (SELECT value FROM carbon.settings WHERE name = 'timezone') tz
-  WHERE l.asset_id = (SELECT id FROM carbon.asset WHERE code = 'POINT') AND l.remaining > 0
   GROUP BY 1, 2, 3;
 COMMENT ON VIEW carbon.v_points_expiring IS
   '即将过期积分 points still held, by the month (local) in which they expire, region and tier';
@@ -2885,3 +2886,59 @@ COMMENT ON VIEW carbon.v_supply IS
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
   'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out '
   '(outstanding is read from it: the segment''s balances sum to zero, which verify_integrity() checks as ''supply'')';
+
+-- seal() takes a lock of the extension's own class: a pg_advisory_lock() of
+-- hashtext('carbon_ledger.seal'), open to any login, held it up before.
+-- seal()'s turn, a lock no pg_advisory_lock() call can take first (catalog.c)
+CREATE FUNCTION carbon._seal_lock() RETURNS void
+  AS 'MODULE_PATHNAME', 'ledger_seal_lock' LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION carbon._seal_lock() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION carbon.seal() RETURNS bigint
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
+DECLARE
+  last      carbon.seal;
+  prev_max  bigint := 0;
+  prev_hash bytea := decode(repeat('00', 32), 'hex');
+  carried   bigint[] := '{}';
+  new_max   bigint;
+  members   bigint[];
+  gaps      bigint[];
+  digest    bytea;
+  sealed    bigint;
+BEGIN
+  PERFORM carbon._seal_lock();   -- a lock of the extension's own class: no pg_advisory_lock() can hold it
+  SELECT * INTO last FROM carbon.seal ORDER BY id DESC LIMIT 1;
+  IF FOUND THEN
+    prev_max := last.max_id;
+    prev_hash := last.hash;
+    carried := last.gaps;
+    -- once every transaction that was running at the last seal has ended,
+    -- a gap still missing was rolled back: stop carrying it
+    IF pg_snapshot_xmin(pg_current_snapshot()) >= last.snapshot_xmax THEN
+      carried := ARRAY(SELECT g FROM unnest(last.gaps) g
+                       WHERE EXISTS (SELECT 1 FROM carbon.entry WHERE id = g));
+    END IF;
+  END IF;
+
+  SELECT max(id) INTO new_max FROM carbon.entry WHERE id > prev_max;
+  new_max := greatest(coalesce(new_max, prev_max), prev_max);
+  members := ARRAY(SELECT id FROM carbon.entry
+                   WHERE (id > prev_max AND id <= new_max) OR id = ANY (carried)
+                   ORDER BY id);
+  IF cardinality(members) = 0 THEN
+    RETURN NULL;
+  END IF;
+  gaps := ARRAY(SELECT g FROM (SELECT generate_series(prev_max + 1, new_max) g
+                               UNION SELECT unnest(carried)) c
+                WHERE g <> ALL (members) ORDER BY g);
+
+  SELECT carbon._sha256_chain(prev_hash, t.line ORDER BY t.id) INTO digest
+  FROM carbon._entry_text(members) t;
+
+  INSERT INTO carbon.seal (prev_max_id, max_id, carried, gaps, entries, prev_hash, hash, snapshot_xmax)
+  VALUES (prev_max, new_max, carried, gaps, cardinality(members), prev_hash, digest,
+          pg_snapshot_xmax(pg_current_snapshot()))
+  RETURNING id INTO sealed;
+  RETURN sealed;
+END $$;

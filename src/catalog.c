@@ -23,6 +23,8 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -715,4 +717,26 @@ ledger_catalog_changed(PG_FUNCTION_ARGS)
 		elog(ERROR, "ledger_catalog_changed must be called as a trigger");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
+}
+
+/* The class no SQL-level advisory lock uses (those are 1 and 2; the market's book is 0x434C). */
+#define LEDGER_PRIVATE_LOCK_CLASS 0x434D
+
+void
+ledger_private_xact_lock(uint32 kind, int64 key)
+{
+	LOCKTAG		tag;
+
+	/* the key folded to 32 bits: two keys that meet only take turns */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, kind, (uint32) (key ^ (key >> 32)), LEDGER_PRIVATE_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* seal()'s turn (a SQL function: called from it alone, not granted to anyone). */
+PG_FUNCTION_INFO_V1(ledger_seal_lock);
+Datum
+ledger_seal_lock(PG_FUNCTION_ARGS)
+{
+	ledger_private_xact_lock(LEDGER_LOCK_SEAL, 0);
+	PG_RETURN_VOID();
 }

@@ -29,6 +29,16 @@ typedef struct LedgerSettings
 
 extern const LedgerSettings *ledger_settings(void);
 extern Oid	ledger_relid(const char *name);
+
+/*
+ * Transaction-level locks of the extension's own advisory class (field4),
+ * which no pg_advisory_lock() call can name: anyone may call those, and a
+ * lock they could take first would hold the extension's callers up.
+ */
+#define LEDGER_LOCK_INBOX		1	/* process_inbox: processors take turns */
+#define LEDGER_LOCK_EXCHANGE	2	/* exchange: one per account at a time */
+#define LEDGER_LOCK_SEAL		3	/* seal: one at a time */
+extern void ledger_private_xact_lock(uint32 kind, int64 key);
 extern int	ledger_kept_forget(void *entries, int n, size_t size, size_t offset, Oid relid);
 extern void ledger_catalog_release_retired(void);
 extern TimestampTz ledger_fresh_expiry(TimestampTz basis);

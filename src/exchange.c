@@ -26,7 +26,6 @@
 #include "journal.h"
 #include "ledger.h"
 
-#define EXCHANGE_LOCK_CLASS 0x63626578	/* "cbex": one exchange per account at a time */
 
 static int128
 gcd128(int128 a, int128 b)
@@ -116,8 +115,7 @@ ledger_exchange(PG_FUNCTION_ARGS)
 	den = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 
 	/* one exchange per account at a time: the day's total and the carry are ours */
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(EXCHANGE_LOCK_CLASS),
-						Int32GetDatum((int32) (account_id ^ (account_id >> 32))));
+	ledger_private_xact_lock(LEDGER_LOCK_EXCHANGE, account_id);
 	/* the daily limit's day: the local day of the transaction's start */
 	today = ledger_local_day(CStringGetTextDatum(ledger_settings()->timezone),
 							 GetCurrentTransactionStartTimestamp());

@@ -27,7 +27,6 @@
 #include "ledger.h"
 
 #define INBOX_BATCH		50000
-#define INBOX_LOCK_KEY	INT64CONST(0x63626F6E696E6278)	/* "cbon inbx": processors queue on it */
 
 /* Does carbon.behavior_inbox record who inserted each row (0.2 on)? */
 static bool
@@ -244,7 +243,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	 * and remainder rows; taking rows without locking each saves a write
 	 * per row.)
 	 */
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(INBOX_LOCK_KEY));
+	ledger_private_xact_lock(LEDGER_LOCK_INBOX, 0);
 
 	memset(&reporters, 0, sizeof(reporters));
 	call = behavior_call_begin(&ctx, false, provenance);

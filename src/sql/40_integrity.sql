@@ -41,6 +41,11 @@ $$;
  * one seal row: writers never wait for it (only two seal() calls wait for
  * each other).  Entries still in flight become `gaps` and are sealed later.
  */
+-- seal()'s turn, a lock no pg_advisory_lock() call can take first (catalog.c)
+CREATE FUNCTION carbon._seal_lock() RETURNS void
+  AS 'MODULE_PATHNAME', 'ledger_seal_lock' LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION carbon._seal_lock() FROM PUBLIC;
+
 CREATE FUNCTION carbon.seal() RETURNS bigint
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
 DECLARE
@@ -54,7 +59,7 @@ DECLARE
   digest    bytea;
   sealed    bigint;
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('carbon_ledger.seal'));
+  PERFORM carbon._seal_lock();   -- a lock of the extension's own class: no pg_advisory_lock() can hold it
   SELECT * INTO last FROM carbon.seal ORDER BY id DESC LIMIT 1;
   IF FOUND THEN
     prev_max := last.max_id;

@@ -2,7 +2,7 @@
 -- behaviours, caps) with their SQLSTATEs, and what must not be written.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(50);
+SELECT plan(52);
 
 -- Methodology definitions: 22023 naming the parameter.
 SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
@@ -114,6 +114,23 @@ SELECT is((SELECT status FROM record_behavior('tap-metro', 'grow-last', :rider, 
 SELECT is((SELECT coalesce(sum(seq_scan), 0) FROM pg_stat_xact_user_tables
            WHERE schemaname = 'carbon' AND relname IN ('daily_usage', 'points_carry')), :seq_before::numeric,
           '... locks its rows through their keys, in a session whose plans were built on empty tables');
+
+-- v_points_expiring sums the lots as the lots joined to their accounts do,
+-- the local month worked out per lot (two counties here).
+SELECT open_account('personal', '620702', 'tap-far') AS firm \gset
+SELECT issue(:firm, 'POINT', 700) > 0 AS issued;
+SELECT is((SELECT string_agg(format('%s %s %s %s', month, region, tier, points), '; ' ORDER BY month, region, tier)
+           FROM carbon.v_points_expiring),
+          (SELECT string_agg(format('%s %s %s %s', month, region, tier, points), '; ' ORDER BY month, region, tier)
+           FROM (SELECT date_trunc('month', (l.expires_at AT TIME ZONE (SELECT value FROM settings WHERE name = 'timezone'))
+                                   - interval '1 microsecond')::date AS month,
+                        a.region, a.tier, sum(l.remaining)::bigint AS points
+                 FROM lot l JOIN account a ON a.id = l.account
+                 WHERE l.asset_id = (SELECT id FROM asset WHERE code = 'POINT') AND l.remaining > 0
+                 GROUP BY 1, 2, 3) x),
+          'v_points_expiring: the lots'' points by their holders'' local month of expiry, region and tier');
+SELECT is((SELECT count(DISTINCT region || tier) FROM carbon.v_points_expiring), 2::bigint,
+          '... over two segments here');
 
 SELECT * FROM finish();
 ROLLBACK;

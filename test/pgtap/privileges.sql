@@ -28,6 +28,7 @@ INSERT INTO expected VALUES
   ('carbon._methodology_frozen()', ''),
   ('carbon._methodology_step(text,integer,text[],text,text,timestamp with time zone)', ''),
   ('carbon._posting_check()', ''),
+  ('carbon._seal_lock()', ''),
   ('carbon._seal_members(carbon.seal)', ''),
   ('carbon._sha256_chain(bytea,text)', ''),
   ('carbon._sha256_chain_final(internal)', ''),
