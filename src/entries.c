@@ -603,6 +603,21 @@ ledger_reverse_entry(PG_FUNCTION_ARGS)
 				 errmsg("entry " INT64_FORMAT " is a market %s and cannot be reversed", entry, kind),
 				 errhint("A trade is undone by a new trade or a transfer; orders are cancelled with carbon.cancel_order().")));
 
+	/*
+	 * The mall's and the exchange's entries follow records a reversal would
+	 * leave behind: a reversed redemption stayed refundable (its points came
+	 * back twice: red-team, twenty-first session), a reversed exchange kept
+	 * its day's total and carry, a reversed donation its receipt.
+	 */
+	if (strcmp(kind, "redemption") == 0 || strcmp(kind, "refund") == 0 || strcmp(kind, "settlement") == 0 ||
+		strcmp(kind, "exchange") == 0 || strcmp(kind, "donation") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_LIFECYCLE),
+				 errmsg("entry " INT64_FORMAT " is a %s and cannot be reversed", entry, kind),
+				 errdetail("Its %s record would no longer match the ledger.",
+						   strcmp(kind, "exchange") == 0 ? "exchange" : strcmp(kind, "donation") == 0 ? "donation" : "redemption"),
+				 errhint("A redemption is undone with carbon.refund_redemption(); refunds, settlements, exchanges and donations are final, corrected by a new transfer or exchange.")));
+
 	ledger_plan(&postings_plan,
 				"SELECT account, asset_id, amount FROM carbon.posting WHERE entry_id = $1 ORDER BY seq",
 				1, types);

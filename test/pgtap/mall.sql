@@ -3,7 +3,7 @@
 -- (R5: a merchant's till manages, refunds and reads its own shop only).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(46);
+SELECT plan(49);
 
 SELECT open_account('personal', '620700', 'M-li') AS li \gset
 SELECT open_account('personal', '620700', 'M-poor') AS poor \gset
@@ -115,6 +115,17 @@ RESET ROLE;
 -- a shop redeeming its own offer pays itself: said so (it was "account N does not exist")
 SELECT throws_ok(format('SELECT carbon.redeem(%s, %s)', :tea, :cup), '22023',
                  format('account %s cannot pay itself', :tea), 'a merchant cannot redeem its own offer');
+
+-- A redemption's entry is not reversed (its record would stay refundable:
+-- the points came back twice); refund_redemption undoes it, once.
+SELECT create_offer(:tea, 'mistake', 10, 5, :open) AS oops \gset
+SELECT redeem(:li, :oops) AS undone \gset
+SELECT throws_ok(format('SELECT reverse_entry(%s, %L)', :undone, 'by mistake'), 'CL007', NULL,
+                 'reverse_entry refuses a redemption''s entry');
+SELECT balance(:li, 'POINT') AS li_before \gset
+SELECT ok(refund_redemption(:undone) > 0, '... which refund_redemption undoes');
+SELECT is(balance(:li, 'POINT') - :li_before, 10::bigint,
+          '... giving the points back once');
 
 SELECT * FROM finish();
 ROLLBACK;
