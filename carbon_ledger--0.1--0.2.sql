@@ -2200,6 +2200,21 @@ CREATE FUNCTION carbon.in_clerk_region(region text) RETURNS boolean
 COMMENT ON FUNCTION carbon.in_clerk_region(text) IS
   '是否辖区内 whether a region code lies in the calling clerk''s scope (false without a binding)';
 
+-- Is the reader kept to a clerk's scope?  A member of carbon_clerk is,
+-- unless it is also a superuser, carbon_admin or carbon_auditor (who read
+-- everything, as their row-level policies let them): owner's-rights views
+-- (v_gep_carbon) filter on it, so that an unbound clerk, or a clerk after
+-- SET ROLE carbon_clerk, sees no rows rather than every row.
+CREATE FUNCTION carbon.clerk_scoped() RETURNS boolean
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN pg_has_role(current_user, 'carbon_clerk', 'USAGE')
+     AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+     AND NOT pg_has_role(current_user, 'carbon_admin', 'USAGE')
+     AND NOT pg_has_role(current_user, 'carbon_auditor', 'USAGE');
+COMMENT ON FUNCTION carbon.clerk_scoped() IS
+  '是否受辖区限制 whether the calling login reads as a county clerk, kept to its bound prefix (no binding: nothing)';
+
+
 CREATE FUNCTION carbon.bind_region(login name, region_prefix text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
 BEGIN
@@ -2521,7 +2536,7 @@ CREATE VIEW carbon.v_gep_carbon AS
            AS retired_tonnes,
          g.source
   FROM carbon.gep g
-  WHERE carbon.clerk_region() IS NULL OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
+  WHERE NOT carbon.clerk_scoped() OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
 COMMENT ON VIEW carbon.v_gep_carbon IS
   '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties; a county clerk reads the rows of its own prefix';
 COMMENT ON COLUMN carbon.v_gep_carbon.region IS '行政区划 the region code of the GEP accounting';
@@ -2784,9 +2799,9 @@ SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
 -- prefix, and the reporting views over them.  The project registry and
 -- issuances, public to the other roles, get row-level security for them.
 REVOKE EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name),
-  carbon.clerk_region(), carbon.in_clerk_region(text) FROM PUBLIC;
+  carbon.clerk_region(), carbon.in_clerk_region(text), carbon.clerk_scoped() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name) TO carbon_admin;
-GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text)
+GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text), carbon.clerk_scoped()
 TO carbon_clerk, carbon_admin, carbon_auditor;
 GRANT SELECT ON carbon.region_scope TO carbon_admin, carbon_auditor, carbon_clerk;
 GRANT SELECT ON carbon.asset, carbon.settings, carbon.account, carbon.balance, carbon.behavior, carbon.lot,

@@ -41,6 +41,21 @@ CREATE FUNCTION carbon.in_clerk_region(region text) RETURNS boolean
 COMMENT ON FUNCTION carbon.in_clerk_region(text) IS
   '是否辖区内 whether a region code lies in the calling clerk''s scope (false without a binding)';
 
+-- Is the reader kept to a clerk's scope?  A member of carbon_clerk is,
+-- unless it is also a superuser, carbon_admin or carbon_auditor (who read
+-- everything, as their row-level policies let them): owner's-rights views
+-- (v_gep_carbon) filter on it, so that an unbound clerk, or a clerk after
+-- SET ROLE carbon_clerk, sees no rows rather than every row.
+CREATE FUNCTION carbon.clerk_scoped() RETURNS boolean
+  LANGUAGE sql STABLE PARALLEL SAFE
+  RETURN pg_has_role(current_user, 'carbon_clerk', 'USAGE')
+     AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+     AND NOT pg_has_role(current_user, 'carbon_admin', 'USAGE')
+     AND NOT pg_has_role(current_user, 'carbon_auditor', 'USAGE');
+COMMENT ON FUNCTION carbon.clerk_scoped() IS
+  '是否受辖区限制 whether the calling login reads as a county clerk, kept to its bound prefix (no binding: nothing)';
+
+
 CREATE FUNCTION carbon.bind_region(login name, region_prefix text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, carbon, pg_temp AS $$
 BEGIN

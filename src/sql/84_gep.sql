@@ -32,7 +32,7 @@ COMMENT ON FUNCTION carbon.region_prefix(text) IS
   '区划前缀 the prefix of the region codes a region covers: 620700 (a city) → 6207, 620000 (a province) → 62, a county → itself';
 
 -- Owner's rights: the figures are whole for every reader (public aggregates);
--- a county clerk bound to a prefix reads the rows of that prefix only.
+-- a county clerk reads the rows of its bound prefix only (none unbound).
 CREATE VIEW carbon.v_gep_carbon AS
   SELECT g.region, g.year, g.provisioning + g.regulating + g.cultural AS gep_yuan,
          g.provisioning, g.regulating, g.cultural,
@@ -47,7 +47,7 @@ CREATE VIEW carbon.v_gep_carbon AS
            AS retired_tonnes,
          g.source
   FROM carbon.gep g
-  WHERE carbon.clerk_region() IS NULL OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
+  WHERE NOT carbon.clerk_scoped() OR starts_with(carbon.region_prefix(g.region), carbon.clerk_region());
 COMMENT ON VIEW carbon.v_gep_carbon IS
   '生态产品价值与碳普惠 GEP per region and year beside the certified units issued for that region and vintage and the units retired there that year (local); a city''s or province''s row covers its counties; a county clerk reads the rows of its own prefix';
 COMMENT ON COLUMN carbon.v_gep_carbon.region IS '行政区划 the region code of the GEP accounting';

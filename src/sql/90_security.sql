@@ -273,9 +273,9 @@ SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
 -- prefix, and the reporting views over them.  The project registry and
 -- issuances, public to the other roles, get row-level security for them.
 REVOKE EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name),
-  carbon.clerk_region(), carbon.in_clerk_region(text) FROM PUBLIC;
+  carbon.clerk_region(), carbon.in_clerk_region(text), carbon.clerk_scoped() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carbon.bind_region(name, text), carbon.unbind_region(name) TO carbon_admin;
-GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text)
+GRANT EXECUTE ON FUNCTION carbon.clerk_region(), carbon.in_clerk_region(text), carbon.clerk_scoped()
 TO carbon_clerk, carbon_admin, carbon_auditor;
 GRANT SELECT ON carbon.region_scope TO carbon_admin, carbon_auditor, carbon_clerk;
 GRANT SELECT ON carbon.asset, carbon.settings, carbon.account, carbon.balance, carbon.behavior, carbon.lot,

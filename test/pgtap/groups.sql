@@ -31,7 +31,7 @@
 -- row whose services add up past the bigint range breaks v_gep_carbon.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(100);
+SELECT plan(101);
 
 -- The session's time zone is neither UTC nor the ledger's: local days and
 -- years are the ledger's (carbon.settings 'timezone').
@@ -482,6 +482,12 @@ SET LOCAL ROLE tap_gr_city;
 SELECT is(pg_temp.gep('620700', 2025) || ' | ' || pg_temp.gep('620723', 2026),
           '3300 (1000+2000+300) 30 3 张掖市GEP核算报告 2025 | 240 (70+80+90) 0 4 临泽县GEP核算 2026',
           'the clerk of Zhangye''s counties (6207): Zhangye''s and Linze''s rows as the auditor sees them');
+RESET ROLE;
+-- A clerk without a binding reads no row (red-team: an unbound clerk, or a
+-- bound one after SET ROLE carbon_clerk, read every region's figures).
+SET LOCAL ROLE carbon_clerk;
+SELECT is((SELECT count(*) FROM carbon.v_gep_carbon), 0::bigint,
+          'v_gep_carbon: a clerk without a binding (SET ROLE carbon_clerk) reads no row');
 RESET ROLE;
 
 -- An imported row whose three services add up past the bigint range (a typo

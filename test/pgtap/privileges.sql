@@ -49,6 +49,7 @@ INSERT INTO expected VALUES
   ('carbon.leave_group(bigint,bigint,date)', 'carbon_admin'),
   ('carbon.region_prefix(text)', 'carbon_admin carbon_auditor carbon_clerk'),
   ('carbon.clerk_region()', 'carbon_admin carbon_auditor carbon_clerk'),
+  ('carbon.clerk_scoped()', 'carbon_admin carbon_auditor carbon_clerk'),
   ('carbon.in_clerk_region(text)', 'carbon_admin carbon_auditor carbon_clerk'),
   ('carbon.calc_reduction(text,numeric,jsonb,timestamp with time zone)', 'carbon_admin carbon_app carbon_auditor carbon_operator carbon_verifier'),
   ('carbon.co2e_accum(internal,carbon.co2e)', 'PUBLIC'),
