@@ -1674,8 +1674,16 @@ BEGIN
   IF period IS NULL OR claimed IS NULL THEN
     RAISE EXCEPTION 'period and claimed must not be null' USING ERRCODE = '22004';
   END IF;
-  IF isempty(period) OR lower_inf(period) OR upper_inf(period) THEN
+  -- a bound of -infinity is not an unbounded range (lower_inf is false for
+  -- it); a year before 1000 makes a vintage that no serial carries: units
+  -- issued for it could never be named, retired or recalled by serial
+  IF isempty(period) OR lower_inf(period) OR upper_inf(period)
+     OR NOT isfinite(lower(period)) OR NOT isfinite(upper(period)) THEN
     RAISE EXCEPTION 'a monitoring period is a finite, non-empty date range' USING ERRCODE = '22023';
+  END IF;
+  IF lower(period) < date '1000-01-01' THEN
+    RAISE EXCEPTION 'a monitoring period starts in the year 1000 or later' USING ERRCODE = '22023',
+      DETAIL = format('The period %s starts before it; a serial''s vintage has four digits.', period);
   END IF;
   IF upper(period) > carbon._local_today() + 1 THEN
     RAISE EXCEPTION 'a monitoring period cannot end in the future' USING ERRCODE = '22023',

@@ -214,7 +214,8 @@ methodology_reduce(const Methodology *m, Numeric activity_num, Jsonb *attrs, int
 	bool		ok = true;
 
 	*grams = 0;
-	if (m->formula != FORMULA_FLAT)
+	/* a flat reduction needs no activity, but one given is checked as for any formula */
+	if (m->formula != FORMULA_FLAT || activity_num != NULL)
 	{
 		if (activity_num == NULL || !dec_from_numeric(activity_num, &activity))
 		{

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(72);
+SELECT plan(74);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -283,6 +283,13 @@ SELECT lives_ok(format($$SELECT transfer(%s, open_account('merchant', '620700', 
 -- Nothing above left the ledger inconsistent.
 SELECT is(ARRAY(SELECT check_name || ': ' || detail FROM verify_integrity() WHERE NOT ok), '{}'::text[],
           'verify_integrity is clean');
+
+-- A flat methodology needs no activity, but a negative one is implausible,
+-- as for every other formula (red-team: it was accepted and credited).
+SELECT is((SELECT status || '/' || reason || '/' || points FROM record_behavior('h-steps', 'w-negative', :walker2, 'H-WALK', -10, now() - interval '1 minute')),
+          'rejected/implausible/0', 'a flat methodology refuses a negative activity');
+SELECT is((SELECT status FROM record_behavior('h-steps', 'w-none', :walker2, 'H-WALK', NULL, now() - interval '1 minute')),
+          'accepted', '... and takes none');
 
 SELECT * FROM finish();
 ROLLBACK;

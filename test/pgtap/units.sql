@@ -6,7 +6,7 @@
 -- Four tests failed against commit b7bf918 (each marked "Regression" below); fixed since.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(137);
+SELECT plan(140);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620700', 'U-farm', 'farm') AS farm \gset
@@ -107,6 +107,14 @@ SELECT throws_ok(format($$SELECT submit_monitoring(%s, 'empty', '1 t')$$, :p), '
                  'submit_monitoring: an empty period');
 SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[2025-10-01,)', '1 t')$$, :p), '22023', NULL,
                  'submit_monitoring: a period without an end');
+-- bounds that are dates but no vintage a serial can carry (red-team: units
+-- issued for them could not be named, retired or recalled by serial)
+SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[-infinity,2020-01-01)', '1 t')$$, :p), '22023', NULL,
+                 'submit_monitoring: a period from -infinity');
+SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[4713-01-01 BC,4712-01-01 BC)', '1 t')$$, :p), '22023', NULL,
+                 'submit_monitoring: a period before Christ');
+SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[0999-01-01,0999-12-31]', '1 t')$$, :p), '22023', NULL,
+                 'submit_monitoring: a period in a year of three digits');
 SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[2023-01-01,2023-01-31]', '0 g')$$, :p), '22023', NULL,
                  'submit_monitoring: a zero claim');
 SELECT throws_ok(format($$SELECT submit_monitoring(%s, '[2023-01-01,2023-01-31]', '-1 t')$$, :p), '22023', NULL,
