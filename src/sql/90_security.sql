@@ -231,6 +231,8 @@ GRANT SELECT ON carbon.holiday, carbon.project, carbon.monitoring_report, carbon
   carbon.v_serial_history
 TO carbon_admin, carbon_auditor;
 GRANT INSERT, UPDATE, DELETE ON carbon.holiday TO carbon_admin;
+-- the public calendar working_days() reads, for every role that may call it
+GRANT SELECT ON carbon.holiday TO carbon_merchant, carbon_operator, carbon_clerk;
 GRANT SELECT ON carbon.holiday, carbon.project, carbon.unit_issuance, carbon.v_projects, carbon.v_issuances
 TO carbon_app, carbon_trader, carbon_verifier;
 GRANT SELECT ON carbon.monitoring_report TO carbon_trader, carbon_verifier;

@@ -5,7 +5,7 @@
 BEGIN;
 -- functions print schema-qualified: carbon is not on the search_path here
 SET search_path = public;
-SELECT plan(6);
+SELECT plan(7);
 
 -- who may execute each function: PUBLIC, or the carbon_* roles granted it
 CREATE TEMP VIEW fn_roles AS
@@ -181,6 +181,23 @@ SELECT is(('1.5 kg'::co2e + '500 g'::co2e)::text || ' ' || (sum(x) / 2)::text, '
   FROM (VALUES ('1.5 kg'::co2e), ('500 g')) v(x);
 RESET ROLE;
 SET search_path = public;
+
+-- Every role that may call working_days() can: it reads the public calendar
+-- (merchants, operators and clerks were refused on carbon.holiday).
+CREATE FUNCTION pg_temp.working_days_as(r name) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('SET LOCAL ROLE %I', r);
+  PERFORM carbon.working_days('2026-09-28', '2026-10-09');
+  RESET ROLE;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RESET ROLE;
+  RETURN r || ': ' || SQLSTATE;
+END $$;
+SELECT is((SELECT string_agg(pg_temp.working_days_as(r), ', ')
+           FROM unnest(ARRAY['carbon_admin', 'carbon_app', 'carbon_auditor', 'carbon_clerk', 'carbon_merchant',
+                             'carbon_operator', 'carbon_trader', 'carbon_verifier']::name[]) r),
+          NULL, 'every role granted working_days() can call it');
 
 SELECT * FROM finish();
 ROLLBACK;
