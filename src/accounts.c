@@ -14,6 +14,7 @@
 #include "catalog/pg_type.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -306,6 +307,57 @@ ref_hash(bytea *key, const char *reference)
 	return result;
 }
 
+/*
+ * An identifier as its holder is known by, whatever the spelling: blanks
+ * trimmed (ASCII and the ideographic space), full-width forms (U+FF01 to
+ * U+FF5E) as their ASCII, letters in upper case.  '11010519491231002x',
+ * ' 11010519491231002X ' and its full-width spelling are one citizen (red
+ * team, twenty-first session: one ID number in several spellings opened
+ * several accounts, multiplying the daily caps, and passed the verifier's
+ * same-legal-person check).
+ */
+static char *
+normalized_reference(const char *reference)
+{
+	StringInfoData out;
+	const unsigned char *p = (const unsigned char *) reference;
+	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
+	int			end;
+
+	initStringInfo(&out);
+	while (*p)
+	{
+		int			c = *p++;
+
+		if (utf8 && c == 0xE3 && p[0] == 0x80 && p[1] == 0x80)
+		{
+			c = ' ';			/* U+3000 ideographic space */
+			p += 2;
+		}
+		else if (utf8 && c == 0xEF && (p[0] == 0xBC || p[0] == 0xBD) && (p[1] & 0xC0) == 0x80)
+		{
+			int			cp = ((c & 0x0F) << 12) | ((p[0] & 0x3F) << 6) | (p[1] & 0x3F);
+
+			if (cp >= 0xFF01 && cp <= 0xFF5E)
+			{
+				c = cp - 0xFEE0;
+				p += 2;
+			}
+		}
+		if (c >= 'a' && c <= 'z')
+			c -= 'a' - 'A';
+		if (out.len == 0 && (c == ' ' || c == '\t' || c == '\n' || c == '\r'))
+			continue;
+		appendStringInfoChar(&out, (char) c);
+	}
+	end = out.len;
+	while (end > 0 && (out.data[end - 1] == ' ' || out.data[end - 1] == '\t' || out.data[end - 1] == '\n' ||
+					   out.data[end - 1] == '\r'))
+		end--;
+	out.data[end] = '\0';
+	return out.data;
+}
+
 static void
 require_reference(const char *reference)
 {
@@ -349,16 +401,23 @@ ledger_open_account(PG_FUNCTION_ARGS)
 	Oid			types[4] = {TEXTOID, TEXTOID, BYTEAOID, TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bytea	   *key;
 	bytea	   *hash;
+	char	   *normalized;
 	int64		id;
 
 	require_tier(tier);
 	require_region(region);
 	require_reference(reference);
+	normalized = normalized_reference(reference);
+	require_reference(normalized);
 
 	ledger_spi_connect();
-	hash = ref_hash(ref_key(true), reference);
+	key = ref_key(true);
+	hash = ref_hash(key, normalized);
 	id = find_participant(tier, hash);
+	if (id == 0 && strcmp(normalized, reference) != 0)
+		id = find_participant(tier, ref_hash(key, reference));	/* opened before spellings were one */
 	if (id == 0)
 	{
 		values[0] = CStringGetTextDatum(tier);
@@ -399,7 +458,13 @@ ledger_account_id(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	key = ref_key(false);
 	if (key != NULL)
-		id = find_participant(tier, ref_hash(key, reference));
+	{
+		char	   *normalized = normalized_reference(reference);
+
+		id = find_participant(tier, ref_hash(key, normalized));
+		if (id == 0 && strcmp(normalized, reference) != 0)
+			id = find_participant(tier, ref_hash(key, reference));	/* opened before spellings were one */
+	}
 	SPI_finish();
 	if (id == 0)
 		PG_RETURN_NULL();

@@ -2,13 +2,24 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(64);
+SELECT plan(67);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
 SELECT open_account('merchant', '620700', 'T-M') AS m \gset
 SELECT open_account('government', '320100', 'T-G') AS g \gset
 SELECT open_account('enterprise', '620700', 'T-E') AS e \gset
+-- one identifier, whatever its spelling: case, blanks and full-width forms
+SELECT open_account('personal', '620700', '11010519491231002x') AS idcard \gset
+SELECT is(ARRAY[open_account('personal', '620700', ' 11010519491231002X '),
+                open_account('personal', '620700', '１１０１０５１９４９１２３１００２Ｘ'),
+                account_id('personal', '11010519491231002X')],
+          ARRAY[:idcard, :idcard, :idcard]::bigint[],
+          'open_account: an ID number in lower case, with blanks or in full-width forms is one account');
+SELECT isnt(open_account('personal', '620700', '11010519491231002Y'), :idcard::bigint,
+            '... and another number another account');
+SELECT throws_ok($$SELECT open_account('personal', '620700', '　 ')$$, '22023', NULL,
+                 'open_account: an external_ref of blanks only is empty');
 SELECT issue(:a, 'POINT', 1000) AS first_entry \gset
 SELECT issue(:e, 'CNY', 50000) \gset
 
