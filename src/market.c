@@ -2838,6 +2838,9 @@ ledger_place_order(PG_FUNCTION_ARGS)
 
 /* ---- cancel, reference price, the daily close ---- */
 
+/* one billion yuan a tonne: far above any carbon price, far below what the band's fen could not hold */
+#define MARKET_MAX_REFERENCE_FEN INT64CONST(100000000000)
+
 /*
  * Resting orders read by `plan` (cancel, recall, close): under the
  * instrument's lock; by key (ledger_run_keyed) when the plan looks orders up
@@ -2947,6 +2950,11 @@ ledger_set_reference_price(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a reference price is a positive number of yuan per tonne with at most 2 decimals")));
+	/* the band around it, and the orders' escrow within it, stay exact in fen (red-team: 9.2e16 yuan overflowed the band) */
+	if (fen > MARKET_MAX_REFERENCE_FEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a reference price is at most %lld.00 yuan per tonne", (long long) (MARKET_MAX_REFERENCE_FEN / 100))));
 	ledger_spi_connect();
 	instrument_lock(instrument, &ins);
 	values[0] = CStringGetTextDatum(instrument);

@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(149);
+SELECT plan(151);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -50,6 +50,10 @@ SELECT deposit_cash(:steel, 100000, 'ICBC steel'), deposit_cash(:bureau, 50000, 
        deposit_cash(:lapsed, 1000, 'lapsed cash'), deposit_cash(:cit_a, 1000, 'citizen A'),
        deposit_cash(:cit_b, 1000, 'citizen B'), deposit_cash(:poor, 430.65, 'poor cash');
 SELECT set_account_status(:frozen, 'frozen', 'test');
+SELECT set_reference_price('CER-I', 60.00);
+SELECT throws_ok($$SELECT set_reference_price('CER-I', 92233720368547758)$$, '22023', NULL,
+                 'set_reference_price: a price whose band fen cannot hold');
+SELECT lives_ok($$SELECT set_reference_price('CER-I', 1000000000)$$, '... one billion yuan a tonne is the most');
 SELECT set_reference_price('CER-I', 60.00);
 SELECT min(id) AS system_account FROM account WHERE kind = 'issuance' \gset
 
