@@ -1368,9 +1368,15 @@ ledger_balances_add(const int64 *account, const int16 *asset, const int16 *strip
 			slot_getallattrs(from);
 			amount = DatumGetInt64(slot_getattr(from, att_amount, &isnull));
 			if (pg_add_s64_overflow(amount, delta[i], &amount))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("amount out of range")));
+			{
+				/*
+				 * Left as it is, and said to the caller (status NULL): an
+				 * entry that overflows a credit may first be short of a
+				 * debit, which is the error to report (CL001 before 22003).
+				 */
+				status[i] = NULL;
+				break;
+			}
 			ExecClearTuple(updated);
 			memcpy(updated->tts_values, from->tts_values, sizeof(Datum) * desc->natts);
 			memcpy(updated->tts_isnull, from->tts_isnull, sizeof(bool) * desc->natts);

@@ -325,6 +325,7 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 	int64	   *after = palloc(sizeof(int64) * n);
 	char	  **status = palloc(sizeof(char *) * n);
 	int			nmissing = 0;
+	int			overflow = -1;	/* the first balance the entry would overflow */
 
 	for (int i = 0; i < n; i++)
 	{
@@ -340,11 +341,23 @@ apply_setwise(BalanceDelta *d, int n, int16 stripe)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		if (found[i])
+		if (found[i] && status[i] == NULL)
+		{
+			if (overflow < 0)
+				overflow = i;
+		}
+		else if (found[i])
 			check_participant(&d[i], stripes[i], after[i], status[i]);
 		else
 			d[nmissing++] = d[i];	/* still sorted */
 	}
+	/* a balance the entry would carry past the bigint range: after every refusal of a balance (api.md's order) */
+	if (overflow >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("amount out of range"),
+				 errdetail("The balance of account " INT64_FORMAT " in %s would pass the largest amount a balance holds.",
+						   account[overflow], ledger_asset_code(asset[overflow]))));
 	if (nmissing > 0)
 		upsert_setwise(d, nmissing, stripe);
 }

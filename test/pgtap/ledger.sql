@@ -2,7 +2,7 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(67);
+SELECT plan(68);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
@@ -92,6 +92,9 @@ SELECT results_eq('SELECT * FROM written', 'SELECT * FROM before', 'refused call
 
 -- Retry safety: same request id → same result; different arguments → 23505.
 SELECT is(transfer(:a, :m, 'POINT', 7, NULL, 'rq'), transfer(:a, :m, 'POINT', 7, NULL, 'rq'), 'a retry returns the first entry');
+-- the largest amount: short of it (CL001), not the receiver's balance overflowing (22003) first
+SELECT throws_ok(format($$SELECT transfer(%s, %s, 'POINT', 9223372036854775807)$$, :a, :m), 'CL001', NULL,
+                 'a transfer of the largest amount is short of points (CL001), though it would overflow the receiver');
 SELECT is((SELECT count(*) FROM entry WHERE memo IS NULL AND kind = 'transfer'
             AND id = (SELECT result FROM request WHERE request_id = 'rq')), 1::bigint, 'one entry for two calls');
 SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 8, NULL, %L)', :a, :m, 'POINT', 'rq'), '23505', NULL,
