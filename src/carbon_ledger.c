@@ -412,6 +412,18 @@ role_has(Oid user, const char *rolename)
 void
 ledger_check_acting(int64 account, bool read_only)
 {
+	ledger_check_acting_owner(account, read_only, NULL, 0);
+}
+
+/*
+ * The same for `account` found as the owner of `thing` `thing_id` (an
+ * order, a redemption): a refusal names the thing, not its owner, whom
+ * the caller did not name and may not learn (red-team: cancel_order told
+ * any app acting for a citizen who owned any order id).
+ */
+void
+ledger_check_acting_owner(int64 account, bool read_only, const char *thing, int64 thing_id)
+{
 	Oid			caller = GetOuterUserId();
 
 	if (superuser_arg(caller) || role_has(caller, "carbon_admin"))
@@ -423,6 +435,11 @@ ledger_check_acting(int64 account, bool read_only)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no account to act for in this transaction"),
 				 errhint("Call carbon.act_as(account) in the same transaction first.")));
+	if (acting_account != account && thing != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s " INT64_FORMAT " is not account " INT64_FORMAT "'s", thing, thing_id, acting_account),
+				 errhint("Act for the account it belongs to.")));
 	if (acting_account != account)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -524,7 +524,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 				 errmsg("redemption " INT64_FORMAT " does not exist", redemption),
 				 errhint("A redemption is named by the entry id redeem() returned.")));
 	redemption_from(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &r);
-	ledger_check_acting(r.merchant, false);
+	ledger_check_acting_owner(r.merchant, false, "redemption", redemption);
 	if (ledger_request_begin(r.merchant, request_id, "refund_redemption",
 							 psprintf(INT64_FORMAT "|%d", redemption, quantity), &entry_id))
 	{

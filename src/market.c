@@ -2881,8 +2881,8 @@ ledger_cancel_order(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order " INT64_FORMAT " does not exist", id)));
 	instrument = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	ledger_check_acting(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
-						false);
+	ledger_check_acting_owner(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+							  false, "order", id);
 	work_init(&w);
 	instrument_lock(instrument, &w.ins);
 	work_clock(&w);

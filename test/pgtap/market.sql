@@ -334,8 +334,9 @@ SELECT carbon.act_as(:farm);
 SELECT is((SELECT status FROM carbon.place_order(:farm, 'sell', 1, 65.00)), 'open', 'the bound trader sells for the farm');
 SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 1, 65)', :orchard, 'sell'), '42501', NULL,
                  '... and for no other account');
-SELECT throws_ok(format('SELECT carbon.cancel_order(%s)', (SELECT order_id FROM res WHERE tag = 'gtc56')), '42501', NULL,
-                 '... nor cancels another account''s order');
+SELECT throws_ok(format('SELECT carbon.cancel_order(%s)', (SELECT order_id FROM res WHERE tag = 'gtc56')), '42501',
+                 format('order %s is not account %s''s', (SELECT order_id FROM res WHERE tag = 'gtc56'), :farm),
+                 '... nor cancels another account''s order (and is not told whose it is)');
 SELECT is((SELECT count(*) FILTER (WHERE account <> :farm) || '/' || count(*) FROM carbon.market_order),
           '0/' || (:farm_orders + 1), 'the trader sees the farm''s orders and no other');
 SELECT is((SELECT count(*) FILTER (WHERE :farm NOT IN (buyer, seller)) || '/' || count(*) FROM carbon.trade),
