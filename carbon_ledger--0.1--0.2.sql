@@ -2969,3 +2969,9 @@ END $$;
 -- the public calendar working_days() reads, for every role that may call it
 -- (merchants, operators and clerks were refused: 42501 on carbon.holiday)
 GRANT SELECT ON carbon.holiday TO carbon_merchant, carbon_operator, carbon_clerk;
+
+-- The admin inserts inbox rows as operators do: every column but
+-- inserted_by, which the database sets (it could name an operator there).
+REVOKE INSERT ON carbon.behavior_inbox FROM carbon_admin;
+GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
+  ON carbon.behavior_inbox TO carbon_admin;

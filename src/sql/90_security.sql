@@ -130,12 +130,14 @@ CREATE POLICY acting_account ON carbon.entry FOR SELECT
 -- Citizens' side (api.md §3, §4).
 REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
-GRANT INSERT, SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
+GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 
--- Scenario operators COPY into the inbox, every column but inserted_by (the
--- database records the inserting role), and see their own rows and rejects.
+-- Scenario operators (and the admin) COPY into the inbox, every column but
+-- inserted_by (the database records the inserting role: an admin could
+-- name an operator there too, until the twenty-first session), and see
+-- their own rows and rejects.
 GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
-  ON carbon.behavior_inbox TO carbon_operator;
+  ON carbon.behavior_inbox TO carbon_operator, carbon_admin;
 GRANT SELECT ON carbon.behavior_inbox, carbon.inbox_rejects TO carbon_operator;
 GRANT USAGE ON SEQUENCE carbon.behavior_inbox_seq TO carbon_operator, carbon_admin;
 GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_operator, carbon_app,

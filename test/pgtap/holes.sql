@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(74);
+SELECT plan(75);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -104,6 +104,11 @@ INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activ
   (NULL, 'no-source', :citizen, 'H-METRO', 10, now() - interval '1 hour');
 SELECT throws_ok($$INSERT INTO carbon.behavior_inbox (source, event_id, inserted_by) VALUES ('h-bikeco', 'x', 'h_bike_op')$$,
                  '42501', NULL, 'an operator cannot write inserted_by');
+RESET ROLE;
+CREATE ROLE h_admin LOGIN IN ROLE carbon_admin;
+SET LOCAL ROLE h_admin;
+SELECT throws_ok($$INSERT INTO carbon.behavior_inbox (source, event_id, inserted_by) VALUES ('h-bikeco', 'x', 'h_bike_op')$$,
+                 '42501', NULL, '... nor can the admin (it would report as the operator)');
 RESET ROLE;
 SET LOCAL ROLE h_bike_op;
 INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at) VALUES
