@@ -132,7 +132,8 @@ REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
 GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 
--- Scenario operators (and the admin) COPY into the inbox, every column but
+-- Scenario operators (and the admin) INSERT into the inbox (COPY FROM is
+-- refused under row-level security: docs/points.md), every column but
 -- inserted_by (the database records the inserting role: an admin could
 -- name an operator there too, until the twenty-first session), and see
 -- their own rows and rejects.
