@@ -386,6 +386,21 @@ find_participant(const char *tier, bytea *hash)
 }
 
 /*
+ * The participant account (tier, reference), or 0: by `hash`, the hash of
+ * the reference's normalized spelling, else (an account opened before
+ * spellings were one) by the spelling given.
+ */
+static int64
+find_by_reference(const char *tier, bytea *key, bytea *hash, const char *normalized, const char *reference)
+{
+	int64		id = find_participant(tier, hash);
+
+	if (id == 0 && strcmp(normalized, reference) != 0)
+		id = find_participant(tier, ref_hash(key, reference));
+	return id;
+}
+
+/*
  * open_account(tier, region, external_ref, display_name) → bigint
  * Idempotent on (tier, external_ref): returns the existing id.
  */
@@ -415,9 +430,7 @@ ledger_open_account(PG_FUNCTION_ARGS)
 	ledger_spi_connect();
 	key = ref_key(true);
 	hash = ref_hash(key, normalized);
-	id = find_participant(tier, hash);
-	if (id == 0 && strcmp(normalized, reference) != 0)
-		id = find_participant(tier, ref_hash(key, reference));	/* opened before spellings were one */
+	id = find_by_reference(tier, key, hash, normalized, reference);
 	if (id == 0)
 	{
 		values[0] = CStringGetTextDatum(tier);
@@ -461,9 +474,7 @@ ledger_account_id(PG_FUNCTION_ARGS)
 	{
 		char	   *normalized = normalized_reference(reference);
 
-		id = find_participant(tier, ref_hash(key, normalized));
-		if (id == 0 && strcmp(normalized, reference) != 0)
-			id = find_participant(tier, ref_hash(key, reference));	/* opened before spellings were one */
+		id = find_by_reference(tier, key, ref_hash(key, normalized), normalized, reference);
 	}
 	SPI_finish();
 	if (id == 0)

@@ -26,7 +26,6 @@
 #include "journal.h"
 #include "ledger.h"
 
-
 static int128
 gcd128(int128 a, int128 b)
 {
