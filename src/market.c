@@ -2559,17 +2559,16 @@ order_replay(ReturnSetInfo *rsinfo, int64 id)
 	ledger_plan_generic(&plan,
 						"SELECT o.status, o.filled, o.turnover, o.tonnes, "
 						"       o.price IS NOT NULL AND o.tif IN ('GTC', 'DAY') AS could_rest, "
-						"       CASE o.side WHEN 'buy' THEN "
-						"         (SELECT coalesce(sum(t.tonnes), 0)::bigint FROM carbon.trade t "
-						"          WHERE t.buy_order = o.id AND t.aggressor = 'buy') "
-						"       ELSE (SELECT coalesce(sum(t.tonnes), 0)::bigint FROM carbon.trade t "
-						"             WHERE t.sell_order = o.id AND t.aggressor = 'sell') END AS took, "
-						"       CASE o.side WHEN 'buy' THEN "
-						"         (SELECT coalesce(sum(t.tonnes * t.price), 0)::bigint FROM carbon.trade t "
-						"          WHERE t.buy_order = o.id AND t.aggressor = 'buy') "
-						"       ELSE (SELECT coalesce(sum(t.tonnes * t.price), 0)::bigint FROM carbon.trade t "
-						"             WHERE t.sell_order = o.id AND t.aggressor = 'sell') END AS took_turnover "
-						"FROM carbon.market_order o WHERE o.id = $1",
+						"       coalesce(sum(t.tonnes), 0)::bigint AS took, "
+						"       coalesce(sum(t.tonnes * t.price), 0)::bigint AS took_turnover "
+						"FROM carbon.market_order o "
+						/* its trades as aggressor, through the index of its side (one arm runs) */
+						"LEFT JOIN LATERAL (SELECT tonnes, price FROM carbon.trade "
+						"                   WHERE o.side = 'buy' AND buy_order = o.id AND aggressor = 'buy' "
+						"                   UNION ALL "
+						"                   SELECT tonnes, price FROM carbon.trade "
+						"                   WHERE o.side = 'sell' AND sell_order = o.id AND aggressor = 'sell') t ON true "
+						"WHERE o.id = $1 GROUP BY o.id",
 						1, (Oid[]) {INT8OID});
 	/* read-write: a fresh snapshot, that sees an order placed earlier in the same statement */
 	if (ledger_run_keyed(plan, values, NULL, false) != SPI_OK_SELECT || SPI_processed != 1)
