@@ -2975,3 +2975,44 @@ GRANT SELECT ON carbon.holiday TO carbon_merchant, carbon_operator, carbon_clerk
 REVOKE INSERT ON carbon.behavior_inbox FROM carbon_admin;
 GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
   ON carbon.behavior_inbox TO carbon_admin;
+
+-- The inbox becomes a view over a queue table, so that operators can COPY
+-- into it: COPY FROM refuses a table under row-level security to all but
+-- its owner.  The view reads the queue under its row-level security as the
+-- reader; its trigger writes the queue as the queue's owner, setting seq,
+-- received_at and inserted_by itself.  Rows waiting in the inbox stay.
+ALTER TABLE carbon.behavior_inbox RENAME TO inbox_queue;
+COMMENT ON TABLE carbon.inbox_queue IS
+  '行为收件箱队列 the rows of carbon.behavior_inbox waiting for carbon.process_inbox()';
+DROP POLICY own_rows ON carbon.inbox_queue;
+CREATE POLICY own_rows ON carbon.inbox_queue FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
+REVOKE INSERT ON carbon.inbox_queue FROM carbon_operator, carbon_admin;
+REVOKE INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
+  ON carbon.inbox_queue FROM carbon_operator, carbon_admin;
+REVOKE USAGE ON SEQUENCE carbon.behavior_inbox_seq FROM carbon_operator, carbon_admin;
+CREATE VIEW carbon.behavior_inbox WITH (security_invoker = true) AS
+  SELECT source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by
+  FROM carbon.inbox_queue;
+ALTER VIEW carbon.behavior_inbox ALTER COLUMN attrs SET DEFAULT '{}';
+CREATE FUNCTION carbon._inbox_enqueue() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'inbox_enqueue' LANGUAGE C;
+REVOKE EXECUTE ON FUNCTION carbon._inbox_enqueue() FROM PUBLIC;
+CREATE TRIGGER enqueue INSTEAD OF INSERT ON carbon.behavior_inbox
+  FOR EACH ROW EXECUTE FUNCTION carbon._inbox_enqueue();
+COMMENT ON VIEW carbon.behavior_inbox IS
+  '批量行为收件箱 bulk intake: COPY behaviours here, then call carbon.process_inbox()';
+COMMENT ON COLUMN carbon.behavior_inbox.source IS '来源 the reporting source (carbon.register_source)';
+COMMENT ON COLUMN carbon.behavior_inbox.event_id IS '事件号 the source''s own id of the event: one record per (source, event_id)';
+COMMENT ON COLUMN carbon.behavior_inbox.account IS '账户 the citizen''s account';
+COMMENT ON COLUMN carbon.behavior_inbox.methodology IS '方法学 methodology code, or code@version';
+COMMENT ON COLUMN carbon.behavior_inbox.activity IS '活动量 activity in the methodology''s unit (km, kg, trips …)';
+COMMENT ON COLUMN carbon.behavior_inbox.occurred_at IS '发生时间 when the behaviour happened';
+COMMENT ON COLUMN carbon.behavior_inbox.attrs IS '属性 further facts of the event (JSON)';
+COMMENT ON COLUMN carbon.behavior_inbox.seq IS '顺序号 the row''s place in the inbox (set by the database); rows are taken in this order';
+COMMENT ON COLUMN carbon.behavior_inbox.received_at IS '接收时间 when the row arrived (set by the database)';
+COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
+  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
+GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
+GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
+  ON carbon.behavior_inbox TO carbon_operator, carbon_admin;
+GRANT SELECT ON carbon.behavior_inbox TO carbon_operator, carbon_auditor;

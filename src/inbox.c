@@ -1,8 +1,9 @@
 /*
  * inbox.c — bulk intake of behaviour: process_inbox() (批量行为导入).
  *
- * Sources COPY rows into carbon.behavior_inbox; process_inbox() takes them
- * in inbox order (seq), in batches of INBOX_BATCH, deleting them as it
+ * Sources COPY rows into carbon.behavior_inbox, a view whose trigger
+ * (inbox_enqueue) stores them in carbon.inbox_queue; process_inbox() takes
+ * them in inbox order (seq), in batches of INBOX_BATCH, deleting them as it
  * takes them, and hands each batch to the behaviour engine (engine.c), the
  * same engine record_behavior() uses for one event: each row gets exactly
  * what record_behavior() would give it in that order.  Here only what is
@@ -12,8 +13,13 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -21,6 +27,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "behavior.h"
 #include "catalog.h"
@@ -28,13 +35,96 @@
 
 #define INBOX_BATCH		50000
 
-/* Does carbon.behavior_inbox record who inserted each row (0.2 on)? */
+/*
+ * Does the inbox record who inserted each row (0.2 on: the queue behind the
+ * view)?  A 0.1 schema, before ALTER EXTENSION UPDATE, has only the table
+ * carbon.behavior_inbox.
+ */
 static bool
 inbox_has_provenance(void)
 {
-	Oid			relid = ledger_relid("behavior_inbox");
+	return OidIsValid(ledger_relid("inbox_queue"));
+}
 
-	return OidIsValid(relid) && get_attnum(relid, "inserted_by") != InvalidAttrNumber;
+/*
+ * carbon.behavior_inbox's INSTEAD OF INSERT row trigger: the row goes into
+ * carbon.inbox_queue, written as the queue's owner (the caller may not
+ * write the queue, which has row-level security; its INSERT privilege on
+ * the view's columns was checked before the trigger fired), with its place
+ * in the inbox (seq), the time it arrived and the role that inserted it
+ * set here, whatever the row says.  The inbox is a view because COPY FROM
+ * refuses a table under row-level security to all but its owner, and
+ * operators COPY their events in (api.md §3).
+ */
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tp))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+	ReleaseSysCache(tp);
+	return owner;
+}
+
+#define INBOX_COLUMNS 10
+#define INBOX_SEQ 7				/* zero-based: seq, received_at, inserted_by */
+#define INBOX_RECEIVED_AT 8
+#define INBOX_INSERTED_BY 9
+
+PG_FUNCTION_INFO_V1(inbox_enqueue);
+Datum
+inbox_enqueue(PG_FUNCTION_ARGS)
+{
+	static const char *const columns[INBOX_COLUMNS] = {
+		"source", "event_id", "account", "methodology", "activity", "occurred_at", "attrs",
+		"seq", "received_at", "inserted_by"
+	};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	Datum		values[INBOX_COLUMNS];
+	bool		nulls[INBOX_COLUMNS];
+	Datum	   *colvalues[INBOX_COLUMNS];
+	bool	   *colnulls[INBOX_COLUMNS];
+	NameData	reporter;
+	Oid			queue = ledger_relid("inbox_queue");
+	Oid			queue_seq = ledger_relid("behavior_inbox_seq");
+	Oid			saved_user;
+	int			saved_context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_INSTEAD(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		RelationGetRelid(td->tg_relation) != ledger_relid("behavior_inbox") ||
+		!OidIsValid(queue) || !OidIsValid(queue_seq))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("carbon._inbox_enqueue() is only the INSTEAD OF INSERT row trigger of carbon.behavior_inbox")));
+	desc = RelationGetDescr(td->tg_relation);
+	if (desc->natts != INBOX_COLUMNS)
+		elog(ERROR, "carbon.behavior_inbox has %d columns, not %d", desc->natts, INBOX_COLUMNS);
+	heap_deform_tuple(td->tg_trigtuple, desc, values, nulls);
+
+	namestrcpy(&reporter, GetUserNameFromId(GetUserId(), false));
+	values[INBOX_SEQ] = Int64GetDatum(nextval_internal(queue_seq, false));
+	values[INBOX_RECEIVED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[INBOX_INSERTED_BY] = NameGetDatum(&reporter);
+	nulls[INBOX_SEQ] = nulls[INBOX_RECEIVED_AT] = nulls[INBOX_INSERTED_BY] = false;
+	for (int c = 0; c < INBOX_COLUMNS; c++)
+	{
+		colvalues[c] = &values[c];
+		colnulls[c] = &nulls[c];
+	}
+
+	/* as the queue's owner; an error restores the caller at abort */
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(relation_owner(queue), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	ledger_append("inbox_queue", INBOX_COLUMNS, columns, colvalues, colnulls, 1);
+	SetUserIdAndSecContext(saved_user, saved_context);
+
+	/* the row as stored: INSERT … RETURNING seq tells the caller its place */
+	return PointerGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
 /* The inserting roles of a call, looked up once each (rows come in runs). */
@@ -265,9 +355,9 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 		ledger_spi_connect();
 		if (provenance)
 			ledger_plan(&take_plan,
-						"WITH bound AS (SELECT seq FROM carbon.behavior_inbox WHERE seq > $2 "
+						"WITH bound AS (SELECT seq FROM carbon.inbox_queue WHERE seq > $2 "
 						"               AND ($3 OR inserted_by = $4) ORDER BY seq OFFSET $1 - 1 LIMIT 1) "
-						"DELETE FROM carbon.behavior_inbox "
+						"DELETE FROM carbon.inbox_queue "
 						"WHERE seq > $2 AND seq <= coalesce((SELECT seq FROM bound), 9223372036854775807) "
 						"  AND ($3 OR inserted_by = $4) "
 						"RETURNING seq, source, event_id, account, methodology, activity, occurred_at, attrs, "

@@ -121,10 +121,13 @@ CREATE TABLE carbon.behavior_batch (
 COMMENT ON TABLE carbon.behavior_batch IS
   '批量入账范围 the behaviours a bulk entry credits: its accounts'' behaviours with ids in the range and no entry of their own';
 
--- Bulk intake: sources COPY rows here; process_inbox() consumes them in
--- inbox order and records each exactly as record_behavior would.
+-- Bulk intake: sources COPY rows into carbon.behavior_inbox, a view over
+-- this queue; process_inbox() consumes them in inbox order and records each
+-- exactly as record_behavior would.  (A view, because COPY FROM refuses a
+-- table under row-level security to everyone but its owner, and operators
+-- must see only their own rows: docs/points.md.)
 CREATE SEQUENCE carbon.behavior_inbox_seq;
-CREATE TABLE carbon.behavior_inbox (
+CREATE TABLE carbon.inbox_queue (
   source       text,
   event_id     text,
   account      bigint,
@@ -139,10 +142,37 @@ CREATE TABLE carbon.behavior_inbox (
   -- record_behavior
   inserted_by  name NOT NULL DEFAULT CURRENT_USER
 );
-ALTER SEQUENCE carbon.behavior_inbox_seq OWNED BY carbon.behavior_inbox.seq;
-CREATE INDEX behavior_inbox_seq_idx ON carbon.behavior_inbox (seq);
-COMMENT ON TABLE carbon.behavior_inbox IS
+ALTER SEQUENCE carbon.behavior_inbox_seq OWNED BY carbon.inbox_queue.seq;
+CREATE INDEX behavior_inbox_seq_idx ON carbon.inbox_queue (seq);
+COMMENT ON TABLE carbon.inbox_queue IS
+  '行为收件箱队列 the rows of carbon.behavior_inbox waiting for carbon.process_inbox()';
+COMMENT ON COLUMN carbon.inbox_queue.inserted_by IS
+  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
+
+-- The inbox itself.  Reads are the queue's, under its row-level security as
+-- the reader (security_invoker): an operator sees its own rows.  Writes
+-- (INSERT, COPY FROM) go through _inbox_enqueue(), which stores each row in
+-- the queue with the inserting role, its place and its arrival time set by
+-- the database, never taken from the row.
+CREATE VIEW carbon.behavior_inbox WITH (security_invoker = true) AS
+  SELECT source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by
+  FROM carbon.inbox_queue;
+ALTER VIEW carbon.behavior_inbox ALTER COLUMN attrs SET DEFAULT '{}';
+CREATE FUNCTION carbon._inbox_enqueue() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'inbox_enqueue' LANGUAGE C;
+CREATE TRIGGER enqueue INSTEAD OF INSERT ON carbon.behavior_inbox
+  FOR EACH ROW EXECUTE FUNCTION carbon._inbox_enqueue();
+COMMENT ON VIEW carbon.behavior_inbox IS
   '批量行为收件箱 bulk intake: COPY behaviours here, then call carbon.process_inbox()';
+COMMENT ON COLUMN carbon.behavior_inbox.source IS '来源 the reporting source (carbon.register_source)';
+COMMENT ON COLUMN carbon.behavior_inbox.event_id IS '事件号 the source''s own id of the event: one record per (source, event_id)';
+COMMENT ON COLUMN carbon.behavior_inbox.account IS '账户 the citizen''s account';
+COMMENT ON COLUMN carbon.behavior_inbox.methodology IS '方法学 methodology code, or code@version';
+COMMENT ON COLUMN carbon.behavior_inbox.activity IS '活动量 activity in the methodology''s unit (km, kg, trips …)';
+COMMENT ON COLUMN carbon.behavior_inbox.occurred_at IS '发生时间 when the behaviour happened';
+COMMENT ON COLUMN carbon.behavior_inbox.attrs IS '属性 further facts of the event (JSON)';
+COMMENT ON COLUMN carbon.behavior_inbox.seq IS '顺序号 the row''s place in the inbox (set by the database); rows are taken in this order';
+COMMENT ON COLUMN carbon.behavior_inbox.received_at IS '接收时间 when the row arrived (set by the database)';
 COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
   '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
 
@@ -227,7 +257,7 @@ SELECT pg_catalog.pg_extension_config_dump('carbon.source', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_batch', '');
-SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.behavior_inbox_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.inbox_rejects', '');
 SELECT pg_catalog.pg_extension_config_dump('carbon.daily_usage', '');

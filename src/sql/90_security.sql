@@ -130,23 +130,23 @@ CREATE POLICY acting_account ON carbon.entry FOR SELECT
 -- Citizens' side (api.md §3, §4).
 REVOKE ALL ON ALL TABLES IN SCHEMA carbon FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA carbon TO carbon_admin;
-GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
+GRANT SELECT, DELETE ON carbon.behavior_inbox, carbon.inbox_queue TO carbon_admin;
 
--- Scenario operators (and the admin) INSERT into the inbox (COPY FROM is
--- refused under row-level security: docs/points.md), every column but
--- inserted_by (the database records the inserting role: an admin could
--- name an operator there too, until the twenty-first session), and see
--- their own rows and rejects.
+-- Scenario operators (and the admin) INSERT or COPY into the inbox, every
+-- column but seq, received_at and inserted_by (the database sets them: an
+-- admin could name an operator as the inserting role, until the
+-- twenty-first session), and see their own rows and rejects.  The inbox
+-- is a view whose trigger writes the queue (50_points_tables.sql): nobody
+-- but its owner writes the queue itself.
 GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
   ON carbon.behavior_inbox TO carbon_operator, carbon_admin;
-GRANT SELECT ON carbon.behavior_inbox, carbon.inbox_rejects TO carbon_operator;
-GRANT USAGE ON SEQUENCE carbon.behavior_inbox_seq TO carbon_operator, carbon_admin;
+GRANT SELECT ON carbon.behavior_inbox, carbon.inbox_queue, carbon.inbox_rejects TO carbon_operator;
 GRANT SELECT ON carbon.methodology, carbon.source, carbon.settings TO carbon_operator, carbon_app,
   carbon_verifier, carbon_merchant, carbon_trader;
 
 -- Auditors read everything but the HMAC key.
 GRANT SELECT ON carbon.setting, carbon.settings, carbon.methodology, carbon.source, carbon.behavior,
-  carbon.behavior_inbox, carbon.inbox_rejects, carbon.behavior_batch, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
+  carbon.behavior_inbox, carbon.inbox_queue, carbon.inbox_rejects, carbon.behavior_batch, carbon.daily_usage, carbon.points_carry, carbon.lot, carbon.issuance_cap
 TO carbon_auditor;
 
 -- Views: auditors and admins read them all; apps their own statement.
@@ -161,10 +161,9 @@ SELECT carbon._account_rls(ARRAY['account_binding'], NULL);
 
 -- The inbox: operators see and insert only their own rows; the admin (and
 -- the scheduled job) all of them.
-SELECT carbon._account_rls(ARRAY['behavior_inbox', 'inbox_rejects'], NULL);
-CREATE POLICY own_rows ON carbon.behavior_inbox FOR ALL TO carbon_operator
-  USING (inserted_by = CURRENT_USER) WITH CHECK (inserted_by = CURRENT_USER);
-CREATE POLICY admin_rows ON carbon.behavior_inbox FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
+SELECT carbon._account_rls(ARRAY['inbox_queue', 'inbox_rejects'], NULL);
+CREATE POLICY own_rows ON carbon.inbox_queue FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
+CREATE POLICY admin_rows ON carbon.inbox_queue FOR ALL TO carbon_admin USING (true) WITH CHECK (true);
 CREATE POLICY own_rows ON carbon.inbox_rejects FOR SELECT TO carbon_operator USING (inserted_by = CURRENT_USER);
 
 -- The points mall (api.md §4, §7): merchants manage their own offers and

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(75);
+SELECT plan(86);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -143,6 +143,51 @@ RESET ROLE;
 SET LOCAL ROLE h_bike_op;
 SELECT is((SELECT count(*) FROM carbon.inbox_rejects), 0::bigint, 'another operator does not');
 RESET ROLE;
+
+-- 2c. Operators COPY into the inbox (twenty-second session: it was a table
+--     under row-level security, where PostgreSQL refuses COPY FROM to all
+--     but its owner).  The rows are the sender's, whatever they say.
+SELECT define_methodology('H-TRAM', 1, 'tram', 'I', 'cycling', 'distance_substitution',
+                          '{"baseline_g_per_pkm": 100, "project_g_per_pkm": 0}');
+SELECT submit_methodology('H-TRAM', 1), approve_methodology('H-TRAM', 1, 'r'),
+       publish_methodology('H-TRAM', 1, '2021-01-01 00:00+08');
+SELECT set_setting('acceptance_window', '100 years');
+SELECT setval(pg_get_serial_sequence('carbon.account', 'id'), 990000);
+SELECT is(open_account('personal', '620700', 'H-copier'), 990001::bigint, 'a citizen with a known id for the COPY below');
+SET LOCAL ROLE h_bike_op;
+COPY carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at) FROM STDIN;
+h-bikeco	b-copy-1	990001	H-TRAM	4	2021-06-01 08:00:00+08
+h-bikeco	b-copy-2	990001	H-TRAM	6	2021-06-01 09:00:00+08
+\.
+SELECT is((SELECT array_agg(event_id || '/' || inserted_by ORDER BY seq)::text FROM carbon.behavior_inbox),
+          '{b-copy-1/h_bike_op,b-copy-2/h_bike_op}', 'an operator COPYs into the inbox: its rows, in order');
+SELECT throws_ok($$INSERT INTO carbon.behavior_inbox (source, event_id, seq) VALUES ('h-bikeco', 'x', 1)$$,
+                 '42501', NULL, 'an operator cannot choose a row''s place in the inbox');
+SELECT throws_ok($$INSERT INTO carbon.inbox_queue (source, event_id) VALUES ('h-bikeco', 'x')$$,
+                 '42501', NULL, '... nor write the queue behind the view');
+SELECT throws_ok($$DELETE FROM carbon.behavior_inbox$$, '42501', NULL, '... nor delete inbox rows');
+SELECT is((SELECT row(accepted, capped, rejected, duplicate)::text FROM carbon.process_inbox()), '(2,0,0,0)',
+          'the operator processes the rows it COPYed');
+INSERT INTO carbon.behavior_inbox (source, event_id, account, methodology, activity, occurred_at)
+  VALUES ('h-bikeco', 'b-copy-3', 990001, 'H-TRAM', 1, '2021-06-02 08:00+08')
+  RETURNING seq AS returned_seq, inserted_by AS returned_by \gset
+SELECT is((SELECT seq FROM carbon.behavior_inbox WHERE event_id = 'b-copy-3'), :'returned_seq'::bigint,
+          'INSERT ... RETURNING gives the row''s place in the inbox');
+RESET ROLE;
+SELECT is((SELECT string_agg(status || ' ' || grams(reduction) || ' ' || account, ', ' ORDER BY event_id)
+           FROM behavior WHERE source = 'h-bikeco' AND event_id LIKE 'b-copy-%'),
+          'accepted 400 990001, accepted 600 990001', 'the COPYed events are recorded as record_behavior would');
+SELECT is(:'returned_by'::text, 'h_bike_op', '... and RETURNING names the inserting role');
+INSERT INTO carbon.behavior_inbox (source, event_id, seq, received_at, inserted_by)
+  VALUES ('h-bikeco', 'su-1', -5, '2000-01-01', 'h_bike_op');
+SELECT is((SELECT row(inserted_by = current_user, seq > :returned_seq, received_at = now())::text
+           FROM carbon.behavior_inbox WHERE event_id = 'su-1'), '(t,t,t)',
+          'even a superuser''s row gets its sender, place and arrival time from the database');
+SET LOCAL ROLE h_admin;
+DELETE FROM carbon.behavior_inbox WHERE event_id IN ('su-1', 'b-copy-3');
+SELECT is((SELECT count(*) FROM carbon.behavior_inbox), 0::bigint, 'the admin deletes inbox rows through the view');
+RESET ROLE;
+SELECT set_setting('acceptance_window', '7 days');
 
 -- 9. Reversing a behaviour's entry: the behaviour becomes reversed, its
 --    daily-cap usage is given back and the reports drop it; for a bulk

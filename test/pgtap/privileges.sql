@@ -24,6 +24,7 @@ INSERT INTO expected VALUES
   ('carbon._check_params(text,jsonb)', ''),
   ('carbon._entry_text(bigint[])', ''),
   ('carbon._group_credit_add(bigint,bigint,date,date,integer)', ''),
+  ('carbon._inbox_enqueue()', ''),
   ('carbon._methodology(text,integer)', ''),
   ('carbon._methodology_frozen()', ''),
   ('carbon._methodology_step(text,integer,text[],text,text,timestamp with time zone)', ''),

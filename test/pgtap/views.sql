@@ -13,7 +13,7 @@
 BEGIN;
 -- types print schema-qualified (carbon.co2e): carbon is not on the search_path
 SET search_path = public;
-SELECT plan(27);
+SELECT plan(28);
 
 CREATE TEMP VIEW carbon_views AS
   SELECT c.oid, c.relname::text AS view
@@ -33,7 +33,7 @@ CREATE FUNCTION pg_temp.cols(text) RETURNS text[] LANGUAGE sql STABLE
 
 -- ---- the set of views: a new view fails here until it has a contract below ----
 SELECT set_eq($$SELECT view FROM carbon_views$$,
-  ARRAY['settings', 'v_account_statement', 'v_accounting_journal', 'v_gep_carbon', 'v_group_credit', 'v_group_monthly',
+  ARRAY['behavior_inbox', 'settings', 'v_account_statement', 'v_accounting_journal', 'v_gep_carbon', 'v_group_credit', 'v_group_monthly',
         'v_issuances', 'v_market_daily', 'v_merchant_statement', 'v_my_group_rank', 'v_offers', 'v_order_book',
         'v_points_expiring', 'v_projects', 'v_redemptions', 'v_reduction_monthly', 'v_retirements',
         'v_serial_history', 'v_supply', 'v_trial_balance'],
@@ -123,6 +123,14 @@ SELECT is(pg_temp.cols('v_gep_carbon'),
 SELECT is(pg_temp.cols('settings'),
   ARRAY['name text', 'value text', 'default_value text', 'is_default boolean', 'description text'],
   'settings(name, value, default_value, is_default, description)');
+-- api.md §3 (bulk intake; a view over carbon.inbox_queue since the
+-- twenty-second session, docs/points.md): the columns sources COPY, then
+-- those the database sets
+SELECT is(pg_temp.cols('behavior_inbox'),
+  ARRAY['source text', 'event_id text', 'account bigint', 'methodology text', 'activity numeric',
+        'occurred_at timestamp with time zone', 'attrs jsonb', 'seq bigint',
+        'received_at timestamp with time zone', 'inserted_by name'],
+  'behavior_inbox(source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by)');
 
 -- ---- names, comments, readers ----
 SELECT is_empty($$
