@@ -3016,3 +3016,64 @@ GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
   ON carbon.behavior_inbox TO carbon_operator, carbon_admin;
 GRANT SELECT ON carbon.behavior_inbox TO carbon_operator, carbon_auditor;
+
+-- v_supply is exactly api.md's nine columns; escrow and moved_out, which
+-- close the per-segment identity, move to the new v_supply_detail (same
+-- rows; v_supply reads it).  A view's columns cannot be dropped: both are
+-- made anew.
+DROP VIEW carbon.v_supply;
+CREATE VIEW carbon.v_supply_detail WITH (security_invoker = true) AS
+  SELECT s.code AS asset, a.tier, a.region,
+         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
+         coalesce(-sum(b.amount), 0) AS outstanding,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
+         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
+  FROM carbon.balance b
+  JOIN carbon.account a ON a.id = b.account
+  JOIN carbon.asset s ON s.id = b.asset_id
+  WHERE a.kind <> 'participant'
+  GROUP BY 1, 2, 3;
+COMMENT ON VIEW carbon.v_supply_detail IS
+  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
+  'escrow and moved_out (net moved to other tiers or regions) close the identity '
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out '
+  '(outstanding is read from it: the segment''s balances sum to zero, which verify_integrity() checks as ''supply'')';
+-- api.md's v_supply: exactly its nine columns (the detail view's first nine;
+-- BI tools and tests that read `SELECT *` get the contract's shape).
+CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
+  SELECT asset, tier, region, issued, outstanding, redeemed, expired, retired, cancelled
+  FROM carbon.v_supply_detail;
+COMMENT ON VIEW carbon.v_supply IS
+  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled '
+  '(api.md; carbon.v_supply_detail adds escrow and moved_out, which close the identity '
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out)';
+COMMENT ON COLUMN carbon.v_supply_detail.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
+COMMENT ON COLUMN carbon.v_supply_detail.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
+COMMENT ON COLUMN carbon.v_supply_detail.region IS '行政区划 region: 6-digit administrative division code';
+COMMENT ON COLUMN carbon.v_supply_detail.issued IS
+  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s minor unit (points, grams CO2e, tonnes, fen)';
+COMMENT ON COLUMN carbon.v_supply_detail.outstanding IS
+  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.moved_out IS
+  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s minor unit';
+
+DO $$
+DECLARE
+  c record;
+BEGIN
+  FOR c IN SELECT attname, col_description('carbon.v_supply_detail'::regclass, attnum) AS comment
+           FROM pg_attribute WHERE attrelid = 'carbon.v_supply'::regclass AND attnum > 0
+  LOOP
+    EXECUTE format('COMMENT ON COLUMN carbon.v_supply.%I IS %L', c.attname, c.comment);
+  END LOOP;
+END $$;
+GRANT SELECT ON carbon.v_supply, carbon.v_supply_detail TO carbon_auditor, carbon_admin, carbon_clerk;

@@ -125,7 +125,7 @@ SELECT code, status, issued_tonnes FROM v_projects;
 \echo '-- reports for the bureau and BI'
 SELECT scenario, methodology, events, participants, reduction, tonnes(reduction) AS tonnes
 FROM v_reduction_monthly ORDER BY scenario;
-SELECT asset, tier, issued, outstanding, expired, moved_out FROM v_supply
+SELECT asset, tier, issued, outstanding, expired, moved_out FROM v_supply_detail
 WHERE region = '620700' ORDER BY asset, tier;
 SELECT * FROM v_points_expiring ORDER BY month, tier;
 

@@ -65,7 +65,7 @@ SELECT refund_redemption(:wang_redemption);                        -- CL007: set
 -- or moved to another tier.
 SELECT asset, tier, issued, outstanding, redeemed, expired, moved_out,
        outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out AS identity
-FROM v_supply WHERE asset = 'POINT' AND region = '620702' ORDER BY tier;
+FROM v_supply_detail WHERE asset = 'POINT' AND region = '620702' ORDER BY tier;
 
 -- Reports: redemptions per month and offer, the merchant's statement.
 SELECT merchant = :tea AS tea, offer = :cup AS cup, redemptions, points FROM v_redemptions
@@ -100,7 +100,7 @@ SELECT exchange(:li, 'POINT', 10, 'RAINBOW') > 0 AS within_the_limit;
 SELECT set_setting('exchange_daily_limit', '0');
 SELECT asset, tier, issued, outstanding, moved_out,
        outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out AS identity
-FROM v_supply WHERE region = '620702' AND asset IN ('POINT', 'RAINBOW') ORDER BY asset, tier;
+FROM v_supply_detail WHERE region = '620702' AND asset IN ('POINT', 'RAINBOW') ORDER BY asset, tier;
 
 -- A donation to a public-welfare account (government tier), with its receipt.
 SELECT open_account('government', '620702', 'mall-welfare', '张掖市生态公益基金 eco fund') AS fund \gset

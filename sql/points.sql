@@ -150,7 +150,7 @@ SELECT cap - issued AS room FROM issuance_cap;
 
 -- Reports.
 SELECT scenario, methodology, events, participants, reduction FROM v_reduction_monthly ORDER BY scenario, methodology;
-SELECT asset, tier, issued, outstanding, expired, moved_out FROM v_supply
+SELECT asset, tier, issued, outstanding, expired, moved_out FROM v_supply_detail
 WHERE asset IN ('POINT', 'RED') AND region = '620700' ORDER BY asset, tier;
 SELECT kind, asset, amount, balance_after FROM v_account_statement WHERE account = :shop ORDER BY entry_id;
 SELECT check_name, ok FROM verify_integrity() WHERE NOT ok;

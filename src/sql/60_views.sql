@@ -54,7 +54,7 @@ COMMENT ON VIEW carbon.v_reduction_monthly IS
 -- here.  The amounts are numeric: a segment's striped issuance rows may
 -- together pass the bigint range, and no view may fail on data the ledger
 -- accepted.
-CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
+CREATE VIEW carbon.v_supply_detail WITH (security_invoker = true) AS
   SELECT s.code AS asset, a.tier, a.region,
          coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
          coalesce(-sum(b.amount), 0) AS outstanding,
@@ -69,8 +69,17 @@ CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
   JOIN carbon.asset s ON s.id = b.asset_id
   WHERE a.kind <> 'participant'
   GROUP BY 1, 2, 3;
-COMMENT ON VIEW carbon.v_supply IS
+COMMENT ON VIEW carbon.v_supply_detail IS
   '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
   'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out '
   '(outstanding is read from it: the segment''s balances sum to zero, which verify_integrity() checks as ''supply'')';
+-- api.md's v_supply: exactly its nine columns (the detail view's first nine;
+-- BI tools and tests that read `SELECT *` get the contract's shape).
+CREATE VIEW carbon.v_supply WITH (security_invoker = true) AS
+  SELECT asset, tier, region, issued, outstanding, redeemed, expired, retired, cancelled
+  FROM carbon.v_supply_detail;
+COMMENT ON VIEW carbon.v_supply IS
+  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled '
+  '(api.md; carbon.v_supply_detail adds escrow and moved_out, which close the identity '
+  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out)';

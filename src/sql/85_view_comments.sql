@@ -40,21 +40,33 @@ COMMENT ON COLUMN carbon.v_reduction_monthly.events IS '行为数 behaviours cre
 COMMENT ON COLUMN carbon.v_reduction_monthly.participants IS '参与人数 distinct accounts credited';
 COMMENT ON COLUMN carbon.v_reduction_monthly.reduction IS '减排量 reduction credited, exact co2e (grams CO2e)';
 
--- carbon.v_supply (amounts in the asset's minor unit)
-COMMENT ON COLUMN carbon.v_supply.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
-COMMENT ON COLUMN carbon.v_supply.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
-COMMENT ON COLUMN carbon.v_supply.region IS '行政区划 region: 6-digit administrative division code';
-COMMENT ON COLUMN carbon.v_supply.issued IS
+-- carbon.v_supply_detail (amounts in the asset's minor unit); v_supply's
+-- columns take the same comments (below)
+COMMENT ON COLUMN carbon.v_supply_detail.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
+COMMENT ON COLUMN carbon.v_supply_detail.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
+COMMENT ON COLUMN carbon.v_supply_detail.region IS '行政区划 region: 6-digit administrative division code';
+COMMENT ON COLUMN carbon.v_supply_detail.issued IS
   '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s minor unit (points, grams CO2e, tonnes, fen)';
-COMMENT ON COLUMN carbon.v_supply.outstanding IS
+COMMENT ON COLUMN carbon.v_supply_detail.outstanding IS
   '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply.moved_out IS
+COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
+COMMENT ON COLUMN carbon.v_supply_detail.moved_out IS
   '净转出 net amount moved to other tiers or regions through clearing, in the asset''s minor unit';
+
+DO $$
+DECLARE
+  c record;
+BEGIN
+  FOR c IN SELECT attname, col_description('carbon.v_supply_detail'::regclass, attnum) AS comment
+           FROM pg_attribute WHERE attrelid = 'carbon.v_supply'::regclass AND attnum > 0
+  LOOP
+    EXECUTE format('COMMENT ON COLUMN carbon.v_supply.%I IS %L', c.attname, c.comment);
+  END LOOP;
+END $$;
 
 -- carbon.v_offers
 COMMENT ON COLUMN carbon.v_offers.offer IS '权益 the offer''s id (for carbon.redeem)';

@@ -151,7 +151,7 @@ TO carbon_auditor;
 
 -- Views: auditors and admins read them all; apps their own statement.
 GRANT SELECT ON carbon.v_account_statement, carbon.v_points_expiring, carbon.v_reduction_monthly,
-  carbon.v_supply TO carbon_auditor, carbon_admin;
+  carbon.v_supply, carbon.v_supply_detail TO carbon_auditor, carbon_admin;
 GRANT SELECT ON carbon.v_account_statement TO carbon_app, carbon_merchant, carbon_trader;
 GRANT SELECT ON carbon.lot, carbon.behavior TO carbon_app, carbon_merchant, carbon_trader;
 
@@ -284,8 +284,8 @@ TO carbon_clerk, carbon_admin, carbon_auditor;
 GRANT SELECT ON carbon.region_scope TO carbon_admin, carbon_auditor, carbon_clerk;
 GRANT SELECT ON carbon.asset, carbon.settings, carbon.account, carbon.balance, carbon.behavior, carbon.lot,
   carbon.project, carbon.monitoring_report, carbon.unit_issuance, carbon.retirement,
-  carbon.v_supply, carbon.v_reduction_monthly, carbon.v_points_expiring, carbon.v_projects, carbon.v_issuances,
-  carbon.v_retirements
+  carbon.v_supply, carbon.v_supply_detail, carbon.v_reduction_monthly, carbon.v_points_expiring, carbon.v_projects,
+  carbon.v_issuances, carbon.v_retirements
 TO carbon_clerk;
 ALTER TABLE carbon.region_scope ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON carbon.region_scope FOR SELECT TO carbon_admin, carbon_auditor USING (true);

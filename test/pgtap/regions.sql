@@ -13,7 +13,7 @@
 -- policies OR together).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(121);
+SELECT plan(124);
 
 -- ---- setup ----
 SELECT carbon._local_today() AS today \gset
@@ -73,7 +73,8 @@ INSERT INTO rel VALUES
   (11, 'v_points_expiring',   't.region'),
   (12, 'v_projects',          't.region'),
   (13, 'v_issuances',         '(SELECT p.region FROM carbon.project p WHERE p.id = t.project)'),
-  (14, 'v_retirements',       '(SELECT a.region FROM carbon.account a WHERE a.id = t.account)');
+  (14, 'v_retirements',       '(SELECT a.region FROM carbon.account a WHERE a.id = t.account)'),
+  (15, 'v_supply_detail',     't.region');
 GRANT SELECT ON rel TO PUBLIC;   -- read under SET ROLE below
 
 -- Every row of a query as text, as the current role sees it; an error is a

@@ -13,7 +13,7 @@
 BEGIN;
 -- types print schema-qualified (carbon.co2e): carbon is not on the search_path
 SET search_path = public;
-SELECT plan(28);
+SELECT plan(29);
 
 CREATE TEMP VIEW carbon_views AS
   SELECT c.oid, c.relname::text AS view
@@ -36,17 +36,22 @@ SELECT set_eq($$SELECT view FROM carbon_views$$,
   ARRAY['behavior_inbox', 'settings', 'v_account_statement', 'v_accounting_journal', 'v_gep_carbon', 'v_group_credit', 'v_group_monthly',
         'v_issuances', 'v_market_daily', 'v_merchant_statement', 'v_my_group_rank', 'v_offers', 'v_order_book',
         'v_points_expiring', 'v_projects', 'v_redemptions', 'v_reduction_monthly', 'v_retirements',
-        'v_serial_history', 'v_supply', 'v_trial_balance'],
+        'v_serial_history', 'v_supply', 'v_supply_detail', 'v_trial_balance'],
   'the views of schema carbon are exactly those with a contract in this file');
 
 -- ---- api.md §7 ----
--- v_supply: api.md's nine columns, then escrow and moved_out (docs/ledger.md,
--- "v_supply's extra columns": the per-tier identity needs them); numeric (0.2).
+-- v_supply: exactly api.md's nine columns, numeric (0.2); v_supply_detail
+-- adds escrow and moved_out (docs/ledger.md: the per-segment identity needs
+-- them; in v_supply itself until the twenty-second session).
 SELECT is(pg_temp.cols('v_supply'),
+  ARRAY['asset text', 'tier text', 'region text', 'issued numeric', 'outstanding numeric',
+        'redeemed numeric', 'expired numeric', 'retired numeric', 'cancelled numeric'],
+  'v_supply(asset, tier, region, issued, outstanding, redeemed, expired, retired, cancelled)');
+SELECT is(pg_temp.cols('v_supply_detail'),
   ARRAY['asset text', 'tier text', 'region text', 'issued numeric', 'outstanding numeric',
         'redeemed numeric', 'expired numeric', 'retired numeric', 'cancelled numeric',
         'escrow numeric', 'moved_out numeric'],
-  'v_supply(asset, tier, region, issued, outstanding, redeemed, expired, retired, cancelled, escrow, moved_out)');
+  'v_supply_detail(asset, tier, region, issued, outstanding, redeemed, expired, retired, cancelled, escrow, moved_out)');
 SELECT is(pg_temp.cols('v_reduction_monthly'),
   ARRAY['month date', 'region text', 'scenario text', 'methodology text', 'events bigint',
         'participants bigint', 'reduction carbon.co2e'],
