@@ -98,6 +98,7 @@ END \$\$" >/dev/null
   local month="'2026-06-01'" region="'620702'"
   local -a queries=(
     "v_supply|region = 620702|SELECT * FROM carbon.v_supply WHERE region = $region"
+    "v_supply_detail|region = 620702|SELECT * FROM carbon.v_supply_detail WHERE region = $region"
     "v_reduction_monthly|region, month|SELECT * FROM carbon.v_reduction_monthly WHERE region = $region AND month = $month"
     "v_points_expiring|region, month|SELECT * FROM carbon.v_points_expiring WHERE region = $region AND month = '2027-12-01'"
     "v_account_statement|a citizen, a month|SELECT * FROM carbon.v_account_statement WHERE account = $citizen AND at >= $month AND at < date $month + 31"
