@@ -471,6 +471,60 @@ redemption_pieces(const Redemption *r, int32 quantity, TimestampTz now, Pieces *
 	}
 }
 
+/*
+ * Pieces whose lot the merchant no longer has at all were expired early:
+ * expire_lots(as_of) with as_of in the future (a job run ahead, or a test
+ * moving time on) deletes the lots expiring by as_of, which the
+ * comparison with now in redemption_pieces cannot see.  They are in the
+ * expired sink, so they count as dead, not as points to move.  (A lot
+ * still there with too little in it is a merchant that moved its points
+ * away: pieces_move refuses that.)
+ */
+static void
+pieces_drop_expired(int64 merchant, Pieces *p)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum	   *expiries;
+	Datum		values[3];
+	int			kept = 0;
+
+	if (p->n == 0)
+		return;
+	expiries = palloc(sizeof(Datum) * p->n);
+	for (int i = 0; i < p->n; i++)
+		expiries[i] = TimestampTzGetDatum(p->expires_at[i]);
+	values[0] = Int64GetDatum(merchant);
+	values[1] = Int16GetDatum(ledger_asset_point());
+	values[2] = PointerGetDatum(construct_array(expiries, p->n, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ledger_plan(&plan,
+				"SELECT DISTINCT expires_at FROM carbon.lot "
+				"WHERE account = $1 AND asset_id = $2 AND expires_at = ANY ($3)",
+				3, (Oid[]) {INT8OID, INT2OID, TIMESTAMPTZARRAYOID});
+	ledger_run(plan, values, SPI_OK_SELECT);
+	for (int i = 0; i < p->n; i++)
+	{
+		bool		present = false;
+
+		for (uint64 j = 0; j < SPI_processed && !present; j++)
+		{
+			bool		isnull;
+
+			present = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1,
+														&isnull)) == p->expires_at[i];
+		}
+		if (!present)
+		{
+			p->dead += p->amount[i];
+			p->live -= p->amount[i];
+			continue;
+		}
+		p->expires_at[kept] = p->expires_at[i];
+		p->amount[kept++] = p->amount[i];
+	}
+	p->n = kept;
+}
+
 /* The pieces moved out of the merchant's lots, or CL001: it no longer holds them. */
 static void
 pieces_move(int64 merchant, int64 payee, const Pieces *p, int64 entry_id)
@@ -562,6 +616,7 @@ ledger_refund_redemption(PG_FUNCTION_ARGS)
 	/* what expired with the merchant goes to the expired sink now, not back */
 	ledger_sweep_expired(r.merchant);
 	redemption_pieces(&r, quantity, now, &p);
+	pieces_drop_expired(r.merchant, &p);
 	if (p.live > 0)
 	{
 		const LedgerAccount *accounts[4];
@@ -661,6 +716,7 @@ ledger_settle_merchant(PG_FUNCTION_ARGS)
 	}
 	/* what expired with the merchant goes to the expired sink, not to redeemed */
 	ledger_sweep_expired(merchant_id);
+	pieces_drop_expired(merchant_id, &p);
 	if (p.live > 0)
 	{
 		const LedgerAccount *accounts[2];

@@ -3,7 +3,7 @@
 -- (R5: a merchant's till manages, refunds and reads its own shop only).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(49);
+SELECT plan(58);
 
 SELECT open_account('personal', '620700', 'M-li') AS li \gset
 SELECT open_account('personal', '620700', 'M-poor') AS poor \gset
@@ -126,6 +126,33 @@ SELECT balance(:li, 'POINT') AS li_before \gset
 SELECT ok(refund_redemption(:undone) > 0, '... which refund_redemption undoes');
 SELECT is(balance(:li, 'POINT') - :li_before, 10::bigint,
           '... giving the points back once');
+
+-- A merchant's collected points that expired early (expire_lots with an
+-- as_of ahead of now: a job run ahead, or a test moving time on) are in
+-- the expired sink: a refund gives back only what did not expire, and the
+-- settlement settles only that (both failed with CL001 until the
+-- twenty-second session, on every later call).
+SELECT open_account('personal', '620700', 'M-early') AS early \gset
+SELECT open_account('merchant', '620700', 'M-bakery') AS bakery \gset
+SELECT set_setting('points_validity', '30 days');
+SELECT issue(:early, 'POINT', 100) \gset
+SELECT set_setting('points_validity', 'end_of_next_year');
+SELECT issue(:early, 'POINT', 100) \gset
+SELECT create_offer(:bakery, 'bread', 50, 10, :open) AS bread \gset
+SELECT redeem(:early, :bread, 2) AS short_lived \gset
+SELECT redeem(:early, :bread, 2) AS long_lived \gset
+SELECT cmp_ok((SELECT points FROM expire_lots(now() + interval '60 days')), '>=', 100::bigint,
+              'expire_lots ahead of time expires the bakery''s 30-day points');
+SELECT is(refund_redemption(:short_lived, 1), NULL, 'a refund of expired points moves nothing (NULL)');
+SELECT is((SELECT expired_points FROM refund WHERE redemption = :short_lived), 50::bigint,
+          '... and records them as expired');
+SELECT ok(refund_redemption(:long_lived, 1) > 0, 'a refund of points that did not expire gives them back');
+SELECT is(balance(:early, 'POINT'), 50::bigint, '... to the citizen');
+SELECT ok(settle_merchant(:bakery) IS NOT NULL, 'settle_merchant settles');
+SELECT is((SELECT points FROM settlement WHERE merchant = :bakery), 50::bigint,
+          '... the 50 points that did not expire, not the expired ones');
+SELECT is(balance(:bakery, 'POINT'), 0::bigint, 'the bakery holds nothing after it');
+SELECT is_empty($$SELECT check_name FROM verify_integrity() WHERE NOT ok$$, 'verify_integrity() is clean');
 
 SELECT * FROM finish();
 ROLLBACK;
