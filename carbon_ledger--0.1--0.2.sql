@@ -1594,9 +1594,11 @@ BEGIN
   IF NOT FOUND OR o.kind <> 'participant' THEN
     RAISE EXCEPTION 'account % is not a participant account', owner USING ERRCODE = '22023';
   END IF;
-  IF o.tier NOT IN ('personal', 'enterprise', 'government', 'platform') THEN
+  -- a verifier may own a project (api.md: verifying its own is CL008);
+  -- a merchant may not (it holds points, not units)
+  IF o.tier NOT IN ('personal', 'enterprise', 'government', 'platform', 'verifier') THEN
     RAISE EXCEPTION 'a % account cannot own a project', o.tier USING ERRCODE = '22023',
-      HINT = 'Project owners are enterprise, government, platform (pooling) or personal accounts: those that may hold CER.';
+      HINT = 'Project owners are enterprise, government, platform (pooling), verifier or personal accounts.';
   END IF;
   PERFORM carbon._require_acting(owner);
   IF o.status <> 'active' THEN

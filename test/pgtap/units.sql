@@ -6,7 +6,7 @@
 -- Four tests failed against commit b7bf918 (each marked "Regression" below); fixed since.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(140);
+SELECT plan(142);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620700', 'U-farm', 'farm') AS farm \gset
@@ -129,6 +129,16 @@ SELECT throws_ok(format($$SELECT verify_monitoring(%s, %s, '5 t', 'ok')$$, :rv, 
                  'verify_monitoring by the owner''s legal person (same external_ref): not its own project');
 SELECT throws_ok(format($$SELECT verify_monitoring(%s, %s, '5 t', 'ok')$$, :rv, :farm), 'CL008', NULL,
                  'verify_monitoring by the owner');
+-- api.md's own example of CL008: a verifier owns a project (registering it
+-- was 22023 until the twenty-second session, so CL008 could not be reached)
+SELECT register_project(:ver2, 'UVOWN', 'a verifier''s own forest', 'U-FOREST', '620700', 'a') AS vown \gset
+SELECT publicize_project(:vown, :'today'::date - 30);
+SELECT approve_project(:vown);
+SELECT submit_monitoring(:vown, '[2025-01-01,2025-06-30]', '2 t') AS vown_r \gset
+SELECT throws_ok(format($$SELECT verify_monitoring(%s, %s, '2 t', 'ok')$$, :vown_r, :ver2), 'CL008', NULL,
+                 'verify_monitoring by a verifier of the project it owns');
+SELECT lives_ok(format($$SELECT verify_monitoring(%s, %s, '2 t', 'ok')$$, :vown_r, :ver),
+                '... another verifier verifies it');
 SELECT throws_ok(format($$SELECT verify_monitoring(%s, %s, '10.000001 t', 'ok')$$, :rv, :ver), '22023', NULL,
                  'verify_monitoring: verified more than claimed (by a gram)');
 SELECT throws_ok(format('SELECT issue_units(%s)', :rv), 'CL007', NULL, 'issue_units before verification');
