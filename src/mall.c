@@ -275,8 +275,12 @@ int8s_array(const int64 *v, int n)
 /*
  * redeem(account, offer, quantity, request_id) → entry id
  * Checks in api.md's order: arguments (22023), account status (CL002), the
- * offer's lifecycle (CL007: paused, closed, outside its validity), the flow
- * matrix (CL003), then stock, the per-account limit and the balance (CL001).
+ * offer's lifecycle (CL007: paused, closed, outside its validity), then
+ * stock, the per-account limit and the balance (CL001).  A redemption is a
+ * move of the system's, not a transfer: the flow matrix does not govern it
+ * (api.md §2).  A merchant does not redeem: the points it collected leave
+ * it by settlement only (a redemption would take the lots its customers'
+ * refunds and its settlement need).
  */
 PG_FUNCTION_INFO_V1(ledger_redeem);
 Datum
@@ -293,7 +297,6 @@ ledger_redeem(PG_FUNCTION_ARGS)
 	int64		amount;
 	int64		entry_id;
 	int16		point;
-	LedgerFlow	flow;
 	LedgerLotTrace trace = {0};
 	bool		expired;
 	Datum		values[8];
@@ -304,11 +307,11 @@ ledger_redeem(PG_FUNCTION_ARGS)
 	/* the offer, locked: its stock and the account's count stay ours to the end */
 	offer_read(offer_id, &o);
 	expired = ledger_require_pair(account_id, o.merchant, point, &citizen, &merchant);
-	if (!citizen.participant || account_id == o.merchant)
+	if (!citizen.participant || account_id == o.merchant || strcmp(citizen.tier, "merchant") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("account " INT64_FORMAT " cannot redeem offer " INT64_FORMAT, account_id, offer_id),
-				 errdetail("Only a participant other than the offer's merchant redeems.")));
+				 errdetail("Only a participant that is not a merchant redeems: a merchant's points leave it by settlement.")));
 	if (ledger_request_begin(account_id, request_id, "redeem",
 							 psprintf(INT64_FORMAT "|%d", offer_id, quantity), &entry_id))
 	{
@@ -323,10 +326,6 @@ ledger_redeem(PG_FUNCTION_ARGS)
 				 errmsg("offer " INT64_FORMAT " cannot be redeemed now: it is %s", offer_id,
 						strcmp(o.status, "active") != 0 ? o.status : "outside its validity"),
 				 errhint("See carbon.v_offers for the offers open now.")));
-	flow.from_tier = citizen.tier;
-	flow.to_tier = merchant.tier;
-	flow.asset_code = "POINT";
-	ledger_check_flow(&flow);
 	if (o.stock < quantity)
 		ereport(ERROR,
 				(errcode(ERRCODE_CL_INSUFFICIENT),
@@ -352,7 +351,7 @@ ledger_redeem(PG_FUNCTION_ARGS)
 		ledger_sweep_expired(account_id);
 	entry_id = ledger_move_traced("redemption", psprintf("兑换 redemption of offer " INT64_FORMAT " × %d",
 														 offer_id, quantity),
-								  &citizen, &merchant, point, amount, &flow, &trace);
+								  &citizen, &merchant, point, amount, NULL, &trace);
 	if (trace.n == 0)
 		elog(ERROR, "redemption left no trace of its lots");
 

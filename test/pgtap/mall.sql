@@ -3,7 +3,7 @@
 -- (R5: a merchant's till manages, refunds and reads its own shop only).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(58);
+SELECT plan(62);
 
 SELECT open_account('personal', '620700', 'M-li') AS li \gset
 SELECT open_account('personal', '620700', 'M-poor') AS poor \gset
@@ -153,6 +153,22 @@ SELECT is((SELECT points FROM settlement WHERE merchant = :bakery), 50::bigint,
           '... the 50 points that did not expire, not the expired ones');
 SELECT is(balance(:bakery, 'POINT'), 0::bigint, 'the bakery holds nothing after it');
 SELECT is_empty($$SELECT check_name FROM verify_integrity() WHERE NOT ok$$, 'verify_integrity() is clean');
+
+-- A redemption is the system's move, not a transfer: the flow matrix does
+-- not govern it (api.md §2; it was checked until the twenty-second
+-- session), but a merchant does not redeem (its collected points leave it
+-- by settlement).
+SELECT open_account('government', '620700', 'M-school') AS school \gset
+SELECT issue(:school, 'POINT', 500) \gset
+SELECT create_offer(:bakery, 'cake', 100, 10, :open) AS cake2 \gset
+SELECT ok(redeem(:school, :cake2) > 0, 'a government account redeems (government -> merchant is no transfer flow)');
+INSERT INTO allowed_flow (from_tier, to_tier, asset, allowed, note)
+  VALUES ('personal', 'merchant', 'POINT', false, 'test: no citizen transfers to shops');
+SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 10)', :li, :tea, 'POINT'), 'CL003', NULL,
+                 'with personal -> merchant points switched off, a transfer is refused');
+SELECT ok(redeem(:li, :cake2) > 0, '... a redemption is not');
+SELECT throws_ok(format('SELECT redeem(%s, %s)', :tea, :cake2), '22023', NULL,
+                 'a merchant does not redeem at another merchant');
 
 SELECT * FROM finish();
 ROLLBACK;
