@@ -2610,9 +2610,10 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	int64		existing;
 	int64		gtc_days;
 	int64		cash_needed = 0;
+	char	   *off_tick = NULL;
 	MemoryContext old;
 
-	/* arguments (22023), the tick (CL005) */
+	/* arguments (22023) */
 	memset(&o, 0, sizeof(o));
 	if (strcmp(side, "buy") != 0 && strcmp(side, "sell") != 0)
 		ereport(ERROR,
@@ -2655,11 +2656,9 @@ ledger_place_order(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a limit price is a positive number of yuan per tonne"),
 					 errhint("Pass NULL for a market order.")));
+		/* off the tick is CL005, reported after the account's status (api.md's order) */
 		if (!yuan_to_fen(price, &o.price))
-			ereport(ERROR,
-					(errcode(ERRCODE_CL_PRICE),
-					 errmsg("price %s is not on the tick of 0.01 yuan",
-							DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(price))))));
+			off_tick = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(price)));
 	}
 	o.tonnes = tonnes;
 	o.tif = o.market && strcmp(tif, "FOK") != 0 ? "IOC" : tif;	/* a market order never rests */
@@ -2683,7 +2682,8 @@ ledger_place_order(PG_FUNCTION_ARGS)
 	ledger_require_participant(o.acc);
 	if (ledger_request_begin(account, request_id, "place_order",
 							 psprintf("%s|" INT64_FORMAT "|%s|%s|%s|%s|%s", side, tonnes,
-									  o.market ? "market" : psprintf(INT64_FORMAT, o.price), tif, instrument,
+									  o.market ? "market" : off_tick ? off_tick : psprintf(INT64_FORMAT, o.price),
+									  tif, instrument,
 									  retire_for ? retire_for : "-", retire_for ? retire_purpose : "-"),
 							 &existing))
 	{
@@ -2699,6 +2699,10 @@ ledger_place_order(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CL_FLOW),
 				 errmsg("a %s account cannot trade certified units", o.acc->tier),
 				 errhint("CER moves between personal, enterprise, government and platform accounts (carbon.allowed_flow).")));
+	if (off_tick)
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_PRICE),
+				 errmsg("price %s is not on the tick of 0.01 yuan", off_tick)));
 
 	/* the book's lock, before any balance */
 	book_lock(instrument, &w->ins, w, &o);

@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(151);
+SELECT plan(153);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -110,7 +110,7 @@ SELECT throws_ok(format('SELECT deposit_cash(%s, 101, %L, %L)', :bureau, 'top-up
 SELECT throws_ok(format('SELECT withdraw_cash(%s, 100, %L, %L)', :bureau, 'top-up', 'dep-r1'), '23505', NULL,
                  '... or for another function');
 
--- ---- place_order: arguments (22023), price (CL005), status (CL002), stock (CL001) ----
+-- ---- place_order: arguments (22023), status (CL002), price (CL005), stock (CL001) ----
 SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 10, 60)', :farm, 'hold'), '22023', NULL, 'a bad side');
 SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 10, 60, %L)', :farm, 'sell', 'GTD'), '22023', NULL, 'a bad tif');
 SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 0, 60)', :farm, 'sell'), '22023', NULL, 'zero tonnes');
@@ -150,6 +150,10 @@ SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 10, 60)', :frozen, 'h
                  '... arguments are checked before the account''s status');
 SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 5000, 60)', :frozen, 'sell'), 'CL002', NULL,
                  '... and the status before the units');
+SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 10, 60.005)', :frozen, 'sell'), 'CL002', NULL,
+                 '... and before the price: off the tick (CL005 is no 22xxx argument check; it came first until the twenty-second session)');
+SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 10, 99)', :frozen, 'sell'), 'CL002', NULL,
+                 '... as before the band');
 SELECT is((SELECT count(*) FROM market_order), 2::bigint, 'refusals leave no order behind (only the two at the edges)');
 
 -- ---- cancel_order ----
