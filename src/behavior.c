@@ -85,6 +85,31 @@ behavior_may_report(Oid reporter, bool reporter_is_admin, const char *role)
 	return OidIsValid(roleid) && has_privs_of_role(reporter, roleid);
 }
 
+/*
+ * Why a reporter may not claim the (source, event_id) of an event at all,
+ * or NULL: a registered source it may not report for, or (unless it is an
+ * admin) a source nobody registered.  Such an event is rejected with that
+ * reason but recorded nowhere in carbon.behavior, only in
+ * carbon.inbox_rejects: recorded there it would make the source's own
+ * event of that id a duplicate of a rejected one, and anyone allowed to
+ * call could void another source's events (or a future source's) by
+ * guessing their ids.  record_behavior() and process_inbox() both ask.
+ */
+const char *
+behavior_reporter_problem(Oid reporter, bool reporter_is_admin, const char *source)
+{
+	const LedgerSource *s;
+
+	if (reporter_is_admin)
+		return NULL;
+	s = ledger_source_info(source);
+	if (!s->found)
+		return "unknown_source";
+	if (!behavior_may_report(reporter, false, s->role))
+		return "source_not_authorised";
+	return NULL;
+}
+
 static bool
 may_report(const BehaviorContext *ctx, const BehaviorInput *in, const char *role)
 {
@@ -103,8 +128,9 @@ behavior_reject(BehaviorResult *out, const char *reason)
 
 /*
  * The read-only checks, in a fixed order: the first broken rule is the
- * reason (NULL when the event passes, with its reduction in *er).  A caller
- * who may not report for a known source is an error (42501), not a result.
+ * reason (NULL when the event passes, with its reduction in *er).  Callers
+ * keep an event its reporter may not claim out of the engine first
+ * (behavior_reporter_problem): here that is only a guard.
  */
 const char *
 behavior_check(const BehaviorContext *ctx, const BehaviorInput *in, const BehaviorFacts *f, int64 *er)
@@ -215,6 +241,7 @@ ledger_record_behavior(PG_FUNCTION_ARGS)
 	BehaviorInput in;
 	BehaviorResult out;
 	BehaviorCall *call;
+	const char *problem;
 	int64		counts[4] = {0, 0, 0, 0};
 	TupleDesc	tupdesc;
 	Datum		values[5];
@@ -224,10 +251,22 @@ ledger_record_behavior(PG_FUNCTION_ARGS)
 		elog(ERROR, "record_behavior must return a row");
 	read_args(fcinfo, &in);
 	behavior_context(&ctx);
-	/* a batch of one, with an entry of its own */
-	call = behavior_call_begin(&ctx, true, false);
-	behavior_call_batch(call, &in, 1, &out, counts);
-	behavior_call_end(call);
+	memset(&out, 0, sizeof(out));
+	problem = behavior_reporter_problem(ctx.caller, ctx.caller_is_admin, in.source);
+	if (problem != NULL)
+	{
+		/* rejected, as the inbox judges the same row; no behaviour claims the id */
+		inbox_keep_refused(&in, ctx.caller, problem);
+		behavior_reject(&out, problem);
+		nulls[0] = true;
+	}
+	else
+	{
+		/* a batch of one, with an entry of its own */
+		call = behavior_call_begin(&ctx, true, false);
+		behavior_call_batch(call, &in, 1, &out, counts);
+		behavior_call_end(call);
+	}
 	values[0] = Int64GetDatum(out.behavior_id);
 	values[1] = CStringGetTextDatum(out.status);
 	values[2] = Co2eGetDatum(out.grams);

@@ -86,12 +86,15 @@ typedef struct ClaimStore
 extern void behavior_context(BehaviorContext *ctx);
 extern bool behavior_role_is_admin(Oid role);
 extern bool behavior_may_report(Oid reporter, bool reporter_is_admin, const char *role);
+extern const char *behavior_reporter_problem(Oid reporter, bool reporter_is_admin, const char *source);
 extern void behavior_read_settings(BehaviorContext *ctx);
 extern const char *behavior_check(const BehaviorContext *ctx, const BehaviorInput *in,
 								  const BehaviorFacts *f, int64 *er);
 extern bool behavior_grant(const BehaviorContext *ctx, const Methodology *m, int64 er, int64 cap_left,
 						   int64 milli, BehaviorResult *out, ClaimStore *st);
 extern void behavior_reject(BehaviorResult *out, const char *reason);
+/* inbox.c */
+extern void inbox_keep_refused(const BehaviorInput *in, Oid reporter, const char *reason);
 /* engine.c */
 typedef struct BehaviorCall BehaviorCall;
 extern BehaviorCall *behavior_call_begin(BehaviorContext *ctx, bool own_entries, bool link_entries);

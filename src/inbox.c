@@ -175,71 +175,6 @@ identity_problem(const BehaviorInput *in)
 }
 
 /*
- * The inserting role's right to report for the row's source, looked up once
- * per source and call.  A row its role may not report for (or naming no
- * registered source) is judged rejected, as record_behavior would judge that
- * role, but it claims no (source, event_id): it is kept in inbox_rejects
- * like a row without an identity.  Recorded in carbon.behavior, it would
- * make the source's own event of that id a duplicate of a rejected row, and
- * any operator could void another source's events by guessing their ids.
- */
-typedef struct SourceRight
-{
-	char		source[BEHAVIOR_MAX_SOURCE + 1];	/* the hash key */
-	bool		found;
-	bool		has_role;
-	NameData	role;
-} SourceRight;
-
-static const char *
-reporter_problem(HTAB **rights, MemoryContext cxt, const BehaviorInput *in)
-{
-	static SPIPlanPtr plan = NULL;
-	char		key[BEHAVIOR_MAX_SOURCE + 1];
-	SourceRight *r;
-	bool		found;
-
-	if (in->reporter_is_admin)
-		return NULL;
-	if (*rights == NULL)
-	{
-		HASHCTL		ctl = {.keysize = sizeof(key), .entrysize = sizeof(SourceRight), .hcxt = cxt};
-
-		*rights = hash_create("inbox source rights", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	memset(key, 0, sizeof(key));
-	strlcpy(key, in->source, sizeof(key));	/* identity_problem() bounded its length */
-	r = hash_search(*rights, key, HASH_ENTER, &found);
-	if (!found)
-	{
-		Oid			types[1] = {TEXTOID};
-		Datum		arg[1] = {CStringGetTextDatum(in->source)};
-
-		ledger_plan(&plan, "SELECT operator_role FROM carbon.source WHERE source = $1", 1, types);
-		if (SPI_execute_plan(plan, arg, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "source lookup failed");
-		r->found = SPI_processed == 1;
-		r->has_role = false;
-		if (r->found)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-			{
-				namestrcpy(&r->role, NameStr(*DatumGetName(d)));
-				r->has_role = true;
-			}
-		}
-	}
-	if (!r->found)
-		return "unknown_source";
-	if (!behavior_may_report(in->reporter, false, r->has_role ? NameStr(r->role) : NULL))
-		return "source_not_authorised";
-	return NULL;
-}
-
-/*
  * A row without a usable identity is never dropped silently: it is kept,
  * as it came and with its reason, in carbon.inbox_rejects, where the admin,
  * the auditor and the role that sent it see it.  (Rare: one row at a time.)
@@ -269,6 +204,50 @@ keep_reject(HeapTuple tup, TupleDesc desc, const char *reason)
 				11, types);
 	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "inbox reject insert failed");
+}
+
+/*
+ * An event record_behavior() rejects without recording it (its caller may
+ * not claim the source's event ids: behavior_reporter_problem), kept in
+ * carbon.inbox_rejects as the inbox keeps the same row sent through it,
+ * with the caller as its sender and a place taken from the inbox's order.
+ */
+void
+inbox_keep_refused(const BehaviorInput *in, Oid reporter, const char *reason)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[9] = {TEXTOID, TEXTOID, INT8OID, TEXTOID, NUMERICOID, TIMESTAMPTZOID, JSONBOID, NAMEOID,
+		TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	NameData	sender;
+
+	if (!inbox_has_provenance())
+		return;					/* a 0.1 schema: no inbox_rejects yet */
+	namestrcpy(&sender, GetUserNameFromId(reporter, false));
+	values[0] = CStringGetTextDatum(in->source);
+	values[1] = CStringGetTextDatum(in->event_id);
+	values[2] = Int64GetDatum(in->account);
+	nulls[2] = in->has_account ? ' ' : 'n';
+	values[3] = in->methodology ? CStringGetTextDatum(in->methodology) : (Datum) 0;
+	nulls[3] = in->methodology ? ' ' : 'n';
+	values[4] = PointerGetDatum(in->activity);
+	nulls[4] = in->activity ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(in->occurred_at);
+	nulls[5] = in->has_occurred_at ? ' ' : 'n';
+	values[6] = PointerGetDatum(in->attrs);
+	nulls[6] = in->attrs ? ' ' : 'n';
+	values[7] = NameGetDatum(&sender);
+	values[8] = CStringGetTextDatum(reason);
+	ledger_spi_connect();
+	ledger_plan(&plan,
+				"INSERT INTO carbon.inbox_rejects (seq, source, event_id, account, methodology, activity, "
+				"  occurred_at, attrs, inserted_by, received_at, reason) "
+				"VALUES (nextval('carbon.behavior_inbox_seq'), $1, $2, $3, $4, $5, $6, $7, $8, now(), $9)",
+				9, types);
+	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "inbox reject insert failed");
+	SPI_finish();
 }
 
 typedef struct SeqIndex
@@ -303,8 +282,6 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 	bool		provenance;
 	NameData	caller_name;
 	ReporterCache reporters;
-	HTAB	   *rights = NULL;	/* per source: may its rows' roles report for it */
-	MemoryContext call_cxt = CurrentMemoryContext;	/* outlives each batch's SPI level */
 	int64		last_seq = 0;	/* keyset: never walk the rows already taken */
 	int64		counts[4] = {0, 0, 0, 0};	/* accepted, capped, rejected, duplicate */
 	int64		done = 0;
@@ -424,7 +401,7 @@ ledger_process_inbox(PG_FUNCTION_ARGS)
 			 */
 			problem = identity_problem(in);
 			if (problem == NULL && provenance)
-				problem = reporter_problem(&rights, call_cxt, in);
+				problem = behavior_reporter_problem(in->reporter, in->reporter_is_admin, in->source);
 			if (problem == NULL)
 				nrows_ok++;
 			else

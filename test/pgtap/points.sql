@@ -2,7 +2,7 @@
 -- behaviours, caps) with their SQLSTATEs, and what must not be written.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(52);
+SELECT plan(55);
 
 -- Methodology definitions: 22023 naming the parameter.
 SELECT throws_ok($$SELECT define_methodology('M', 1, 't', 'III', 's', 'flat', '{"g_per_event": 1}')$$,
@@ -63,16 +63,25 @@ SELECT throws_ok($$SELECT register_source('s', ARRAY['metro'], 'no_such_role')$$
 SELECT throws_ok($$SELECT set_issuance_cap('GOLD', 'personal', '620700', 2026, 10)$$, '22023', NULL, 'cap of unknown asset');
 SELECT throws_ok($$SELECT set_issuance_cap('POINT', 'personal', '620700', 2026, -1)$$, '22023', NULL, 'negative cap');
 
--- Behaviour: an operator role records only for its own sources (42501) and
--- only the scenarios of its source (rejected); nothing is credited then.
+-- Behaviour: an operator role records only for its own sources and only
+-- the scenarios of its source (rejected); nothing is credited then.  For
+-- another source it is the inbox's judgement (api.md: rejected /
+-- source_not_authorised, a result, 42501 until the twenty-second session),
+-- and the event id stays the source's: kept in inbox_rejects, not claimed.
 CREATE ROLE tap_metro_op IN ROLE carbon_operator;
 CREATE ROLE tap_bike_op IN ROLE carbon_operator;
 SELECT register_source('tap-metro', ARRAY['metro'], 'tap_metro_op');
 SELECT register_source('tap-bikes', ARRAY['cycling'], 'tap_bike_op');
 SELECT open_account('personal', '620700', 'tap-rider') AS rider \gset
 SET LOCAL ROLE tap_bike_op;
-SELECT throws_ok(format($$SELECT * FROM carbon.record_behavior('tap-metro', 'x1', %s, 'M', 1, now())$$, :rider),
-                 '42501', NULL, 'an operator cannot report for another source');
+SELECT is((SELECT coalesce(behavior_id::text, 'no behaviour') || '/' || status || '/' || reason
+           FROM carbon.record_behavior('tap-metro', 'x1', :rider, 'M', 1, now())),
+          'no behaviour/rejected/source_not_authorised', 'an operator cannot report for another source');
+SELECT is((SELECT reason || '/' || inserted_by FROM carbon.inbox_rejects WHERE source = 'tap-metro' AND event_id = 'x1'),
+          'source_not_authorised/tap_bike_op', '... kept with its reason and sender, as the inbox keeps such a row');
+SELECT is((SELECT coalesce(behavior_id::text, 'no behaviour') || '/' || reason
+           FROM carbon.record_behavior('tap-nobody', 'n1', :rider, 'M', 1, now())),
+          'no behaviour/unknown_source', 'a source nobody registered: rejected, no id claimed');
 SELECT is((SELECT status || '/' || reason FROM carbon.record_behavior('tap-bikes', 'x2', :rider, 'M', 1, now())),
           'rejected/source_not_authorised', 'an operator cannot credit outside its scenarios');
 SELECT throws_ok(format($$SELECT carbon.issue(%s, 'POINT', 1)$$, :rider), '42501', NULL, 'operators cannot issue directly');
@@ -80,8 +89,10 @@ RESET ROLE;
 SET LOCAL ROLE tap_metro_op;
 SELECT is((SELECT status FROM carbon.record_behavior('tap-metro', 'x3', :rider, 'M', 1, now())),
           'accepted', 'the metro operator records metro rides');
+SELECT is((SELECT status FROM carbon.record_behavior('tap-metro', 'x1', :rider, 'M', 1, now())),
+          'accepted', '... among them x1, which the bike operator''s call did not claim');
 RESET ROLE;
-SELECT is(balance(:rider, 'RED'), 10::bigint, 'only the authorised ride was credited');
+SELECT is(balance(:rider, 'RED'), 20::bigint, 'only the authorised rides were credited');
 
 -- Identifiers too long for a key: 22023, nothing written; in the inbox the
 -- row is counted as rejected (it has no usable identity) and not recorded.
