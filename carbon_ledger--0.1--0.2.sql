@@ -778,9 +778,14 @@ BEGIN
     RAISE EXCEPTION 'a rate''s numerator and denominator are positive' USING ERRCODE = '22023';
   END IF;
   -- a rate applies from valid_from only: never to exchanges already made
-  IF valid_from < now() THEN
-    RAISE EXCEPTION 'a new rate applies from now or later, not from the past' USING ERRCODE = '22023',
-      HINT = 'Exchanges already made keep the rate they were made at.';
+  -- (a rate dated back is fine while no exchange of the pair came since)
+  IF valid_from <= now() AND EXISTS (SELECT 1 FROM carbon.exchange x
+                                     WHERE x.from_asset = set_exchange_rate.from_asset
+                                       AND x.to_asset = set_exchange_rate.to_asset
+                                       AND x.at >= set_exchange_rate.valid_from) THEN
+    RAISE EXCEPTION 'exchanges of % into % were made since %: a rate from then would apply to them',
+      from_asset, to_asset, valid_from USING ERRCODE = '22023',
+      HINT = 'Exchanges already made keep the rate they were made at: date the new rate after the last of them.';
   END IF;
   INSERT INTO carbon.exchange_rate AS r (from_asset, to_asset, valid_from, numerator, denominator)
   VALUES (set_exchange_rate.from_asset, set_exchange_rate.to_asset, set_exchange_rate.valid_from,

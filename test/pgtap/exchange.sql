@@ -3,7 +3,7 @@
 -- who may call them.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT define_asset('RAINBOW', 'currency', '彩虹元');
 SELECT define_asset('NJ_PT', 'points', 'a neighbouring city''s points');
@@ -22,8 +22,8 @@ SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'NOPE', 1, 1, now())$$, '22
 SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'POINT', 1, 1, now())$$, '22023', NULL, 'a rate to itself');
 SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 0, 1, now())$$, '22023', NULL, 'a zero numerator');
 SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 1, -3, now())$$, '22023', NULL, 'a negative denominator');
-SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now() - interval '1 hour')$$, '22023', NULL,
-                 'a backdated rate');
+SELECT lives_ok($$SELECT set_exchange_rate('POINT', 'NJ_PT', 2, 3, now() - interval '1 day')$$,
+                'a rate dated back, while the pair has no exchange since (refused until the twenty-second session)');
 SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, NULL)$$, '22004', NULL, 'no date');
 SELECT throws_ok(format($$SELECT exchange(%s, 'POINT', 10, 'RAINBOW')$$, :li), 'CL007', NULL, 'no rate in force yet');
 SELECT set_exchange_rate('POINT', 'RAINBOW', 7, 11, now());
@@ -45,6 +45,10 @@ SELECT is((SELECT carry_num || '/' || carry_den FROM exchange_carry WHERE accoun
           ((13000 * 7) % 11) || '/11', '... and carry the rest, exactly');
 SELECT is((SELECT count(*) FROM exchange WHERE account = :li AND denominator = 1000), 0::bigint,
           'the rate that starts tomorrow was never used');
+SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now() - interval '1 hour')$$, '22023', NULL,
+                 'a rate dated back over exchanges already made');
+SELECT throws_ok($$SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now())$$, '22023', NULL,
+                 '... or one replacing the rate they were made at');
 SELECT lives_ok(format($$SELECT exchange(%s, 'POINT', 30, 'NJ_PT')$$, :li), 'points into another city''s points');
 SELECT is(balance(:li, 'NJ_PT'), 20::bigint, '... 30 × 2/3 = 20');
 SELECT set_setting('exchange_daily_limit', '13030');
