@@ -783,8 +783,8 @@ BEGIN
                                      WHERE x.from_asset = set_exchange_rate.from_asset
                                        AND x.to_asset = set_exchange_rate.to_asset
                                        AND x.at >= set_exchange_rate.valid_from) THEN
-    RAISE EXCEPTION 'exchanges of % into % were made since %: a rate from then would apply to them',
-      from_asset, to_asset, valid_from USING ERRCODE = '22023',
+    RAISE EXCEPTION 'exchanges of % into % were made since the new rate''s valid_from: it would apply to them',
+      from_asset, to_asset USING ERRCODE = '22023',
       HINT = 'Exchanges already made keep the rate they were made at: date the new rate after the last of them.';
   END IF;
   INSERT INTO carbon.exchange_rate AS r (from_asset, to_asset, valid_from, numerator, denominator)

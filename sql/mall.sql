@@ -84,8 +84,9 @@ SELECT set_offer_status(:cup, 'active');                           -- CL007
 SELECT define_asset('RAINBOW', 'currency', '彩虹元 Zhangye tourism currency');   -- as in ledger.sql: a no-op
 SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 3, now());
 SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() + interval '1 day');   -- a later rate: not used today
-SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() - interval '1 day');   -- 22023: never backdated
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() - interval '1 day');   -- dated back: no exchange since (today's rate still rules)
 SELECT i, exchange(:li, 'POINT', 10, 'RAINBOW', 'li-rainbow-' || i) > 0 AS exchanged FROM generate_series(1, 3) i;
+SELECT set_exchange_rate('POINT', 'RAINBOW', 1, 2, now() - interval '1 hour');  -- 22023: exchanges were made since
 SELECT amount, received, numerator || '/' || denominator AS rate FROM exchange WHERE account = :li ORDER BY entry_id;
 SELECT carry_num, carry_den FROM exchange_carry WHERE account = :li;
 SELECT balance(:li, 'POINT') AS li_points, balance(:li, 'RAINBOW') AS li_rainbow_fen;
