@@ -2998,7 +2998,7 @@ REVOKE INSERT (source, event_id, account, methodology, activity, occurred_at, at
   ON carbon.inbox_queue FROM carbon_operator, carbon_admin;
 REVOKE USAGE ON SEQUENCE carbon.behavior_inbox_seq FROM carbon_operator, carbon_admin;
 CREATE VIEW carbon.behavior_inbox WITH (security_invoker = true) AS
-  SELECT source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by
+  SELECT source, event_id, account, methodology, activity, occurred_at, attrs
   FROM carbon.inbox_queue;
 ALTER VIEW carbon.behavior_inbox ALTER COLUMN attrs SET DEFAULT '{}';
 CREATE FUNCTION carbon._inbox_enqueue() RETURNS trigger
@@ -3015,10 +3015,6 @@ COMMENT ON COLUMN carbon.behavior_inbox.methodology IS '方法学 methodology co
 COMMENT ON COLUMN carbon.behavior_inbox.activity IS '活动量 activity in the methodology''s unit (km, kg, trips …)';
 COMMENT ON COLUMN carbon.behavior_inbox.occurred_at IS '发生时间 when the behaviour happened';
 COMMENT ON COLUMN carbon.behavior_inbox.attrs IS '属性 further facts of the event (JSON)';
-COMMENT ON COLUMN carbon.behavior_inbox.seq IS '顺序号 the row''s place in the inbox (set by the database); rows are taken in this order';
-COMMENT ON COLUMN carbon.behavior_inbox.received_at IS '接收时间 when the row arrived (set by the database)';
-COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
-  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
 GRANT SELECT, DELETE ON carbon.behavior_inbox TO carbon_admin;
 GRANT INSERT (source, event_id, account, methodology, activity, occurred_at, attrs)
   ON carbon.behavior_inbox TO carbon_operator, carbon_admin;

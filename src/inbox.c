@@ -46,16 +46,7 @@ inbox_has_provenance(void)
 	return OidIsValid(ledger_relid("inbox_queue"));
 }
 
-/*
- * carbon.behavior_inbox's INSTEAD OF INSERT row trigger: the row goes into
- * carbon.inbox_queue, written as the queue's owner (the caller may not
- * write the queue, which has row-level security; its INSERT privilege on
- * the view's columns was checked before the trigger fired), with its place
- * in the inbox (seq), the time it arrived and the role that inserted it
- * set here, whatever the row says.  The inbox is a view because COPY FROM
- * refuses a table under row-level security to all but its owner, and
- * operators COPY their events in (api.md §3).
- */
+/* Who owns a relation (the queue: the trigger writes it as its owner). */
 static Oid
 relation_owner(Oid relid)
 {
@@ -69,8 +60,20 @@ relation_owner(Oid relid)
 	return owner;
 }
 
+/*
+ * carbon.behavior_inbox's INSTEAD OF INSERT row trigger: the row (the
+ * view's seven columns, record_behavior's arguments) goes into
+ * carbon.inbox_queue, written as the queue's owner (the caller may not
+ * write the queue, which has row-level security; its INSERT privilege on
+ * the view's columns was checked before the trigger fired), with its place
+ * in the inbox (seq), the time it arrived and the role that inserted it
+ * set here.  The inbox is a view because COPY FROM refuses a table under
+ * row-level security to all but its owner, and operators COPY their events
+ * in (api.md §4).
+ */
+#define INBOX_VIEW_COLUMNS 7
 #define INBOX_COLUMNS 10
-#define INBOX_SEQ 7				/* zero-based: seq, received_at, inserted_by */
+#define INBOX_SEQ 7				/* zero-based, in the queue: seq, received_at, inserted_by */
 #define INBOX_RECEIVED_AT 8
 #define INBOX_INSERTED_BY 9
 
@@ -102,8 +105,8 @@ inbox_enqueue(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("carbon._inbox_enqueue() is only the INSTEAD OF INSERT row trigger of carbon.behavior_inbox")));
 	desc = RelationGetDescr(td->tg_relation);
-	if (desc->natts != INBOX_COLUMNS)
-		elog(ERROR, "carbon.behavior_inbox has %d columns, not %d", desc->natts, INBOX_COLUMNS);
+	if (desc->natts != INBOX_VIEW_COLUMNS)
+		elog(ERROR, "carbon.behavior_inbox has %d columns, not %d", desc->natts, INBOX_VIEW_COLUMNS);
 	heap_deform_tuple(td->tg_trigtuple, desc, values, nulls);
 
 	namestrcpy(&reporter, GetUserNameFromId(GetUserId(), false));
@@ -123,8 +126,7 @@ inbox_enqueue(PG_FUNCTION_ARGS)
 	ledger_append("inbox_queue", INBOX_COLUMNS, columns, colvalues, colnulls, 1);
 	SetUserIdAndSecContext(saved_user, saved_context);
 
-	/* the row as stored: INSERT … RETURNING seq tells the caller its place */
-	return PointerGetDatum(heap_form_tuple(desc, values, nulls));
+	return PointerGetDatum(td->tg_trigtuple);
 }
 
 /* The inserting roles of a call, looked up once each (rows come in runs). */

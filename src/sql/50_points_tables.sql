@@ -149,13 +149,15 @@ COMMENT ON TABLE carbon.inbox_queue IS
 COMMENT ON COLUMN carbon.inbox_queue.inserted_by IS
   '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
 
--- The inbox itself.  Reads are the queue's, under its row-level security as
--- the reader (security_invoker): an operator sees its own rows.  Writes
--- (INSERT, COPY FROM) go through _inbox_enqueue(), which stores each row in
--- the queue with the inserting role, its place and its arrival time set by
--- the database, never taken from the row.
+-- The inbox itself: exactly record_behavior's seven arguments (api.md: "the
+-- same columns"), so that a COPY without a column list takes rows of
+-- them.  Reads are the queue's, under its row-level security as the reader
+-- (security_invoker): an operator sees its own rows (their place, arrival
+-- and sender are in carbon.inbox_queue).  Writes (INSERT, COPY FROM) go
+-- through _inbox_enqueue(), which stores each row in the queue with the
+-- inserting role, its place and its arrival time set by the database.
 CREATE VIEW carbon.behavior_inbox WITH (security_invoker = true) AS
-  SELECT source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by
+  SELECT source, event_id, account, methodology, activity, occurred_at, attrs
   FROM carbon.inbox_queue;
 ALTER VIEW carbon.behavior_inbox ALTER COLUMN attrs SET DEFAULT '{}';
 CREATE FUNCTION carbon._inbox_enqueue() RETURNS trigger
@@ -171,10 +173,6 @@ COMMENT ON COLUMN carbon.behavior_inbox.methodology IS '方法学 methodology co
 COMMENT ON COLUMN carbon.behavior_inbox.activity IS '活动量 activity in the methodology''s unit (km, kg, trips …)';
 COMMENT ON COLUMN carbon.behavior_inbox.occurred_at IS '发生时间 when the behaviour happened';
 COMMENT ON COLUMN carbon.behavior_inbox.attrs IS '属性 further facts of the event (JSON)';
-COMMENT ON COLUMN carbon.behavior_inbox.seq IS '顺序号 the row''s place in the inbox (set by the database); rows are taken in this order';
-COMMENT ON COLUMN carbon.behavior_inbox.received_at IS '接收时间 when the row arrived (set by the database)';
-COMMENT ON COLUMN carbon.behavior_inbox.inserted_by IS
-  '提交角色 the role that inserted the row (set by the database); the row is judged as that role''s report';
 
 -- Inbox rows that cannot be recorded at all (no source or event id, or one
 -- too long for its key, or a source the inserting role may not report for,

@@ -128,14 +128,13 @@ SELECT is(pg_temp.cols('v_gep_carbon'),
 SELECT is(pg_temp.cols('settings'),
   ARRAY['name text', 'value text', 'default_value text', 'is_default boolean', 'description text'],
   'settings(name, value, default_value, is_default, description)');
--- api.md §3 (bulk intake; a view over carbon.inbox_queue since the
--- twenty-second session, docs/points.md): the columns sources COPY, then
--- those the database sets
+-- api.md §4 (bulk intake: "the same columns" as record_behavior's
+-- arguments, so a COPY without a column list takes rows of them; a view over
+-- carbon.inbox_queue since the twenty-second session, docs/points.md)
 SELECT is(pg_temp.cols('behavior_inbox'),
   ARRAY['source text', 'event_id text', 'account bigint', 'methodology text', 'activity numeric',
-        'occurred_at timestamp with time zone', 'attrs jsonb', 'seq bigint',
-        'received_at timestamp with time zone', 'inserted_by name'],
-  'behavior_inbox(source, event_id, account, methodology, activity, occurred_at, attrs, seq, received_at, inserted_by)');
+        'occurred_at timestamp with time zone', 'attrs jsonb'],
+  'behavior_inbox(source, event_id, account, methodology, activity, occurred_at, attrs)');
 
 -- ---- names, comments, readers ----
 SELECT is_empty($$
