@@ -185,7 +185,8 @@ behavior_grant(const BehaviorContext *ctx, const Methodology *m, int64 er, int64
 	int64		grant = er;
 	int64		total_milli;
 
-	if (grant > cap_left)
+	/* cut to what is left of the day's cap; nothing left: capped, whatever it claims (api.md) */
+	if (grant > cap_left || (m->has_daily_cap && cap_left == 0))
 	{
 		grant = cap_left;
 		out->status = "capped";

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(84);
+SELECT plan(87);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -337,6 +337,23 @@ SELECT is((SELECT status || '/' || reason || '/' || points FROM record_behavior(
           'rejected/implausible/0', 'a flat methodology refuses a negative activity');
 SELECT is((SELECT status FROM record_behavior('h-steps', 'w-none', :walker2, 'H-WALK', NULL, now() - interval '1 minute')),
           'accepted', '... and takes none');
+
+-- 12. An event arriving when nothing is left of the day's cap is capped with
+--     zero reduction and points (api.md), even one whose own reduction is
+--     zero: it was accepted with 0 until the twenty-second session.
+SELECT define_methodology('H-SAVE', 1, 'saving power', 'II', 'saving', 'personal_baseline',
+                          '{"baseline": 100, "g_per_unit": 10, "daily_cap_g": 500}');
+SELECT submit_methodology('H-SAVE', 1), approve_methodology('H-SAVE', 1, 'r'),
+       publish_methodology('H-SAVE', 1, now() - interval '1 day');
+SELECT register_source('h-grid', ARRAY['saving']);
+SELECT open_account('personal', '620700', 'H-saver') AS saver \gset
+SELECT is((SELECT status || ' ' || grams(reduction) FROM record_behavior('h-grid', 's-1', :saver, 'H-SAVE', 0, now() - interval '1 minute')),
+          'capped 500', 'a day''s saving past the cap is cut to it');
+SELECT is((SELECT status || ' ' || grams(reduction) || ' ' || points
+           FROM record_behavior('h-grid', 's-2', :saver, 'H-SAVE', 150, now() - interval '1 minute')),
+          'capped 0 0', 'nothing left of the cap: capped, even an event that saved nothing');
+SELECT is((SELECT status || ' ' || grams(reduction) FROM record_behavior('h-grid', 's-3', :other, 'H-SAVE', 150, now() - interval '1 minute')),
+          'accepted 0', '... where the cap has room, an event that saved nothing is accepted with 0');
 
 SELECT * FROM finish();
 ROLLBACK;
