@@ -3023,23 +3023,37 @@ GRANT SELECT ON carbon.behavior_inbox TO carbon_operator, carbon_auditor;
 -- v_supply is exactly api.md's nine columns; escrow and moved_out, which
 -- close the per-segment identity, move to the new v_supply_detail (same
 -- rows; v_supply reads it).  A view's columns cannot be dropped: both are
--- made anew.
+-- made anew.  Money (CNY, partner currencies) shows in yuan with 2
+-- decimals there and in v_account_statement, as api.md has money in views
+-- (it showed fen); v_account_statement's amount becomes numeric.
 DROP VIEW carbon.v_supply;
 CREATE VIEW carbon.v_supply_detail WITH (security_invoker = true) AS
-  SELECT s.code AS asset, a.tier, a.region,
-         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
-         coalesce(-sum(b.amount), 0) AS outstanding,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
-  FROM carbon.balance b
-  JOIN carbon.account a ON a.id = b.account
-  JOIN carbon.asset s ON s.id = b.asset_id
-  WHERE a.kind <> 'participant'
-  GROUP BY 1, 2, 3;
+  SELECT t.asset, t.tier, t.region,
+         round(t.issued / t.per_unit, t.places) AS issued,
+         round(t.outstanding / t.per_unit, t.places) AS outstanding,
+         round(t.redeemed / t.per_unit, t.places) AS redeemed,
+         round(t.expired / t.per_unit, t.places) AS expired,
+         round(t.retired / t.per_unit, t.places) AS retired,
+         round(t.cancelled / t.per_unit, t.places) AS cancelled,
+         round(t.escrow / t.per_unit, t.places) AS escrow,
+         round(t.moved_out / t.per_unit, t.places) AS moved_out
+  FROM (SELECT s.code AS asset, a.tier, a.region,
+               -- money (kept in fen) in yuan with 2 decimals, as api.md has money in views
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 100 ELSE 1 END AS per_unit,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 2 ELSE 0 END AS places,
+               coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
+               coalesce(-sum(b.amount), 0) AS outstanding,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
+        FROM carbon.balance b
+        JOIN carbon.account a ON a.id = b.account
+        JOIN carbon.asset s ON s.id = b.asset_id
+        WHERE a.kind <> 'participant'
+        GROUP BY s.code, s.kind, a.tier, a.region) t;
 COMMENT ON VIEW carbon.v_supply_detail IS
   '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
   'escrow and moved_out (net moved to other tiers or regions) close the identity '
@@ -3058,16 +3072,16 @@ COMMENT ON COLUMN carbon.v_supply_detail.asset IS '资产 asset code: POINT, RED
 COMMENT ON COLUMN carbon.v_supply_detail.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
 COMMENT ON COLUMN carbon.v_supply_detail.region IS '行政区划 region: 6-digit administrative division code';
 COMMENT ON COLUMN carbon.v_supply_detail.issued IS
-  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s minor unit (points, grams CO2e, tonnes, fen)';
+  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s unit (points, grams CO2e, tonnes; money in yuan with 2 decimals)';
 COMMENT ON COLUMN carbon.v_supply_detail.outstanding IS
-  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
+  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s unit';
 COMMENT ON COLUMN carbon.v_supply_detail.moved_out IS
-  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s minor unit';
+  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s unit';
 
 DO $$
 DECLARE
@@ -3080,3 +3094,34 @@ BEGIN
   END LOOP;
 END $$;
 GRANT SELECT ON carbon.v_supply, carbon.v_supply_detail TO carbon_auditor, carbon_admin, carbon_clerk;
+DROP VIEW carbon.v_account_statement;
+-- Money (CNY, partner currencies: kept in fen) in yuan with 2 decimals, as
+-- api.md has money in views; other assets in their unit (points, grams,
+-- tonnes).
+CREATE VIEW carbon.v_account_statement WITH (security_invoker = true) AS
+  SELECT t.account, t.entry_id, t.at, t.asset,
+         round(t.amount::numeric / t.per_unit, t.places) AS amount,
+         round(t.balance_after / t.per_unit, t.places) AS balance_after,
+         t.kind, t.memo
+  FROM (SELECT p.account, p.entry_id, p.at, s.code AS asset, p.amount,
+               sum(p.amount) OVER (PARTITION BY p.account, p.asset_id ORDER BY p.entry_id, p.seq) AS balance_after,
+               e.kind, e.memo,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 100 ELSE 1 END AS per_unit,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 2 ELSE 0 END AS places
+        FROM carbon.posting p
+        JOIN carbon.entry e ON e.id = p.entry_id
+        JOIN carbon.asset s ON s.id = p.asset_id) t;
+COMMENT ON VIEW carbon.v_account_statement IS
+  '账户流水 account statement: every posting with the balance after it (filter by account)';
+COMMENT ON COLUMN carbon.v_account_statement.account IS '账户 the account posted to';
+COMMENT ON COLUMN carbon.v_account_statement.entry_id IS '分录号 the ledger entry (carbon.entry) of the posting';
+COMMENT ON COLUMN carbon.v_account_statement.at IS '记账时间 when the entry was posted';
+COMMENT ON COLUMN carbon.v_account_statement.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
+COMMENT ON COLUMN carbon.v_account_statement.amount IS
+  '金额 signed amount in the asset''s unit (points, grams CO2e, tonnes; money in yuan with 2 decimals); positive credits the account';
+COMMENT ON COLUMN carbon.v_account_statement.balance_after IS
+  '变动后余额 the account''s balance of the asset after this posting, in the asset''s unit (money in yuan)';
+COMMENT ON COLUMN carbon.v_account_statement.kind IS
+  '业务类型 kind of entry: behavior, transfer, redemption, exchange, expiry, trade, reversal, …';
+COMMENT ON COLUMN carbon.v_account_statement.memo IS '摘要 the entry''s memo';
+GRANT SELECT ON carbon.v_account_statement TO carbon_auditor, carbon_admin, carbon_app, carbon_merchant, carbon_trader;

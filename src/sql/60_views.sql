@@ -3,13 +3,22 @@
 -- security applies to the reader (an app sees its acting account only).
 -- ---------------------------------------------------------------------------
 
+-- Money (CNY, partner currencies: kept in fen) in yuan with 2 decimals, as
+-- api.md has money in views; other assets in their unit (points, grams,
+-- tonnes).
 CREATE VIEW carbon.v_account_statement WITH (security_invoker = true) AS
-  SELECT p.account, p.entry_id, p.at, s.code AS asset, p.amount,
-         sum(p.amount) OVER (PARTITION BY p.account, p.asset_id ORDER BY p.entry_id, p.seq) AS balance_after,
-         e.kind, e.memo
-  FROM carbon.posting p
-  JOIN carbon.entry e ON e.id = p.entry_id
-  JOIN carbon.asset s ON s.id = p.asset_id;
+  SELECT t.account, t.entry_id, t.at, t.asset,
+         round(t.amount::numeric / t.per_unit, t.places) AS amount,
+         round(t.balance_after / t.per_unit, t.places) AS balance_after,
+         t.kind, t.memo
+  FROM (SELECT p.account, p.entry_id, p.at, s.code AS asset, p.amount,
+               sum(p.amount) OVER (PARTITION BY p.account, p.asset_id ORDER BY p.entry_id, p.seq) AS balance_after,
+               e.kind, e.memo,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 100 ELSE 1 END AS per_unit,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 2 ELSE 0 END AS places
+        FROM carbon.posting p
+        JOIN carbon.entry e ON e.id = p.entry_id
+        JOIN carbon.asset s ON s.id = p.asset_id) t;
 COMMENT ON VIEW carbon.v_account_statement IS
   '账户流水 account statement: every posting with the balance after it (filter by account)';
 
@@ -55,20 +64,32 @@ COMMENT ON VIEW carbon.v_reduction_monthly IS
 -- together pass the bigint range, and no view may fail on data the ledger
 -- accepted.
 CREATE VIEW carbon.v_supply_detail WITH (security_invoker = true) AS
-  SELECT s.code AS asset, a.tier, a.region,
-         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
-         coalesce(-sum(b.amount), 0) AS outstanding,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
-  FROM carbon.balance b
-  JOIN carbon.account a ON a.id = b.account
-  JOIN carbon.asset s ON s.id = b.asset_id
-  WHERE a.kind <> 'participant'
-  GROUP BY 1, 2, 3;
+  SELECT t.asset, t.tier, t.region,
+         round(t.issued / t.per_unit, t.places) AS issued,
+         round(t.outstanding / t.per_unit, t.places) AS outstanding,
+         round(t.redeemed / t.per_unit, t.places) AS redeemed,
+         round(t.expired / t.per_unit, t.places) AS expired,
+         round(t.retired / t.per_unit, t.places) AS retired,
+         round(t.cancelled / t.per_unit, t.places) AS cancelled,
+         round(t.escrow / t.per_unit, t.places) AS escrow,
+         round(t.moved_out / t.per_unit, t.places) AS moved_out
+  FROM (SELECT s.code AS asset, a.tier, a.region,
+               -- money (kept in fen) in yuan with 2 decimals, as api.md has money in views
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 100 ELSE 1 END AS per_unit,
+               CASE WHEN s.kind IN ('cash', 'currency') THEN 2 ELSE 0 END AS places,
+               coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
+               coalesce(-sum(b.amount), 0) AS outstanding,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
+               coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
+        FROM carbon.balance b
+        JOIN carbon.account a ON a.id = b.account
+        JOIN carbon.asset s ON s.id = b.asset_id
+        WHERE a.kind <> 'participant'
+        GROUP BY s.code, s.kind, a.tier, a.region) t;
 COMMENT ON VIEW carbon.v_supply_detail IS
   '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
   'escrow and moved_out (net moved to other tiers or regions) close the identity '

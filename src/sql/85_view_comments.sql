@@ -17,9 +17,9 @@ COMMENT ON COLUMN carbon.v_account_statement.entry_id IS '分录号 the ledger e
 COMMENT ON COLUMN carbon.v_account_statement.at IS '记账时间 when the entry was posted';
 COMMENT ON COLUMN carbon.v_account_statement.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
 COMMENT ON COLUMN carbon.v_account_statement.amount IS
-  '金额 signed amount in the asset''s minor unit (points, grams CO2e, tonnes, fen); positive credits the account';
+  '金额 signed amount in the asset''s unit (points, grams CO2e, tonnes; money in yuan with 2 decimals); positive credits the account';
 COMMENT ON COLUMN carbon.v_account_statement.balance_after IS
-  '变动后余额 the account''s balance of the asset after this posting, in the asset''s minor unit';
+  '变动后余额 the account''s balance of the asset after this posting, in the asset''s unit (money in yuan)';
 COMMENT ON COLUMN carbon.v_account_statement.kind IS
   '业务类型 kind of entry: behavior, transfer, redemption, exchange, expiry, trade, reversal, …';
 COMMENT ON COLUMN carbon.v_account_statement.memo IS '摘要 the entry''s memo';
@@ -40,22 +40,22 @@ COMMENT ON COLUMN carbon.v_reduction_monthly.events IS '行为数 behaviours cre
 COMMENT ON COLUMN carbon.v_reduction_monthly.participants IS '参与人数 distinct accounts credited';
 COMMENT ON COLUMN carbon.v_reduction_monthly.reduction IS '减排量 reduction credited, exact co2e (grams CO2e)';
 
--- carbon.v_supply_detail (amounts in the asset's minor unit); v_supply's
+-- carbon.v_supply_detail (amounts in the asset's unit, money in yuan); v_supply's
 -- columns take the same comments (below)
 COMMENT ON COLUMN carbon.v_supply_detail.asset IS '资产 asset code: POINT, RED, CER, CNY or a partner currency';
 COMMENT ON COLUMN carbon.v_supply_detail.tier IS '体系层级 tier: personal, enterprise, government, merchant, verifier, platform';
 COMMENT ON COLUMN carbon.v_supply_detail.region IS '行政区划 region: 6-digit administrative division code';
 COMMENT ON COLUMN carbon.v_supply_detail.issued IS
-  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s minor unit (points, grams CO2e, tonnes, fen)';
+  '已发行 issued into the tier and region, net of what went back (reversals, cash withdrawals), cumulative, in the asset''s unit (points, grams CO2e, tonnes; money in yuan with 2 decimals)';
 COMMENT ON COLUMN carbon.v_supply_detail.outstanding IS
-  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s minor unit';
-COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s minor unit';
+  '流通量 held now by the participants (merchants'' unsettled points included), in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.redeemed IS '已兑换 left the tier by redemption once the merchant settled (carbon.settle_merchant), cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.expired IS '已过期 left the tier by expiry, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.retired IS '已注销抵消 left the tier by retirement, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.cancelled IS '已行政注销 left the tier by cancellation, cumulative, in the asset''s unit';
+COMMENT ON COLUMN carbon.v_supply_detail.escrow IS '冻结托管 held in escrow now (open market orders), in the asset''s unit';
 COMMENT ON COLUMN carbon.v_supply_detail.moved_out IS
-  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s minor unit';
+  '净转出 net amount moved to other tiers or regions through clearing, in the asset''s unit';
 
 DO $$
 DECLARE

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(87);
+SELECT plan(89);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -288,9 +288,11 @@ ROLLBACK TO SAVEPOINT tamper;
 SELECT is_empty($$
   SELECT coalesce(v.asset, p.asset), coalesce(v.tier, p.tier), coalesce(v.region, p.region), v.outstanding, p.held
   FROM v_supply v
-  FULL JOIN (SELECT s.code AS asset, a.tier, a.region, sum(b.amount) AS held
+  FULL JOIN (SELECT s.code AS asset, a.tier, a.region,
+                    -- money shows in yuan (fen / 100) in the views
+                    sum(b.amount) / CASE WHEN s.kind IN ('cash', 'currency') THEN 100 ELSE 1 END AS held
              FROM balance b JOIN account a ON a.id = b.account JOIN asset s ON s.id = b.asset_id
-             WHERE a.kind = 'participant' GROUP BY 1, 2, 3) p
+             WHERE a.kind = 'participant' GROUP BY s.code, s.kind, a.tier, a.region) p
     ON p.asset = v.asset AND p.tier = v.tier AND p.region = v.region
   WHERE coalesce(v.outstanding, 0) <> coalesce(p.held, 0)$$,
   'v_supply''s outstanding is what each segment''s participants hold');
@@ -306,9 +308,14 @@ INSERT INTO balance (account, asset_id, stripe, amount)
    WHERE asset_id = 4 AND account = (SELECT id FROM account WHERE kind = 'issuance' AND asset_id = 4
                                       AND tier = 'personal' AND region = '620700');
 SELECT lives_ok($$SELECT * FROM v_supply$$, 'v_supply reads a segment whose issuance passes the bigint range');
-SELECT cmp_ok((SELECT issued FROM v_supply WHERE asset = 'CNY' AND tier = 'personal' AND region = '620700'),
-              '>', 9223372036854775807::numeric, '... and reports it exactly, in numeric');
+SELECT cmp_ok((SELECT issued * 100 FROM v_supply WHERE asset = 'CNY' AND tier = 'personal' AND region = '620700'),
+              '>', 9223372036854775807::numeric, '... and reports it exactly, in numeric (yuan: past the bigint range in fen)');
+SELECT is((SELECT scale(issued) FROM v_supply WHERE asset = 'CNY' AND tier = 'personal' AND region = '620700'), 2,
+          'money in v_supply is yuan with 2 decimals (api.md; it was fen until the twenty-second session)');
 ROLLBACK TO SAVEPOINT big;
+SELECT issue(:firm, 'CNY', 12345) AS cny_entry \gset
+SELECT is((SELECT amount::text FROM v_account_statement WHERE account = :firm AND entry_id = :cny_entry),
+          '123.45', 'v_account_statement shows money in yuan with 2 decimals (12,345 fen)');
 
 -- 13. An empty request_id is 22023, not a real id.
 SELECT throws_ok(format($$SELECT transfer(%s, %s, 'POINT', 1, 'x', '')$$, :citizen, :shop), '22023', NULL,

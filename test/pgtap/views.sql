@@ -59,8 +59,9 @@ SELECT is(pg_temp.cols('v_reduction_monthly'),
 SELECT is(pg_temp.cols('v_points_expiring'),
   ARRAY['month date', 'region text', 'tier text', 'points bigint'],
   'v_points_expiring(month, region, tier, points)');
+-- amount numeric since the twenty-second session: money in yuan, 2 decimals
 SELECT is(pg_temp.cols('v_account_statement'),
-  ARRAY['account bigint', 'entry_id bigint', 'at timestamp with time zone', 'asset text', 'amount bigint',
+  ARRAY['account bigint', 'entry_id bigint', 'at timestamp with time zone', 'asset text', 'amount numeric',
         'balance_after numeric', 'kind text', 'memo text'],
   'v_account_statement(account, entry_id, at, asset, amount, balance_after, kind, memo)');
 SELECT is(pg_temp.cols('v_market_daily'),
