@@ -2533,7 +2533,7 @@ srf_order(ReturnSetInfo *rsinfo, int64 id, const char *status, int64 filled, int
 		values[3] = DirectFunctionCall2(numeric_round,
 										DirectFunctionCall2(numeric_div, fen_to_yuan(turnover),
 															DirectFunctionCall1(int8_numeric, Int64GetDatum(filled))),
-										Int32GetDatum(4));
+										Int32GetDatum(2));	/* money: yuan, 2 decimals (api.md) */
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

@@ -156,7 +156,7 @@ CREATE VIEW carbon.v_market_daily AS
          round((array_agg(t.price ORDER BY t.id DESC))[1] / 100.0, 2) AS close,
          sum(t.tonnes)::bigint AS volume,
          round(sum(t.price::numeric * t.tonnes) / 100, 2) AS turnover,
-         round(sum(t.price::numeric * t.tonnes) / sum(t.tonnes) / 100, 4) AS vwap
+         round(sum(t.price::numeric * t.tonnes) / sum(t.tonnes) / 100, 2) AS vwap
   FROM carbon.trade t
   GROUP BY t.trade_day, t.instrument;
 COMMENT ON VIEW carbon.v_market_daily IS

@@ -72,7 +72,7 @@ SELECT is((SELECT status FROM place_order(:e, 'buy', 100, 60.00)), 'filled', 'E 
 SELECT place_order(:s2, 'sell', 50, 66.00);
 SELECT is((SELECT status FROM place_order(:e, 'buy', 50, 66.00)), 'filled', 'E buys 50 t at 66.00');
 SELECT place_order(:b, 'buy', 80, 70.00);
-SELECT is((SELECT status || '/' || avg_price FROM place_order(:e, 'sell', 80, 70.00)), 'filled/70.0000',
+SELECT is((SELECT status || '/' || avg_price FROM place_order(:e, 'sell', 80, 70.00)), 'filled/70.00',
           'E sells 80 t at 70.00 (the resting buy''s price)');
 SELECT is((SELECT count(*) FROM retire_units(:e, 20, 'voluntary', 'AC worked example')), 1::bigint, 'E retires 20 t');
 
