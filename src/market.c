@@ -1625,6 +1625,33 @@ fok_possible(MarketWork *w, const Order *o)
 	return false;
 }
 
+/*
+ * Can a market buy's cash pay for one tonne (and its fee) of the first
+ * offer it would take?  True too when there is none: that is an order the
+ * book cannot take (rejected), not too little cash.
+ */
+static bool
+market_buy_affordable(MarketWork *w, const Order *o)
+{
+	BookWalk	bw;
+	Resting    *r;
+	bool		row;
+
+	walk_start(w, &bw, false);
+	while ((r = walk_next(w, &bw, &row)) != NULL)
+	{
+		if (r->ended)
+			continue;
+		if (!acceptable(w, o, r->price))
+			return true;
+		if (r->expired || r->account == o->acc->id ||
+			strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
+			continue;
+		return affordable(o->budget, r->price, w->fee_bps) > 0;
+	}
+	return true;
+}
+
 /* Match the incoming order against the book, best price first, then time. */
 static void
 match(MarketWork *w, Order *o)
@@ -2777,6 +2804,14 @@ ledger_place_order(PG_FUNCTION_ARGS)
 							INT64_FORMAT, account, units, tonnes),
 					 errhint("Class II units never reach the market.")));
 	}
+	/* too little cash to escrow for one tonne of what a market buy would take (CL001) */
+	if (o.market && o.buy && !market_buy_affordable(w, &o))
+		ereport(ERROR,
+				(errcode(ERRCODE_CL_INSUFFICIENT),
+				 errmsg("account " INT64_FORMAT " has %lld.%02lld yuan: not enough for one tonne of the best offer",
+						account, (long long) (o.budget / 100), (long long) (o.budget % 100)),
+				 errdetail("A market buy escrows the cash it may spend; one tonne at the best price, with its fee, costs more.")));
+
 	gtc_days = ledger_settings()->gtc_max_days;
 	o.id = ledger_next_id("market_order_id_seq");
 	o.at = w->now;

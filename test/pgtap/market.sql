@@ -14,7 +14,7 @@
 BEGIN;
 SET search_path = carbon, public;
 SET LOCAL timezone = 'UTC';   -- order lifetimes below are read as exact intervals
-SELECT plan(153);
+SELECT plan(156);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'MK-farm', 'farm') AS farm \gset
@@ -222,6 +222,18 @@ SELECT is((SELECT o || ' ' || (SELECT s FROM ord WHERE tag = 'mkt_sell') FROM ou
           'rejected/0/- rejected:0:0:nothing_to_match', 'a market sell with no bid: rejected');
 INSERT INTO res SELECT 'mkt_buy0', * FROM place_order(:steel, 'buy', 5, NULL);
 SELECT is((SELECT o FROM outcome WHERE tag = 'mkt_buy0'), 'rejected/0/-', 'a market buy with no offer: rejected');
+-- a market buy whose cash cannot pay one tonne of the best offer: too little
+-- cash to escrow (CL001, api.md), not an order the book cannot take (it was
+-- `rejected` until the twenty-second session)
+SELECT open_account('personal', '620700', 'MK-thin', 'thin wallet') AS thin \gset
+SELECT deposit_cash(:thin, 30.00, 'thirty yuan');
+INSERT INTO res SELECT 'farm60', * FROM place_order(:farm, 'sell', 5, 60.00);
+SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 1, NULL)', :thin, 'buy'), 'CL001', NULL,
+                 'a market buy with 30 yuan against an offer at 60: too little cash');
+SELECT throws_ok(format('SELECT * FROM place_order(%s, %L, 1, NULL, %L)', :thin, 'buy', 'FOK'), 'CL001', NULL,
+                 '... FOK too');
+SELECT is((SELECT s FROM ord WHERE tag = 'farm60'), 'open:0:5:-', '... and the offer is untouched');
+SELECT cancel_order(order_id) FROM res WHERE tag = 'farm60';
 
 -- ---- self-trade prevention ----
 SELECT balance(:farm, 'CNY') AS farm_cash \gset
