@@ -58,7 +58,16 @@ VALUES ('personal', 'personal', 'POINT', true, 'pilot: family sharing');
 SELECT transfer(1, 2, 'POINT', 10, 'family') AS entry;
 DELETE FROM allowed_flow WHERE NOT seeded;
 SELECT transfer(1, 2, 'POINT', 10, 'family');               -- CL003 again
-DELETE FROM allowed_flow WHERE seeded;                       -- defaults cannot be changed
+-- carbon_admin edits a default as well: the edited default becomes the
+-- admin's row (seeded = false, which a dump keeps); deleting a default
+-- leaves the admin's refusal of the flow.  Only the extension seeds.
+UPDATE allowed_flow SET allowed = false, note = 'pilot: no donations'
+ WHERE from_tier = 'personal' AND to_tier = 'government' AND asset = 'POINT';
+DELETE FROM allowed_flow WHERE from_tier = 'enterprise' AND to_tier = 'government' AND asset = 'POINT';
+SELECT from_tier, to_tier, allowed, seeded, note FROM allowed_flow
+ WHERE to_tier = 'government' AND asset = 'POINT' ORDER BY from_tier;
+INSERT INTO allowed_flow (from_tier, to_tier, asset, seeded) VALUES ('personal', 'personal', 'POINT', true);  -- 42501
+UPDATE allowed_flow SET allowed = true, note = NULL WHERE to_tier = 'government' AND asset = 'POINT';
 
 -- Frozen accounts neither pay nor receive; closing needs zero balances.
 SELECT set_account_status(2, 'frozen', '调查 investigation');

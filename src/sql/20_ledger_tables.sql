@@ -142,7 +142,9 @@ COMMENT ON TABLE carbon.request IS
 
 -- The allowed-flow matrix for transfer between participants.  Seeded rows
 -- are defaults; carbon_admin adds rows (allowed true or false) that take
--- precedence over a default for the same (from_tier, to_tier, asset).
+-- precedence over a default for the same (from_tier, to_tier, asset), and
+-- may update or delete a default, which then becomes such a row
+-- (_allowed_flow_guard).
 CREATE TABLE carbon.allowed_flow (
   from_tier   text NOT NULL CHECK (carbon._valid_tier(from_tier)),
   to_tier     text NOT NULL CHECK (carbon._valid_tier(to_tier)),

@@ -30,17 +30,44 @@ CREATE TRIGGER status_log_append_only BEFORE UPDATE OR DELETE ON carbon.account_
 CREATE TRIGGER status_log_no_truncate BEFORE TRUNCATE ON carbon.account_status_log
   FOR EACH STATEMENT EXECUTE FUNCTION carbon._append_only();
 
--- Seeded allowed flows are defaults: override them with your own rows.
+-- Seeded allowed flows are defaults, editable by carbon_admin (api.md §2):
+-- an admin's change of a default makes it the admin's own row (seeded =
+-- false), which a dump keeps (the extension's rows are not dumped: a
+-- restore seeds them again, and the admin's row for the same tiers and
+-- asset takes precedence).  Deleting a default leaves the admin's row that
+-- refuses the flow, so that a restore does not bring the default back.
+-- Nobody writes seeded rows.
 CREATE FUNCTION carbon._allowed_flow_guard() RETURNS trigger
   LANGUAGE plpgsql SET search_path = pg_catalog, carbon, pg_temp AS $$
 BEGIN
-  IF (TG_OP IN ('UPDATE', 'DELETE') AND OLD.seeded) OR (TG_OP IN ('INSERT', 'UPDATE') AND NEW.seeded) THEN
-    RAISE EXCEPTION 'the seeded default flows cannot be changed'
+  IF (TG_OP = 'INSERT' AND NEW.seeded) OR (TG_OP = 'UPDATE' AND NEW.seeded AND NOT OLD.seeded) THEN
+    RAISE EXCEPTION 'only the extension writes seeded default flows'
       USING ERRCODE = '42501',
-            HINT = 'Insert a row with seeded = false for the same tiers and asset; it takes precedence.';
+            HINT = 'Insert or update a row with seeded = false; it takes precedence over the default.';
+  END IF;
+  IF TG_OP = 'UPDATE' AND OLD.seeded
+     AND (NEW.from_tier, NEW.to_tier, NEW.asset) IS DISTINCT FROM (OLD.from_tier, OLD.to_tier, OLD.asset) THEN
+    RAISE EXCEPTION 'a default flow''s tiers and asset cannot be changed'
+      USING ERRCODE = '42501',
+            HINT = 'Change whether it is allowed, or insert a row for other tiers or another asset.';
   END IF;
   IF TG_OP <> 'DELETE' AND NOT EXISTS (SELECT 1 FROM carbon.asset WHERE code = NEW.asset) THEN
     RAISE EXCEPTION 'unknown asset "%"', NEW.asset USING ERRCODE = '22023';
+  END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.seeded THEN
+    IF EXISTS (SELECT 1 FROM carbon.allowed_flow f
+               WHERE (f.from_tier, f.to_tier, f.asset) = (OLD.from_tier, OLD.to_tier, OLD.asset) AND NOT f.seeded) THEN
+      -- the admin's own row for the flow is the one that counts (and the
+      -- one a statement naming the flow changes as well)
+      RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NULL END;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+      NEW.seeded := false;      -- the default becomes the admin's row, as edited
+      RETURN NEW;
+    END IF;
+    -- what stays of a deleted default is the admin's refusal of the flow
+    INSERT INTO carbon.allowed_flow (from_tier, to_tier, asset, allowed, seeded, note)
+    VALUES (OLD.from_tier, OLD.to_tier, OLD.asset, false, false, 'default removed');
   END IF;
   RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END $$;

@@ -2,7 +2,7 @@
 -- refused call leaves nothing behind (R5 so far).
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(68);
+SELECT plan(76);
 
 SELECT open_account('personal', '620700', 'T-A') AS a \gset
 SELECT open_account('personal', '620700', 'T-B') AS b \gset
@@ -62,6 +62,34 @@ SELECT throws_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :g, 'RED'), 'CL003
 SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :m, 'POINT'), 'personal → merchant points');
 SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 1)', :a, :g, 'POINT'), 'personal → government points (donation)');
 SELECT lives_ok(format('SELECT transfer(%s, %s, %L, 100)', :e, :a, 'CNY'), 'CNY between any participants');
+-- carbon_admin edits the matrix, defaults included (api.md §2): an edited
+-- default becomes the admin's row, a deleted one the admin's refusal
+-- (both refused with 42501 until the twenty-second session).
+CREATE ROLE t_flow_admin IN ROLE carbon_admin;
+SAVEPOINT flows;
+SET LOCAL ROLE t_flow_admin;
+SELECT lives_ok($$UPDATE carbon.allowed_flow SET allowed = false
+                  WHERE from_tier = 'personal' AND to_tier = 'merchant' AND asset = 'POINT'$$,
+                'the admin switches a default off');
+SELECT throws_ok(format('SELECT carbon.transfer(%s, %s, %L, 1)', :a, :m, 'POINT'), 'CL003', NULL,
+                 '... and personal → merchant points are refused');
+SELECT is((SELECT string_agg(allowed || '/' || seeded, ',') FROM carbon.allowed_flow
+           WHERE from_tier = 'personal' AND to_tier = 'merchant' AND asset = 'POINT'), 'false/false',
+          '... one row for the flow: the admin''s (a dump keeps it)');
+SELECT lives_ok($$DELETE FROM carbon.allowed_flow WHERE from_tier = 'personal' AND to_tier = 'government' AND asset = 'POINT'$$,
+                'the admin deletes a default');
+SELECT throws_ok(format('SELECT carbon.transfer(%s, %s, %L, 1)', :a, :g, 'POINT'), 'CL003', NULL,
+                 '... and the flow is refused');
+SELECT is((SELECT string_agg(allowed || '/' || seeded, ',') FROM carbon.allowed_flow
+           WHERE from_tier = 'personal' AND to_tier = 'government' AND asset = 'POINT'), 'false/false',
+          '... what stays is the admin''s refusal, which a restore keeps over the default');
+SELECT throws_ok($$INSERT INTO carbon.allowed_flow (from_tier, to_tier, asset, seeded) VALUES ('personal', 'personal', 'POINT', true)$$,
+                 '42501', NULL, 'only the extension writes seeded defaults');
+SELECT throws_ok($$UPDATE carbon.allowed_flow SET to_tier = 'verifier'
+                   WHERE from_tier = 'enterprise' AND to_tier = 'merchant' AND asset = 'POINT'$$,
+                 '42501', NULL, 'a default''s tiers cannot be changed');
+RESET ROLE;
+ROLLBACK TO SAVEPOINT flows;
 DROP TABLE before; CREATE TEMP TABLE before AS SELECT * FROM written;
 
 -- Balance: CL001.
