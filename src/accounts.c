@@ -426,6 +426,7 @@ ledger_open_account(PG_FUNCTION_ARGS)
 	require_reference(reference);
 	normalized = normalized_reference(reference);
 	require_reference(normalized);
+	ledger_check_may_open(tier);
 
 	ledger_spi_connect();
 	key = ref_key(true);

@@ -493,6 +493,27 @@ check_may_act_for(const LedgerAccount *acc)
 			 errhint("carbon_admin binds an account to a login with carbon.bind_account(account, login).")));
 }
 
+/*
+ * Who may open an account of `tier`: superusers and carbon_admin any tier;
+ * others (carbon_app, the citizen app) personal accounts only, the accounts
+ * they may act for: an app opening platform or verifier accounts would
+ * count in the tiers' reports, and a verifier account is the identity
+ * verify_monitoring trusts (red-team, twenty-second session).
+ */
+void
+ledger_check_may_open(const char *tier)
+{
+	Oid			caller = GetOuterUserId();
+
+	if (superuser_arg(caller) || role_has(caller, "carbon_admin") || strcmp(tier, "personal") == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may open personal accounts only, not a %s account",
+					GetUserNameFromId(caller, false), tier),
+			 errhint("carbon_admin opens accounts of the other tiers.")));
+}
+
 /* act_as(account bigint) → void: act for this account until the transaction ends */
 PG_FUNCTION_INFO_V1(ledger_act_as);
 Datum

@@ -84,6 +84,7 @@ ledger_col_set(LedgerColumns *c, int col, Datum v, bool isnull)
 extern void ledger_run(SPIPlanPtr plan, Datum *values, int expect);
 extern bool ledger_try_subxact(void (*fn) (void *), void *arg, int sqlerrcode);
 extern void ledger_check_acting(int64 account, bool read_only);
+extern void ledger_check_may_open(const char *tier);
 extern void ledger_check_acting_owner(int64 account, bool read_only, const char *thing, int64 thing_id);
 extern char *ledger_arg_text(FunctionCallInfo fcinfo, int argno, const char *name);
 extern char *ledger_arg_text_or_null(FunctionCallInfo fcinfo, int argno);

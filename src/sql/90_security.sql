@@ -340,3 +340,21 @@ GRANT EXECUTE ON FUNCTION carbon.region_prefix(text) TO carbon_admin, carbon_aud
 
 -- Install-time helpers go: nothing but the API stays behind.
 DROP FUNCTION carbon._account_rls(text[], text);
+
+-- Append-only for everyone (api.md §7): the ledger's append-only guards fire
+-- in every session, a superuser's with session_replication_role = replica
+-- too (red-team, twenty-second session: that one setting silenced them and
+-- let a superuser rewrite postings without a trace in the DDL).  The INSERT
+-- checks (_posting_check, _unit_block_no_overlap) keep the default: a
+-- logical-replication subscriber applies an entry's rows one at a time.
+DO $$
+DECLARE
+  t record;
+BEGIN
+  FOR t IN SELECT tg.tgrelid::regclass AS rel, tg.tgname
+           FROM pg_catalog.pg_trigger tg
+           WHERE tg.tgfoid = 'carbon._append_only()'::pg_catalog.regprocedure AND NOT tg.tgisinternal
+  LOOP
+    EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+  END LOOP;
+END $$;

@@ -3,7 +3,7 @@
 -- its fix.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(89);
+SELECT plan(95);
 
 SELECT open_account('personal', '620700', 'H-citizen') AS citizen \gset
 SELECT open_account('personal', '620700', 'H-other') AS other \gset
@@ -361,6 +361,27 @@ SELECT is((SELECT status || ' ' || grams(reduction) || ' ' || points
           'capped 0 0', 'nothing left of the cap: capped, even an event that saved nothing');
 SELECT is((SELECT status || ' ' || grams(reduction) FROM record_behavior('h-grid', 's-3', :other, 'H-SAVE', 150, now() - interval '1 minute')),
           'accepted 0', '... where the cap has room, an event that saved nothing is accepted with 0');
+
+-- 15. Red-team, twenty-second session.  The citizen app opens personal
+--     accounts only (it opened platform and verifier accounts: verifier
+--     accounts are what verify_monitoring trusts) ...
+SET LOCAL ROLE h_app;
+SELECT ok(carbon.open_account('personal', '620700', 'H-app-citizen') > 0, 'the app opens a personal account');
+SELECT throws_ok($$SELECT carbon.open_account('verifier', '620100', 'H-app-verifier')$$, '42501', NULL,
+                 '... not a verifier account');
+SELECT throws_ok($$SELECT carbon.open_account('platform', '620700', 'H-app-platform')$$, '42501', NULL,
+                 '... nor a platform account');
+RESET ROLE;
+-- ... and the ledger is append-only for a superuser with
+--     session_replication_role = replica too (that setting silenced the guards).
+SAVEPOINT replica;
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok($$UPDATE carbon.posting SET amount = amount WHERE entry_id = (SELECT min(entry_id) FROM carbon.posting)$$,
+                 'CL009', NULL, 'no UPDATE of a posting, even as a replica');
+SELECT throws_ok($$DELETE FROM carbon.entry WHERE id = (SELECT max(id) FROM carbon.entry)$$,
+                 'CL009', NULL, '... no DELETE of an entry');
+SELECT throws_ok($$TRUNCATE carbon.seal$$, 'CL009', NULL, '... no TRUNCATE of the seals');
+ROLLBACK TO SAVEPOINT replica;
 
 SELECT * FROM finish();
 ROLLBACK;
