@@ -1588,6 +1588,33 @@ fill(MarketWork *w, Order *o, Resting *r, int64 q)
 }
 
 /*
+ * The next resting order of the opposite side the incoming order could
+ * trade with now, in price-time order: not ended, not past its life, not
+ * the order's own account's, of an active account; NULL at the end of the
+ * book or at the first price the order does not accept.  (What match()
+ * does to the orders skipped here, it does there.)
+ */
+static Resting *
+next_takeable(MarketWork *w, BookWalk *bw, const Order *o)
+{
+	Resting    *r;
+	bool		row;
+
+	while ((r = walk_next(w, bw, &row)) != NULL)
+	{
+		if (r->ended)
+			continue;
+		if (!acceptable(w, o, r->price))
+			return NULL;
+		if (r->expired || r->account == o->acc->id ||
+			strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+/*
  * Can a FOK order fill in full now?  The tonnes at acceptable prices of
  * other accounts' resting orders (and, for a buy, within its cash).
  */
@@ -1598,21 +1625,12 @@ fok_possible(MarketWork *w, const Order *o)
 	int64		budget = o->budget;
 	BookWalk	bw;
 	Resting    *r;
-	bool		row;
 
 	walk_start(w, &bw, !o->buy);
-	while ((r = walk_next(w, &bw, &row)) != NULL)
+	while ((r = next_takeable(w, &bw, o)) != NULL)
 	{
-		int64		q;
+		int64		q = Min(need, r->tonnes - r->filled);
 
-		if (r->ended)
-			continue;
-		if (!acceptable(w, o, r->price))
-			return false;
-		if (r->expired || r->account == o->acc->id ||
-			strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
-			continue;
-		q = Min(need, r->tonnes - r->filled);
 		if (o->buy)
 		{
 			q = Min(q, affordable(budget, r->price, w->fee_bps));
@@ -1635,21 +1653,10 @@ market_buy_affordable(MarketWork *w, const Order *o)
 {
 	BookWalk	bw;
 	Resting    *r;
-	bool		row;
 
 	walk_start(w, &bw, false);
-	while ((r = walk_next(w, &bw, &row)) != NULL)
-	{
-		if (r->ended)
-			continue;
-		if (!acceptable(w, o, r->price))
-			return true;
-		if (r->expired || r->account == o->acc->id ||
-			strcmp(account_of(&w->accounts, r->account)->status, "active") != 0)
-			continue;
-		return affordable(o->budget, r->price, w->fee_bps) > 0;
-	}
-	return true;
+	r = next_takeable(w, &bw, o);
+	return r == NULL || affordable(o->budget, r->price, w->fee_bps) > 0;
 }
 
 /* Match the incoming order against the book, best price first, then time. */
