@@ -350,7 +350,13 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 	if (nnew > 0)
 		pools_upsert(pa, pt, pc, nnew);
 
-	/* the lines, in the order of their bookings, straight into their table (append.c) */
+	/*
+	 * The lines, straight into their table (append.c), grouped by account
+	 * and in the order of their bookings within one: the index (account, at,
+	 * id) takes each account's lines as a run at its end, whose heap
+	 * neighbours let nbtree split a full page after the new line rather than
+	 * in half (a batch books hundreds of accounts: B4).
+	 */
 	for (int i = 0; i < b->n; i++)
 		nlines += pp.lines[i].n;
 	if (nlines > 0)
@@ -364,7 +370,10 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 
 		for (int c = 0; c < (int) lengthof(cols); c++)
 			cols[c] = palloc(sizeof(Datum) * nlines);
-		for (int i = 0; i < b->n; i++)
+		for (int o = 0; o < b->n; o++)
+		{
+			int			i = pp.order[o];
+
 			for (int k = 0; k < pp.lines[i].n; k++, n++)
 			{
 				cols[0][n] = Int64GetDatum(items[i].acc->id);
@@ -375,6 +384,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 				cols[5][n] = Int64GetDatum(entry_id);
 				cols[6][n] = now;
 			}
+		}
 		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, nlines);
 	}
 	b->n = 0;
