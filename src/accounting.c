@@ -9,8 +9,9 @@
  * account, or given to it) add tonnes at no cost, since they are not
  * booked; whatever leaves takes the pool's weighted-average cost with it,
  * cost × tonnes / pool tonnes rounded half up in fen, and the last tonne
- * takes what is left, so that the pool empties to exactly zero.  The lines
- * (carbon.accounting_line) are in fen; the views show yuan.
+ * takes what is left, so that the pool empties to exactly zero.  Each
+ * booking is one voucher (carbon.accounting_voucher): its lines in one row,
+ * in fen; v_accounting_journal shows them as lines, in yuan.
  *
  *   purchase   Dr 1489 cost            Cr 1002 cost
  *   sale       Dr 1002 proceeds        Cr 1489 book cost, Cr 6301 gain / Dr 6711 loss
@@ -34,10 +35,6 @@
 #include "journal.h"
 #include "ledger.h"
 
-#define SUBJECT_BANK	"1002"
-#define SUBJECT_UNITS	"1489"
-#define SUBJECT_GAIN	"6301"
-#define SUBJECT_LOSS	"6711"
 
 /* Enterprise and government accounts keep books (api.md §7); others do not. */
 bool
@@ -65,14 +62,30 @@ typedef struct Pool
 	int64		cost;
 } Pool;
 
-/* The lines one booking makes (at most three: a sale with its gain or loss). */
-typedef struct BookLines
+/*
+ * The voucher one booking makes: its amounts by subject and side, in the
+ * order of carbon.accounting_voucher's columns (all zero: no voucher).
+ */
+typedef enum VoucherColumn
 {
-	int			n;
-	const char *subject[3];
-	int64		debit[3];
-	int64		credit[3];
-} BookLines;
+	DR_UNITS,					/* dr_1489 碳排放权资产 */
+	DR_BANK,					/* dr_1002 银行存款 */
+	DR_LOSS,					/* dr_6711 营业外支出 */
+	CR_UNITS,					/* cr_1489 */
+	CR_BANK,					/* cr_1002 */
+	CR_GAIN,					/* cr_6301 营业外收入 */
+	VOUCHER_COLUMNS
+} VoucherColumn;
+
+static const char *const voucher_columns[VOUCHER_COLUMNS] = {
+	"dr_1489", "dr_1002", "dr_6711", "cr_1489", "cr_1002", "cr_6301"
+};
+
+typedef struct Voucher
+{
+	bool		any;
+	int64		amount[VOUCHER_COLUMNS];
+} Voucher;
 
 /* Bookings are gathered by the caller and written once per entry. */
 void
@@ -146,23 +159,19 @@ cost_out(const Pool *p, int64 q)
 }
 
 static void
-line(BookLines *l, const char *subject, int64 debit, int64 credit)
+line(Voucher *v, VoucherColumn c, int64 amount)
 {
-	if (debit == 0 && credit == 0)
-		return;
-	Assert(l->n < lengthof(l->subject));
-	l->subject[l->n] = subject;
-	l->debit[l->n] = debit;
-	l->credit[l->n++] = credit;
+	v->amount[c] = amount;
+	v->any |= amount != 0;
 }
 
-/* One booking applied to its pool, its lines made. */
+/* One booking applied to its pool, its voucher made. */
 static void
-book(const Booking *k, Pool *p, BookLines *l)
+book(const Booking *k, Pool *p, Voucher *v)
 {
 	int64		out;
 
-	l->n = 0;
+	memset(v, 0, sizeof(Voucher));
 	switch (k->kind)
 	{
 		case BOOK_FREE_IN:
@@ -171,26 +180,26 @@ book(const Booking *k, Pool *p, BookLines *l)
 		case BOOK_PURCHASE:
 			p->tonnes += k->tonnes;
 			p->cost += k->amount;
-			line(l, SUBJECT_UNITS, k->amount, 0);
-			line(l, SUBJECT_BANK, 0, k->amount);
+			line(v, DR_UNITS, k->amount);
+			line(v, CR_BANK, k->amount);
 			break;
 		case BOOK_SALE:
 			out = cost_out(p, k->tonnes);
 			p->tonnes -= k->tonnes;
 			p->cost -= out;
-			line(l, SUBJECT_BANK, k->amount, 0);
-			line(l, SUBJECT_UNITS, 0, out);
+			line(v, DR_BANK, k->amount);
+			line(v, CR_UNITS, out);
 			if (k->amount > out)
-				line(l, SUBJECT_GAIN, 0, k->amount - out);
+				line(v, CR_GAIN, k->amount - out);
 			else
-				line(l, SUBJECT_LOSS, out - k->amount, 0);
+				line(v, DR_LOSS, out - k->amount);
 			break;
 		case BOOK_OUT:
 			out = cost_out(p, k->tonnes);
 			p->tonnes -= k->tonnes;
 			p->cost -= out;
-			line(l, SUBJECT_LOSS, out, 0);
-			line(l, SUBJECT_UNITS, 0, out);
+			line(v, DR_LOSS, out);
+			line(v, CR_UNITS, out);
 			break;
 	}
 }
@@ -222,7 +231,7 @@ typedef struct PoolsPass
 	Pool	   *pools;			/* one per account, in account order */
 	int		   *order;			/* the items by account, each account's in the order added */
 	int		   *from;			/* pools[j]'s items: order[from[j] .. from[j + 1] - 1] */
-	BookLines  *lines;			/* lines[i]: what items[i] books */
+	Voucher    *vouchers;		/* vouchers[i]: what items[i] books */
 	AttrNumber	att_tonnes;		/* of carbon.unit_cost */
 	AttrNumber	att_cost;
 } PoolsPass;
@@ -234,7 +243,7 @@ pool_apply(const PoolsPass *pp, Pool *p)
 	int			j = p - pp->pools;
 
 	for (int k = pp->from[j]; k < pp->from[j + 1]; k++)
-		book(&pp->items[pp->order[k]], p, &pp->lines[pp->order[k]]);
+		book(&pp->items[pp->order[k]], p, &pp->vouchers[pp->order[k]]);
 }
 
 /* qsort_arg's order of items: by account, then as added. */
@@ -291,7 +300,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 			   *pc;
 	bool	   *found;
 	int			nnew = 0;
-	int			nlines = 0;
+	int			nvouchers = 0;
 
 	if (b->n == 0)
 		return;
@@ -305,7 +314,7 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 
 	relid = ledger_relid("unit_cost");
 	pp = (PoolsPass) {.items = items, .nitems = b->n, .pools = palloc0(sizeof(Pool) * nids),
-		.lines = palloc0(sizeof(BookLines) * b->n), .att_tonnes = get_attnum(relid, "tonnes"),
+		.vouchers = palloc0(sizeof(Voucher) * b->n), .att_tonnes = get_attnum(relid, "tonnes"),
 	.att_cost = get_attnum(relid, "cost")};
 	if (pp.att_tonnes <= 0 || pp.att_cost <= 0)
 		elog(ERROR, "carbon.unit_cost has no tonnes or cost column");
@@ -351,41 +360,46 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		pools_upsert(pa, pt, pc, nnew);
 
 	/*
-	 * The lines, straight into their table (append.c), grouped by account
-	 * and in the order of their bookings within one: the index (account, at,
-	 * id) takes each account's lines as a run at its end, whose heap
-	 * neighbours let nbtree split a full page after the new line rather than
-	 * in half (a batch books hundreds of accounts: B4).
+	 * The vouchers, straight into their table (append.c), grouped by
+	 * account and in the order of their bookings within one: the index
+	 * (account, at, id) takes each account's vouchers as a run at its end,
+	 * whose heap neighbours let nbtree split a full page after the new one
+	 * rather than in half (a batch books hundreds of accounts: B4).
 	 */
 	for (int i = 0; i < b->n; i++)
-		nlines += pp.lines[i].n;
-	if (nlines > 0)
+		nvouchers += pp.vouchers[i].any;
+	if (nvouchers > 0)
 	{
-		static const char *const columns[] = {"account", "subject_code", "debit", "credit", "memo", "entry_id", "at"};
-		Datum	   *cols[7];
-		bool	   *none = palloc0(sizeof(bool) * nlines);
-		bool	   *nulls[] = {none, none, none, none, none, none, none};
+		const char *columns[4 + VOUCHER_COLUMNS] = {"account", "entry_id", "at", "memo"};
+		Datum	   *cols[4 + VOUCHER_COLUMNS];
+		bool	   *none = palloc0(sizeof(bool) * nvouchers);
+		bool	   *nulls[4 + VOUCHER_COLUMNS];
 		Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
 		int			n = 0;
 
 		for (int c = 0; c < (int) lengthof(cols); c++)
-			cols[c] = palloc(sizeof(Datum) * nlines);
+		{
+			if (c >= 4)
+				columns[c] = voucher_columns[c - 4];
+			cols[c] = palloc(sizeof(Datum) * nvouchers);
+			nulls[c] = none;
+		}
 		for (int o = 0; o < b->n; o++)
 		{
 			int			i = pp.order[o];
+			const Voucher *v = &pp.vouchers[i];
 
-			for (int k = 0; k < pp.lines[i].n; k++, n++)
-			{
-				cols[0][n] = Int64GetDatum(items[i].acc->id);
-				cols[1][n] = CStringGetTextDatum(pp.lines[i].subject[k]);
-				cols[2][n] = Int64GetDatum(pp.lines[i].debit[k]);
-				cols[3][n] = Int64GetDatum(pp.lines[i].credit[k]);
-				cols[4][n] = CStringGetTextDatum(items[i].memo);
-				cols[5][n] = Int64GetDatum(entry_id);
-				cols[6][n] = now;
-			}
+			if (!v->any)
+				continue;
+			cols[0][n] = Int64GetDatum(items[i].acc->id);
+			cols[1][n] = Int64GetDatum(entry_id);
+			cols[2][n] = now;
+			cols[3][n] = CStringGetTextDatum(items[i].memo);
+			for (int c = 0; c < VOUCHER_COLUMNS; c++)
+				cols[4 + c][n] = Int64GetDatum(v->amount[c]);
+			n++;
 		}
-		ledger_append("accounting_line", lengthof(columns), columns, cols, nulls, nlines);
+		ledger_append("accounting_voucher", lengthof(columns), columns, cols, nulls, nvouchers);
 	}
 	b->n = 0;
 }

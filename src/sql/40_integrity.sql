@@ -329,13 +329,14 @@ BEGIN
           LEFT JOIN carbon.unit_cost c ON c.account = a.id
           LEFT JOIN (SELECT account, sum(last - first + 1) AS tonnes FROM carbon.unit_block
                      WHERE state IN ('held', 'escrow') GROUP BY 1) k ON k.account = a.id
-          LEFT JOIN (SELECT account, sum(debit - credit) AS net FROM carbon.accounting_line
-                     WHERE subject_code = '1489' GROUP BY 1) l ON l.account = a.id
+          LEFT JOIN (SELECT account, sum(dr_1489 - cr_1489) AS net FROM carbon.accounting_voucher
+                     GROUP BY 1) l ON l.account = a.id
           WHERE a.kind = 'participant' AND a.tier IN ('enterprise', 'government')
             AND (coalesce(c.tonnes, 0) <> coalesce(k.tonnes, 0) OR coalesce(c.cost, 0) <> coalesce(l.net, 0))
           UNION ALL
-          SELECT format('entry %s, account %s: debits %s, credits %s', entry_id, account, sum(debit), sum(credit))
-          FROM carbon.accounting_line GROUP BY entry_id, account HAVING sum(debit) <> sum(credit)
+          SELECT format('voucher %s of account %s: debits %s, credits %s', id, account,
+                        dr_1489 + dr_1002 + dr_6711, cr_1489 + cr_1002 + cr_6301)
+          FROM carbon.accounting_voucher WHERE dr_1489 + dr_1002 + dr_6711 <> cr_1489 + cr_1002 + cr_6301
           ORDER BY 1 LIMIT 20) x;
   check_name := 'books_match_units'; ok := n = 0;
   detail := CASE WHEN n = 0

@@ -269,9 +269,9 @@ CREATE POLICY acting_account ON carbon.trade FOR SELECT TO carbon_app, carbon_tr
 -- The books of carbon units (80_accounting.sql): auditors and admins read
 -- every account's; an enterprise's app (carbon_trader) its acting account's.
 GRANT SELECT ON carbon.accounting_subject TO carbon_admin, carbon_auditor, carbon_trader, carbon_app;
-GRANT SELECT ON carbon.unit_cost, carbon.accounting_line, carbon.v_accounting_journal, carbon.v_trial_balance
+GRANT SELECT ON carbon.unit_cost, carbon.accounting_voucher, carbon.v_accounting_journal, carbon.v_trial_balance
 TO carbon_admin, carbon_auditor, carbon_trader;
-SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_line'], 'account');
+SELECT carbon._account_rls(ARRAY['unit_cost', 'accounting_voucher'], 'account');
 
 -- County clerks (82_regions.sql): read the rows of their bound region
 -- prefix, and the reporting views over them.  The project registry and

@@ -19,7 +19,7 @@
 -- tampered with.
 BEGIN;
 SET search_path = carbon, public;
-SELECT plan(92);
+SELECT plan(97);
 
 -- ---- setup ----
 SELECT open_account('enterprise', '620702', 'AC-e', 'E, the worked example') AS e \gset
@@ -50,14 +50,19 @@ SELECT count(*) AS issued FROM
   LATERAL (SELECT count(*) FROM issue_units(r.r)) i;
 SELECT deposit_cash(a, 100000, 'AC cash') FROM unnest(ARRAY[:e, :b, :gov, :l, :r, :e2, :e3, :e4, :e5, :p]::bigint[]) a;
 
--- the lines of one account (in one entry, or all), debits first, in yuan
+-- the lines of the vouchers, in yuan, as v_accounting_journal shows them, with the voucher's entry and
+-- an id that orders them (the voucher's, then debits first: the view's order of a voucher's lines)
 CREATE TEMP VIEW lines AS
-  SELECT l.account, l.entry_id, l.subject_code, (l.debit / 100.0)::numeric(20, 2) AS debit,
-         (l.credit / 100.0)::numeric(20, 2) AS credit, l.memo, l.id
-  FROM carbon.accounting_line l;
+  SELECT v.account, v.entry_id, l.subject_code, (l.debit / 100.0)::numeric(20, 2) AS debit,
+         (l.credit / 100.0)::numeric(20, 2) AS credit, v.memo, v.id * 10 + l.n AS id
+  FROM carbon.accounting_voucher v
+  CROSS JOIN LATERAL (VALUES (1, '1489', v.dr_1489, 0::bigint), (2, '1002', v.dr_1002, 0), (3, '6711', v.dr_6711, 0),
+                             (4, '1489', 0, v.cr_1489), (5, '1002', 0, v.cr_1002), (6, '6301', 0, v.cr_6301))
+               AS l (n, subject_code, debit, credit)
+  WHERE l.debit <> 0 OR l.credit <> 0;
 CREATE TEMP VIEW pool AS SELECT account, tonnes || ' t / ' || cost || ' fen' AS p FROM carbon.unit_cost;
 
-SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_line) AND
+SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_voucher) AND
           (SELECT string_agg(p, ' ' ORDER BY account) FROM pool WHERE account IN (:s1, :s2, :s3)) = '1000 t / 0 fen 500 t / 0 fen 20 t / 0 fen',
           'units issued to an enterprise are not booked: no lines, its pool holds the tonnes at no cost');
 
@@ -65,7 +70,7 @@ SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_line) AND
 SELECT set_setting('trade_fee_bps', '0');
 SELECT set_reference_price('CER-I', 64.00);   -- band 57.60 to 70.40
 SELECT order_id AS s1_ask FROM place_order(:s1, 'sell', 100, 60.00) \gset
-SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_line)
+SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_voucher)
           AND (SELECT p FROM pool WHERE account = :s1) = '1000 t / 0 fen',
           'a resting sell is no event in the books: its escrowed units stay in the seller''s pool');
 SELECT is((SELECT status FROM place_order(:e, 'buy', 100, 60.00)), 'filled', 'E buys 100 t at 60.00');
@@ -114,13 +119,13 @@ SELECT is((SELECT string_agg(p, ' ' ORDER BY account) FROM pool WHERE account IN
 SELECT results_eq(format('SELECT subject_code, debit, credit FROM lines WHERE account = %s ORDER BY debit = 0', :b),
                   $$VALUES ('1489', 5600.00, 0.00), ('1002', 0.00, 5600.00)$$,
                   'B, who bought E''s 80 t: 1489 Dr 5,600.00 / 1002 Cr 5,600.00');
-SELECT is((SELECT count(DISTINCT entry_id) FROM accounting_line
+SELECT is((SELECT count(DISTINCT entry_id) FROM accounting_voucher
             WHERE entry_id = (SELECT entry_id FROM trade WHERE seller = :e AND buyer = :b)), 1::bigint,
           'a trade''s lines for buyer and seller are in the trade''s entry');
 SELECT place_order(:s1, 'sell', 5, 64.00);
-SELECT count(*) AS n_lines FROM accounting_line \gset
+SELECT count(*) AS n_lines FROM lines \gset
 SELECT cancel_order(max(id)) FROM market_order WHERE account = :s1;
-SELECT is((SELECT count(*) FROM accounting_line), :n_lines::bigint, 'cancelling a resting sell writes no line either');
+SELECT is((SELECT count(*) FROM lines), :n_lines::bigint, 'cancelling a resting sell writes no line either');
 
 -- ---- 2. fees: trade_fee_bps = 30, floor(value × 30 / 10,000) per side per fill ----
 SELECT set_setting('trade_fee_bps', '30');
@@ -221,9 +226,9 @@ SELECT transfer_units(:e2, :rcv, 4, 'a gift') AS gift \gset
 SELECT results_eq(format('SELECT subject_code, debit, credit FROM lines WHERE account = %s AND entry_id = %s ORDER BY debit = 0', :e2, :gift),
                   $$VALUES ('6711', 240.00, 0.00), ('1489', 0.00, 240.00)$$,
                   'transfer_units out of the books: 6711 Dr / 1489 Cr 240.00 at average cost');
-SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_line WHERE account = :rcv), '... the receiving enterprise books nothing');
+SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_voucher WHERE account = :rcv), '... the receiving enterprise books nothing');
 SELECT is((SELECT p FROM pool WHERE account = :rcv), '4 t / 0 fen', '... its pool gains 4 t at no cost');
-SELECT ok((SELECT memo ~* 'transfer' FROM accounting_line WHERE entry_id = :gift LIMIT 1), '... and the memo says transfer');
+SELECT ok((SELECT memo ~* 'transfer' FROM accounting_voucher WHERE entry_id = :gift LIMIT 1), '... and the memo says transfer');
 SELECT place_order(:b, 'buy', 4, 60.00);
 SELECT place_order(:rcv, 'sell', 4, 60.00);
 SELECT results_eq(format('SELECT subject_code, debit, credit FROM lines WHERE account = %s ORDER BY debit = 0', :rcv),
@@ -256,7 +261,7 @@ SELECT place_order(:e3, 'buy', 5, 50.00);
 SELECT place_order(:s3, 'sell', 5, 60.00);
 SELECT place_order(:e3, 'buy', 5, 60.00);
 SELECT place_order(:s3, 'sell', 5, 60.50);
-SELECT max(id) AS before_recall FROM accounting_line \gset
+SELECT max(id) AS before_recall FROM lines \gset
 SET LOCAL ROLE ac_admin;
 SELECT cancelled AS recalled FROM carbon.recall_issuance('620702-2025-ACS3-000000001-000000001', 'plots counted twice') \gset
 RESET ROLE;
@@ -273,7 +278,7 @@ SELECT set_reference_price('CER-I', 60.00);
 SELECT place_order(:s1, 'sell', 5, 60.00);
 SELECT is((SELECT status FROM place_order(:e4, 'buy', 5, 60.00, 'GTC', 'CER-I', NULL, 'AC event', 'event_neutrality')),
           'filled', 'E4 buys 5 t at 60.00 to retire them');
-SELECT results_eq(format('SELECT count(DISTINCT entry_id) FROM accounting_line WHERE account = %s', :e4), $$VALUES (1::bigint)$$,
+SELECT results_eq(format('SELECT count(DISTINCT entry_id) FROM accounting_voucher WHERE account = %s', :e4), $$VALUES (1::bigint)$$,
                   '... one entry');
 SELECT results_eq(format('SELECT subject_code, debit, credit FROM lines WHERE account = %s ORDER BY id', :e4),
                   $$VALUES ('1489', 300.00, 0.00), ('1002', 0.00, 300.00), ('6711', 300.00, 0.00), ('1489', 0.00, 300.00)$$,
@@ -309,7 +314,7 @@ SELECT retire_units(:p, 1, 'voluntary', 'AC citizen');
 SELECT place_order(:b, 'buy', 2, 60.00);
 SELECT place_order(:p, 'sell', 2, 60.00);
 SELECT is((SELECT balance(:p, 'CER')), 1::bigint, 'the citizen bought 3 t, was given 1, retired 1 and sold 2');
-SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_line WHERE account = :p) AND NOT EXISTS (SELECT 1 FROM unit_cost WHERE account = :p),
+SELECT ok(NOT EXISTS (SELECT 1 FROM accounting_voucher WHERE account = :p) AND NOT EXISTS (SELECT 1 FROM unit_cost WHERE account = :p),
           '... and has no lines and no pool');
 SELECT results_eq(format($$SELECT account, subject_code, debit, credit FROM lines
                            WHERE entry_id IN (SELECT entry_id FROM trade WHERE %s IN (buyer, seller)) ORDER BY entry_id, debit = 0$$, :p),
@@ -318,20 +323,20 @@ SELECT results_eq(format($$SELECT account, subject_code, debit, credit FROM line
                   '... while the enterprises on the other side of its trades book theirs');
 
 -- ---- 6. append-only; no direct writes; who reads the books ----
-SELECT throws_ok('UPDATE carbon.accounting_line SET debit = debit', 'CL009', NULL, 'UPDATE of accounting_line: CL009');
-SELECT throws_ok(format('DELETE FROM carbon.accounting_line WHERE account = %s', :e), 'CL009', NULL, 'DELETE of accounting_line: CL009');
-SELECT throws_ok('TRUNCATE carbon.accounting_line', 'CL009', NULL, 'TRUNCATE of accounting_line: CL009');
+SELECT throws_ok('UPDATE carbon.accounting_voucher SET dr_1489 = dr_1489', 'CL009', NULL, 'UPDATE of accounting_voucher: CL009');
+SELECT throws_ok(format('DELETE FROM carbon.accounting_voucher WHERE account = %s', :e), 'CL009', NULL, 'DELETE of accounting_voucher: CL009');
+SELECT throws_ok('TRUNCATE carbon.accounting_voucher', 'CL009', NULL, 'TRUNCATE of accounting_voucher: CL009');
 SET LOCAL ROLE ac_admin;
-SELECT throws_ok(format($$INSERT INTO carbon.accounting_line (account, entry_id, at, subject_code, debit, credit, memo)
-                          VALUES (%s, 1, now(), '6301', 0, 100, 'x')$$, :e), '42501', NULL,
-                 'carbon_admin cannot write lines directly');
+SELECT throws_ok(format($$INSERT INTO carbon.accounting_voucher (account, entry_id, at, memo, dr_1002, cr_6301)
+                          VALUES (%s, 1, now(), 'x', 100, 100)$$, :e), '42501', NULL,
+                 'carbon_admin cannot write vouchers directly');
 SELECT throws_ok(format('UPDATE carbon.unit_cost SET cost = 0 WHERE account = %s', :e), '42501', NULL,
                  '... nor change a pool');
 RESET ROLE;
 
-SELECT count(*) AS all_lines, count(DISTINCT account) AS all_accounts FROM accounting_line \gset
+SELECT count(*) AS all_lines, count(DISTINCT account) AS all_accounts FROM lines \gset
 SELECT count(*) AS all_tb FROM v_trial_balance \gset
-SELECT count(*) AS e_lines FROM accounting_line WHERE account = :e \gset
+SELECT count(*) AS e_lines FROM lines WHERE account = :e \gset
 CREATE ROLE ac_auditor LOGIN IN ROLE carbon_auditor;
 CREATE ROLE ac_trader LOGIN IN ROLE carbon_trader;
 CREATE ROLE ac_app LOGIN IN ROLE carbon_app;
@@ -362,8 +367,8 @@ RESET ROLE;
 
 SET LOCAL ROLE ac_app;
 SELECT carbon.act_as(:e);
-SELECT throws_ok('SELECT count(*) FROM carbon.accounting_line', '42501', NULL,
-                 'carbon_app cannot read accounting_line, even acting for a bound enterprise');
+SELECT throws_ok('SELECT count(*) FROM carbon.accounting_voucher', '42501', NULL,
+                 'carbon_app cannot read accounting_voucher, even acting for a bound enterprise');
 SELECT throws_ok('SELECT count(*) FROM carbon.v_accounting_journal', '42501', NULL, '... nor v_accounting_journal');
 SELECT throws_ok('SELECT count(*) FROM carbon.v_trial_balance', '42501', NULL, '... nor v_trial_balance');
 SELECT throws_ok('SELECT count(*) FROM carbon.unit_cost', '42501', NULL, '... nor unit_cost');
@@ -373,24 +378,28 @@ RESET ROLE;
 -- ---- 7. after everything ----
 SELECT is_empty($$SELECT o.id, o.status FROM carbon.market_order o WHERE o.status IN ('open', 'partially_filled')$$,
                 'no order is left resting (every counterparty above was consumed)');
-SELECT is_empty($$SELECT entry_id, account FROM carbon.accounting_line GROUP BY 1, 2 HAVING sum(debit) <> sum(credit)$$,
-                'every booking balances: debits = credits per entry and account');
+SELECT is_empty($$SELECT account, at FROM carbon.v_accounting_journal GROUP BY 1, 2 HAVING sum(debit) <> sum(credit)$$,
+                'every booking balances: debits = credits per account and time, as the journal shows them');
+SELECT is_empty($$SELECT id FROM carbon.accounting_voucher WHERE dr_1489 + dr_1002 + dr_6711 <> cr_1489 + cr_1002 + cr_6301$$,
+                '... and every voucher');
+SELECT is((SELECT count(*) FROM carbon.v_accounting_journal), (SELECT count(*) FROM lines),
+          'the journal shows every non-zero amount of every voucher as a line');
 SELECT is_empty($$SELECT a.id, a.tier FROM carbon.account a
-                  WHERE (a.id IN (SELECT account FROM carbon.accounting_line) OR a.id IN (SELECT account FROM carbon.unit_cost))
+                  WHERE (a.id IN (SELECT account FROM carbon.accounting_voucher) OR a.id IN (SELECT account FROM carbon.unit_cost))
                     AND NOT (a.kind = 'participant' AND a.tier IN ('enterprise', 'government'))$$,
                 'only enterprise and government accounts have lines or a pool');
 SELECT is_empty($$
   WITH cash AS (SELECT buyer AS account, -(price * tonnes + buyer_fee) AS v FROM carbon.trade
                 UNION ALL SELECT seller, price * tonnes - seller_fee FROM carbon.trade),
   net AS (SELECT account, sum(v) AS v FROM cash GROUP BY 1),
-  bank AS (SELECT account, sum(debit) - sum(credit) AS v FROM carbon.accounting_line WHERE subject_code = '1002' GROUP BY 1)
+  bank AS (SELECT account, sum(dr_1002) - sum(cr_1002) AS v FROM carbon.accounting_voucher GROUP BY 1)
   SELECT a.id, net.v, bank.v FROM carbon.account a
   LEFT JOIN net ON net.account = a.id LEFT JOIN bank ON bank.account = a.id
   WHERE a.tier IN ('enterprise', 'government') AND coalesce(net.v, 0) <> coalesce(bank.v, 0)$$,
   '1002 of every book-keeping account is exactly the cash its trades moved, fees included');
 SELECT is_empty($$SELECT c.account, c.cost, l.net FROM carbon.unit_cost c
-                  LEFT JOIN (SELECT account, sum(debit - credit) AS net FROM carbon.accounting_line
-                             WHERE subject_code = '1489' GROUP BY 1) l ON l.account = c.account
+                  LEFT JOIN (SELECT account, sum(dr_1489 - cr_1489) AS net FROM carbon.accounting_voucher
+                             GROUP BY 1) l ON l.account = c.account
                   WHERE c.cost <> coalesce(l.net, 0)$$,
                 'every pool''s cost is its 1489 balance');
 SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'books_match_units'), true,
@@ -411,14 +420,24 @@ DELETE FROM unit_cost WHERE account = :gov;
 SELECT is((SELECT ok FROM verify_integrity() WHERE check_name = 'books_match_units'), false,
           'a book-keeping account''s pool missing: false');
 INSERT INTO unit_cost VALUES (:gov, 7, 43122);
--- a forged, unbalanced line: lines cannot be deleted, so it goes in inside a savepoint that is rolled back
+-- forged vouchers: they cannot be deleted, so they go in inside a savepoint that is rolled back
 -- (the result is read into a variable first: pgTAP's own rows must not be rolled back)
+SELECT throws_ok(format($$INSERT INTO accounting_voucher (account, entry_id, at, memo, cr_6301) VALUES (%s, %s, now(), 'forged', 100)$$,
+                        :e, :gift), '23514', NULL, 'a voucher that does not balance is refused by its own CHECK, even the superuser''s');
+SELECT throws_ok(format($$INSERT INTO accounting_voucher (account, entry_id, at, memo) VALUES (%s, %s, now(), 'forged')$$,
+                        :e, :gift), '23514', NULL, '... and so is one that books nothing');
 SAVEPOINT tamper;
-INSERT INTO accounting_line (account, entry_id, at, subject_code, debit, credit, memo)
-  SELECT :e, :gift, now(), '6301', 0, 100, 'forged';
+ALTER TABLE accounting_voucher DROP CONSTRAINT accounting_voucher_balances;
+INSERT INTO accounting_voucher (account, entry_id, at, memo, dr_1002, cr_6301) SELECT :e, :gift, now(), 'forged', 100, 200;
+SELECT ok || ' ' || (detail ~ ('voucher \d+ of account ' || :e || ': debits 100, credits 200')) AS forged_ok
+  FROM verify_integrity() WHERE check_name = 'books_match_units' \gset
+ROLLBACK TO SAVEPOINT tamper;
+SELECT is(:'forged_ok'::text, 'false true', 'with the CHECK dropped by a DBA, an unbalanced voucher: false, naming it');
+SAVEPOINT tamper;
+INSERT INTO accounting_voucher (account, entry_id, at, memo, dr_1489, cr_1002) SELECT :e, :gift, now(), 'forged', 100, 100;
 SELECT ok::text AS forged_ok FROM verify_integrity() WHERE check_name = 'books_match_units' \gset
 ROLLBACK TO SAVEPOINT tamper;
-SELECT is(:'forged_ok'::text, 'false', 'a forged line that leaves a booking unbalanced: false');
+SELECT is(:'forged_ok'::text, 'false', 'a forged balanced purchase (1489 without units): false');
 SELECT is_empty($$SELECT check_name, detail FROM carbon.verify_integrity() WHERE NOT ok$$, 'every check ok once restored');
 
 -- ---- points in the books (issue 21 item 2a, docs/accounting.md): every point comes free, so none is booked ----
@@ -427,7 +446,7 @@ SELECT open_account('enterprise', '620702', 'ACC-points-firm') AS pts_firm,
 SELECT lives_ok(format('SELECT issue(%s, %L, 1000)', :pts_firm, 'POINT'), 'an enterprise is issued points (free)');
 SELECT lives_ok(format('SELECT donate(%s, %s, 100)', :pts_firm, :pts_bureau),
                 'it donates some to a government account (out of its books at cost 0)');
-SELECT is((SELECT count(*) FROM accounting_line WHERE account IN (:pts_firm, :pts_bureau))
+SELECT is((SELECT count(*) FROM accounting_voucher WHERE account IN (:pts_firm, :pts_bureau))
           + (SELECT count(*) FROM unit_cost WHERE account IN (:pts_firm, :pts_bureau)), 0::bigint,
           'points obtained free and given away write no line and no pool');
 

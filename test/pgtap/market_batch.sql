@@ -267,7 +267,7 @@ SELECT throws_ok(format('SELECT * FROM carbon.place_order(%s, %L, 7, 56.00)', :b
                  '... and so does a domain''s constraint');
 ALTER DOMAIN carbon.positive_amount DROP CONSTRAINT dba_no_seven;
 -- a column with a default gets it; an INSERT trigger fires for every row (they go in by SQL)
-ALTER TABLE carbon.accounting_line ADD COLUMN dba_note text DEFAULT 'dba';
+ALTER TABLE carbon.accounting_voucher ADD COLUMN dba_note text DEFAULT 'dba';
 CREATE TEMP TABLE trade_audit (trade bigint, tonnes bigint);
 CREATE FUNCTION pg_temp.audit_trade() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -276,15 +276,15 @@ BEGIN
 END $$;
 CREATE TRIGGER dba_audit AFTER INSERT ON carbon.trade FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_trade();
 SELECT coalesce(max(id), 0) AS trades_before FROM carbon.trade \gset
-SELECT coalesce(max(id), 0) AS lines_before FROM carbon.accounting_line \gset
+SELECT coalesce(max(id), 0) AS lines_before FROM carbon.accounting_voucher \gset
 SELECT count(*) FROM (VALUES (:farm, 'sell', 3, 57.00), (:orchard, 'sell', 2, 57.00), (:steel, 'buy', 5, 57.00)) v(a, s, t, p),
   LATERAL carbon.place_order(v.a, v.s, v.t, v.p) o;
 SELECT results_eq(format('SELECT id, tonnes::bigint FROM carbon.trade WHERE id > %s ORDER BY id', :trades_before),
                   'SELECT trade, tonnes FROM trade_audit ORDER BY trade',
                   'a DBA''s INSERT trigger on trade sees every trade the statement wrote');
 SELECT ok((SELECT count(*) >= 2 FROM trade_audit), '... and the statement traded');
-SELECT is((SELECT array_agg(DISTINCT coalesce(dba_note, 'none')) FROM carbon.accounting_line WHERE id > :lines_before),
-          ARRAY['dba'], 'a column a DBA adds to accounting_line gets its default on the lines written directly');
+SELECT is((SELECT array_agg(DISTINCT coalesce(dba_note, 'none')) FROM carbon.accounting_voucher WHERE id > :lines_before),
+          ARRAY['dba'], 'a column a DBA adds to accounting_voucher gets its default on the lines written directly');
 SELECT is((SELECT count(*) FROM carbon.verify_integrity() WHERE NOT ok)::int, 0, '... and verify_integrity() stays clean');
 
 -- ---- the serial blocks the market writes straight into unit_block (src/append.c, units.c) ----

@@ -191,7 +191,7 @@ check "the auditor's dump carries the sequences (entry_id_seq at the last entry)
 check "the auditor's dump restores into a fresh database by a superuser, after CREATE EXTENSION" \
   q "$DST" -c 'CREATE EXTENSION carbon_ledger' -f "$aud" -o /dev/null
 for t in entry posting balance seal project monitoring_report unit_issuance unit_block unit_event retirement holiday \
-         instrument market_order trade market_day unit_cost accounting_line behavior_monthly account_group group_member \
+         instrument market_order trade market_day unit_cost accounting_voucher behavior_monthly account_group group_member \
          group_credit gep region_scope; do
   a=$(q "$DB" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
   b=$(q "$DST" -c "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) || count(*) FROM carbon.$t t")
