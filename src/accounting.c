@@ -35,7 +35,6 @@
 #include "journal.h"
 #include "ledger.h"
 
-
 /* Enterprise and government accounts keep books (api.md §7); others do not. */
 bool
 ledger_keeps_books(const LedgerAccount *acc)
