@@ -76,10 +76,6 @@ typedef enum VoucherColumn
 	VOUCHER_COLUMNS
 } VoucherColumn;
 
-static const char *const voucher_columns[VOUCHER_COLUMNS] = {
-	"dr_1489", "dr_1002", "dr_6711", "cr_1489", "cr_1002", "cr_6301"
-};
-
 typedef struct Voucher
 {
 	bool		any;
@@ -369,17 +365,18 @@ ledger_books_write(LedgerBooks *b, int64 entry_id)
 		nvouchers += pp.vouchers[i].any;
 	if (nvouchers > 0)
 	{
-		const char *columns[4 + VOUCHER_COLUMNS] = {"account", "entry_id", "at", "memo"};
-		Datum	   *cols[4 + VOUCHER_COLUMNS];
+		/* the amounts in VoucherColumn's order */
+		static const char *const columns[] = {"account", "entry_id", "at", "memo",
+											  "dr_1489", "dr_1002", "dr_6711", "cr_1489", "cr_1002", "cr_6301"};
+		Datum	   *cols[lengthof(columns)];
 		bool	   *none = palloc0(sizeof(bool) * nvouchers);
-		bool	   *nulls[4 + VOUCHER_COLUMNS];
+		bool	   *nulls[lengthof(columns)];
 		Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
 		int			n = 0;
 
+		StaticAssertStmt(lengthof(columns) == 4 + VOUCHER_COLUMNS, "a column per subject and side");
 		for (int c = 0; c < (int) lengthof(cols); c++)
 		{
-			if (c >= 4)
-				columns[c] = voucher_columns[c - 4];
 			cols[c] = palloc(sizeof(Datum) * nvouchers);
 			nulls[c] = none;
 		}
