@@ -2903,39 +2903,7 @@ DROP FUNCTION carbon._account_rls(text[], text);
 DROP INDEX carbon.account_region_idx;
 CREATE INDEX account_region_idx ON carbon.account (region, tier, id);
 CREATE INDEX account_system_region_idx ON carbon.account (region) WHERE kind <> 'participant';
--- Supply per asset, tier and region, from the segment's system accounts
--- alone.  Every entry balances within each segment (asset, tier, region):
--- the posting check refuses any that does not, and verify_integrity()
--- proves it of the stored ledger ('segments_balanced' of the postings,
--- 'supply' of the balances: each segment's balances sum to zero).  So
--- what a segment's participants hold is exactly what its system accounts
--- do not, and the view reads a few dozen balance rows per segment instead
--- of one per holder (B8, a county of 50,000 citizens: 1.3 ms against 130).
--- A segment whose only rows are participants' zero balances (rows that
--- carry a frozen or closed account's status, nothing moved) has no row
--- here.  The amounts are numeric: a segment's striped issuance rows may
--- together pass the bigint range, and no view may fail on data the ledger
--- accepted.
-CREATE OR REPLACE VIEW carbon.v_supply WITH (security_invoker = true) AS
-  SELECT s.code AS asset, a.tier, a.region,
-         coalesce(-sum(b.amount) FILTER (WHERE a.kind = 'issuance'), 0) AS issued,
-         coalesce(-sum(b.amount), 0) AS outstanding,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'redeemed'), 0) AS redeemed,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'expired'), 0) AS expired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'retired'), 0) AS retired,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'cancelled'), 0) AS cancelled,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'escrow'), 0) AS escrow,
-         coalesce(sum(b.amount) FILTER (WHERE a.kind = 'clearing'), 0) AS moved_out
-  FROM carbon.balance b
-  JOIN carbon.account a ON a.id = b.account
-  JOIN carbon.asset s ON s.id = b.asset_id
-  WHERE a.kind <> 'participant'
-  GROUP BY 1, 2, 3;
-COMMENT ON VIEW carbon.v_supply IS
-  '供应量 per asset, tier and region: issued, outstanding (held by participants), redeemed, expired, retired, cancelled; '
-  'escrow and moved_out (net moved to other tiers or regions) close the identity '
-  'outstanding + escrow = issued - redeemed - expired - retired - cancelled - moved_out '
-  '(outstanding is read from it: the segment''s balances sum to zero, which verify_integrity() checks as ''supply'')';
+-- (v_supply itself is made anew further down, beside v_supply_detail.)
 
 -- seal() takes a lock of the extension's own class: a pg_advisory_lock() of
 -- hashtext('carbon_ledger.seal'), open to any login, held it up before.
